@@ -1,0 +1,223 @@
+//! `/api/v1/app`: one application per customer of the platform.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use super::access::ScopedApp;
+use super::error::{ApiError, ApiResult, Validation};
+use super::extract::{JsonBody, QueryParams};
+use super::idempotency::Idem;
+use super::json::{check_rate_limit, check_uid, ts};
+use super::AppState;
+use crate::ids::IdKind;
+use crate::store::model::{Application, StringMap, Timestamp};
+use crate::store::page::{Order, Page};
+use crate::store::StoreError;
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationIn {
+    pub name: String,
+    #[serde(default)]
+    pub uid: Option<String>,
+    #[serde(default, alias = "throttleRate")]
+    pub rate_limit: Option<i64>,
+    #[serde(default)]
+    pub metadata: Option<StringMap>,
+}
+
+impl ApplicationIn {
+    pub fn validate(&self, v: &mut Validation) {
+        if self.name.trim().is_empty() {
+            v.push(&["body", "name"], "must not be empty");
+        }
+        check_uid(v, "uid", self.uid.as_deref());
+        check_rate_limit(v, "rateLimit", self.rate_limit);
+    }
+
+    pub fn into_new(self) -> Application {
+        let now = Utc::now();
+        Application {
+            id: IdKind::Application.generate(),
+            uid: self.uid,
+            name: self.name,
+            rate_limit: self.rate_limit.map(|r| r as u32),
+            metadata: self.metadata.unwrap_or_default(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// PATCH: absent fields stay, `null` clears (where clearing makes sense).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationPatch {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    uid: Option<Option<String>>,
+    #[serde(default, alias = "throttleRate", deserialize_with = "double_option")]
+    rate_limit: Option<Option<i64>>,
+    #[serde(default)]
+    metadata: Option<StringMap>,
+}
+
+pub fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationOut {
+    id: String,
+    uid: Option<String>,
+    name: String,
+    rate_limit: Option<u32>,
+    throttle_rate: Option<u32>,
+    metadata: StringMap,
+    #[serde(serialize_with = "ts")]
+    created_at: Timestamp,
+    #[serde(serialize_with = "ts")]
+    updated_at: Timestamp,
+}
+
+impl From<Application> for ApplicationOut {
+    fn from(a: Application) -> Self {
+        ApplicationOut {
+            id: a.id,
+            uid: a.uid,
+            name: a.name,
+            rate_limit: a.rate_limit,
+            throttle_rate: a.rate_limit,
+            metadata: a.metadata,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListOut<T> {
+    data: Vec<T>,
+    iterator: Option<String>,
+    prev_iterator: Option<String>,
+    done: bool,
+}
+
+impl<T> ListOut<T> {
+    pub fn from_page<U>(page: Page<U>, f: impl FnMut(U) -> T) -> ListOut<T> {
+        let page = page.map(f);
+        ListOut { data: page.data, iterator: page.iterator, prev_iterator: page.prev_iterator, done: page.done }
+    }
+}
+
+pub async fn list(State(state): State<AppState>, q: QueryParams) -> ApiResult<Json<ListOut<ApplicationOut>>> {
+    let query = q.list_query(Order::Descending)?;
+    let page = state.store.read(move |tx| Ok::<_, ApiError>(tx.list_applications(&query)?)).await?;
+    Ok(Json(ListOut::from_page(page, ApplicationOut::from)))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    q: QueryParams,
+    idem: Idem,
+    JsonBody(input): JsonBody<ApplicationIn>,
+) -> ApiResult<Response> {
+    let mut v = Validation::default();
+    input.validate(&mut v);
+    v.finish()?;
+    let get_if_exists = q.bool("get_if_exists", false)?;
+    state
+        .commit_with_status(idem, move |tx| {
+            if get_if_exists {
+                if let Some(uid) = &input.uid {
+                    if let Some(existing) = tx.application(uid)? {
+                        return Ok((StatusCode::OK, ApplicationOut::from(existing)));
+                    }
+                }
+            }
+            let app = input.into_new();
+            tx.insert_application(&app)?;
+            Ok((StatusCode::CREATED, ApplicationOut::from(app)))
+        })
+        .await
+}
+
+pub async fn get(ScopedApp(app): ScopedApp) -> Json<ApplicationOut> {
+    Json(app.into())
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    idem: Idem,
+    JsonBody(input): JsonBody<ApplicationIn>,
+) -> ApiResult<Response> {
+    let mut v = Validation::default();
+    input.validate(&mut v);
+    v.finish()?;
+    state
+        .commit(idem, StatusCode::OK, move |tx| {
+            let updated = Application {
+                uid: input.uid,
+                name: input.name,
+                rate_limit: input.rate_limit.map(|r| r as u32),
+                metadata: input.metadata.unwrap_or_default(),
+                updated_at: Utc::now(),
+                ..app
+            };
+            tx.update_application(&updated)?;
+            Ok(ApplicationOut::from(updated))
+        })
+        .await
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    idem: Idem,
+    JsonBody(input): JsonBody<ApplicationPatch>,
+) -> ApiResult<Response> {
+    let mut v = Validation::default();
+    if let Some(name) = &input.name {
+        if name.trim().is_empty() {
+            v.push(&["body", "name"], "must not be empty");
+        }
+    }
+    check_uid(&mut v, "uid", input.uid.clone().flatten().as_deref());
+    check_rate_limit(&mut v, "rateLimit", input.rate_limit.flatten());
+    v.finish()?;
+    state
+        .commit(idem, StatusCode::OK, move |tx| {
+            let mut app = tx.application(&app.id)?.ok_or(StoreError::NotFound)?;
+            if let Some(name) = input.name {
+                app.name = name;
+            }
+            if let Some(uid) = input.uid {
+                app.uid = uid;
+            }
+            if let Some(rate) = input.rate_limit {
+                app.rate_limit = rate.map(|r| r as u32);
+            }
+            if let Some(metadata) = input.metadata {
+                app.metadata = metadata;
+            }
+            app.updated_at = Utc::now();
+            tx.update_application(&app)?;
+            Ok(ApplicationOut::from(app))
+        })
+        .await
+}
+
+pub async fn delete(State(state): State<AppState>, ScopedApp(app): ScopedApp) -> ApiResult<StatusCode> {
+    state.store.write(move |tx| Ok::<_, ApiError>(tx.delete_application(&app.id)?)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,548 @@
+//! `/api/v1/app/{app_id}/endpoint`: where a customer wants webhooks sent.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use chrono::{Duration, Utc};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use super::access::ScopedApp;
+use super::applications::{double_option, ListOut};
+use super::error::{ApiError, ApiResult, Validation};
+use super::extract::{JsonBody, QueryParams};
+use super::idempotency::Idem;
+use super::json::{check_channels, check_rate_limit, check_uid, ts};
+use super::AppState;
+use crate::ids::IdKind;
+use crate::store::model::{Endpoint, RetiredSecret, SealedSecret, StringMap, Timestamp};
+use crate::store::page::Order;
+use crate::store::{StoreError, Tx};
+
+/// Retired secrets kept signing at once, at most.
+const MAX_RETIRED_SECRETS: usize = 5;
+const DEFAULT_GRACE: i64 = 24 * 3600;
+
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointIn {
+    url: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    uid: Option<String>,
+    #[serde(default)]
+    version: Option<i32>,
+    #[serde(default)]
+    disabled: Option<bool>,
+    #[serde(default, alias = "eventTypes")]
+    filter_types: Option<Vec<String>>,
+    #[serde(default)]
+    channels: Option<Vec<String>>,
+    #[serde(default, alias = "throttleRate")]
+    rate_limit: Option<i64>,
+    #[serde(default)]
+    secret: Option<String>,
+    #[serde(default)]
+    metadata: Option<StringMap>,
+    #[serde(default)]
+    headers: Option<StringMap>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointPatch {
+    url: Option<String>,
+    description: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    uid: Option<Option<String>>,
+    version: Option<i32>,
+    disabled: Option<bool>,
+    #[serde(default, alias = "eventTypes", deserialize_with = "double_option")]
+    filter_types: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "double_option")]
+    channels: Option<Option<Vec<String>>>,
+    #[serde(default, alias = "throttleRate", deserialize_with = "double_option")]
+    rate_limit: Option<Option<i64>>,
+    secret: Option<String>,
+    metadata: Option<StringMap>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointOut {
+    id: String,
+    uid: Option<String>,
+    url: String,
+    description: String,
+    version: i32,
+    disabled: bool,
+    filter_types: Option<Vec<String>>,
+    event_types: Option<Vec<String>>,
+    channels: Option<Vec<String>>,
+    rate_limit: Option<u32>,
+    throttle_rate: Option<u32>,
+    metadata: StringMap,
+    #[serde(serialize_with = "ts")]
+    created_at: Timestamp,
+    #[serde(serialize_with = "ts")]
+    updated_at: Timestamp,
+}
+
+impl From<Endpoint> for EndpointOut {
+    fn from(e: Endpoint) -> Self {
+        EndpointOut {
+            id: e.id,
+            uid: e.uid,
+            url: e.url,
+            description: e.description,
+            version: e.version,
+            disabled: e.disabled,
+            event_types: e.filter_types.clone(),
+            filter_types: e.filter_types,
+            channels: e.channels,
+            rate_limit: e.rate_limit,
+            throttle_rate: e.rate_limit,
+            metadata: e.metadata,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct SecretOut {
+    key: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RotateIn {
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    grace_period_seconds: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct HeadersOut {
+    headers: StringMap,
+    sensitive: Vec<String>,
+}
+
+#[derive(Deserialize)]
+pub struct HeadersIn {
+    headers: StringMap,
+}
+
+#[derive(Deserialize)]
+pub struct HeadersPatchIn {
+    headers: std::collections::BTreeMap<String, Option<String>>,
+}
+
+// ---- validation -----------------------------------------------------------
+
+pub fn check_url(v: &mut Validation, url: &str) {
+    match reqwest::Url::parse(url) {
+        Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some_and(|h| !h.is_empty()) => {}
+        Ok(_) => v.push(&["body", "url"], "must be an http:// or https:// URL with a host"),
+        Err(e) => v.push(&["body", "url"], format!("is not a valid URL: {e}")),
+    }
+    if url.len() > 65_536 {
+        v.push(&["body", "url"], "is too long");
+    }
+}
+
+/// Decodes `whsec_<base64>` (prefix optional); Svix accepts 24 to 75 bytes.
+pub fn parse_secret(text: &str) -> Result<Vec<u8>, String> {
+    let b64 = text.strip_prefix("whsec_").unwrap_or(text);
+    let bytes = B64.decode(b64).map_err(|_| "must be base64, optionally prefixed with whsec_".to_string())?;
+    if !(24..=75).contains(&bytes.len()) {
+        return Err(format!("must encode 24 to 75 bytes, not {}", bytes.len()));
+    }
+    Ok(bytes)
+}
+
+pub fn format_secret(bytes: &[u8]) -> String {
+    format!("whsec_{}", B64.encode(bytes))
+}
+
+fn generate_secret() -> Vec<u8> {
+    let mut key = vec![0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    key
+}
+
+/// Headers Hookline sets itself, which an endpoint may not override.
+fn is_reserved_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.starts_with("webhook-")
+        || n.starts_with("svix-")
+        || ["host", "content-length", "content-type", "transfer-encoding", "connection", "user-agent", "te", "upgrade"]
+            .contains(&n.as_str())
+}
+
+pub fn check_headers(v: &mut Validation, headers: &StringMap) {
+    for (name, value) in headers {
+        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            v.push(&["body", "headers"], format!("{name:?} is not a valid header name"));
+        } else if is_reserved_header(name) {
+            v.push(&["body", "headers"], format!("{name:?} is set by Hookline and cannot be overridden"));
+        }
+        if axum::http::HeaderValue::from_str(value).is_err() {
+            v.push(&["body", "headers"], format!("the value of {name:?} is not a valid header value"));
+        }
+    }
+}
+
+fn check_filter_types(v: &mut Validation, types: Option<&[String]>) {
+    if let Some(list) = types {
+        if list.is_empty() {
+            v.push(&["body", "filterTypes"], "must hold at least one event type, or be omitted for all");
+        }
+    }
+}
+
+/// Filtering on an event type that is not in the catalog is a mistake the
+/// customer would never notice otherwise: refuse it (422), as Svix does.
+fn check_types_registered(tx: &mut dyn Tx, types: Option<&[String]>) -> ApiResult<()> {
+    let mut v = Validation::default();
+    for name in types.unwrap_or_default() {
+        if tx.event_type(name)?.is_none() {
+            v.push(&["body", "filterTypes"], format!("event type {name:?} does not exist"));
+        }
+    }
+    v.finish()
+}
+
+// ---- handlers -------------------------------------------------------------
+
+pub async fn list(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    q: QueryParams,
+) -> ApiResult<Json<ListOut<EndpointOut>>> {
+    let query = q.list_query(Order::Descending)?;
+    let page = state.store.read(move |tx| Ok::<_, ApiError>(tx.list_endpoints(&app.id, &query)?)).await?;
+    Ok(Json(ListOut::from_page(page, EndpointOut::from)))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    idem: Idem,
+    JsonBody(input): JsonBody<EndpointIn>,
+) -> ApiResult<Response> {
+    let mut v = Validation::default();
+    check_url(&mut v, &input.url);
+    check_uid(&mut v, "uid", input.uid.as_deref());
+    check_rate_limit(&mut v, "rateLimit", input.rate_limit);
+    check_filter_types(&mut v, input.filter_types.as_deref());
+    check_channels(&mut v, input.channels.as_deref());
+    check_headers(&mut v, input.headers.as_ref().unwrap_or(&StringMap::new()));
+    let secret = match &input.secret {
+        Some(s) => parse_secret(s).unwrap_or_else(|e| {
+            v.push(&["body", "secret"], e);
+            Vec::new()
+        }),
+        None => generate_secret(),
+    };
+    v.finish()?;
+    let sealed = SealedSecret(state.cipher.encrypt(&secret));
+    state
+        .commit(idem, StatusCode::CREATED, move |tx| {
+            check_types_registered(tx, input.filter_types.as_deref())?;
+            let now = Utc::now();
+            let ep = Endpoint {
+                id: IdKind::Endpoint.generate(),
+                app_id: app.id,
+                uid: input.uid,
+                url: input.url,
+                description: input.description.unwrap_or_default(),
+                version: input.version.unwrap_or(1),
+                disabled: input.disabled.unwrap_or(false),
+                rate_limit: input.rate_limit.map(|r| r as u32),
+                filter_types: input.filter_types,
+                channels: input.channels,
+                metadata: input.metadata.unwrap_or_default(),
+                headers: input.headers.unwrap_or_default(),
+                secret: sealed,
+                retired_secrets: Vec::new(),
+                failing_since: None,
+                created_at: now,
+                updated_at: now,
+            };
+            tx.insert_endpoint(&ep)?;
+            Ok(EndpointOut::from(ep))
+        })
+        .await
+}
+
+pub async fn load(state: &AppState, app_id: String, key: String) -> ApiResult<Endpoint> {
+    state.store.read(move |tx| Ok::<_, ApiError>(tx.endpoint(&app_id, &key)?)).await?.ok_or_else(ApiError::not_found)
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, key)): Path<(String, String)>,
+) -> ApiResult<Json<EndpointOut>> {
+    Ok(Json(load(&state, app.id, key).await?.into()))
+}
+
+/// Runs `change` on the current endpoint inside one transaction and saves it.
+async fn modify<T, F>(state: &AppState, idem: Idem, app_id: String, key: String, change: F) -> ApiResult<Response>
+where
+    T: Serialize + Send + 'static,
+    F: FnOnce(&mut dyn Tx, &mut Endpoint) -> ApiResult<T> + Send + 'static,
+{
+    state
+        .commit(idem, StatusCode::OK, move |tx| {
+            let mut ep = tx.endpoint(&app_id, &key)?.ok_or(StoreError::NotFound)?;
+            let out = change(tx, &mut ep)?;
+            ep.updated_at = Utc::now();
+            tx.update_endpoint(&ep)?;
+            Ok(out)
+        })
+        .await
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, key)): Path<(String, String)>,
+    idem: Idem,
+    JsonBody(input): JsonBody<EndpointIn>,
+) -> ApiResult<Response> {
+    let mut v = Validation::default();
+    check_url(&mut v, &input.url);
+    check_uid(&mut v, "uid", input.uid.as_deref());
+    check_rate_limit(&mut v, "rateLimit", input.rate_limit);
+    check_filter_types(&mut v, input.filter_types.as_deref());
+    check_channels(&mut v, input.channels.as_deref());
+    v.finish()?;
+    modify(&state, idem, app.id, key, move |tx, ep| {
+        check_types_registered(tx, input.filter_types.as_deref())?;
+        ep.url = input.url;
+        ep.uid = input.uid;
+        ep.description = input.description.unwrap_or_default();
+        ep.version = input.version.unwrap_or(ep.version);
+        set_disabled(ep, input.disabled.unwrap_or(false));
+        ep.rate_limit = input.rate_limit.map(|r| r as u32);
+        ep.filter_types = input.filter_types;
+        ep.channels = input.channels;
+        ep.metadata = input.metadata.unwrap_or_default();
+        Ok(EndpointOut::from(ep.clone()))
+    })
+    .await
+}
+
+/// Re-enabling restarts the auto-disable clock.
+fn set_disabled(ep: &mut Endpoint, disabled: bool) {
+    if ep.disabled && !disabled {
+        ep.failing_since = None;
+    }
+    ep.disabled = disabled;
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, key)): Path<(String, String)>,
+    idem: Idem,
+    JsonBody(input): JsonBody<EndpointPatch>,
+) -> ApiResult<Response> {
+    let mut v = Validation::default();
+    if let Some(url) = &input.url {
+        check_url(&mut v, url);
+    }
+    check_uid(&mut v, "uid", input.uid.clone().flatten().as_deref());
+    check_rate_limit(&mut v, "rateLimit", input.rate_limit.flatten());
+    check_filter_types(&mut v, input.filter_types.clone().flatten().as_deref());
+    check_channels(&mut v, input.channels.clone().flatten().as_deref());
+    let secret = input.secret.as_deref().map(parse_secret).transpose().unwrap_or_else(|e| {
+        v.push(&["body", "secret"], e);
+        None
+    });
+    v.finish()?;
+    let sealed = secret.map(|s| SealedSecret(state.cipher.encrypt(&s)));
+    modify(&state, idem, app.id, key, move |tx, ep| {
+        if let Some(types) = &input.filter_types {
+            check_types_registered(tx, types.as_deref())?;
+        }
+        if let Some(url) = input.url {
+            ep.url = url;
+        }
+        if let Some(d) = input.description {
+            ep.description = d;
+        }
+        if let Some(uid) = input.uid {
+            ep.uid = uid;
+        }
+        if let Some(version) = input.version {
+            ep.version = version;
+        }
+        if let Some(disabled) = input.disabled {
+            set_disabled(ep, disabled);
+        }
+        if let Some(types) = input.filter_types {
+            ep.filter_types = types;
+        }
+        if let Some(channels) = input.channels {
+            ep.channels = channels;
+        }
+        if let Some(rate) = input.rate_limit {
+            ep.rate_limit = rate.map(|r| r as u32);
+        }
+        if let Some(metadata) = input.metadata {
+            ep.metadata = metadata;
+        }
+        if let Some(sealed) = sealed {
+            ep.secret = sealed;
+        }
+        Ok(EndpointOut::from(ep.clone()))
+    })
+    .await
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, key)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    state
+        .store
+        .write(move |tx| {
+            let ep = tx.endpoint(&app.id, &key)?.ok_or(StoreError::NotFound)?;
+            tx.delete_endpoint(&app.id, &ep.id)?;
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn get_secret(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, key)): Path<(String, String)>,
+) -> ApiResult<Json<SecretOut>> {
+    let ep = load(&state, app.id, key).await?;
+    let secret = state.cipher.decrypt(&ep.secret.0).map_err(ApiError::internal)?;
+    Ok(Json(SecretOut { key: format_secret(&secret) }))
+}
+
+/// The new secret signs from now on; the old one keeps signing beside it
+/// until the grace period ends, so receivers can switch without a gap.
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, key)): Path<(String, String)>,
+    idem: Idem,
+    JsonBody(input): JsonBody<Option<RotateIn>>,
+) -> ApiResult<Response> {
+    let input = input.unwrap_or_default();
+    let mut v = Validation::default();
+    let new_secret = match input.key.as_deref().map(parse_secret) {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            v.push(&["body", "key"], e);
+            Vec::new()
+        }
+        None => generate_secret(),
+    };
+    let grace = input.grace_period_seconds.unwrap_or(DEFAULT_GRACE);
+    if !(0..=7 * 86400).contains(&grace) {
+        v.push(&["body", "gracePeriodSeconds"], "must be from 0 to 604800 seconds");
+    }
+    v.finish()?;
+    let sealed = SealedSecret(state.cipher.encrypt(&new_secret));
+    let out = SecretOut { key: format_secret(&new_secret) };
+    modify(&state, idem, app.id, key, move |_, ep| {
+        let now = Utc::now();
+        ep.retired_secrets.retain(|r| r.expires_at > now);
+        if grace > 0 {
+            let old = std::mem::replace(&mut ep.secret, sealed);
+            ep.retired_secrets.insert(0, RetiredSecret { secret: old, expires_at: now + Duration::seconds(grace) });
+            ep.retired_secrets.truncate(MAX_RETIRED_SECRETS);
+        } else {
+            ep.secret = sealed;
+        }
+        Ok(out)
+    })
+    .await
+}
+
+pub async fn get_headers(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, key)): Path<(String, String)>,
+) -> ApiResult<Json<HeadersOut>> {
+    let ep = load(&state, app.id, key).await?;
+    Ok(Json(HeadersOut { headers: ep.headers, sensitive: Vec::new() }))
+}
+
+pub async fn put_headers(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, key)): Path<(String, String)>,
+    JsonBody(input): JsonBody<HeadersIn>,
+) -> ApiResult<StatusCode> {
+    let mut v = Validation::default();
+    check_headers(&mut v, &input.headers);
+    v.finish()?;
+    modify(&state, Idem::default(), app.id, key, move |_, ep| {
+        ep.headers = input.headers;
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Merges headers; a `null` value removes that header.
+pub async fn patch_headers(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, key)): Path<(String, String)>,
+    JsonBody(input): JsonBody<HeadersPatchIn>,
+) -> ApiResult<StatusCode> {
+    let mut v = Validation::default();
+    let set: StringMap = input.headers.iter().filter_map(|(k, val)| Some((k.clone(), val.clone()?))).collect();
+    check_headers(&mut v, &set);
+    v.finish()?;
+    modify(&state, Idem::default(), app.id, key, move |_, ep| {
+        for (name, value) in input.headers {
+            match value {
+                Some(value) => ep.headers.insert(name, value),
+                None => ep.headers.remove(&name),
+            };
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_follow_svix_rules() {
+        let generated = format_secret(&generate_secret());
+        assert!(generated.starts_with("whsec_"));
+        assert_eq!(parse_secret(&generated).unwrap().len(), 24);
+        assert!(parse_secret("whsec_c2hvcnQ=").is_err());
+        assert!(parse_secret("not base64!").is_err());
+        assert!(parse_secret(&B64.encode([1u8; 32])).is_ok());
+    }
+
+    #[test]
+    fn reserved_headers_are_refused() {
+        assert!(is_reserved_header("Webhook-Signature"));
+        assert!(is_reserved_header("content-type"));
+        assert!(!is_reserved_header("x-api-key"));
+    }
+}

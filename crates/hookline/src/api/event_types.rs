@@ -1,0 +1,237 @@
+//! `/api/v1/event-type`: the platform's catalog of event types.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::applications::{double_option, ListOut};
+use super::error::{ApiError, ApiResult, Validation};
+use super::extract::{JsonBody, QueryParams};
+use super::idempotency::Idem;
+use super::json::ts;
+use super::AppState;
+use crate::ids::is_valid_uid;
+use crate::store::model::{EventType, Timestamp};
+use crate::store::page::Order;
+use crate::store::StoreError;
+
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeIn {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub archived: bool,
+    #[serde(default)]
+    pub deprecated: bool,
+    #[serde(default)]
+    pub schemas: Option<Value>,
+    #[serde(default)]
+    pub feature_flag: Option<String>,
+    #[serde(default)]
+    pub validate_payloads: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypePatch {
+    description: Option<String>,
+    archived: Option<bool>,
+    deprecated: Option<bool>,
+    #[serde(default, deserialize_with = "double_option")]
+    schemas: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "double_option")]
+    feature_flag: Option<Option<String>>,
+    validate_payloads: Option<bool>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeOut {
+    name: String,
+    description: String,
+    archived: bool,
+    deprecated: bool,
+    schemas: Option<Value>,
+    feature_flag: Option<String>,
+    validate_payloads: bool,
+    #[serde(serialize_with = "ts")]
+    created_at: Timestamp,
+    #[serde(serialize_with = "ts")]
+    updated_at: Timestamp,
+}
+
+impl From<EventType> for EventTypeOut {
+    fn from(e: EventType) -> Self {
+        EventTypeOut {
+            name: e.name,
+            description: e.description,
+            archived: e.archived,
+            deprecated: e.deprecated,
+            schemas: e.schemas,
+            feature_flag: e.feature_flag,
+            validate_payloads: e.validate_payloads,
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        }
+    }
+}
+
+pub fn check_schemas(v: &mut Validation, schemas: Option<&Value>) {
+    if let Some(s) = schemas {
+        if !s.is_object() {
+            v.push(&["body", "schemas"], "must be an object of JSON Schemas keyed by version, e.g. {\"1\": {...}}");
+        }
+    }
+}
+
+impl EventTypeIn {
+    pub fn validate(&self, v: &mut Validation) {
+        if !is_valid_uid(&self.name) {
+            v.push(&["body", "name"], "must be 1 to 256 characters of A-Z a-z 0-9 - _ .");
+        }
+        check_schemas(v, self.schemas.as_ref());
+    }
+
+    pub fn into_record(self) -> EventType {
+        let now = Utc::now();
+        EventType {
+            name: self.name,
+            description: self.description,
+            archived: self.archived,
+            deprecated: self.deprecated,
+            schemas: self.schemas,
+            feature_flag: self.feature_flag,
+            validate_payloads: self.validate_payloads,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+pub async fn list(State(state): State<AppState>, q: QueryParams) -> ApiResult<Json<ListOut<EventTypeOut>>> {
+    let query = q.list_query(Order::Ascending)?;
+    let include_archived = q.bool("include_archived", false)?;
+    let page = state.store.read(move |tx| Ok::<_, ApiError>(tx.list_event_types(&query, include_archived)?)).await?;
+    Ok(Json(ListOut::from_page(page, EventTypeOut::from)))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    idem: Idem,
+    JsonBody(input): JsonBody<EventTypeIn>,
+) -> ApiResult<Response> {
+    let mut v = Validation::default();
+    input.validate(&mut v);
+    v.finish()?;
+    state
+        .commit(idem, StatusCode::CREATED, move |tx| {
+            let et = input.into_record();
+            tx.insert_event_type(&et)?;
+            Ok(EventTypeOut::from(et))
+        })
+        .await
+}
+
+async fn load(state: &AppState, name: String) -> ApiResult<EventType> {
+    state.store.read(move |tx| Ok::<_, ApiError>(tx.event_type(&name)?)).await?.ok_or_else(ApiError::not_found)
+}
+
+pub async fn get(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<EventTypeOut>> {
+    Ok(Json(load(&state, name).await?.into()))
+}
+
+/// PUT creates the event type when it does not exist (as Svix does).
+pub async fn update(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    idem: Idem,
+    JsonBody(mut body): JsonBody<Value>,
+) -> ApiResult<Response> {
+    if let Some(obj) = body.as_object_mut() {
+        obj.entry("name").or_insert_with(|| Value::String(name.clone()));
+    }
+    let input: EventTypeIn = super::extract::parse_json(&serde_json::to_vec(&body).map_err(ApiError::internal)?)?;
+    let mut v = Validation::default();
+    input.validate(&mut v);
+    if input.name != name {
+        v.push(&["body", "name"], "must match the name in the path");
+    }
+    v.finish()?;
+    state
+        .commit_with_status(idem, move |tx| match tx.event_type(&name)? {
+            Some(existing) => {
+                let et = EventType { created_at: existing.created_at, ..input.into_record() };
+                tx.update_event_type(&et)?;
+                Ok((StatusCode::OK, EventTypeOut::from(et)))
+            }
+            None => {
+                let et = input.into_record();
+                tx.insert_event_type(&et)?;
+                Ok((StatusCode::CREATED, EventTypeOut::from(et)))
+            }
+        })
+        .await
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    idem: Idem,
+    JsonBody(input): JsonBody<EventTypePatch>,
+) -> ApiResult<Response> {
+    let mut v = Validation::default();
+    check_schemas(&mut v, input.schemas.as_ref().and_then(|s| s.as_ref()));
+    v.finish()?;
+    state
+        .commit(idem, StatusCode::OK, move |tx| {
+            let mut et = tx.event_type(&name)?.ok_or(StoreError::NotFound)?;
+            if let Some(d) = input.description {
+                et.description = d;
+            }
+            if let Some(a) = input.archived {
+                et.archived = a;
+            }
+            if let Some(d) = input.deprecated {
+                et.deprecated = d;
+            }
+            if let Some(s) = input.schemas {
+                et.schemas = s;
+            }
+            if let Some(f) = input.feature_flag {
+                et.feature_flag = f;
+            }
+            if let Some(vp) = input.validate_payloads {
+                et.validate_payloads = vp;
+            }
+            et.updated_at = Utc::now();
+            tx.update_event_type(&et)?;
+            Ok(EventTypeOut::from(et))
+        })
+        .await
+}
+
+/// Archives by default; `?expunge=true` deletes for good.
+pub async fn delete(State(state): State<AppState>, Path(name): Path<String>, q: QueryParams) -> ApiResult<StatusCode> {
+    let expunge = q.bool("expunge", false)?;
+    state
+        .store
+        .write(move |tx| {
+            if expunge {
+                tx.delete_event_type(&name)?;
+            } else {
+                let mut et = tx.event_type(&name)?.ok_or(StoreError::NotFound)?;
+                et.archived = true;
+                et.updated_at = Utc::now();
+                tx.update_event_type(&et)?;
+            }
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,161 @@
+//! Request extractors whose rejections are Svix-shaped errors.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::error::{ApiError, ApiResult, Validation};
+use crate::store::page::{Cursor, ListQuery, Order};
+
+/// A JSON body decoded into `T`; syntax errors answer 400, shape errors 422
+/// with the failing path in `loc`.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+            let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+            let essence = ct.split(';').next().unwrap_or("").trim().to_string();
+            if !(essence == "application/json" || essence.ends_with("+json")) {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    format!("Expected content-type application/json, got {essence:?}"),
+                ));
+            }
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de);
+    if value.is_ok() {
+        if let Err(e) = de.end() {
+            return Err(ApiError::bad_request(format!("Request body is not valid JSON: {e}")));
+        }
+    }
+    value.map_err(|err| {
+        let inner = err.inner();
+        if inner.is_data() {
+            let mut loc = vec![Value::from("body")];
+            for segment in err.path().iter() {
+                match segment {
+                    serde_path_to_error::Segment::Seq { index } => loc.push(Value::from(*index)),
+                    serde_path_to_error::Segment::Map { key } => loc.push(Value::from(key.clone())),
+                    serde_path_to_error::Segment::Enum { variant } => loc.push(Value::from(variant.clone())),
+                    serde_path_to_error::Segment::Unknown => {}
+                }
+            }
+            let mut v = Validation::default();
+            v.push_value(loc, strip_position(&inner.to_string()), "type_error");
+            v.into_error()
+        } else {
+            ApiError::bad_request(format!("Request body is not valid JSON: {inner}"))
+        }
+    })
+}
+
+fn strip_position(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// Query parameters as a multimap; lists may be repeated or comma-joined.
+pub struct QueryParams(BTreeMap<String, Vec<String>>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (k, v) in form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()) {
+            map.entry(k.into_owned()).or_default().push(v.into_owned());
+        }
+        Ok(QueryParams(map))
+    }
+}
+
+impl QueryParams {
+    pub fn string(&self, name: &str) -> Option<String> {
+        self.0.get(name).and_then(|v| v.last()).filter(|s| !s.is_empty()).cloned()
+    }
+
+    pub fn list(&self, name: &str) -> Vec<String> {
+        self.0
+            .get(name)
+            .into_iter()
+            .flatten()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn bool(&self, name: &str, default: bool) -> ApiResult<bool> {
+        match self.string(name).as_deref() {
+            None => Ok(default),
+            Some("true") | Some("1") => Ok(true),
+            Some("false") | Some("0") => Ok(false),
+            Some(other) => Err(ApiError::invalid(&["query", name], format!("expected true or false, got {other:?}"))),
+        }
+    }
+
+    pub fn datetime(&self, name: &str) -> ApiResult<Option<DateTime<Utc>>> {
+        self.string(name).map(|s| parse_datetime(&s).ok_or_else(|| bad_datetime(name, &s))).transpose()
+    }
+
+    /// `limit` (1..=250, default 50), `iterator` and `order`.
+    pub fn list_query(&self, default_order: Order) -> ApiResult<ListQuery> {
+        let limit = match self.string("limit") {
+            None => 50,
+            Some(s) => match s.parse::<i64>() {
+                Ok(n) if (1..=250).contains(&n) => n as usize,
+                _ => return Err(ApiError::invalid(&["query", "limit"], "limit must be a whole number from 1 to 250")),
+            },
+        };
+        let order = match self.string("order").as_deref() {
+            None => default_order,
+            Some("ascending") => Order::Ascending,
+            Some("descending") => Order::Descending,
+            Some(_) => return Err(ApiError::invalid(&["query", "order"], "order must be ascending or descending")),
+        };
+        let cursor = self.string("iterator").and_then(|i| Cursor::parse(&i));
+        if let Some(Cursor::After(k) | Cursor::Before(k)) = &cursor {
+            if k.len() > 256 {
+                return Err(ApiError::invalid(&["query", "iterator"], "iterator is too long"));
+            }
+        }
+        Ok(ListQuery { limit, cursor, order })
+    }
+}
+
+fn bad_datetime(name: &str, value: &str) -> ApiError {
+    ApiError::invalid(&["query", name], format!("{value:?} is not an RFC 3339 datetime"))
+}
+
+/// RFC 3339; without an offset the time is UTC (as Svix reads it).
+pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
+            return Some(t.and_utc());
+        }
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)).map(|t| t.and_utc())
+}

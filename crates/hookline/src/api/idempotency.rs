@@ -1,0 +1,193 @@
+//! `Idempotency-Key`: the first 2xx answer to a POST is replayed for the same
+//! key, token and path, for 24 hours.
+//!
+//! Handlers that write commit through `AppState::commit`, which looks the key
+//! up and records the answer inside the same transaction as the write: two
+//! concurrent requests serialize on the store, the second finds the first's
+//! answer, and a crash can never separate "created" from "answered". Routes
+//! that write nothing get their 2xx recorded after the handler returns.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::error::{ApiError, ApiResult};
+use super::AppState;
+use crate::auth::Caller;
+use crate::store::model::IdempotentResponse;
+use crate::store::Tx;
+
+const HEADER: &str = "idempotency-key";
+
+/// The idempotency context of one request (empty without a key).
+#[derive(Clone, Default)]
+pub struct Idem(Option<Arc<IdemKey>>);
+
+pub struct IdemKey {
+    key: Vec<u8>,
+    body_hash: Vec<u8>,
+    /// Set once the handler recorded its answer in its own transaction.
+    recorded: AtomicBool,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Idem {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(parts.extensions.get::<Idem>().cloned().unwrap_or_default())
+    }
+}
+
+pub async fn apply(state: AppState, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    let Some(raw_key) = req.headers().get(HEADER) else {
+        return next.run(req).await;
+    };
+    let raw_key = match raw_key.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= 256 => k.to_string(),
+        _ => {
+            return ApiError::invalid(&["header", HEADER], "must be 1 to 256 visible ASCII characters").into_response();
+        }
+    };
+    let token_digest = req.extensions().get::<Caller>().map(|c| c.token_digest).unwrap_or_default();
+    let mut hasher = Sha256::new();
+    hasher.update(token_digest);
+    hasher.update([0]);
+    hasher.update(req.uri().path().trim_end_matches('/').as_bytes());
+    hasher.update([0]);
+    hasher.update(raw_key.as_bytes());
+    let key = hasher.finalize().to_vec();
+
+    let (parts, body) = req.into_parts();
+    let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let body_hash = Sha256::digest(&bytes).to_vec();
+
+    let lookup_key = key.clone();
+    match state.store.read(move |tx| Ok::<_, ApiError>(tx.idempotent_response(&lookup_key)?)).await {
+        Ok(Some(previous)) => return replay(previous, &body_hash).into_response(),
+        Ok(None) => {}
+        Err(e) => return e.into_response(),
+    }
+
+    let idem = Arc::new(IdemKey { key, body_hash, recorded: AtomicBool::new(false) });
+    let mut req = Request::from_parts(parts, Body::from(bytes));
+    req.extensions_mut().insert(Idem(Some(idem.clone())));
+    let response = next.run(req).await;
+    if idem.recorded.load(Ordering::Acquire) || !response.status().is_success() {
+        return response;
+    }
+    record_after(&state, &idem, response).await
+}
+
+/// Stores the answer of a route that wrote nothing itself.
+async fn record_after(state: &AppState, idem: &IdemKey, response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, usize::MAX).await else {
+        return ApiError::internal("could not buffer a response").into_response();
+    };
+    let record =
+        IdempotentResponse { body_hash: idem.body_hash.clone(), status: parts.status.as_u16(), body: bytes.to_vec() };
+    let key = idem.key.clone();
+    let stored = state
+        .store
+        .write(move |tx| match tx.idempotent_response(&key)? {
+            Some(previous) => Ok::<_, ApiError>(Some(previous)),
+            None => {
+                tx.save_idempotent_response(&key, &record, Utc::now())?;
+                Ok(None)
+            }
+        })
+        .await;
+    match stored {
+        // A concurrent twin got there first: answer what it answered.
+        Ok(Some(previous)) => replay(previous, &idem.body_hash).into_response(),
+        Ok(None) => Response::from_parts(parts, Body::from(bytes)),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn replay(previous: IdempotentResponse, body_hash: &[u8]) -> ApiResult<Response> {
+    if previous.body_hash != body_hash {
+        return Err(ApiError::invalid(
+            &["header", HEADER],
+            "this idempotency key was already used with a different request body",
+        ));
+    }
+    let status = StatusCode::from_u16(previous.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, previous.body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    Ok(response)
+}
+
+enum Outcome {
+    Fresh(StatusCode, Vec<u8>),
+    Replay(IdempotentResponse),
+}
+
+impl AppState {
+    /// Runs a write whose JSON result answers the request with `status`,
+    /// recording the answer for the request's idempotency key (if any) in
+    /// the same transaction.
+    pub async fn commit<T, F>(&self, idem: Idem, status: StatusCode, f: F) -> ApiResult<Response>
+    where
+        T: Serialize + Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> ApiResult<T> + Send + 'static,
+    {
+        self.commit_with_status(idem, move |tx| f(tx).map(|v| (status, v))).await
+    }
+
+    /// `commit` for writes whose status depends on what the transaction found.
+    pub async fn commit_with_status<T, F>(&self, idem: Idem, f: F) -> ApiResult<Response>
+    where
+        T: Serialize + Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> ApiResult<(StatusCode, T)> + Send + 'static,
+    {
+        let key = idem.0.clone();
+        let outcome = self
+            .store
+            .write(move |tx| {
+                if let Some(k) = &key {
+                    if let Some(previous) = tx.idempotent_response(&k.key)? {
+                        return Ok::<_, ApiError>(Outcome::Replay(previous));
+                    }
+                }
+                let (status, value) = f(tx)?;
+                let body = serde_json::to_vec(&value).map_err(ApiError::internal)?;
+                if let Some(k) = &key {
+                    let record = IdempotentResponse {
+                        body_hash: k.body_hash.clone(),
+                        status: status.as_u16(),
+                        body: body.clone(),
+                    };
+                    tx.save_idempotent_response(&k.key, &record, Utc::now())?;
+                }
+                Ok(Outcome::Fresh(status, body))
+            })
+            .await?;
+        if let Some(k) = &idem.0 {
+            k.recorded.store(true, Ordering::Release);
+        }
+        match outcome {
+            Outcome::Fresh(status, body) => {
+                let mut response = (status, body).into_response();
+                response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                Ok(response)
+            }
+            Outcome::Replay(previous) => {
+                replay(previous, &idem.0.as_ref().map(|k| k.body_hash.clone()).unwrap_or_default())
+            }
+        }
+    }
+}

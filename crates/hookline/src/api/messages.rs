@@ -1,0 +1,232 @@
+//! `/api/v1/app/{app_id}/msg`: events the platform sends, fanned out to endpoints.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use chrono::{Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::access::AppTarget;
+use super::applications::{ApplicationIn, ListOut};
+use super::error::{ApiError, ApiResult, Validation};
+use super::extract::{JsonBody, QueryParams};
+use super::idempotency::Idem;
+use super::json::{check_channels, ts};
+use super::AppState;
+use crate::ids::{is_valid_uid, IdKind};
+use crate::store::model::{Application, Delivery, DeliveryStatus, Message, Timestamp};
+use crate::store::page::Order;
+use crate::store::{MessageFilter, StoreError, Tx};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageIn {
+    event_type: String,
+    #[serde(default)]
+    event_id: Option<String>,
+    payload: Value,
+    #[serde(default)]
+    channels: Option<Vec<String>>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    application: Option<ApplicationIn>,
+    /// Days to keep the payload (Svix's name).
+    #[serde(default)]
+    payload_retention_period: Option<i64>,
+    #[serde(default)]
+    payload_retention_hours: Option<i64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageOut {
+    id: String,
+    event_type: String,
+    event_id: Option<String>,
+    payload: Value,
+    channels: Option<Vec<String>>,
+    tags: Option<Vec<String>>,
+    #[serde(serialize_with = "ts")]
+    timestamp: Timestamp,
+    deliver_at: Option<String>,
+}
+
+impl MessageOut {
+    /// `with_content = false` answers an empty payload, as Svix does.
+    pub fn new(m: Message, with_content: bool) -> MessageOut {
+        let payload = match (&m.payload, with_content) {
+            (Some(text), true) => serde_json::from_str(text).unwrap_or_else(|_| Value::Object(Map::new())),
+            _ => Value::Object(Map::new()),
+        };
+        MessageOut {
+            id: m.id,
+            event_type: m.event_type,
+            event_id: m.event_id,
+            payload,
+            channels: m.channels,
+            tags: m.tags,
+            timestamp: m.created_at,
+            deliver_at: None,
+        }
+    }
+}
+
+impl MessageIn {
+    fn validate(&self, v: &mut Validation, settings_retention: std::time::Duration) -> Duration {
+        if !is_valid_uid(&self.event_type) {
+            v.push(&["body", "eventType"], "must be 1 to 256 characters of A-Z a-z 0-9 - _ .");
+        }
+        if let Some(id) = &self.event_id {
+            if id.is_empty() || id.len() > 256 {
+                v.push(&["body", "eventId"], "must be 1 to 256 characters");
+            }
+        }
+        if !self.payload.is_object() {
+            v.push(&["body", "payload"], "must be a JSON object");
+        }
+        check_channels(v, self.channels.as_deref());
+        if let Some(app) = &self.application {
+            app.validate(v);
+        }
+        let default = Duration::from_std(settings_retention).unwrap_or(Duration::days(90));
+        match (self.payload_retention_hours, self.payload_retention_period) {
+            (Some(h), _) if !(1..=24 * 365 * 5).contains(&h) => {
+                v.push(&["body", "payloadRetentionHours"], "must be from 1 to 43800 hours");
+                default
+            }
+            (Some(h), _) => Duration::hours(h),
+            (None, Some(d)) if !(1..=365 * 5).contains(&d) => {
+                v.push(&["body", "payloadRetentionPeriod"], "must be from 1 to 1825 days");
+                default
+            }
+            (None, Some(d)) => Duration::days(d),
+            (None, None) => default,
+        }
+    }
+}
+
+/// Stores the message and, in the same transaction, one pending delivery per
+/// endpoint that wants it: the delivery rows are the dispatcher's queue.
+fn store_message(tx: &mut dyn Tx, msg: &Message) -> ApiResult<usize> {
+    tx.insert_message(msg)?;
+    let mut fanout = 0;
+    for ep in tx.all_endpoints(&msg.app_id)? {
+        if ep.wants(&msg.event_type, msg.channels.as_deref()) {
+            tx.insert_delivery(&Delivery {
+                msg_id: msg.id.clone(),
+                endpoint_id: ep.id,
+                app_id: msg.app_id.clone(),
+                status: DeliveryStatus::Pending,
+                attempts: 0,
+                next_attempt_at: Some(msg.created_at),
+                updated_at: msg.created_at,
+            })?;
+            fanout += 1;
+        }
+    }
+    Ok(fanout)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    target: AppTarget,
+    idem: Idem,
+    JsonBody(input): JsonBody<MessageIn>,
+) -> ApiResult<Response> {
+    let mut v = Validation::default();
+    let retention = input.validate(&mut v, state.settings.retention);
+    v.finish()?;
+    let payload = serde_json::to_string(&input.payload).map_err(ApiError::internal)?;
+    let now = Utc::now();
+    let response = state
+        .commit(idem, StatusCode::ACCEPTED, move |tx| {
+            let app_id = match target {
+                AppTarget::Existing(app) => app.id,
+                AppTarget::Missing(uid) => create_inline_app(tx, uid, input.application)?,
+            };
+            let msg = Message {
+                id: IdKind::Message.generate_at(now.timestamp_millis()),
+                app_id,
+                event_type: input.event_type,
+                event_id: input.event_id,
+                channels: input.channels,
+                tags: input.tags,
+                payload: Some(payload),
+                payload_expires_at: now + retention,
+                created_at: now,
+            };
+            store_message(tx, &msg)?;
+            Ok(MessageOut::new(msg, true))
+        })
+        .await?;
+    state.new_work.notify_waiters();
+    Ok(response)
+}
+
+/// Svix creates the application on the fly when the message names one.
+fn create_inline_app(tx: &mut dyn Tx, uid: String, app: Option<ApplicationIn>) -> ApiResult<String> {
+    let Some(mut app) = app else {
+        return Err(ApiError::not_found());
+    };
+    if IdKind::Application.matches(&uid) || !is_valid_uid(&uid) {
+        return Err(ApiError::not_found());
+    }
+    if app.uid.as_deref().is_some_and(|u| u != uid) {
+        return Err(ApiError::invalid(&["body", "application", "uid"], "must match the application in the path"));
+    }
+    app.uid = Some(uid);
+    let app: Application = app.into_new();
+    tx.insert_application(&app)?;
+    Ok(app.id)
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    super::access::ScopedApp(app): super::access::ScopedApp,
+    q: QueryParams,
+) -> ApiResult<Json<ListOut<MessageOut>>> {
+    let query = q.list_query(Order::Descending)?;
+    let with_content = q.bool("with_content", true)?;
+    let filter = MessageFilter {
+        event_types: q.list("event_types"),
+        channel: q.string("channel"),
+        before: q.datetime("before")?,
+        after: q.datetime("after")?,
+    };
+    let page = state.store.read(move |tx| Ok::<_, ApiError>(tx.list_messages(&app.id, &filter, &query)?)).await?;
+    Ok(Json(ListOut::from_page(page, |m| MessageOut::new(m, with_content))))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    super::access::ScopedApp(app): super::access::ScopedApp,
+    Path((_, key)): Path<(String, String)>,
+    q: QueryParams,
+) -> ApiResult<Json<MessageOut>> {
+    let with_content = q.bool("with_content", true)?;
+    let msg = state
+        .store
+        .read(move |tx| Ok::<_, ApiError>(tx.message(&app.id, &key)?))
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    Ok(Json(MessageOut::new(msg, with_content)))
+}
+
+pub async fn expunge_content(
+    State(state): State<AppState>,
+    super::access::ScopedApp(app): super::access::ScopedApp,
+    Path((_, key)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    state
+        .store
+        .write(move |tx| {
+            let msg = tx.message(&app.id, &key)?.ok_or(StoreError::NotFound)?;
+            tx.expunge_message_payload(&app.id, &msg.id)?;
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,86 @@
+//! The HTTP API: Svix v1 compatible routes under `/api/v1`.
+//!
+//! Request path: body buffering (413 as JSON) → routing → the route's access
+//! check (token, scope, application) → idempotency → handler. Every route is
+//! declared once in `routes::ROUTES`; the router and `openapi.json` are both
+//! built from that table.
+
+mod access;
+mod applications;
+mod attempts;
+mod body;
+mod endpoints;
+pub mod error;
+mod event_types;
+mod extract;
+mod idempotency;
+mod json;
+mod messages;
+mod openapi;
+mod portal_access;
+mod routes;
+
+use std::sync::Arc;
+
+use axum::http::{Method, StatusCode};
+use axum::response::IntoResponse;
+use axum::Router;
+use tokio::sync::Notify;
+
+use crate::auth::TokenAuthority;
+use crate::config::Settings;
+use crate::keys::SecretCipher;
+use crate::store::Store;
+use error::ApiError;
+
+pub use routes::{Access, ROUTES};
+
+/// What every handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub store: Store,
+    pub tokens: TokenAuthority,
+    pub cipher: SecretCipher,
+    pub settings: Settings,
+    /// Rung after a commit that created due deliveries.
+    pub new_work: Arc<Notify>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+/// The whole HTTP surface: API routes from the table plus the JSON fallbacks.
+pub fn router(state: AppState) -> Router {
+    let mut router: Router<AppState> = Router::new();
+    for route in ROUTES {
+        let method_router = (route.handler)()
+            .route_layer(axum::middleware::from_fn_with_state((state.clone(), route.access), access::check));
+        router = router.route(route.path, method_router.clone());
+        router = router.route(&format!("{}/", route.path), method_router);
+    }
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), body::buffer))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such route")
+}
+
+async fn method_not_allowed(method: Method) -> impl IntoResponse {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("Method {method} is not allowed here"))
+}

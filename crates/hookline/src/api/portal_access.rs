@@ -1,0 +1,61 @@
+//! `POST /api/v1/auth/app-portal-access/{app_id}`: a scoped token and portal URL.
+
+use axum::extract::State;
+use axum::http::header::HOST;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use super::access::ScopedApp;
+use super::error::{ApiResult, Validation};
+use super::extract::JsonBody;
+use super::idempotency::Idem;
+use super::AppState;
+use crate::auth::Scope;
+
+const DEFAULT_EXPIRY_SECS: i64 = 7 * 24 * 3600;
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PortalAccessIn {
+    /// Seconds until the token expires.
+    #[serde(default)]
+    expiry: Option<i64>,
+    #[serde(default)]
+    read_only: Option<bool>,
+}
+
+#[derive(Serialize)]
+pub struct PortalAccessOut {
+    url: String,
+    token: String,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    headers: HeaderMap,
+    idem: Idem,
+    JsonBody(input): JsonBody<Option<PortalAccessIn>>,
+) -> ApiResult<Response> {
+    let input = input.unwrap_or_default();
+    let expiry = input.expiry.unwrap_or(DEFAULT_EXPIRY_SECS);
+    let mut v = Validation::default();
+    if !(1..=365 * 24 * 3600).contains(&expiry) {
+        v.push(&["body", "expiry"], "must be from 1 second to 1 year");
+    }
+    v.finish()?;
+    let token = state.tokens.issue(
+        Scope::App { app: app.id, read_only: input.read_only.unwrap_or(false) },
+        Some(Utc::now().timestamp() + expiry),
+    );
+    let host = headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .unwrap_or_else(|| state.settings.listen.to_string());
+    // The token travels in the fragment: it never reaches a server log.
+    let url = format!("http://{host}/portal/#token={token}");
+    state.commit(idem, StatusCode::OK, move |_| Ok(PortalAccessOut { url, token })).await
+}

@@ -1,0 +1,99 @@
+//! The route table: every route once, with who may call it. The router and
+//! `openapi.json` are both generated from it, so they cannot disagree.
+
+use axum::routing::{on, MethodFilter, MethodRouter};
+
+use super::{applications, attempts, endpoints, event_types, messages, openapi, portal_access, AppState};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No token needed.
+    Public,
+    /// Any valid token (the portal reads the event catalog).
+    Authenticated,
+    /// Organization (admin) tokens only.
+    Admin,
+    /// Routes under `/app/{app_id}`: admin tokens, or a token of that
+    /// application; `write` routes refuse read-only tokens.
+    App { write: bool },
+    /// Under `/app/{app_id}` but for admin tokens only.
+    AdminApp,
+    /// Message creation: like `App { write: true }`, and an admin may name an
+    /// application that does not exist yet (created from the body).
+    AppOrCreate,
+}
+
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub operation_id: &'static str,
+    pub summary: &'static str,
+    pub tag: &'static str,
+    pub access: Access,
+    pub handler: fn() -> MethodRouter<AppState>,
+}
+
+macro_rules! route {
+    ($method:ident $path:literal, $handler:path, $access:expr, $tag:literal, $op:literal, $summary:literal) => {
+        Route {
+            method: stringify!($method),
+            path: $path,
+            operation_id: $op,
+            summary: $summary,
+            tag: $tag,
+            access: $access,
+            handler: || on(MethodFilter::$method, $handler),
+        }
+    };
+}
+
+const READ: Access = Access::App { write: false };
+const WRITE: Access = Access::App { write: true };
+
+pub static ROUTES: &[Route] = &[
+    route!(GET "/api/v1/health", health, Access::Public, "Health", "v1.health.get", "Health check"),
+    route!(GET "/api/v1/openapi.json", openapi::serve, Access::Public, "Health", "v1.openapi.get", "This API's OpenAPI document"),
+    // Applications
+    route!(GET "/api/v1/app", applications::list, Access::Admin, "Application", "v1.application.list", "List applications"),
+    route!(POST "/api/v1/app", applications::create, Access::Admin, "Application", "v1.application.create", "Create an application (`?get_if_exists=true` returns an existing uid)"),
+    route!(GET "/api/v1/app/{app_id}", applications::get, READ, "Application", "v1.application.get", "Get an application by id or uid"),
+    route!(PUT "/api/v1/app/{app_id}", applications::update, Access::AdminApp, "Application", "v1.application.update", "Update an application"),
+    route!(PATCH "/api/v1/app/{app_id}", applications::patch, Access::AdminApp, "Application", "v1.application.patch", "Partially update an application"),
+    route!(DELETE "/api/v1/app/{app_id}", applications::delete, Access::AdminApp, "Application", "v1.application.delete", "Delete an application and everything in it"),
+    // Event types
+    route!(GET "/api/v1/event-type", event_types::list, Access::Authenticated, "Event Type", "v1.event-type.list", "List event types"),
+    route!(POST "/api/v1/event-type", event_types::create, Access::Admin, "Event Type", "v1.event-type.create", "Create an event type"),
+    route!(GET "/api/v1/event-type/{event_type_name}", event_types::get, Access::Authenticated, "Event Type", "v1.event-type.get", "Get an event type"),
+    route!(PUT "/api/v1/event-type/{event_type_name}", event_types::update, Access::Admin, "Event Type", "v1.event-type.update", "Update (or create) an event type"),
+    route!(PATCH "/api/v1/event-type/{event_type_name}", event_types::patch, Access::Admin, "Event Type", "v1.event-type.patch", "Partially update an event type"),
+    route!(DELETE "/api/v1/event-type/{event_type_name}", event_types::delete, Access::Admin, "Event Type", "v1.event-type.delete", "Archive an event type (`?expunge=true` deletes it)"),
+    // Endpoints
+    route!(GET "/api/v1/app/{app_id}/endpoint", endpoints::list, READ, "Endpoint", "v1.endpoint.list", "List endpoints"),
+    route!(POST "/api/v1/app/{app_id}/endpoint", endpoints::create, WRITE, "Endpoint", "v1.endpoint.create", "Create an endpoint"),
+    route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}", endpoints::get, READ, "Endpoint", "v1.endpoint.get", "Get an endpoint by id or uid"),
+    route!(PUT "/api/v1/app/{app_id}/endpoint/{endpoint_id}", endpoints::update, WRITE, "Endpoint", "v1.endpoint.update", "Update an endpoint"),
+    route!(PATCH "/api/v1/app/{app_id}/endpoint/{endpoint_id}", endpoints::patch, WRITE, "Endpoint", "v1.endpoint.patch", "Partially update an endpoint"),
+    route!(DELETE "/api/v1/app/{app_id}/endpoint/{endpoint_id}", endpoints::delete, WRITE, "Endpoint", "v1.endpoint.delete", "Delete an endpoint"),
+    route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", endpoints::get_secret, READ, "Endpoint", "v1.endpoint.get-secret", "Get the endpoint's signing secret"),
+    route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", endpoints::rotate_secret, WRITE, "Endpoint", "v1.endpoint.rotate-secret", "Rotate the signing secret; the old one signs too during the grace period"),
+    route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", endpoints::get_headers, READ, "Endpoint", "v1.endpoint.get-headers", "Get the endpoint's custom headers"),
+    route!(PUT "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", endpoints::put_headers, WRITE, "Endpoint", "v1.endpoint.update-headers", "Replace the endpoint's custom headers"),
+    route!(PATCH "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", endpoints::patch_headers, WRITE, "Endpoint", "v1.endpoint.patch-headers", "Merge custom headers (null removes one)"),
+    // Messages
+    route!(GET "/api/v1/app/{app_id}/msg", messages::list, READ, "Message", "v1.message.list", "List messages, newest first"),
+    route!(POST "/api/v1/app/{app_id}/msg", messages::create, Access::AppOrCreate, "Message", "v1.message.create", "Send a message to every endpoint that wants it"),
+    route!(GET "/api/v1/app/{app_id}/msg/{msg_id}", messages::get, READ, "Message", "v1.message.get", "Get a message by id or eventId"),
+    route!(DELETE "/api/v1/app/{app_id}/msg/{msg_id}/content", messages::expunge_content, WRITE, "Message", "v1.message.expunge-content", "Delete a message's payload"),
+    // Attempts
+    route!(GET "/api/v1/app/{app_id}/attempt/msg/{msg_id}", attempts::by_message, READ, "Message Attempt", "v1.message-attempt.list-by-msg", "List attempts of a message"),
+    route!(GET "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}", attempts::by_endpoint, READ, "Message Attempt", "v1.message-attempt.list-by-endpoint", "List attempts to an endpoint"),
+    route!(GET "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", attempts::get, READ, "Message Attempt", "v1.message-attempt.get", "Get one attempt"),
+    route!(GET "/api/v1/app/{app_id}/msg/{msg_id}/endpoint", attempts::destinations, READ, "Message Attempt", "v1.message-attempt.list-attempted-destinations", "Endpoints a message was sent to, with its status for each"),
+    // Authentication
+    route!(POST "/api/v1/auth/app-portal-access/{app_id}", portal_access::create, Access::AdminApp, "Authentication", "v1.authentication.app-portal-access", "A portal URL and token scoped to one application"),
+];
+
+async fn health() -> axum::http::StatusCode {
+    axum::http::StatusCode::NO_CONTENT
+}

@@ -1,0 +1,261 @@
+//! Settings: flag, then environment variable (set, even empty, it wins), then
+//! `hookline.toml` in the working directory, then the default (DESIGN.md §2).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+/// Every setting of the service, resolved and parsed.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub admin_token: Option<String>,
+    pub main_key: Option<String>,
+    pub allowed_private_cidrs: Vec<IpNet>,
+    pub retry_schedule: Vec<Duration>,
+    pub attempt_timeout: Duration,
+    pub retention: Duration,
+    pub disable_after: Duration,
+    pub default_rate_limit: u32,
+    pub max_payload: usize,
+    pub log: String,
+    pub log_json: bool,
+}
+
+/// Values given as command-line flags; they win over everything else.
+#[derive(Debug, Default, Clone)]
+pub struct FlagValues {
+    pub listen: Option<String>,
+    pub data_dir: Option<String>,
+    pub database_url: Option<String>,
+}
+
+/// Help text listing every setting, shown by `hookline --help`.
+pub const SETTINGS_HELP: &str = "\
+Settings (flag, then env var — set, even empty, it wins — then hookline.toml in the working directory, then default):
+  HOOKLINE_LISTEN                 --listen        API/portal address [127.0.0.1:8071]
+  HOOKLINE_DATA_DIR               --data-dir      embedded store and key file [./hookline-data]
+  HOOKLINE_DATABASE_URL           --database-url  postgres://… switches to PostgreSQL [unset]
+  HOOKLINE_ADMIN_TOKEN                            static admin bearer token [unset]
+  HOOKLINE_MAIN_KEY                               base64 of 32 bytes; token and secret keys derive from it [generated in data dir]
+  HOOKLINE_ALLOWED_PRIVATE_CIDRS                  CIDRs deliveries may reach despite the SSRF guard [empty]
+  HOOKLINE_RETRY_SCHEDULE                         delays after attempt 1, 2, … [5s,5m,30m,2h,5h,10h,10h]
+  HOOKLINE_ATTEMPT_TIMEOUT                        whole-attempt HTTP timeout [15s]
+  HOOKLINE_RETENTION                              how long payloads and attempts are kept [90d]
+  HOOKLINE_DISABLE_AFTER                          disable an endpoint failing this long [5d]
+  HOOKLINE_DEFAULT_RATE_LIMIT                     deliveries/s per endpoint without its own [1000]
+  HOOKLINE_MAX_PAYLOAD                            largest request body [1MiB]
+  HOOKLINE_LOG                                    log filter, tracing syntax [info]
+  HOOKLINE_LOG_FORMAT                             `json` for JSON lines [text]
+In hookline.toml use the name without the prefix, in lower case: listen = \"0.0.0.0:8071\".";
+
+/// A setting that could not be parsed, named so the operator can fix it.
+#[derive(Debug)]
+pub struct SettingError {
+    pub name: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for SettingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "setting {}: {}", self.name, self.reason)
+    }
+}
+
+impl std::error::Error for SettingError {}
+
+struct Sources {
+    flags: BTreeMap<&'static str, String>,
+    file: BTreeMap<String, String>,
+}
+
+impl Sources {
+    /// The raw value of a setting, by precedence; `None` means "use the default".
+    fn raw(&self, name: &'static str) -> Option<String> {
+        if let Some(v) = self.flags.get(name) {
+            return Some(v.clone());
+        }
+        let env_name = format!("HOOKLINE_{}", name.to_ascii_uppercase());
+        if let Some(v) = std::env::var_os(&env_name) {
+            return Some(v.to_string_lossy().into_owned());
+        }
+        self.file.get(name).cloned()
+    }
+
+    fn parsed<T>(
+        &self,
+        name: &'static str,
+        default: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, SettingError> {
+        let raw = self.raw(name).unwrap_or_else(|| default.to_string());
+        parse(raw.trim())
+            .map_err(|reason| SettingError { name: format!("HOOKLINE_{}", name.to_ascii_uppercase()), reason })
+    }
+
+    fn optional(&self, name: &'static str) -> Option<String> {
+        self.raw(name).filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl Settings {
+    /// Resolves settings with `hookline.toml` read from the working directory.
+    pub fn load(flags: FlagValues) -> Result<Settings, SettingError> {
+        Self::load_with_file(flags, Path::new("hookline.toml"))
+    }
+
+    pub fn load_with_file(flags: FlagValues, file: &Path) -> Result<Settings, SettingError> {
+        let sources = Sources { flags: flag_map(flags), file: read_toml(file)? };
+        Ok(Settings {
+            listen: sources
+                .parsed("listen", "127.0.0.1:8071", |s| s.parse().map_err(|e| format!("{e} (expected host:port)")))?,
+            data_dir: sources.parsed("data_dir", "./hookline-data", |s| Ok(PathBuf::from(s)))?,
+            database_url: sources.optional("database_url"),
+            admin_token: sources.optional("admin_token"),
+            main_key: sources.optional("main_key"),
+            allowed_private_cidrs: sources.parsed("allowed_private_cidrs", "", parse_cidrs)?,
+            retry_schedule: sources.parsed("retry_schedule", "5s,5m,30m,2h,5h,10h,10h", parse_schedule)?,
+            attempt_timeout: sources.parsed("attempt_timeout", "15s", parse_duration)?,
+            retention: sources.parsed("retention", "90d", parse_duration)?,
+            disable_after: sources.parsed("disable_after", "5d", parse_duration)?,
+            default_rate_limit: sources.parsed("default_rate_limit", "1000", |s| match s.parse::<u32>() {
+                Ok(0) | Err(_) => Err("expected a whole number of deliveries per second, at least 1".into()),
+                Ok(n) => Ok(n),
+            })?,
+            max_payload: sources.parsed("max_payload", "1MiB", parse_size)?,
+            log: sources.parsed("log", "info", |s| Ok(s.to_string()))?,
+            log_json: sources.parsed("log_format", "text", |s| match s {
+                "json" => Ok(true),
+                "text" | "" => Ok(false),
+                other => Err(format!("unknown log format {other:?} (expected text or json)")),
+            })?,
+        })
+    }
+}
+
+fn flag_map(flags: FlagValues) -> BTreeMap<&'static str, String> {
+    let mut map = BTreeMap::new();
+    for (name, value) in [("listen", flags.listen), ("data_dir", flags.data_dir), ("database_url", flags.database_url)]
+    {
+        if let Some(v) = value {
+            map.insert(name, v);
+        }
+    }
+    map
+}
+
+fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, SettingError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(SettingError { name: path.display().to_string(), reason: e.to_string() }),
+    };
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| SettingError { name: path.display().to_string(), reason: e.to_string() })?;
+    let mut out = BTreeMap::new();
+    for (key, value) in table {
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| format!("{v:?}")))
+                .collect::<Vec<_>>()
+                .join(","),
+            other => format!("{other:?}"),
+        };
+        out.insert(key.to_ascii_lowercase(), text);
+    }
+    Ok(out)
+}
+
+/// `500ms`, `5s`, `5m`, `2h`, `90d`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("{s:?} is not a duration like 500ms, 5s, 5m, 2h or 90d"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        "d" => value * 86400.0,
+        other => return Err(format!("unknown duration unit {other:?} in {s:?} (use ms, s, m, h or d)")),
+    };
+    if !seconds.is_finite() || !(0.0..=10.0 * 365.0 * 86400.0).contains(&seconds) {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+fn parse_schedule(s: &str) -> Result<Vec<Duration>, String> {
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(',').map(parse_duration).collect()
+}
+
+fn parse_cidrs(s: &str) -> Result<Vec<IpNet>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{p:?} is not a CIDR like 127.0.0.0/8"))
+        })
+        .collect()
+}
+
+/// `1MiB`, `512KiB`, `2MB`, `1000000`.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: usize = number.parse().map_err(|_| format!("{s:?} is not a size like 1MiB"))?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "kib" | "k" => 1024,
+        "mb" => 1_000_000,
+        "mib" | "m" => 1024 * 1024,
+        other => return Err(format!("unknown size unit {other:?} (use B, KiB, MiB, KB or MB)")),
+    };
+    value.checked_mul(factor).filter(|v| *v > 0).ok_or_else(|| format!("{s:?} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes_parse() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("90d").unwrap(), Duration::from_secs(90 * 86400));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert_eq!(parse_schedule("5s,5m").unwrap().len(), 2);
+        assert_eq!(parse_size("1MiB").unwrap(), 1 << 20);
+        assert!(parse_size("lots").is_err());
+        assert_eq!(parse_cidrs("127.0.0.0/8, ::1").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn flag_beats_file_and_file_beats_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hookline.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9999\"\nretention = \"7d\"\n").unwrap();
+        let s = Settings::load_with_file(FlagValues::default(), &file).unwrap();
+        assert_eq!(s.listen.port(), 9999);
+        assert_eq!(s.retention, Duration::from_secs(7 * 86400));
+        let flags = FlagValues { listen: Some("127.0.0.1:1234".into()), ..Default::default() };
+        assert_eq!(Settings::load_with_file(flags, &file).unwrap().listen.port(), 1234);
+    }
+}

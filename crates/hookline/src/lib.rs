@@ -1,0 +1,10 @@
+//! Hookline: a self-hosted webhook delivery service, compatible with the Svix
+//! v1 API. See ARCHITECTURE.md at the repository root for the map.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod ids;
+pub mod keys;
+pub mod server;
+pub mod store;

@@ -1,0 +1,165 @@
+//! The records the store holds. Plain data: no I/O, no JSON shape of the API.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+pub type Timestamp = DateTime<Utc>;
+pub type StringMap = BTreeMap<String, String>;
+
+#[derive(Debug, Clone)]
+pub struct Application {
+    pub id: String,
+    pub uid: Option<String>,
+    pub name: String,
+    pub rate_limit: Option<u32>,
+    pub metadata: StringMap,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventType {
+    pub name: String,
+    pub description: String,
+    pub archived: bool,
+    pub deprecated: bool,
+    pub schemas: Option<Value>,
+    pub feature_flag: Option<String>,
+    /// Hookline extension: reject message payloads that fail the schema.
+    pub validate_payloads: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// An endpoint's signing secret as stored: encrypted, never plaintext.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSecret(pub Vec<u8>);
+
+/// A secret replaced by rotation, still signing until `expires_at`.
+#[derive(Debug, Clone)]
+pub struct RetiredSecret {
+    pub secret: SealedSecret,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub id: String,
+    pub app_id: String,
+    pub uid: Option<String>,
+    pub url: String,
+    pub description: String,
+    pub version: i32,
+    pub disabled: bool,
+    pub rate_limit: Option<u32>,
+    pub filter_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    pub metadata: StringMap,
+    pub headers: StringMap,
+    pub secret: SealedSecret,
+    pub retired_secrets: Vec<RetiredSecret>,
+    /// First failure since the last success; the auto-disable clock.
+    pub failing_since: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl Endpoint {
+    /// Whether a message with this type and these channels goes to this endpoint.
+    pub fn wants(&self, event_type: &str, channels: Option<&[String]>) -> bool {
+        if self.disabled {
+            return false;
+        }
+        if let Some(types) = &self.filter_types {
+            if !types.iter().any(|t| t == event_type) {
+                return false;
+            }
+        }
+        match (&self.channels, channels) {
+            (None, _) => true,
+            (Some(wanted), Some(sent)) => wanted.iter().any(|c| sent.contains(c)),
+            (Some(_), None) => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub id: String,
+    pub app_id: String,
+    pub event_type: String,
+    pub event_id: Option<String>,
+    pub channels: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+    /// The exact JSON text that is delivered; `None` once expunged or expired.
+    pub payload: Option<String>,
+    pub payload_expires_at: Timestamp,
+    pub created_at: Timestamp,
+}
+
+/// Where a message stands for one endpoint (Svix's `MessageStatus` numbering).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Success = 0,
+    Pending = 1,
+    Failed = 2,
+    Sending = 3,
+}
+
+impl DeliveryStatus {
+    pub fn from_i64(v: i64) -> DeliveryStatus {
+        match v {
+            0 => DeliveryStatus::Success,
+            2 => DeliveryStatus::Failed,
+            3 => DeliveryStatus::Sending,
+            _ => DeliveryStatus::Pending,
+        }
+    }
+}
+
+/// One message owed to one endpoint: the outbox row, and the dispatcher's queue.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub msg_id: String,
+    pub endpoint_id: String,
+    pub app_id: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub next_attempt_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptTrigger {
+    Scheduled = 0,
+    Manual = 1,
+}
+
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub id: String,
+    pub msg_id: String,
+    pub endpoint_id: String,
+    pub app_id: String,
+    pub url: String,
+    /// Success or Failed (Svix uses the message status numbering here too).
+    pub status: DeliveryStatus,
+    /// 0 when no HTTP answer was received.
+    pub response_status_code: u16,
+    pub response: String,
+    pub response_duration_ms: i64,
+    pub trigger: AttemptTrigger,
+    /// Why no HTTP answer was received (timeout, refused by SSRF guard…).
+    pub error: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// A stored answer to replay for a repeated `Idempotency-Key`.
+#[derive(Debug, Clone)]
+pub struct IdempotentResponse {
+    pub body_hash: Vec<u8>,
+    pub status: u16,
+    pub body: Vec<u8>,
+}

@@ -1,0 +1,79 @@
+use rusqlite::{params, OptionalExtension, Row};
+
+use super::sql::*;
+use super::{backend, SqliteTx};
+use crate::ids::IdKind;
+use crate::store::model::Application;
+use crate::store::page::{ListQuery, Page};
+use crate::store::{ApplicationRepo, StoreError, StoreResult};
+
+const COLUMNS: &str = "id, uid, name, rate_limit, metadata, created_at, updated_at";
+
+fn row(r: &Row<'_>) -> rusqlite::Result<Application> {
+    Ok(Application {
+        id: r.get(0)?,
+        uid: r.get(1)?,
+        name: r.get(2)?,
+        rate_limit: r.get(3)?,
+        metadata: from_json(&r.get::<_, String>(4)?)?,
+        created_at: from_ms(r.get(5)?),
+        updated_at: from_ms(r.get(6)?),
+    })
+}
+
+impl ApplicationRepo for SqliteTx<'_> {
+    fn insert_application(&mut self, a: &Application) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(&format!("INSERT INTO application ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"))
+            .and_then(|mut s| {
+                s.execute(params![
+                    a.id,
+                    a.uid,
+                    a.name,
+                    a.rate_limit,
+                    to_json(&a.metadata),
+                    ms(&a.created_at),
+                    ms(&a.updated_at)
+                ])
+            })
+            .map_err(conflict_as("an application with this uid"))?;
+        Ok(())
+    }
+
+    fn application(&mut self, key: &str) -> StoreResult<Option<Application>> {
+        let column = if IdKind::Application.matches(key) { "id" } else { "uid" };
+        self.conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM application WHERE {column} = ?"))
+            .and_then(|mut s| s.query_row([key], row).optional())
+            .map_err(backend)
+    }
+
+    fn list_applications(&mut self, query: &ListQuery) -> StoreResult<Page<Application>> {
+        let base = format!("SELECT {COLUMNS} FROM application WHERE 1=1");
+        paginate(self.conn, &base, vec![], "id", query, row, |a| a.id.clone())
+    }
+
+    fn update_application(&mut self, a: &Application) -> StoreResult<()> {
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE application SET uid = ?, name = ?, rate_limit = ?, metadata = ?, updated_at = ? WHERE id = ?",
+            )
+            .and_then(|mut s| {
+                s.execute(params![a.uid, a.name, a.rate_limit, to_json(&a.metadata), ms(&a.updated_at), a.id])
+            })
+            .map_err(conflict_as("an application with this uid"))?;
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    fn delete_application(&mut self, id: &str) -> StoreResult<()> {
+        let changed = self.conn.execute("DELETE FROM application WHERE id = ?", [id]).map_err(backend)?;
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}

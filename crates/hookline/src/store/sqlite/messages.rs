@@ -1,0 +1,109 @@
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, OptionalExtension, Row};
+
+use super::sql::*;
+use super::{backend, SqliteTx};
+use crate::ids::IdKind;
+use crate::store::model::{Delivery, Message};
+use crate::store::page::{ListQuery, Page};
+use crate::store::{MessageFilter, MessageRepo, StoreError, StoreResult};
+
+const COLUMNS: &str = "id, app_id, event_type, event_id, channels, tags, payload, payload_expires_at, created_at";
+
+fn row(r: &Row<'_>) -> rusqlite::Result<Message> {
+    Ok(Message {
+        id: r.get(0)?,
+        app_id: r.get(1)?,
+        event_type: r.get(2)?,
+        event_id: r.get(3)?,
+        channels: opt_from_json(r.get(4)?)?,
+        tags: opt_from_json(r.get(5)?)?,
+        payload: r.get(6)?,
+        payload_expires_at: from_ms(r.get(7)?),
+        created_at: from_ms(r.get(8)?),
+    })
+}
+
+impl MessageRepo for SqliteTx<'_> {
+    fn insert_message(&mut self, m: &Message) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(&format!("INSERT INTO message ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"))
+            .and_then(|mut s| {
+                s.execute(params![
+                    m.id,
+                    m.app_id,
+                    m.event_type,
+                    m.event_id,
+                    opt_json(&m.channels),
+                    opt_json(&m.tags),
+                    m.payload,
+                    ms(&m.payload_expires_at),
+                    ms(&m.created_at),
+                ])
+            })
+            .map_err(conflict_as("a message with this eventId"))?;
+        Ok(())
+    }
+
+    fn message(&mut self, app_id: &str, key: &str) -> StoreResult<Option<Message>> {
+        let column = if IdKind::Message.matches(key) { "id" } else { "event_id" };
+        self.conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM message WHERE app_id = ? AND {column} = ?"))
+            .and_then(|mut s| s.query_row([app_id, key], row).optional())
+            .map_err(backend)
+    }
+
+    fn list_messages(&mut self, app_id: &str, filter: &MessageFilter, query: &ListQuery) -> StoreResult<Page<Message>> {
+        let mut base = format!("SELECT {COLUMNS} FROM message WHERE app_id = ?");
+        let mut params: Vec<SqlValue> = vec![app_id.to_string().into()];
+        if !filter.event_types.is_empty() {
+            base.push_str(&format!(" AND event_type IN ({})", vec!["?"; filter.event_types.len()].join(",")));
+            params.extend(filter.event_types.iter().map(|t| SqlValue::Text(t.clone())));
+        }
+        if let Some(channel) = &filter.channel {
+            base.push_str(" AND EXISTS (SELECT 1 FROM json_each(message.channels) WHERE json_each.value = ?)");
+            params.push(channel.clone().into());
+        }
+        if let Some(before) = &filter.before {
+            base.push_str(" AND created_at < ?");
+            params.push(ms(before).into());
+        }
+        if let Some(after) = &filter.after {
+            base.push_str(" AND created_at > ?");
+            params.push(ms(after).into());
+        }
+        paginate(self.conn, &base, params, "id", query, row, |m| m.id.clone())
+    }
+
+    fn expunge_message_payload(&mut self, app_id: &str, msg_id: &str) -> StoreResult<()> {
+        let changed = self
+            .conn
+            .execute("UPDATE message SET payload = NULL WHERE app_id = ? AND id = ?", [app_id, msg_id])
+            .map_err(backend)?;
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    fn insert_delivery(&mut self, d: &Delivery) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, lease_until, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    d.msg_id,
+                    d.endpoint_id,
+                    d.app_id,
+                    d.status as i64,
+                    d.attempts,
+                    d.next_attempt_at.as_ref().map(ms),
+                    ms(&d.updated_at),
+                ])
+            })
+            .map_err(conflict_as("a delivery of this message to this endpoint"))?;
+        Ok(())
+    }
+}

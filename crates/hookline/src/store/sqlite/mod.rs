@@ -1,0 +1,177 @@
+//! The embedded store: SQLite in WAL mode.
+//!
+//! Writes go through one writer thread that commits batches (group commit):
+//! while one batch waits for its fsync, the next fills up, so a thousand
+//! concurrent API requests cost a handful of fsyncs, not a thousand. Each job
+//! in a batch runs inside its own SAVEPOINT, so one job's error undoes that
+//! job alone. Nobody is answered before the COMMIT that holds their work is
+//! on disk (`synchronous=FULL`). Reads use a pool of read-only connections,
+//! which WAL lets run beside the writer.
+
+mod apps;
+mod attempts;
+mod endpoints;
+mod event_types;
+mod idempotency;
+mod messages;
+mod schema;
+mod sql;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{StoreError, Tx};
+
+/// Largest number of jobs committed in one transaction.
+const MAX_BATCH: usize = 512;
+const READ_POOL_SIZE: usize = 8;
+
+/// A transaction as the repository traits see it.
+pub struct SqliteTx<'c> {
+    conn: &'c Connection,
+}
+
+/// A job runs inside the open transaction and hands back what to do once the
+/// COMMIT is known to have succeeded or failed.
+type Job = Box<dyn FnOnce(&Connection) -> Box<dyn FnOnce(Result<(), StoreError>) + Send> + Send>;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    jobs: mpsc::Sender<Job>,
+    readers: Mutex<Vec<Connection>>,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `dir/hookline.db`, migrates it and starts the writer.
+    pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
+        let path = dir.join("hookline.db");
+        let writer = open_connection(&path, false)?;
+        schema::migrate(&writer)?;
+        let (jobs, queue) = mpsc::channel::<Job>(4 * MAX_BATCH);
+        std::thread::Builder::new()
+            .name("hookline-sqlite-writer".into())
+            .spawn(move || run_writer(writer, queue))
+            .map_err(|e| StoreError::Backend(format!("cannot start writer thread: {e}")))?;
+        Ok(SqliteStore { inner: Arc::new(Inner { jobs, readers: Mutex::new(Vec::new()), path }) })
+    }
+
+    /// Applies migrations without starting anything else.
+    pub fn migrate_only(dir: &Path) -> Result<(), StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
+        let conn = open_connection(&dir.join("hookline.db"), false)?;
+        schema::migrate(&conn)
+    }
+
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |conn| {
+            let result = run_in_savepoint(conn, f);
+            Box::new(move |commit: Result<(), StoreError>| {
+                let _ = reply.send(match commit {
+                    Ok(()) => result,
+                    Err(e) => Err(E::from(e)),
+                });
+            })
+        });
+        if self.inner.jobs.send(job).await.is_err() {
+            return Err(E::from(StoreError::Backend("the writer thread has stopped".into())));
+        }
+        answer.await.unwrap_or_else(|_| Err(E::from(StoreError::Backend("the writer thread dropped a job".into()))))
+    }
+
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let conn = match inner.readers.lock().expect("reader pool poisoned").pop() {
+                Some(c) => c,
+                None => open_connection(&inner.path, true)?,
+            };
+            conn.execute_batch("BEGIN").map_err(backend)?;
+            let result = f(&mut SqliteTx { conn: &conn });
+            let _ = conn.execute_batch("COMMIT");
+            let mut pool = inner.readers.lock().expect("reader pool poisoned");
+            if pool.len() < READ_POOL_SIZE {
+                pool.push(conn);
+            }
+            result
+        });
+        task.await.unwrap_or_else(|e| Err(E::from(StoreError::Backend(format!("read task failed: {e}")))))
+    }
+}
+
+fn run_in_savepoint<T, E, F>(conn: &Connection, f: F) -> Result<T, E>
+where
+    E: From<StoreError>,
+    F: FnOnce(&mut dyn Tx) -> Result<T, E>,
+{
+    conn.execute_batch("SAVEPOINT job").map_err(|e| E::from(backend(e)))?;
+    let result = f(&mut SqliteTx { conn });
+    let end = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+    conn.execute_batch(end).map_err(|e| E::from(backend(e)))?;
+    result
+}
+
+fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>) {
+    let mut finishers = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.blocking_recv() {
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let err = backend(e);
+            first(&conn)(Err(err));
+            continue;
+        }
+        finishers.push(first(&conn));
+        while finishers.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => finishers.push(job(&conn)),
+                Err(_) => break,
+            }
+        }
+        let commit = conn.execute_batch("COMMIT").map_err(backend);
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for finish in finishers.drain(..) {
+            finish(commit.clone());
+        }
+    }
+}
+
+fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA cache_size = -16000;
+         PRAGMA temp_store = MEMORY;",
+    )
+    .map_err(backend)?;
+    if read_only {
+        conn.execute_batch("PRAGMA query_only = ON").map_err(backend)?;
+    }
+    Ok(conn)
+}
+
+pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}

@@ -1,0 +1,131 @@
+//! Schema migrations, applied in order and recorded in `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+use super::backend;
+use crate::store::StoreError;
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE application (
+    id          TEXT PRIMARY KEY,
+    uid         TEXT UNIQUE,
+    name        TEXT NOT NULL,
+    rate_limit  INTEGER,
+    metadata    TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+
+CREATE TABLE event_type (
+    name              TEXT PRIMARY KEY,
+    description       TEXT NOT NULL,
+    archived          INTEGER NOT NULL,
+    deprecated        INTEGER NOT NULL,
+    schemas           TEXT,
+    feature_flag      TEXT,
+    validate_payloads INTEGER NOT NULL,
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL
+);
+
+CREATE TABLE endpoint (
+    id              TEXT PRIMARY KEY,
+    app_id          TEXT NOT NULL REFERENCES application(id) ON DELETE CASCADE,
+    uid             TEXT,
+    url             TEXT NOT NULL,
+    description     TEXT NOT NULL,
+    version         INTEGER NOT NULL,
+    disabled        INTEGER NOT NULL,
+    rate_limit      INTEGER,
+    filter_types    TEXT,
+    channels        TEXT,
+    metadata        TEXT NOT NULL,
+    headers         TEXT NOT NULL,
+    secret          BLOB NOT NULL,
+    retired_secrets TEXT NOT NULL,
+    failing_since   INTEGER,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    UNIQUE (app_id, uid)
+);
+CREATE INDEX endpoint_app ON endpoint (app_id, id);
+
+CREATE TABLE message (
+    id                 TEXT PRIMARY KEY,
+    app_id             TEXT NOT NULL REFERENCES application(id) ON DELETE CASCADE,
+    event_type         TEXT NOT NULL,
+    event_id           TEXT,
+    channels           TEXT,
+    tags               TEXT,
+    payload            TEXT,
+    payload_expires_at INTEGER NOT NULL,
+    created_at         INTEGER NOT NULL,
+    UNIQUE (app_id, event_id)
+);
+CREATE INDEX message_app ON message (app_id, id);
+CREATE INDEX message_created ON message (created_at);
+
+-- The outbox and the dispatcher's queue in one: a row per (message, endpoint).
+CREATE TABLE delivery (
+    msg_id          TEXT NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+    endpoint_id     TEXT NOT NULL REFERENCES endpoint(id) ON DELETE CASCADE,
+    app_id          TEXT NOT NULL,
+    status          INTEGER NOT NULL,
+    attempts        INTEGER NOT NULL,
+    next_attempt_at INTEGER,
+    lease_until     INTEGER,
+    updated_at      INTEGER NOT NULL,
+    PRIMARY KEY (msg_id, endpoint_id)
+);
+CREATE INDEX delivery_due ON delivery (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX delivery_endpoint ON delivery (endpoint_id, status);
+
+CREATE TABLE attempt (
+    id                   TEXT PRIMARY KEY,
+    msg_id               TEXT NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+    endpoint_id          TEXT NOT NULL REFERENCES endpoint(id) ON DELETE CASCADE,
+    app_id               TEXT NOT NULL,
+    url                  TEXT NOT NULL,
+    status               INTEGER NOT NULL,
+    response_status_code INTEGER NOT NULL,
+    response             TEXT NOT NULL,
+    response_duration_ms INTEGER NOT NULL,
+    trigger_type         INTEGER NOT NULL,
+    error                TEXT,
+    created_at           INTEGER NOT NULL
+);
+CREATE INDEX attempt_msg ON attempt (msg_id, id);
+CREATE INDEX attempt_endpoint ON attempt (endpoint_id, id);
+CREATE INDEX attempt_created ON attempt (created_at);
+
+-- Replayable answers to requests with an Idempotency-Key, written in the same
+-- transaction as what the request created.
+CREATE TABLE idempotency (
+    key        BLOB PRIMARY KEY,
+    body_hash  BLOB NOT NULL,
+    status     INTEGER NOT NULL,
+    body       BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX idempotency_created ON idempotency (created_at);
+"#];
+
+pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).map_err(backend)? as usize;
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::Backend(format!(
+            "the database is at schema version {current}, newer than this binary knows ({}); upgrade hookline",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let version = index + 1;
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {version}; COMMIT;")).map_err(
+            |e| {
+                let _ = conn.execute_batch("ROLLBACK");
+                StoreError::Backend(format!("migration {version} failed: {e}"))
+            },
+        )?;
+    }
+    Ok(())
+}
