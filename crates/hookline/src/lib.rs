@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod dispatch;
 pub mod ids;
 pub mod keys;
 pub mod server;

@@ -1,13 +1,17 @@
 //! Wires the parts together for `hookline serve`.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
 
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use crate::api::{self, AppState, Shared};
 use crate::auth::TokenAuthority;
 use crate::config::Settings;
+use crate::dispatch::{spawn_sweeper, Dispatcher};
 use crate::keys::{MainKey, SecretCipher};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
@@ -30,21 +34,37 @@ pub fn load_main_key(settings: &Settings) -> Result<MainKey, String> {
 pub async fn serve(settings: Settings) -> Result<(), String> {
     let store = open_store(&settings)?;
     let main_key = load_main_key(&settings)?;
+    let cipher = SecretCipher::new(&main_key);
+    // Claims held by a previous run of this process are void: nothing else
+    // can be using the embedded store's file.
+    let released = store.write(|tx| tx.release_all_claims(Utc::now())).await.map_err(|e| e.to_string())?;
+    if released > 0 {
+        tracing::info!(released, "released deliveries claimed by the previous run");
+    }
+    let new_work = Arc::new(Notify::new());
+    let (stop, stopped) = watch::channel(false);
+    let dispatcher = Dispatcher::new(store.clone(), cipher.clone(), &settings)?;
+    let drain = settings.attempt_timeout + Duration::from_secs(2);
+    let dispatch_task = tokio::spawn(dispatcher.run(new_work.clone(), stopped.clone(), drain));
+    let sweeper = spawn_sweeper(store.clone(), settings.retention, stopped);
+
     let state = AppState::new(Shared {
         store,
         tokens: TokenAuthority::new(&main_key, settings.admin_token.clone()),
-        cipher: SecretCipher::new(&main_key),
+        cipher,
         settings: settings.clone(),
-        new_work: Arc::new(Notify::new()),
+        new_work,
     });
     let listener =
         TcpListener::bind(settings.listen).await.map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(address = %local, data_dir = %settings.data_dir.display(), "hookline listening");
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server error: {e}"))
+    let served = axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown_signal()).await;
+    // Stop taking work, let attempts in flight finish (bounded), then exit.
+    let _ = stop.send(true);
+    let _ = dispatch_task.await;
+    let _ = sweeper.await;
+    served.map_err(|e| format!("server error: {e}"))
 }
 
 async fn shutdown_signal() {

@@ -162,7 +162,7 @@ pub async fn create(
             Ok(MessageOut::new(msg, true))
         })
         .await?;
-    state.new_work.notify_waiters();
+    state.new_work.notify_one();
     Ok(response)
 }
 

@@ -163,3 +163,81 @@ pub struct IdempotentResponse {
     pub status: u16,
     pub body: Vec<u8>,
 }
+
+/// A delivery claimed for one attempt, with everything the attempt needs.
+#[derive(Debug, Clone)]
+pub struct DeliveryJob {
+    /// Proves this claim is still ours when the outcome is recorded.
+    pub claim_id: String,
+    pub msg_id: String,
+    pub endpoint_id: String,
+    pub app_id: String,
+    pub event_type: String,
+    pub payload: Option<String>,
+    pub url: String,
+    pub headers: StringMap,
+    pub secret: SealedSecret,
+    pub retired_secrets: Vec<RetiredSecret>,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    pub manual: bool,
+}
+
+/// What the dispatcher asks of a claim.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub now: Timestamp,
+    pub lease_until: Timestamp,
+    /// Most deliveries to claim in all.
+    pub budget: usize,
+    /// Most deliveries in flight to one endpoint on this node.
+    pub per_endpoint_cap: usize,
+    /// Deliveries this node has in flight, by endpoint.
+    pub in_flight: std::collections::HashMap<String, usize>,
+    pub default_rate_limit: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Claimed {
+    pub jobs: Vec<DeliveryJob>,
+    /// When the earliest remaining work falls due, if any.
+    pub next_due: Option<Timestamp>,
+}
+
+/// Where a delivery goes after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    Succeeded,
+    RetryAt(Timestamp),
+    GiveUp,
+}
+
+/// The recorded result of one attempt.
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    pub claim_id: String,
+    pub attempt: Attempt,
+    pub next: NextStep,
+    /// Disable the endpoint when it has failed without success this long.
+    pub disable_after: chrono::Duration,
+    /// Disable the endpoint now (410 Gone).
+    pub disable_now: bool,
+}
+
+/// Delivery counts of one endpoint by status.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryStats {
+    pub success: u64,
+    pub pending: u64,
+    pub sending: u64,
+    pub failed: u64,
+}
+
+/// What a retention sweep removed.
+#[derive(Debug, Clone, Default)]
+pub struct Purged {
+    pub payloads: usize,
+    pub messages: usize,
+    pub attempts: usize,
+    pub idempotency_keys: usize,
+}

@@ -60,11 +60,6 @@ pub trait IdempotencyRepo {
     ) -> StoreResult<()>;
 }
 
-/// Everything a transaction can do.
-pub trait Tx: ApplicationRepo + EventTypeRepo + EndpointRepo + MessageRepo + AttemptRepo + IdempotencyRepo {}
-
-impl<T: ApplicationRepo + EventTypeRepo + EndpointRepo + MessageRepo + AttemptRepo + IdempotencyRepo> Tx for T {}
-
 /// Filters of an attempt listing.
 #[derive(Debug, Clone, Default)]
 pub struct AttemptFilter {
@@ -80,4 +75,60 @@ pub trait AttemptRepo {
     fn attempt(&mut self, app_id: &str, msg_id: &str, attempt_id: &str) -> StoreResult<Option<Attempt>>;
     /// Every delivery of one message, one per endpoint it was sent to.
     fn deliveries_of_message(&mut self, app_id: &str, msg_id: &str) -> StoreResult<Vec<Delivery>>;
+}
+
+pub trait DeliveryRepo {
+    /// Claims due deliveries as leases, respecting each endpoint's rate limit.
+    fn claim_deliveries(&mut self, req: &ClaimRequest) -> StoreResult<Claimed>;
+    /// Records an attempt and moves the delivery on; ignored (but the attempt
+    /// kept) when the claim was lost to another worker.
+    fn finish_delivery(&mut self, outcome: &AttemptOutcome) -> StoreResult<()>;
+    /// Makes every in-flight delivery due now (the embedded store at start-up).
+    fn release_all_claims(&mut self, now: Timestamp) -> StoreResult<usize>;
+    /// (Re)schedules one delivery for `at`, creating it if needed.
+    fn schedule_delivery(
+        &mut self,
+        app_id: &str,
+        msg_id: &str,
+        endpoint_id: &str,
+        at: Timestamp,
+        manual: bool,
+    ) -> StoreResult<()>;
+    /// Failed deliveries to an endpoint of messages created in [since, until).
+    fn failed_deliveries(
+        &mut self,
+        endpoint_id: &str,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<Vec<Delivery>>;
+    /// Messages of the app created in [since, until) with no delivery to this endpoint.
+    fn messages_missing_delivery(
+        &mut self,
+        app_id: &str,
+        endpoint_id: &str,
+        since: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>>;
+    /// Puts an endpoint's pending deliveries back in the dispatcher's queue.
+    fn requeue_endpoint(&mut self, endpoint_id: &str) -> StoreResult<()>;
+    fn delivery_stats(
+        &mut self,
+        endpoint_id: &str,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> StoreResult<DeliveryStats>;
+    /// Deletes what is past retention, at most `batch` rows of each kind.
+    fn purge_expired(&mut self, now: Timestamp, retention: chrono::Duration, batch: usize) -> StoreResult<Purged>;
+}
+
+/// Everything a transaction can do.
+pub trait Tx:
+    ApplicationRepo + EventTypeRepo + EndpointRepo + MessageRepo + AttemptRepo + DeliveryRepo + IdempotencyRepo
+{
+}
+
+impl<T> Tx for T where
+    T: ApplicationRepo + EventTypeRepo + EndpointRepo + MessageRepo + AttemptRepo + DeliveryRepo + IdempotencyRepo
+{
 }

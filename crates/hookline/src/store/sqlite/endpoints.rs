@@ -10,7 +10,7 @@ use crate::store::model::{Endpoint, RetiredSecret, SealedSecret};
 use crate::store::page::{ListQuery, Page};
 use crate::store::{EndpointRepo, StoreError, StoreResult};
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "id, app_id, uid, url, description, version, disabled, rate_limit, filter_types, channels, metadata, \
                        headers, secret, retired_secrets, failing_since, created_at, updated_at";
 
@@ -37,7 +37,7 @@ fn retired_from_json(text: &str) -> rusqlite::Result<Vec<RetiredSecret>> {
         .collect())
 }
 
-fn row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
+pub(super) fn row(r: &Row<'_>) -> rusqlite::Result<Endpoint> {
     Ok(Endpoint {
         id: r.get(0)?,
         app_id: r.get(1)?,

@@ -8,9 +8,10 @@ use crate::store::model::{Delivery, Message};
 use crate::store::page::{ListQuery, Page};
 use crate::store::{MessageFilter, MessageRepo, StoreError, StoreResult};
 
-const COLUMNS: &str = "id, app_id, event_type, event_id, channels, tags, payload, payload_expires_at, created_at";
+pub(super) const COLUMNS: &str =
+    "id, app_id, event_type, event_id, channels, tags, payload, payload_expires_at, created_at";
 
-fn row(r: &Row<'_>) -> rusqlite::Result<Message> {
+pub(super) fn row(r: &Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
         id: r.get(0)?,
         app_id: r.get(1)?,
@@ -89,8 +90,8 @@ impl MessageRepo for SqliteTx<'_> {
     fn insert_delivery(&mut self, d: &Delivery) -> StoreResult<()> {
         self.conn
             .prepare_cached(
-                "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, lease_until, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, NULL, ?)",
+                "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -104,6 +105,9 @@ impl MessageRepo for SqliteTx<'_> {
                 ])
             })
             .map_err(conflict_as("a delivery of this message to this endpoint"))?;
+        if let Some(at) = &d.next_attempt_at {
+            super::deliveries::enqueue(self.conn, &d.endpoint_id, ms(at))?;
+        }
         Ok(())
     }
 }

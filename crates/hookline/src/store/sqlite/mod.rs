@@ -10,6 +10,7 @@
 
 mod apps;
 mod attempts;
+mod deliveries;
 mod endpoints;
 mod event_types;
 mod idempotency;

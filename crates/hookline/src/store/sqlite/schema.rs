@@ -64,8 +64,11 @@ CREATE TABLE message (
 );
 CREATE INDEX message_app ON message (app_id, id);
 CREATE INDEX message_created ON message (created_at);
+CREATE INDEX message_payload_expiry ON message (payload_expires_at) WHERE payload IS NOT NULL;
 
 -- The outbox and the dispatcher's queue in one: a row per (message, endpoint).
+-- `next_attempt_at` is when the row is due; while an attempt is in flight it
+-- holds the lease expiry, so work of a dead process falls due by itself.
 CREATE TABLE delivery (
     msg_id          TEXT NOT NULL REFERENCES message(id) ON DELETE CASCADE,
     endpoint_id     TEXT NOT NULL REFERENCES endpoint(id) ON DELETE CASCADE,
@@ -73,12 +76,23 @@ CREATE TABLE delivery (
     status          INTEGER NOT NULL,
     attempts        INTEGER NOT NULL,
     next_attempt_at INTEGER,
-    lease_until     INTEGER,
+    claim_id        TEXT,
+    manual          INTEGER NOT NULL DEFAULT 0,
     updated_at      INTEGER NOT NULL,
     PRIMARY KEY (msg_id, endpoint_id)
 );
-CREATE INDEX delivery_due ON delivery (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
-CREATE INDEX delivery_endpoint ON delivery (endpoint_id, status);
+CREATE INDEX delivery_endpoint_due ON delivery (endpoint_id, next_attempt_at) WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX delivery_endpoint_status ON delivery (endpoint_id, status);
+
+-- One row per endpoint with work: when it is next due, and the starts of the
+-- last second for its rate limit. The dispatcher walks this, not the
+-- deliveries, so a throttled endpoint's backlog costs nothing to skip.
+CREATE TABLE endpoint_queue (
+    endpoint_id TEXT PRIMARY KEY REFERENCES endpoint(id) ON DELETE CASCADE,
+    next_due    INTEGER NOT NULL,
+    rate_log    TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX endpoint_queue_due ON endpoint_queue (next_due);
 
 CREATE TABLE attempt (
     id                   TEXT PRIMARY KEY,
