@@ -139,8 +139,12 @@ pub struct HeadersIn {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct HeadersPatchIn {
     headers: std::collections::BTreeMap<String, Option<String>>,
+    /// How current SDKs remove headers (`null` values work too).
+    #[serde(default)]
+    delete_headers: Vec<String>,
 }
 
 // ---- validation -----------------------------------------------------------
@@ -299,15 +303,23 @@ where
     T: Serialize + Send + 'static,
     F: FnOnce(&mut dyn Tx, &mut Endpoint) -> ApiResult<T> + Send + 'static,
 {
-    state
+    let response = state
         .commit(idem, StatusCode::OK, move |tx| {
             let mut ep = tx.endpoint(&app_id, &key)?.ok_or(StoreError::NotFound)?;
-            let out = change(tx, &mut ep)?;
+            let was_disabled = ep.disabled;
+            // Before `change`, so the answer it builds carries the new time.
             ep.updated_at = Utc::now();
+            let out = change(tx, &mut ep)?;
             tx.update_endpoint(&ep)?;
+            if was_disabled && !ep.disabled {
+                // Work that waited while it was disabled resumes.
+                tx.requeue_endpoint(&ep.id)?;
+            }
             Ok(out)
         })
-        .await
+        .await;
+    state.new_work.notify_one();
+    response
 }
 
 pub async fn update(
@@ -501,7 +513,7 @@ pub async fn put_headers(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Merges headers; a `null` value removes that header.
+/// Merges headers; a `null` value, or a name in `deleteHeaders`, removes one.
 pub async fn patch_headers(
     State(state): State<AppState>,
     ScopedApp(app): ScopedApp,
@@ -513,6 +525,9 @@ pub async fn patch_headers(
     check_headers(&mut v, &set);
     v.finish()?;
     modify(&state, Idem::default(), app.id, key, move |_, ep| {
+        for name in &input.delete_headers {
+            ep.headers.remove(name);
+        }
         for (name, value) in input.headers {
             match value {
                 Some(value) => ep.headers.insert(name, value),

@@ -52,6 +52,8 @@ pub struct MessageOut {
     #[serde(serialize_with = "ts")]
     timestamp: Timestamp,
     deliver_at: Option<String>,
+    /// Hookline extension: the payload is gone (retention or expunge).
+    expired: bool,
 }
 
 impl MessageOut {
@@ -62,6 +64,7 @@ impl MessageOut {
             _ => Value::Object(Map::new()),
         };
         MessageOut {
+            expired: m.payload.is_none(),
             id: m.id,
             event_type: m.event_type,
             event_id: m.event_id,

@@ -9,6 +9,7 @@ mod access;
 mod applications;
 mod attempts;
 mod body;
+mod delivery_ops;
 mod endpoints;
 pub mod error;
 mod event_types;

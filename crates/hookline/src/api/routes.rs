@@ -3,7 +3,7 @@
 
 use axum::routing::{on, MethodFilter, MethodRouter};
 
-use super::{applications, attempts, endpoints, event_types, messages, openapi, portal_access, AppState};
+use super::{applications, attempts, delivery_ops, endpoints, event_types, messages, openapi, portal_access, AppState};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +80,10 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", endpoints::get_headers, READ, "Endpoint", "v1.endpoint.get-headers", "Get the endpoint's custom headers"),
     route!(PUT "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", endpoints::put_headers, WRITE, "Endpoint", "v1.endpoint.update-headers", "Replace the endpoint's custom headers"),
     route!(PATCH "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", endpoints::patch_headers, WRITE, "Endpoint", "v1.endpoint.patch-headers", "Merge custom headers (null removes one)"),
+    route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats", delivery_ops::stats, READ, "Endpoint", "v1.endpoint.get-stats", "Delivery counts of the endpoint by status"),
+    route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover", delivery_ops::recover, WRITE, "Endpoint", "v1.endpoint.recover", "Retry every failed delivery since a time"),
+    route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/replay-missing", delivery_ops::replay_missing, WRITE, "Endpoint", "v1.endpoint.replay-missing", "Deliver messages the endpoint never received"),
+    route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example", delivery_ops::send_example, WRITE, "Endpoint", "v1.endpoint.send-example", "Send an event type's example payload to this endpoint"),
     // Messages
     route!(GET "/api/v1/app/{app_id}/msg", messages::list, READ, "Message", "v1.message.list", "List messages, newest first"),
     route!(POST "/api/v1/app/{app_id}/msg", messages::create, Access::AppOrCreate, "Message", "v1.message.create", "Send a message to every endpoint that wants it"),
@@ -90,6 +94,7 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}", attempts::by_endpoint, READ, "Message Attempt", "v1.message-attempt.list-by-endpoint", "List attempts to an endpoint"),
     route!(GET "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", attempts::get, READ, "Message Attempt", "v1.message-attempt.get", "Get one attempt"),
     route!(GET "/api/v1/app/{app_id}/msg/{msg_id}/endpoint", attempts::destinations, READ, "Message Attempt", "v1.message-attempt.list-attempted-destinations", "Endpoints a message was sent to, with its status for each"),
+    route!(POST "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", delivery_ops::resend, WRITE, "Message Attempt", "v1.message-attempt.resend", "Send a message to an endpoint again, now"),
     // Authentication
     route!(POST "/api/v1/auth/app-portal-access/{app_id}", portal_access::create, Access::AdminApp, "Authentication", "v1.authentication.app-portal-access", "A portal URL and token scoped to one application"),
 ];

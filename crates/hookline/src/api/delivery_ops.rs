@@ -1,0 +1,239 @@
+//! Manual delivery operations: resend, recover, replay-missing, send-example,
+//! and the endpoint's delivery stats.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use chrono::{Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::access::ScopedApp;
+use super::error::{ApiError, ApiResult};
+use super::extract::{JsonBody, QueryParams};
+use super::idempotency::Idem;
+use super::json::ts;
+use super::messages::MessageOut;
+use super::AppState;
+use crate::ids::IdKind;
+use crate::store::model::{EventType, Message, Timestamp};
+use crate::store::StoreError;
+
+/// Messages replayed by one replay-missing call, at most.
+const REPLAY_LIMIT: usize = 10_000;
+
+#[derive(Deserialize)]
+pub struct RangeIn {
+    #[serde(deserialize_with = "datetime")]
+    since: Timestamp,
+    #[serde(default, deserialize_with = "opt_datetime")]
+    until: Option<Timestamp>,
+}
+
+fn datetime<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+    let s = String::deserialize(d)?;
+    super::extract::parse_datetime(&s)
+        .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not an RFC 3339 datetime")))
+}
+
+fn opt_datetime<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(s) => super::extract::parse_datetime(&s)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not an RFC 3339 datetime"))),
+    }
+}
+
+/// Svix's `RecoverOut` / `ReplayOut`: the work is done by the time we answer.
+#[derive(Serialize)]
+pub struct TaskOut {
+    id: String,
+    status: &'static str,
+    task: &'static str,
+    /// Hookline extension: how many deliveries were scheduled.
+    scheduled: usize,
+}
+
+fn task(kind: &'static str, scheduled: usize) -> TaskOut {
+    TaskOut { id: format!("qtask_{}", &IdKind::Message.generate()[4..]), status: "finished", task: kind, scheduled }
+}
+
+/// Sends a message to one endpoint again, now, as a manual attempt.
+pub async fn resend(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, msg_key, ep_key)): Path<(String, String, String)>,
+    idem: Idem,
+) -> ApiResult<Response> {
+    let response = state
+        .commit(idem, StatusCode::ACCEPTED, move |tx| {
+            let msg = tx.message(&app.id, &msg_key)?.ok_or(StoreError::NotFound)?;
+            let ep = tx.endpoint(&app.id, &ep_key)?.ok_or(StoreError::NotFound)?;
+            if msg.payload.is_none() {
+                return Err(ApiError::bad_request(
+                    "The message's payload has expired or was expunged; it cannot be resent",
+                ));
+            }
+            tx.schedule_delivery(&app.id, &msg.id, &ep.id, Utc::now(), true)?;
+            Ok(json!({}))
+        })
+        .await?;
+    state.new_work.notify_one();
+    Ok(response)
+}
+
+/// Schedules every failed delivery to the endpoint (of messages created in
+/// the range) for a fresh round of attempts.
+pub async fn recover(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, ep_key)): Path<(String, String)>,
+    idem: Idem,
+    JsonBody(range): JsonBody<RangeIn>,
+) -> ApiResult<Response> {
+    check_range(&range)?;
+    let response = state
+        .commit(idem, StatusCode::ACCEPTED, move |tx| {
+            let ep = tx.endpoint(&app.id, &ep_key)?.ok_or(StoreError::NotFound)?;
+            let until = range.until.unwrap_or_else(|| Utc::now() + Duration::seconds(1));
+            let failed = tx.failed_deliveries(&ep.id, range.since, until)?;
+            let now = Utc::now();
+            for d in &failed {
+                tx.schedule_delivery(&app.id, &d.msg_id, &ep.id, now, false)?;
+            }
+            Ok(task("endpoint.recover", failed.len()))
+        })
+        .await?;
+    state.new_work.notify_one();
+    Ok(response)
+}
+
+/// Delivers to the endpoint the messages of the range it never got (e.g.
+/// sent before it existed, or while it filtered them out).
+pub async fn replay_missing(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, ep_key)): Path<(String, String)>,
+    idem: Idem,
+    JsonBody(range): JsonBody<RangeIn>,
+) -> ApiResult<Response> {
+    check_range(&range)?;
+    let response = state
+        .commit(idem, StatusCode::ACCEPTED, move |tx| {
+            let ep = tx.endpoint(&app.id, &ep_key)?.ok_or(StoreError::NotFound)?;
+            let until = range.until.unwrap_or_else(|| Utc::now() + Duration::seconds(1));
+            let missing = tx.messages_missing_delivery(&app.id, &ep.id, range.since, until, REPLAY_LIMIT)?;
+            let now = Utc::now();
+            let mut scheduled = 0;
+            for msg in missing.iter().filter(|m| ep.wants(&m.event_type, m.channels.as_deref()) && m.payload.is_some())
+            {
+                tx.schedule_delivery(&app.id, &msg.id, &ep.id, now, false)?;
+                scheduled += 1;
+            }
+            Ok(task("endpoint.replay", scheduled))
+        })
+        .await?;
+    state.new_work.notify_one();
+    Ok(response)
+}
+
+fn check_range(range: &RangeIn) -> ApiResult<()> {
+    if range.until.is_some_and(|u| u <= range.since) {
+        return Err(ApiError::invalid(&["body", "until"], "must be after since"));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendExampleIn {
+    event_type: String,
+}
+
+/// The first example of the event type's newest schema, if the catalog has one.
+pub fn example_payload(et: Option<&EventType>, name: &str) -> Value {
+    let from_schema = et.and_then(|et| et.schemas.as_ref()).and_then(|schemas| {
+        let obj = schemas.as_object()?;
+        let newest = obj.keys().max_by_key(|k| k.parse::<u64>().unwrap_or(0))?;
+        let schema = &obj[newest];
+        schema.get("examples").and_then(|e| e.get(0)).or_else(|| schema.get("example")).cloned()
+    });
+    from_schema.filter(Value::is_object).unwrap_or_else(|| json!({"webhook_event_type": name, "example": true}))
+}
+
+/// Sends the event type's example payload to this endpoint alone.
+pub async fn send_example(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, ep_key)): Path<(String, String)>,
+    idem: Idem,
+    JsonBody(input): JsonBody<SendExampleIn>,
+) -> ApiResult<Response> {
+    let now = Utc::now();
+    let retention = Duration::from_std(state.settings.retention).unwrap_or(Duration::days(90));
+    let response = state
+        .commit(idem, StatusCode::ACCEPTED, move |tx| {
+            let ep = tx.endpoint(&app.id, &ep_key)?.ok_or(StoreError::NotFound)?;
+            let et = tx.event_type(&input.event_type)?;
+            if et.is_none() {
+                return Err(ApiError::invalid(&["body", "eventType"], "no such event type"));
+            }
+            let payload = example_payload(et.as_ref(), &input.event_type);
+            let msg = Message {
+                id: IdKind::Message.generate_at(now.timestamp_millis()),
+                app_id: app.id.clone(),
+                event_type: input.event_type,
+                event_id: None,
+                channels: None,
+                tags: Some(vec!["example".into()]),
+                payload: Some(serde_json::to_string(&payload).map_err(ApiError::internal)?),
+                payload_expires_at: now + retention,
+                created_at: now,
+            };
+            tx.insert_message(&msg)?;
+            tx.schedule_delivery(&app.id, &msg.id, &ep.id, now, false)?;
+            Ok(MessageOut::new(msg, true))
+        })
+        .await?;
+    state.new_work.notify_one();
+    Ok(response)
+}
+
+#[derive(Serialize)]
+pub struct StatsOut {
+    success: u64,
+    pending: u64,
+    sending: u64,
+    fail: u64,
+    canceled: u64,
+    #[serde(serialize_with = "ts")]
+    since: Timestamp,
+}
+
+pub async fn stats(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, ep_key)): Path<(String, String)>,
+    q: QueryParams,
+) -> ApiResult<Json<StatsOut>> {
+    let since = q.datetime("since")?;
+    let until = q.datetime("until")?;
+    let stats = state
+        .store
+        .read(move |tx| {
+            let ep = tx.endpoint(&app.id, &ep_key)?.ok_or(StoreError::NotFound)?;
+            Ok::<_, ApiError>((tx.delivery_stats(&ep.id, since, until)?, ep.created_at))
+        })
+        .await?;
+    let (s, created) = stats;
+    Ok(Json(StatsOut {
+        success: s.success,
+        pending: s.pending,
+        sending: s.sending,
+        fail: s.failed,
+        canceled: 0,
+        since: since.unwrap_or(created),
+    }))
+}

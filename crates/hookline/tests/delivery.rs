@@ -1,0 +1,500 @@
+//! Delivery end to end: the real binary sends to real HTTP receivers on
+//! loopback (allowed through HOOKLINE_ALLOWED_PRIVATE_CIDRS).
+
+mod common;
+mod receiver;
+
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use hookline_signature::{Secret, Verifier};
+use receiver::{verify_with_python, Received, Receiver, Reply};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn server_with(extra: &[(&str, &str)]) -> TestServer {
+    let mut b = TestServer::builder().env("HOOKLINE_ALLOWED_PRIVATE_CIDRS", "127.0.0.0/8");
+    for (k, v) in extra {
+        b = b.env(k, v);
+    }
+    b.start().await
+}
+
+/// Creates an app and an endpoint at `url`; returns (app_id, endpoint_id, secret).
+async fn app_with_endpoint(server: &TestServer, url: &str, extra: Value) -> (String, String, String) {
+    let (status, app) = server.admin().post("/api/v1/app", &json!({"name": "Customer"})).await;
+    assert_eq!(status, 201, "{app}");
+    let app_id = app["id"].as_str().unwrap().to_string();
+    let ep_id = add_endpoint(server, &app_id, url, extra).await;
+    let secret = endpoint_secret(server, &app_id, &ep_id).await;
+    (app_id, ep_id, secret)
+}
+
+async fn add_endpoint(server: &TestServer, app_id: &str, url: &str, extra: Value) -> String {
+    let mut body = json!({"url": url});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let (status, ep) = server.admin().post(&format!("/api/v1/app/{app_id}/endpoint"), &body).await;
+    assert_eq!(status, 201, "{ep}");
+    ep["id"].as_str().unwrap().to_string()
+}
+
+async fn endpoint_secret(server: &TestServer, app_id: &str, ep_id: &str) -> String {
+    let (status, s) = server.admin().get(&format!("/api/v1/app/{app_id}/endpoint/{ep_id}/secret")).await;
+    assert_eq!(status, 200, "{s}");
+    s["key"].as_str().unwrap().to_string()
+}
+
+async fn send(server: &TestServer, app_id: &str, payload: Value) -> String {
+    let (status, msg) = server
+        .admin()
+        .post(&format!("/api/v1/app/{app_id}/msg"), &json!({"eventType": "sync.complete", "payload": payload}))
+        .await;
+    assert_eq!(status, 202, "{msg}");
+    msg["id"].as_str().unwrap().to_string()
+}
+
+async fn attempts_of(server: &TestServer, app_id: &str, msg_id: &str) -> Vec<Value> {
+    let (status, list) = server.admin().get(&format!("/api/v1/app/{app_id}/attempt/msg/{msg_id}")).await;
+    assert_eq!(status, 200, "{list}");
+    list["data"].as_array().unwrap().clone()
+}
+
+/// Waits until the message's delivery to the endpoint reaches `status_text`.
+async fn wait_status(server: &TestServer, app_id: &str, msg_id: &str, ep_id: &str, status_text: &str) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, list) = server.admin().get(&format!("/api/v1/app/{app_id}/msg/{msg_id}/endpoint")).await;
+        let dest = list["data"].as_array().unwrap().iter().find(|d| d["id"] == ep_id).cloned();
+        if let Some(d) = &dest {
+            if d["statusText"] == status_text {
+                return d.clone();
+            }
+        }
+        assert!(Instant::now() < deadline, "delivery never became {status_text}: {dest:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn verify_own(secret: &str, r: &Received) {
+    let secret: Secret = secret.parse().unwrap();
+    let headers: Vec<(String, String)> = r.headers.clone().into_iter().collect();
+    Verifier::new(secret).verify(&headers, &r.body).unwrap_or_else(|e| panic!("own verifier rejected a delivery: {e}"));
+}
+
+#[tokio::test]
+async fn delivers_signed_exact_payload_with_both_header_sets() {
+    let rx = Receiver::start().await;
+    let server = server_with(&[]).await;
+    let (app, ep, secret) = app_with_endpoint(&server, &rx.url("/hook"), json!({"headers": {"x-tenant": "t1"}})).await;
+    let msg = send(&server, &app, json!({"run_id": "r1", "emoji": "✓", "n": 1.5})).await;
+    let got = rx.wait_for("/hook", 1, WAIT).await;
+    let r = &got[0];
+    assert_eq!(r.id(), msg);
+    assert_eq!(r.header("svix-id"), msg);
+    assert_eq!(r.header("webhook-timestamp"), r.header("svix-timestamp"));
+    assert_eq!(r.header("webhook-signature"), r.header("svix-signature"));
+    assert_eq!(r.header("content-type"), "application/json");
+    assert!(r.header("user-agent").starts_with("Hookline/"));
+    assert_eq!(r.header("x-tenant"), "t1");
+    assert_eq!(r.header("content-length"), r.body.len().to_string());
+    assert!(!r.headers.contains_key("transfer-encoding"));
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body, json!({"run_id": "r1", "emoji": "✓", "n": 1.5}));
+    let skew = r.header("webhook-timestamp").parse::<i64>().unwrap() - chrono::Utc::now().timestamp();
+    assert!(skew.abs() < 60, "timestamp skew {skew}");
+    verify_own(&secret, r);
+    verify_with_python(&[(secret.clone(), r.clone())]);
+    let d = wait_status(&server, &app, &msg, &ep, "success").await;
+    assert!(d["nextAttempt"].is_null());
+    let attempts = attempts_of(&server, &app, &msg).await;
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0]["responseStatusCode"], 200);
+    assert_eq!(attempts[0]["status"], 0);
+    assert_eq!(attempts[0]["triggerType"], 0);
+    assert_eq!(attempts[0]["response"], "reply 0");
+}
+
+#[tokio::test]
+async fn retries_with_backoff_until_success_keeping_the_same_id() {
+    let rx = Receiver::scripted(|n, _| if n < 2 { Reply::status(500) } else { Reply::status(204) }).await;
+    let server = server_with(&[("HOOKLINE_RETRY_SCHEDULE", "1s,1s,1s")]).await;
+    let (app, ep, secret) = app_with_endpoint(&server, &rx.url("/flaky"), json!({})).await;
+    let msg = send(&server, &app, json!({"k": "v"})).await;
+    let got = rx.wait_for("/flaky", 3, WAIT).await;
+    wait_status(&server, &app, &msg, &ep, "success").await;
+    assert!(got.iter().all(|r| r.id() == msg), "every attempt carries the message id");
+    for pair in got.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        // 1 s with ±20 % jitter.
+        assert!(gap >= Duration::from_millis(790), "retry came after {gap:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rx.received_on("/flaky").len(), 3, "no attempt after success");
+    let attempts = attempts_of(&server, &app, &msg).await;
+    let codes: Vec<i64> = attempts.iter().map(|a| a["responseStatusCode"].as_i64().unwrap()).collect();
+    assert_eq!(codes, vec![204, 500, 500], "newest first");
+    let cases: Vec<(String, Received)> = got.into_iter().map(|r| (secret.clone(), r)).collect();
+    for (s, r) in &cases {
+        verify_own(s, r);
+    }
+    verify_with_python(&cases);
+}
+
+#[tokio::test]
+async fn gives_up_after_the_last_scheduled_attempt() {
+    let rx = Receiver::scripted(|_, _| Reply::status(500)).await;
+    let server = server_with(&[("HOOKLINE_RETRY_SCHEDULE", "200ms,200ms")]).await;
+    let (app, ep, _) = app_with_endpoint(&server, &rx.url("/down"), json!({})).await;
+    let msg = send(&server, &app, json!({})).await;
+    let d = wait_status(&server, &app, &msg, &ep, "fail").await;
+    assert!(d["nextAttempt"].is_null());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(rx.received_on("/down").len(), 3, "1 attempt + 2 retries");
+    assert_eq!(attempts_of(&server, &app, &msg).await.len(), 3);
+}
+
+#[tokio::test]
+async fn attempt_times_out_and_is_recorded() {
+    let rx = Receiver::scripted(|_, _| Reply::status(200).after(Duration::from_secs(5))).await;
+    let server = server_with(&[("HOOKLINE_ATTEMPT_TIMEOUT", "1s"), ("HOOKLINE_RETRY_SCHEDULE", "")]).await;
+    let (app, ep, _) = app_with_endpoint(&server, &rx.url("/slow"), json!({})).await;
+    let msg = send(&server, &app, json!({})).await;
+    wait_status(&server, &app, &msg, &ep, "fail").await;
+    let attempts = attempts_of(&server, &app, &msg).await;
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0]["responseStatusCode"], 0);
+    assert_eq!(attempts[0]["error"], "timed out");
+    let ms = attempts[0]["responseDurationMs"].as_i64().unwrap();
+    assert!((900..5000).contains(&ms), "duration {ms} ms");
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let rx =
+        Receiver::scripted(
+            |n, _| if n == 0 { Reply::status(429).header("retry-after", "2") } else { Reply::status(200) },
+        )
+        .await;
+    let server = server_with(&[("HOOKLINE_RETRY_SCHEDULE", "100ms")]).await;
+    let (app, ep, _) = app_with_endpoint(&server, &rx.url("/busy"), json!({})).await;
+    let msg = send(&server, &app, json!({})).await;
+    let got = rx.wait_for("/busy", 2, WAIT).await;
+    wait_status(&server, &app, &msg, &ep, "success").await;
+    let gap = got[1].at - got[0].at;
+    assert!(gap >= Duration::from_millis(1900), "Retry-After: 2 was not honoured, retried after {gap:?}");
+}
+
+#[tokio::test]
+async fn gone_disables_the_endpoint_and_reenabling_resumes() {
+    let rx = Receiver::scripted(|n, _| if n == 0 { Reply::status(410) } else { Reply::status(200) }).await;
+    let server = server_with(&[("HOOKLINE_RETRY_SCHEDULE", "100ms,100ms")]).await;
+    let (app, ep, _) = app_with_endpoint(&server, &rx.url("/gone"), json!({})).await;
+    let first = send(&server, &app, json!({"n": 1})).await;
+    wait_status(&server, &app, &first, &ep, "fail").await;
+    let (_, endpoint) = server.admin().get(&format!("/api/v1/app/{app}/endpoint/{ep}")).await;
+    assert_eq!(endpoint["disabled"], true, "410 disables at once");
+    assert_eq!(rx.received_on("/gone").len(), 1, "410 is not retried");
+
+    // Messages sent while it is disabled are not queued for it (as in Svix);
+    // replay-missing brings them back.
+    let second = send(&server, &app, json!({"n": 2})).await;
+    let (_, dests) = server.admin().get(&format!("/api/v1/app/{app}/msg/{second}/endpoint")).await;
+    assert!(dests["data"].as_array().unwrap().is_empty(), "{dests}");
+
+    // Work scheduled while disabled waits, and resumes on re-enabling.
+    let (status, _) =
+        server.admin().post(&format!("/api/v1/app/{app}/msg/{first}/endpoint/{ep}/resend"), &json!({})).await;
+    assert_eq!(status, 202);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(rx.received_on("/gone").len(), 1, "a disabled endpoint receives nothing");
+    wait_status(&server, &app, &first, &ep, "pending").await;
+
+    let (status, _) =
+        server.admin().patch(&format!("/api/v1/app/{app}/endpoint/{ep}"), &json!({"disabled": false})).await;
+    assert_eq!(status, 200);
+    let got = rx.wait_for("/gone", 2, WAIT).await;
+    assert_eq!(got[1].id(), first);
+    wait_status(&server, &app, &first, &ep, "success").await;
+    let since = (chrono::Utc::now() - chrono::Duration::minutes(5)).to_rfc3339();
+    let (status, _) =
+        server.admin().post(&format!("/api/v1/app/{app}/endpoint/{ep}/replay-missing"), &json!({"since": since})).await;
+    assert_eq!(status, 202);
+    let got = rx.wait_for("/gone", 3, WAIT).await;
+    assert_eq!(got[2].id(), second);
+}
+
+#[tokio::test]
+async fn endpoint_failing_longer_than_disable_after_is_disabled() {
+    let rx = Receiver::scripted(|_, _| Reply::status(503)).await;
+    let server =
+        server_with(&[("HOOKLINE_RETRY_SCHEDULE", "300ms,300ms,300ms,300ms"), ("HOOKLINE_DISABLE_AFTER", "500ms")])
+            .await;
+    let (app, ep, _) = app_with_endpoint(&server, &rx.url("/broken"), json!({})).await;
+    send(&server, &app, json!({})).await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, endpoint) = server.admin().get(&format!("/api/v1/app/{app}/endpoint/{ep}")).await;
+        if endpoint["disabled"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "endpoint was never disabled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let count = rx.received_on("/broken").len();
+    assert!((2..5).contains(&count), "disabled after {count} attempts");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(rx.received_on("/broken").len(), count, "no attempts once disabled");
+}
+
+#[tokio::test]
+async fn rate_limit_spreads_deliveries_over_time() {
+    let rx = Receiver::start().await;
+    let server = server_with(&[]).await;
+    let (app, ep, _) = app_with_endpoint(&server, &rx.url("/limited"), json!({"throttleRate": 5})).await;
+    let (_, endpoint) = server.admin().get(&format!("/api/v1/app/{app}/endpoint/{ep}")).await;
+    assert_eq!(endpoint["throttleRate"], 5);
+    let started = Instant::now();
+    for i in 0..30 {
+        send(&server, &app, json!({"i": i})).await;
+    }
+    let got = rx.wait_for("/limited", 30, WAIT).await;
+    let span = got.last().unwrap().at - got[0].at;
+    let total = got.last().unwrap().at - started;
+    println!("30 deliveries at 5/s: first to last {span:?}, from first send {total:?}");
+    // Burst of 5, then 5 per second: the 30th cannot start before 5 s.
+    assert!(span >= Duration::from_millis(4800), "30 deliveries took only {span:?}");
+    // No window of (just under) a second holds more than 5 starts.
+    for (i, first) in got.iter().enumerate() {
+        let in_window = got[i..].iter().take_while(|r| r.at - first.at < Duration::from_millis(950)).count();
+        assert!(in_window <= 5, "{in_window} deliveries within one second");
+    }
+}
+
+#[tokio::test]
+async fn slow_endpoint_does_not_delay_others() {
+    let rx = Receiver::scripted(|_, path| {
+        if path == "/slow" {
+            Reply::status(200).after(Duration::from_secs(20))
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    let server = server_with(&[("HOOKLINE_ATTEMPT_TIMEOUT", "10s"), ("HOOKLINE_RETRY_SCHEDULE", "")]).await;
+    let (app, slow, _) = app_with_endpoint(&server, &rx.url("/slow"), json!({})).await;
+    add_endpoint(&server, &app, &rx.url("/fast"), json!({})).await;
+    let started = Instant::now();
+    let mut first_slow_msg = None;
+    for i in 0..100 {
+        let id = send(&server, &app, json!({"i": i})).await;
+        first_slow_msg.get_or_insert(id);
+    }
+    rx.wait_for("/fast", 100, WAIT).await;
+    let fast_done = started.elapsed();
+    // Every slow attempt is still hanging (10 s timeout): the fast endpoint
+    // got all of its deliveries while the slow one had none finished.
+    let (_, list) = server.admin().get(&format!("/api/v1/app/{app}/attempt/endpoint/{slow}")).await;
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        0,
+        "a slow attempt finished before the fast ones ({fast_done:?})"
+    );
+    assert!(fast_done < Duration::from_secs(10));
+    println!("fast endpoint got 100 deliveries in {fast_done:?} while the slow endpoint hung");
+    let _ = first_slow_msg;
+}
+
+#[tokio::test]
+async fn rotation_signs_with_old_and_new_secret_during_grace() {
+    let rx = Receiver::start().await;
+    let server = server_with(&[]).await;
+    let (app, ep, old) = app_with_endpoint(&server, &rx.url("/rot"), json!({})).await;
+    let (status, rotated) =
+        server.admin().post(&format!("/api/v1/app/{app}/endpoint/{ep}/secret/rotate"), &json!({})).await;
+    assert_eq!(status, 200, "{rotated}");
+    let new = rotated["key"].as_str().unwrap().to_string();
+    assert_ne!(new, old);
+    assert_eq!(endpoint_secret(&server, &app, &ep).await, new);
+    send(&server, &app, json!({"after": "rotation"})).await;
+    let got = rx.wait_for("/rot", 1, WAIT).await;
+    let sigs: Vec<&str> = got[0].header("webhook-signature").split(' ').collect();
+    assert_eq!(sigs.len(), 2, "both keys sign during the grace period: {sigs:?}");
+    verify_own(&old, &got[0]);
+    verify_own(&new, &got[0]);
+    verify_with_python(&[(old, got[0].clone()), (new.clone(), got[0].clone())]);
+
+    // With no grace period the old key stops signing at once.
+    let (_, rotated) = server
+        .admin()
+        .post(&format!("/api/v1/app/{app}/endpoint/{ep}/secret/rotate"), &json!({"gracePeriodSeconds": 0}))
+        .await;
+    let newest = rotated["key"].as_str().unwrap().to_string();
+    send(&server, &app, json!({"after": "second rotation"})).await;
+    let got = rx.wait_for("/rot", 2, WAIT).await;
+    // The first rotation's old key is still in its grace period; `new` is not.
+    let r = &got[1];
+    verify_own(&newest, r);
+    let headers: Vec<(String, String)> = r.headers.clone().into_iter().collect();
+    assert!(Verifier::new(new.parse::<Secret>().unwrap()).verify(&headers, &r.body).is_err());
+}
+
+#[tokio::test]
+async fn ssrf_guard_refuses_loopback_without_allowance() {
+    let rx = Receiver::start().await;
+    let server = TestServer::start().await;
+    let (status, app) = server.admin().post("/api/v1/app", &json!({"name": "c"})).await;
+    assert_eq!(status, 201);
+    let app = app["id"].as_str().unwrap().to_string();
+    let by_ip = add_endpoint(&server, &app, &rx.url("/ip"), json!({})).await;
+    let by_name = add_endpoint(&server, &app, &format!("http://localhost:{}/name", rx.addr.port()), json!({})).await;
+    let by_mapped =
+        add_endpoint(&server, &app, &format!("http://[::ffff:127.0.0.1]:{}/mapped", rx.addr.port()), json!({})).await;
+    let msg = send(&server, &app, json!({})).await;
+    for ep in [&by_ip, &by_name, &by_mapped] {
+        let deadline = Instant::now() + WAIT;
+        let attempt = loop {
+            let (_, list) = server.admin().get(&format!("/api/v1/app/{app}/attempt/endpoint/{ep}")).await;
+            if let Some(a) = list["data"].as_array().unwrap().first() {
+                break a.clone();
+            }
+            assert!(Instant::now() < deadline, "no attempt recorded for {ep}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(attempt["responseStatusCode"], 0);
+        assert_eq!(attempt["msgId"], msg.as_str());
+        let error = attempt["error"].as_str().unwrap();
+        assert!(error.contains("SSRF guard"), "{error}");
+    }
+    assert!(rx.received().is_empty(), "nothing may reach the loopback receiver");
+}
+
+#[tokio::test]
+async fn retention_purges_old_messages_and_attempts() {
+    let rx = Receiver::start().await;
+    let server = server_with(&[("HOOKLINE_RETENTION", "2s")]).await;
+    let (app, ep, _) = app_with_endpoint(&server, &rx.url("/keep"), json!({})).await;
+    let msg = send(&server, &app, json!({"short": "lived"})).await;
+    wait_status(&server, &app, &msg, &ep, "success").await;
+    assert_eq!(attempts_of(&server, &app, &msg).await.len(), 1);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, _) = server.admin().get(&format!("/api/v1/app/{app}/msg/{msg}")).await;
+        if status == 404 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "message outlived its retention");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, list) = server.admin().get(&format!("/api/v1/app/{app}/attempt/endpoint/{ep}")).await;
+    assert!(list["data"].as_array().unwrap().is_empty(), "attempts purged too");
+}
+
+#[tokio::test]
+async fn expunged_message_cannot_be_resent() {
+    let rx = Receiver::start().await;
+    let server = server_with(&[]).await;
+    let (app, ep, _) = app_with_endpoint(&server, &rx.url("/x"), json!({})).await;
+    let msg = send(&server, &app, json!({"secret": "data"})).await;
+    wait_status(&server, &app, &msg, &ep, "success").await;
+    let (status, _) = server.admin().delete(&format!("/api/v1/app/{app}/msg/{msg}/content")).await;
+    assert_eq!(status, 204);
+    let (_, m) = server.admin().get(&format!("/api/v1/app/{app}/msg/{msg}")).await;
+    assert_eq!(m["expired"], true);
+    assert_eq!(m["payload"], json!({}));
+    let (status, body) =
+        server.admin().post(&format!("/api/v1/app/{app}/msg/{msg}/endpoint/{ep}/resend"), &json!({})).await;
+    common::assert_error(status, &body, 400);
+}
+
+#[tokio::test]
+async fn resend_recover_and_replay_missing() {
+    let rx = Receiver::scripted(|_, _| Reply::status(500)).await;
+    let server = server_with(&[("HOOKLINE_RETRY_SCHEDULE", "100ms")]).await;
+    let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+    // A message sent before the endpoint exists is "missing" for it.
+    let (_, app) = server.admin().post("/api/v1/app", &json!({"name": "c"})).await;
+    let app = app["id"].as_str().unwrap().to_string();
+    let early = send(&server, &app, json!({"early": true})).await;
+    let ep = add_endpoint(&server, &app, &rx.url("/r"), json!({})).await;
+    let failing = send(&server, &app, json!({"n": 1})).await;
+    wait_status(&server, &app, &failing, &ep, "fail").await;
+    assert_eq!(rx.received_on("/r").len(), 2);
+
+    rx.set_script(|_, _| Reply::status(200));
+    let range = json!({"since": since.to_rfc3339()});
+    let (status, task) = server.admin().post(&format!("/api/v1/app/{app}/endpoint/{ep}/recover"), &range).await;
+    assert_eq!(status, 202, "{task}");
+    assert_eq!(task["scheduled"], 1);
+    wait_status(&server, &app, &failing, &ep, "success").await;
+
+    let (status, body) =
+        server.admin().post(&format!("/api/v1/app/{app}/msg/{failing}/endpoint/{ep}/resend"), &json!({})).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body, json!({}));
+    let got = rx.wait_for("/r", 4, WAIT).await;
+    assert_eq!(got[3].id(), failing);
+    let deadline = Instant::now() + WAIT;
+    while !attempts_of(&server, &app, &failing).await.iter().any(|a| a["triggerType"] == 1) {
+        assert!(Instant::now() < deadline, "no manual attempt recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (status, task) = server.admin().post(&format!("/api/v1/app/{app}/endpoint/{ep}/replay-missing"), &range).await;
+    assert_eq!(status, 202, "{task}");
+    assert_eq!(task["scheduled"], 1);
+    let got = rx.wait_for("/r", 5, WAIT).await;
+    assert_eq!(got[4].id(), early);
+    let (_, again) = server.admin().post(&format!("/api/v1/app/{app}/endpoint/{ep}/replay-missing"), &range).await;
+    assert_eq!(again["scheduled"], 0, "nothing is missing any more");
+
+    let (status, stats) = server.admin().get(&format!("/api/v1/app/{app}/endpoint/{ep}/stats")).await;
+    assert_eq!(status, 200);
+    assert_eq!(stats["success"], 2);
+    assert_eq!(stats["fail"], 0);
+}
+
+#[tokio::test]
+async fn send_example_goes_to_that_endpoint_only() {
+    let rx = Receiver::start().await;
+    let server = server_with(&[]).await;
+    let schema =
+        json!({"1": {"type": "object", "examples": [{"webhook_event_type": "sync.complete", "run_id": "example"}]}});
+    let (status, _) = server
+        .admin()
+        .post("/api/v1/event-type", &json!({"name": "sync.complete", "description": "d", "schemas": schema}))
+        .await;
+    assert_eq!(status, 201);
+    let (app, ep, _) = app_with_endpoint(&server, &rx.url("/one"), json!({})).await;
+    add_endpoint(&server, &app, &rx.url("/other"), json!({})).await;
+    let (status, msg) = server
+        .admin()
+        .post(&format!("/api/v1/app/{app}/endpoint/{ep}/send-example"), &json!({"eventType": "sync.complete"}))
+        .await;
+    assert_eq!(status, 202, "{msg}");
+    let got = rx.wait_for("/one", 1, WAIT).await;
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(body["run_id"], "example");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(rx.received_on("/other").is_empty());
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_in_flight_attempts() {
+    let rx = Receiver::scripted(|_, _| Reply::status(200).after(Duration::from_millis(1500))).await;
+    let mut server = server_with(&[]).await;
+    let (app, ep, _) = app_with_endpoint(&server, &rx.url("/inflight"), json!({})).await;
+    let msg = send(&server, &app, json!({})).await;
+    rx.wait_for("/inflight", 1, WAIT).await;
+    server.stop().await;
+    assert!(!server.is_running());
+    let log = server.log();
+    assert!(log.contains("shutting down"), "{log}");
+    server.start_again().await;
+    // The attempt finished before exit: recorded as a success, not re-sent.
+    wait_status(&server, &app, &msg, &ep, "success").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rx.received_on("/inflight").len(), 1);
+}
