@@ -208,6 +208,11 @@ pub async fn destinations(
             Ok::<_, ApiError>(out)
         })
         .await?;
-    let page = crate::store::page::Page { iterator: None, prev_iterator: None, done: true, data: rows };
+    let page = crate::store::page::Page {
+        iterator: rows.last().map(|d| d.id.clone()),
+        prev_iterator: rows.first().map(|d| format!("-{}", d.id)),
+        done: true,
+        data: rows,
+    };
     Ok(Json(ListOut::from_page(page, |d| d)))
 }

@@ -33,6 +33,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             }
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        // No body at all reads as `null`, so optional bodies may be omitted.
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            if let Ok(value) = serde_json::from_slice::<T>(b"null") {
+                return Ok(JsonBody(value));
+            }
+        }
         parse_json(&bytes).map(JsonBody)
     }
 }

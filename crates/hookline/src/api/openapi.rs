@@ -53,6 +53,8 @@ pub fn document() -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Webhook delivery, compatible with the Svix v1 API."
         },
+        // Relative to where the document is served: the paths carry `/api/v1`.
+        "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
             "securitySchemes": {"HTTPBearer": {"type": "http", "scheme": "bearer"}},

@@ -1,0 +1,264 @@
+//! Tenant isolation: a token scoped to one application sees that application
+//! alone, and a read-only token cannot write.
+
+mod common;
+
+use common::{assert_error, list_data, send, str_of, TestServer};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const HOOK_URL: &str = "https://receiver.example.invalid/hook";
+
+struct Tenant {
+    app: String,
+    uid: String,
+    endpoint: String,
+    message: String,
+}
+
+async fn tenant(server: &TestServer, uid: &str) -> Tenant {
+    let app = str_of(&server.create_app(uid, Some(uid)).await, "id").to_string();
+    let (status, ep) =
+        server.admin().post(&format!("/api/v1/app/{app}/endpoint"), &json!({"url": HOOK_URL, "uid": "ep"})).await;
+    assert_eq!(status, 201, "{ep}");
+    let (status, msg) = server
+        .admin()
+        .post(&format!("/api/v1/app/{app}/msg"), &json!({"eventType": "a", "eventId": "evt", "payload": {"of": uid}}))
+        .await;
+    assert_eq!(status, 202, "{msg}");
+    Tenant {
+        app,
+        uid: uid.to_string(),
+        endpoint: str_of(&ep, "id").to_string(),
+        message: str_of(&msg, "id").to_string(),
+    }
+}
+
+fn ids(list: &Value) -> Vec<&str> {
+    list_data(list).iter().map(|v| str_of(v, "id")).collect()
+}
+
+/// Tokens scoped to `a`, each with a name for failure messages.
+async fn tokens_for(server: &TestServer, a: &Tenant, read_only: bool) -> Vec<(String, String)> {
+    let mut args = vec!["token", "create", "--app", a.app.as_str()];
+    let mut args_uid = vec!["token", "create", "--app", a.uid.as_str()];
+    if read_only {
+        args.push("--read-only");
+        args_uid.push("--read-only");
+    }
+    vec![
+        ("cli token (app id)".to_string(), server.cli_ok(&args).await),
+        ("cli token (app uid)".to_string(), server.cli_ok(&args_uid).await),
+        ("portal token".to_string(), server.token_for_app(&a.app, read_only).await),
+    ]
+}
+
+/// What every token scoped to `a` may read, and what of `b` it must not see.
+async fn check_reads(server: &TestServer, name: &str, token: &str, a: &Tenant, b: &Tenant) {
+    let api = server.api(token);
+
+    let (status, app) = api.get(&format!("/api/v1/app/{}", a.app)).await;
+    assert_eq!(status, 200, "{name}: {app}");
+    let (status, app) = api.get(&format!("/api/v1/app/{}", a.uid)).await;
+    assert_eq!(status, 200, "{name}: {app}");
+    let (status, list) = api.get(&format!("/api/v1/app/{}/endpoint", a.app)).await;
+    assert_eq!(status, 200, "{name}: {list}");
+    assert_eq!(ids(&list), [a.endpoint.as_str()], "{name}");
+    let (status, list) = api.get(&format!("/api/v1/app/{}/msg", a.app)).await;
+    assert_eq!(status, 200, "{name}: {list}");
+    assert_eq!(ids(&list), [a.message.as_str()], "{name}");
+    for path in [
+        format!("/api/v1/app/{}/endpoint/{}", a.app, a.endpoint),
+        format!("/api/v1/app/{}/endpoint/ep", a.app),
+        format!("/api/v1/app/{}/endpoint/{}/secret", a.app, a.endpoint),
+        format!("/api/v1/app/{}/endpoint/{}/headers", a.app, a.endpoint),
+        format!("/api/v1/app/{}/msg/{}", a.app, a.message),
+        format!("/api/v1/app/{}/msg/evt", a.app),
+        format!("/api/v1/app/{}/msg/{}/endpoint", a.app, a.message),
+        format!("/api/v1/app/{}/attempt/msg/{}", a.app, a.message),
+        format!("/api/v1/app/{}/attempt/endpoint/{}", a.app, a.endpoint),
+        "/api/v1/event-type".to_string(),
+        "/api/v1/event-type/shared.type".to_string(),
+    ] {
+        let (status, body) = api.get(&path).await;
+        assert_eq!(status, 200, "{name} GET {path}: {body}");
+    }
+
+    // B does not exist for this token: its app (by id or uid), its children,
+    // and B's ids used under A's path.
+    for path in [
+        format!("/api/v1/app/{}", b.app),
+        format!("/api/v1/app/{}", b.uid),
+        format!("/api/v1/app/{}/endpoint", b.app),
+        format!("/api/v1/app/{}/msg", b.app),
+        format!("/api/v1/app/{}/endpoint/{}", b.app, b.endpoint),
+        format!("/api/v1/app/{}/msg/{}", b.app, b.message),
+        format!("/api/v1/app/{}/endpoint/{}", a.app, b.endpoint),
+        format!("/api/v1/app/{}/endpoint/{}/secret", a.app, b.endpoint),
+        format!("/api/v1/app/{}/endpoint/{}/headers", a.app, b.endpoint),
+        format!("/api/v1/app/{}/attempt/endpoint/{}", a.app, b.endpoint),
+        format!("/api/v1/app/{}/msg/{}", a.app, b.message),
+        format!("/api/v1/app/{}/msg/{}/endpoint", a.app, b.message),
+        format!("/api/v1/app/{}/attempt/msg/{}", a.app, b.message),
+    ] {
+        let (status, body) = api.get(&path).await;
+        assert_eq!(status, 404, "{name} GET {path}: {body}");
+        assert_error(status, &body, 404);
+    }
+
+    // Organization routes are the admin's.
+    let (status, body) = api.get("/api/v1/app").await;
+    assert_error(status, &body, 403);
+    let (status, body) = api.post("/api/v1/app", &json!({"name": "x"})).await;
+    assert_error(status, &body, 403);
+    let (status, body) = api.post("/api/v1/event-type", &json!({"name": "new.type", "description": ""})).await;
+    assert_error(status, &body, 403);
+    let (status, body) = api.post(&format!("/api/v1/auth/app-portal-access/{}", a.app), &json!({})).await;
+    assert_error(status, &body, 403);
+}
+
+#[tokio::test]
+async fn app_scoped_tokens_see_only_their_application() {
+    let server = TestServer::start().await;
+    let (status, body) =
+        server.admin().post("/api/v1/event-type", &json!({"name": "shared.type", "description": ""})).await;
+    assert_eq!(status, 201, "{body}");
+    let a = tenant(&server, "tenant-a").await;
+    let b = tenant(&server, "tenant-b").await;
+
+    for read_only in [false, true] {
+        for (name, token) in tokens_for(&server, &a, read_only).await {
+            let name = format!("{name}, read_only={read_only}");
+            check_reads(&server, &name, &token, &a, &b).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn app_scoped_token_cannot_touch_another_application() {
+    let server = TestServer::start().await;
+    let a = tenant(&server, "tenant-a").await;
+    let b = tenant(&server, "tenant-b").await;
+    let token = server.cli_ok(&["token", "create", "--app", &a.app]).await;
+    let api = server.api(&token);
+
+    let b_ep = format!("/api/v1/app/{}/endpoint/{}", b.app, b.endpoint);
+    let a_with_b_ep = format!("/api/v1/app/{}/endpoint/{}", a.app, b.endpoint);
+    let writes = [
+        (Method::PUT, format!("/api/v1/app/{}", b.app), json!({"name": "hijacked"})),
+        (Method::DELETE, format!("/api/v1/app/{}", b.app), Value::Null),
+        (Method::POST, format!("/api/v1/app/{}/endpoint", b.app), json!({"url": HOOK_URL})),
+        (Method::PATCH, b_ep.clone(), json!({"url": "https://evil.example.invalid/"})),
+        (Method::DELETE, b_ep.clone(), Value::Null),
+        (Method::PATCH, a_with_b_ep.clone(), json!({"url": "https://evil.example.invalid/"})),
+        (Method::PUT, a_with_b_ep.clone(), json!({"url": "https://evil.example.invalid/"})),
+        (Method::DELETE, a_with_b_ep.clone(), Value::Null),
+        (Method::POST, format!("{a_with_b_ep}/secret/rotate"), json!({})),
+        (Method::PUT, format!("{a_with_b_ep}/headers"), json!({"headers": {"x-evil": "1"}})),
+        (Method::POST, format!("/api/v1/app/{}/msg", b.app), json!({"eventType": "a", "payload": {}})),
+        (Method::DELETE, format!("/api/v1/app/{}/msg/{}/content", a.app, b.message), Value::Null),
+        (Method::DELETE, format!("/api/v1/app/{}/msg/{}/content", b.app, b.message), Value::Null),
+    ];
+    for (method, path, body) in writes {
+        let r = send(api.request(method.clone(), &path).json(&body)).await;
+        assert!(r.status == 404 || r.status == 403, "{method} {path}: {} {:?}", r.status, r.body);
+        common::assert_error_shape(r.status, &r.body);
+    }
+
+    // Only the platform may create applications on the fly.
+    let r = send(api.request(Method::POST, "/api/v1/app/brand-new/msg").json(&json!({
+        "eventType": "a", "payload": {}, "application": {"name": "Sneaky"}
+    })))
+    .await;
+    assert!(r.status == 404 || r.status == 403, "{} {:?}", r.status, r.body);
+    common::assert_error_shape(r.status, &r.body);
+
+    // B is exactly as it was.
+    let admin = server.admin();
+    let (_, app) = admin.get(&format!("/api/v1/app/{}", b.app)).await;
+    assert_eq!(app["name"], "tenant-b");
+    let (_, ep) = admin.get(&b_ep).await;
+    assert_eq!(ep["url"], HOOK_URL);
+    let (_, headers) = admin.get(&format!("{b_ep}/headers")).await;
+    assert_eq!(headers["headers"], json!({}));
+    let (_, list) = admin.get(&format!("/api/v1/app/{}/endpoint", b.app)).await;
+    assert_eq!(ids(&list), [b.endpoint.as_str()]);
+    let (_, list) = admin.get(&format!("/api/v1/app/{}/msg", b.app)).await;
+    assert_eq!(ids(&list), [b.message.as_str()]);
+    assert_eq!(list_data(&list)[0]["payload"], json!({"of": "tenant-b"}));
+    let (status, _) = admin.get("/api/v1/app/brand-new").await;
+    assert_eq!(status, 404, "no application was created");
+
+    // A's token can do all of it to A.
+    let (status, body) =
+        api.post(&format!("/api/v1/app/{}/msg", a.app), &json!({"eventType": "a", "payload": {}})).await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) =
+        api.patch(&format!("/api/v1/app/{}/endpoint/{}", a.app, a.endpoint), &json!({"description": "mine"})).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn read_only_tokens_can_read_but_not_write() {
+    let server = TestServer::start().await;
+    let a = tenant(&server, "tenant-a").await;
+    let ep = format!("/api/v1/app/{}/endpoint/{}", a.app, a.endpoint);
+    for (name, token) in tokens_for(&server, &a, true).await {
+        let api = server.api(&token);
+        let writes = [
+            (Method::POST, format!("/api/v1/app/{}/endpoint", a.app), json!({"url": HOOK_URL})),
+            (Method::PUT, ep.clone(), json!({"url": HOOK_URL})),
+            (Method::PATCH, ep.clone(), json!({"description": "changed"})),
+            (Method::DELETE, ep.clone(), Value::Null),
+            (Method::POST, format!("{ep}/secret/rotate"), json!({})),
+            (Method::PUT, format!("{ep}/headers"), json!({"headers": {"x-a": "1"}})),
+            (Method::PATCH, format!("{ep}/headers"), json!({"headers": {"x-a": "1"}})),
+            (Method::POST, format!("/api/v1/app/{}/msg", a.app), json!({"eventType": "a", "payload": {}})),
+            (Method::DELETE, format!("/api/v1/app/{}/msg/{}/content", a.app, a.message), Value::Null),
+            (Method::PATCH, format!("/api/v1/app/{}", a.app), json!({"name": "changed"})),
+        ];
+        for (method, path, body) in writes {
+            let r = send(api.request(method.clone(), &path).json(&body)).await;
+            assert_eq!(r.status, 403, "{name}: {method} {path}: {:?}", r.body);
+            assert_error(r.status, &r.body, 403);
+        }
+        let (status, body) = api.get(&ep).await;
+        assert_eq!(status, 200, "{name}: {body}");
+        let (status, body) = api.get(&format!("{ep}/secret")).await;
+        assert_eq!(status, 200, "{name}: {body}");
+    }
+    // Nothing was written.
+    let admin = server.admin();
+    let (_, got) = admin.get(&ep).await;
+    assert_eq!(got["description"], "");
+    let (_, list) = admin.get(&format!("/api/v1/app/{}/endpoint", a.app)).await;
+    assert_eq!(list_data(&list).len(), 1);
+    let (_, list) = admin.get(&format!("/api/v1/app/{}/msg", a.app)).await;
+    assert_eq!(list_data(&list).len(), 1);
+    assert_eq!(list_data(&list)[0]["payload"], json!({"of": "tenant-a"}));
+}
+
+#[tokio::test]
+async fn token_of_a_deleted_application_sees_nothing() {
+    let server = TestServer::start().await;
+    let a = tenant(&server, "tenant-a").await;
+    let token = server.token_for_app(&a.app, false).await;
+    let (status, _) = server.admin().delete(&format!("/api/v1/app/{}", a.app)).await;
+    assert_eq!(status, 204);
+    // A new application reusing the uid is another application.
+    server.create_app("Reborn", Some("tenant-a")).await;
+    for path in
+        [format!("/api/v1/app/{}", a.app), "/api/v1/app/tenant-a".to_string(), format!("/api/v1/app/{}/msg", a.app)]
+    {
+        let (status, body) = server.api(&token).get(&path).await;
+        assert_error(status, &body, 404);
+    }
+}
+
+#[tokio::test]
+async fn cli_refuses_a_token_for_an_unknown_application() {
+    let server = TestServer::start().await;
+    let out = server.cli(&["token", "create", "--app", "no-such-app"]).await;
+    assert!(!out.status.success(), "token create for an unknown app must fail");
+    assert!(out.stdout.is_empty(), "no token printed: {}", String::from_utf8_lossy(&out.stdout));
+}

@@ -1,0 +1,427 @@
+"""Drives a running Hookline server with the official Svix Python SDK, unchanged.
+
+Only `server_url` is set. Run by tests/sdk_compat.rs with SERVER_URL and TOKEN
+(an admin token) in the environment; prints one line per check, then
+`N passed, M failed`, and exits non-zero if any check failed.
+
+The checks run in order and share state (the application, the endpoint...),
+so after the first failure of the synchronous flow the rest of it is skipped
+(and counted as failed); the asynchronous flow runs regardless.
+"""
+
+import asyncio
+import datetime as dt
+import os
+import sys
+import traceback
+import uuid
+
+from svix.api import (
+    AppPortalAccessIn,
+    ApplicationIn,
+    ApplicationPatch,
+    EndpointHeadersIn,
+    EndpointHeadersPatchIn,
+    EndpointIn,
+    EndpointPatch,
+    EndpointSecretRotateIn,
+    EventTypeIn,
+    EventTypeListOptions,
+    MessageAttemptListByEndpointOptions,
+    MessageAttemptListByMsgOptions,
+    MessageCreateOptions,
+    MessageGetOptions,
+    MessageIn,
+    MessageListOptions,
+    ApplicationListOptions,
+    Ordering,
+    Svix,
+    SvixAsync,
+    SvixOptions,
+)
+from svix.api.errors.http_error import HttpError
+from svix.api.errors.http_validation_error import HTTPValidationError
+
+SERVER_URL = os.environ["SERVER_URL"]
+TOKEN = os.environ["TOKEN"]
+# Never resolves (RFC 6761): nothing is sent anywhere if delivery is attempted.
+HOOK_URL = "https://receiver.example.invalid/webhook"
+RUN = uuid.uuid4().hex[:8]
+
+passed = 0
+failed = 0
+
+
+def options():
+    # No client-side retries: a 5xx must surface as a failure, not be hidden.
+    return SvixOptions(server_url=SERVER_URL, retry_schedule=[])
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def expect_http_error(status, fn, *args, **kwargs):
+    try:
+        fn(*args, **kwargs)
+    except HttpError as e:
+        check(e.status_code == status, f"expected HTTP {status}, got {e.status_code}: {e}")
+        check(isinstance(e.code, str) and e.code, f"error without code: {e}")
+        return e
+    raise AssertionError(f"expected HttpError {status}, but the call succeeded")
+
+
+class Flow:
+    """Runs named steps in order; after a failure the rest are skipped."""
+
+    def __init__(self, name):
+        self.name = name
+        self.broken = False
+
+    def step(self, label, fn):
+        global passed, failed
+        full = f"{self.name}: {label}"
+        if self.broken:
+            failed += 1
+            print(f"SKIP {full} (an earlier step failed)")
+            return None
+        try:
+            result = fn()
+        except Exception:  # noqa: BLE001 - report every kind of failure
+            failed += 1
+            self.broken = True
+            print(f"FAIL {full}")
+            traceback.print_exc(file=sys.stdout)
+            return None
+        passed += 1
+        print(f"ok   {full}")
+        return result
+
+
+def sync_flow():
+    svix = Svix(TOKEN, options())
+    flow = Flow("sync")
+    s = {}
+    app_uid = f"sdk-app-{RUN}"
+    event_type = f"invoice.paid.{RUN}"
+
+    flow.step("health", lambda: svix.health.get())
+
+    def create_app():
+        app = svix.application.create(ApplicationIn(name="SDK app", uid=app_uid, metadata={"k": "v"}))
+        check(app.id.startswith("app_"), app.id)
+        check(app.uid == app_uid, app.uid)
+        check(app.metadata == {"k": "v"}, app.metadata)
+        check(app.created_at.tzinfo is not None, app.created_at)
+        s["app"] = app
+
+    flow.step("application.create with uid", create_app)
+    flow.step(
+        "application.create with the same uid raises 409",
+        lambda: expect_http_error(409, svix.application.create, ApplicationIn(name="again", uid=app_uid)),
+    )
+
+    def get_or_create():
+        app = svix.application.get_or_create(ApplicationIn(name="again", uid=app_uid))
+        check(app.id == s["app"].id, f"{app.id} != {s['app'].id}")
+        check(app.name == "SDK app", app.name)
+
+    flow.step("application.get_or_create returns the existing app", get_or_create)
+
+    def app_reads():
+        check(svix.application.get(app_uid).id == s["app"].id, "get by uid")
+        check(svix.application.get(s["app"].id).uid == app_uid, "get by id")
+        listed = svix.application.list(ApplicationListOptions(limit=250, order=Ordering.ASCENDING))
+        check(s["app"].id in [a.id for a in listed.data], "app missing from list")
+        patched = svix.application.patch(app_uid, ApplicationPatch(name="SDK app renamed"))
+        check(patched.name == "SDK app renamed" and patched.uid == app_uid, patched)
+
+    flow.step("application.get / list / patch", app_reads)
+
+    def create_event_type():
+        et = svix.event_type.create(
+            EventTypeIn(
+                name=event_type,
+                description="An invoice was paid",
+                schemas={"1": {"type": "object", "properties": {"amount": {"type": "number"}}}},
+            )
+        )
+        check(et.name == event_type, et.name)
+        check(et.deprecated is False, et.deprecated)
+        check(et.schemas["1"]["type"] == "object", et.schemas)
+        listed = svix.event_type.list(EventTypeListOptions(limit=250, with_content=True))
+        check(event_type in [e.name for e in listed.data], "event type missing from list")
+        check(svix.event_type.get(event_type).description == "An invoice was paid", "event type get")
+
+    flow.step("event_type.create / list / get", create_event_type)
+
+    def create_endpoint():
+        ep = svix.endpoint.create(
+            app_uid,
+            EndpointIn(
+                url=HOOK_URL,
+                uid=f"ep-{RUN}",
+                event_types=[event_type],
+                throttle_rate=10,
+                channels=["billing"],
+                headers={"X-Api-Key": "k1", "X-Drop": "gone"},
+                metadata={"owner": "billing"},
+            ),
+        )
+        check(ep.id.startswith("ep_"), ep.id)
+        check(ep.event_types == [event_type], ep.event_types)
+        check(ep.throttle_rate == 10, ep.throttle_rate)
+        check(ep.channels == ["billing"], ep.channels)
+        check(ep.metadata == {"owner": "billing"}, ep.metadata)
+        check(ep.description == "", repr(ep.description))
+        check(ep.disabled is False, ep.disabled)
+        s["ep"] = ep
+
+    flow.step("endpoint.create with event_types, throttle_rate, headers, metadata", create_endpoint)
+
+    def endpoint_reads():
+        by_uid = svix.endpoint.get(app_uid, f"ep-{RUN}")
+        check(by_uid.id == s["ep"].id, "endpoint get by uid")
+        patched = svix.endpoint.patch(app_uid, s["ep"].id, EndpointPatch(description="Billing receiver"))
+        check(patched.description == "Billing receiver" and patched.throttle_rate == 10, patched)
+        listed = svix.endpoint.list(app_uid)
+        check([e.id for e in listed.data] == [s["ep"].id], listed)
+
+    flow.step("endpoint.get by uid / patch / list", endpoint_reads)
+
+    def headers():
+        got = svix.endpoint.get_headers(app_uid, s["ep"].id)
+        check(got.headers == {"X-Api-Key": "k1", "X-Drop": "gone"}, got.headers)
+        svix.endpoint.patch_headers(
+            app_uid, s["ep"].id, EndpointHeadersPatchIn(headers={"X-New": "n"}, delete_headers=["X-Drop"])
+        )
+        got = svix.endpoint.get_headers(app_uid, s["ep"].id)
+        check(got.headers == {"X-Api-Key": "k1", "X-New": "n"}, got.headers)
+        svix.endpoint.set_headers(app_uid, s["ep"].id, EndpointHeadersIn(headers={"X-Only": "1"}))
+        got = svix.endpoint.get_headers(app_uid, s["ep"].id)
+        check(got.headers == {"X-Only": "1"}, got.headers)
+
+    flow.step("endpoint headers get / patch (delete_headers) / set", headers)
+
+    def send_idempotent():
+        msg_in = MessageIn(event_type=event_type, payload={"amount": 42, "currency": "EUR"}, channels=["billing"])
+        key = f"key-{RUN}"
+        first = svix.message.create(app_uid, msg_in, MessageCreateOptions(idempotency_key=key))
+        check(first.id.startswith("msg_"), first.id)
+        again = svix.message.create(app_uid, msg_in, MessageCreateOptions(idempotency_key=key))
+        check(again.id == first.id, f"same key gave another message: {again.id} != {first.id}")
+        s["msg"] = first
+        # Without an explicit key the SDK sends a fresh one: a new message.
+        other = svix.message.create(app_uid, MessageIn(event_type="other.type", event_id=f"evt-{RUN}", payload={}))
+        check(other.id != first.id, "an auto-keyed message reused an id")
+        check(other.event_id == f"evt-{RUN}", other.event_id)
+        s["other"] = other
+
+    flow.step("message.create with an idempotency key, twice: one message", send_idempotent)
+    flow.step(
+        "message.create with a duplicate event_id raises 409",
+        lambda: expect_http_error(
+            409, svix.message.create, app_uid, MessageIn(event_type="other.type", event_id=f"evt-{RUN}", payload={})
+        ),
+    )
+
+    def list_messages():
+        both = {s["other"].id, s["msg"].id}
+        plain = svix.message.list(app_uid)
+        check({m.id for m in plain.data} == both and len(plain.data) == 2, [m.id for m in plain.data])
+        check(all(m.payload == {} for m in plain.data), "the SDK default (with_content=false) carries no payload")
+        check(plain.done is True and plain.iterator is not None, plain)
+        full = svix.message.list(app_uid, MessageListOptions(with_content=True))
+        by_id = {m.id: m for m in full.data}
+        check(by_id[s["msg"].id].payload == {"amount": 42, "currency": "EUR"}, by_id[s["msg"].id].payload)
+        filtered = svix.message.list(app_uid, MessageListOptions(event_types=[event_type], channel="billing"))
+        check([m.id for m in filtered.data] == [s["msg"].id], filtered)
+        now = dt.datetime.now(dt.timezone.utc)
+        window = svix.message.list(
+            app_uid, MessageListOptions(after=now - dt.timedelta(hours=1), before=now + dt.timedelta(hours=1))
+        )
+        check(len(window.data) == 2, window)
+        empty = svix.message.list(app_uid, MessageListOptions(before=now - dt.timedelta(hours=1)))
+        check(empty.data == [] and empty.iterator is None, empty)
+        paged = svix.message.list(app_uid, MessageListOptions(limit=1))
+        check(len(paged.data) == 1 and paged.done is False, paged)
+        rest = svix.message.list(app_uid, MessageListOptions(limit=1, iterator=paged.iterator))
+        check([m.id for m in rest.data] == list(both - {paged.data[0].id}) and rest.done is True, rest)
+
+    flow.step("message.list with and without content, filters, pages", list_messages)
+
+    def get_message():
+        got = svix.message.get(app_uid, s["msg"].id, MessageGetOptions(with_content=True))
+        check(got.payload == {"amount": 42, "currency": "EUR"}, got.payload)
+        check(got.event_type == event_type and got.channels == ["billing"], got)
+        by_event_id = svix.message.get(app_uid, f"evt-{RUN}")
+        check(by_event_id.id == s["other"].id, by_event_id)
+
+    flow.step("message.get by id and by event_id", get_message)
+
+    def secrets():
+        first = svix.endpoint.get_secret(app_uid, s["ep"].id).key
+        check(first.startswith("whsec_"), first)
+        rotated = svix.endpoint.rotate_secret(app_uid, s["ep"].id, EndpointSecretRotateIn())
+        check(rotated.key.startswith("whsec_") and rotated.key != first, rotated)
+        now = svix.endpoint.get_secret(app_uid, s["ep"].id).key
+        check(now == rotated.key, f"get_secret after rotate: {now} != {rotated.key}")
+        chosen = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        svix.endpoint.rotate_secret(app_uid, s["ep"].id, EndpointSecretRotateIn(key=chosen))
+        check(svix.endpoint.get_secret(app_uid, s["ep"].id).key == chosen, "supplied key not honoured")
+
+    flow.step("endpoint secret get / rotate / get shows the new key", secrets)
+
+    def attempts():
+        by_msg = svix.message_attempt.list_by_msg(app_uid, s["msg"].id, MessageAttemptListByMsgOptions(limit=10))
+        check(isinstance(by_msg.data, list) and isinstance(by_msg.done, bool), by_msg)
+        by_ep = svix.message_attempt.list_by_endpoint(
+            app_uid, s["ep"].id, MessageAttemptListByEndpointOptions(limit=10)
+        )
+        check(isinstance(by_ep.data, list), by_ep)
+        for a in list(by_msg.data) + list(by_ep.data):
+            check(a.msg_id == s["msg"].id and a.endpoint_id == s["ep"].id, a)
+        dests = svix.message_attempt.list_attempted_destinations(app_uid, s["msg"].id)
+        check([d.id for d in dests.data] == [s["ep"].id], dests)
+        # "other.type" is filtered out by the endpoint: no destination.
+        none = svix.message_attempt.list_attempted_destinations(app_uid, s["other"].id)
+        check(none.data == [], none)
+
+    flow.step("message_attempt list_by_msg / list_by_endpoint / destinations", attempts)
+
+    def portal():
+        access = svix.authentication.app_portal_access(app_uid, AppPortalAccessIn())
+        check(access.url.startswith("http") and access.token in access.url, access)
+        tenant = Svix(access.token, options())
+        check(tenant.application.get(app_uid).id == s["app"].id, "portal token cannot read its app")
+        check([e.id for e in tenant.endpoint.list(app_uid).data] == [s["ep"].id], "portal token endpoint list")
+        expect_http_error(403, tenant.application.list)
+        read_only = svix.authentication.app_portal_access(app_uid, AppPortalAccessIn(read_only=True))
+        viewer = Svix(read_only.token, options())
+        expect_http_error(403, viewer.endpoint.create, app_uid, EndpointIn(url=HOOK_URL))
+        check(viewer.message.list(app_uid).data != [], "a read-only token can read")
+
+    flow.step("authentication.app_portal_access gives working tokens", portal)
+
+    def validation_error():
+        try:
+            svix.endpoint.create(app_uid, EndpointIn(url="ftp://nope"))
+        except HTTPValidationError as e:
+            check(e.status_code == 422, e.status_code)
+            check(any(d.loc[-1] == "url" for d in e.detail), e.detail)
+            return
+        raise AssertionError("expected HTTPValidationError")
+
+    flow.step("a 422 surfaces as HTTPValidationError naming the field", validation_error)
+
+    def expunge():
+        svix.message.expunge_content(app_uid, s["msg"].id)
+        got = svix.message.get(app_uid, s["msg"].id, MessageGetOptions(with_content=True))
+        check(got.payload == {}, got.payload)
+
+    flow.step("message.expunge_content", expunge)
+
+    def delete_endpoint():
+        svix.endpoint.delete(app_uid, s["ep"].id)
+        expect_http_error(404, svix.endpoint.get, app_uid, s["ep"].id)
+        check(svix.endpoint.list(app_uid).data == [], "endpoint still listed")
+
+    flow.step("endpoint.delete, then get raises 404", delete_endpoint)
+
+    def delete_app():
+        svix.application.delete(app_uid)
+        expect_http_error(404, svix.application.get, app_uid)
+
+    flow.step("application.delete", delete_app)
+
+
+async def async_flow_steps(flow):
+    svix = SvixAsync(TOKEN, options())
+    app_uid = f"sdk-async-{RUN}"
+    s = {}
+
+    async def run(label, fn):
+        global passed, failed
+        full = f"async: {label}"
+        if flow.broken:
+            failed += 1
+            print(f"SKIP {full} (an earlier step failed)")
+            return
+        try:
+            await fn()
+        except Exception:  # noqa: BLE001
+            failed += 1
+            flow.broken = True
+            print(f"FAIL {full}")
+            traceback.print_exc(file=sys.stdout)
+            return
+        passed += 1
+        print(f"ok   {full}")
+
+    async def create_app():
+        s["app"] = await svix.application.create(ApplicationIn(name="Async app", uid=app_uid))
+        try:
+            await svix.application.create(ApplicationIn(name="Async app", uid=app_uid))
+        except HttpError as e:
+            check(e.status_code == 409, e.status_code)
+        else:
+            raise AssertionError("expected 409")
+        again = await svix.application.get_or_create(ApplicationIn(name="x", uid=app_uid))
+        check(again.id == s["app"].id, again)
+
+    async def endpoint():
+        s["ep"] = await svix.endpoint.create(app_uid, EndpointIn(url=HOOK_URL, throttle_rate=5, metadata={"a": "b"}))
+        check(s["ep"].throttle_rate == 5 and s["ep"].description == "", s["ep"])
+
+    async def messages():
+        msg_in = MessageIn(event_type="async.event", payload={"n": 1})
+        first = await svix.message.create(app_uid, msg_in, MessageCreateOptions(idempotency_key=f"a-{RUN}"))
+        again = await svix.message.create(app_uid, msg_in, MessageCreateOptions(idempotency_key=f"a-{RUN}"))
+        check(first.id == again.id, (first.id, again.id))
+        listed = await svix.message.list(app_uid)
+        check([m.id for m in listed.data] == [first.id] and listed.data[0].payload == {}, listed)
+        got = await svix.message.get(app_uid, first.id, MessageGetOptions(with_content=True))
+        check(got.payload == {"n": 1}, got.payload)
+        s["msg"] = first
+
+    async def secret():
+        old = (await svix.endpoint.get_secret(app_uid, s["ep"].id)).key
+        new = (await svix.endpoint.rotate_secret(app_uid, s["ep"].id, EndpointSecretRotateIn())).key
+        check(new != old, "rotation kept the key")
+        check((await svix.endpoint.get_secret(app_uid, s["ep"].id)).key == new, "get after rotate")
+
+    async def attempts_and_portal():
+        await svix.message_attempt.list_by_msg(app_uid, s["msg"].id)
+        await svix.message_attempt.list_by_endpoint(app_uid, s["ep"].id)
+        access = await svix.authentication.app_portal_access(app_uid, AppPortalAccessIn(expiry=600))
+        check(access.token, access)
+
+    async def cleanup():
+        await svix.endpoint.delete(app_uid, s["ep"].id)
+        await svix.application.delete(app_uid)
+        try:
+            await svix.application.get(app_uid)
+        except HttpError as e:
+            check(e.status_code == 404, e.status_code)
+        else:
+            raise AssertionError("expected 404")
+
+    await run("application create / 409 / get_or_create", create_app)
+    await run("endpoint.create", endpoint)
+    await run("message create twice with one key, list, get", messages)
+    await run("endpoint secret rotate", secret)
+    await run("attempt lists and app portal access", attempts_and_portal)
+    await run("endpoint and application delete", cleanup)
+
+
+def main():
+    print(f"svix SDK against {SERVER_URL}")
+    sync_flow()
+    asyncio.run(async_flow_steps(Flow("async")))
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
