@@ -3,6 +3,8 @@
 
 pub mod api;
 pub mod auth;
+pub mod catalog;
+pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod ids;

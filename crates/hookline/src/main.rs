@@ -1,11 +1,12 @@
 //! The `hookline` command: a thin layer over the library.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use hookline::auth::{Scope, TokenAuthority};
-use hookline::config::{FlagValues, Settings, SETTINGS_HELP};
-use hookline::server;
+use hookline::config::{parse_duration, FlagValues, Settings, SETTINGS_HELP};
+use hookline::{catalog, cli, server};
 
 #[derive(Parser)]
 #[command(name = "hookline", version, about = "Self-hosted webhook delivery, compatible with the Svix v1 API", after_help = SETTINGS_HELP)]
@@ -32,12 +33,52 @@ struct Flags {
 #[derive(Subcommand)]
 enum Command {
     /// Run the API, the dispatcher and the portal in one process
-    Serve,
+    Serve {
+        /// Upsert this event catalog (JSON) before serving
+        #[arg(long)]
+        event_catalog: Option<PathBuf>,
+    },
     /// Apply schema migrations and exit
     Migrate,
     /// API tokens
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The event type catalog
+    #[command(subcommand, name = "event-types")]
+    EventTypes(EventTypesCommand),
+    /// Verify one signed webhook; prints `valid` or `invalid: <reason>` (exit 0 / 1)
+    Verify {
+        /// Signing secret (whsec_…) or ed25519 public key (whpk_…)
+        #[arg(long)]
+        secret: String,
+        /// The webhook-id header
+        #[arg(long)]
+        id: String,
+        /// The webhook-timestamp header (unix seconds)
+        #[arg(long)]
+        timestamp: String,
+        /// The webhook-signature header
+        #[arg(long)]
+        signature: String,
+        /// Largest accepted clock difference
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        tolerance: std::time::Duration,
+        /// Read the body from this file instead of standard input
+        #[arg(long)]
+        body_file: Option<PathBuf>,
+    },
+    /// A local receiver: verifies and prints every delivery POSTed to it
+    Listen {
+        /// Signing secret (whsec_…) or ed25519 public key (whpk_…)
+        #[arg(long)]
+        secret: String,
+        /// Port on 127.0.0.1
+        #[arg(long, default_value_t = 8072)]
+        port: u16,
+        /// Status to answer with (e.g. 500 to watch retries)
+        #[arg(long, default_value_t = 204)]
+        status: u16,
+    },
 }
 
 #[derive(Subcommand)]
@@ -53,8 +94,40 @@ enum TokenCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum EventTypesCommand {
+    /// Upsert the event types of a catalog file (idempotent)
+    Import { file: PathBuf },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The receiving-side tools need no settings and no store.
+    match cli.command {
+        Command::Verify { secret, id, timestamp, signature, tolerance, body_file } => {
+            let (line, code) =
+                cli::verify::run(cli::verify::VerifyArgs { secret, id, timestamp, signature, tolerance, body_file });
+            if code == 2 {
+                eprintln!("hookline verify: {line}");
+            } else {
+                println!("{line}");
+            }
+            return ExitCode::from(code);
+        }
+        Command::Listen { secret, port, status } => {
+            let result =
+                cli::parse_key(&secret).and_then(|key| runtime().block_on(cli::listen::run(key, port, status)));
+            return match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hookline listen: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        _ => {}
+    }
+
     let flags =
         FlagValues { listen: cli.flags.listen, data_dir: cli.flags.data_dir, database_url: cli.flags.database_url };
     let settings = match Settings::load(flags) {
@@ -66,13 +139,15 @@ fn main() -> ExitCode {
     };
     init_logging(&settings);
     let result = match cli.command {
-        Command::Serve => runtime().block_on(server::serve(settings)),
+        Command::Serve { event_catalog } => runtime().block_on(server::serve(settings, event_catalog)),
         Command::Migrate => hookline::store::sqlite::SqliteStore::migrate_only(&settings.data_dir)
             .map(|()| println!("migrations applied"))
             .map_err(|e| e.to_string()),
         Command::Token(TokenCommand::Create { app, read_only }) => {
             runtime().block_on(create_token(settings, app, read_only))
         }
+        Command::EventTypes(EventTypesCommand::Import { file }) => runtime().block_on(import_catalog(settings, file)),
+        Command::Verify { .. } | Command::Listen { .. } => unreachable!("handled above"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -104,6 +179,13 @@ async fn create_token(settings: Settings, app: Option<String>, read_only: bool) 
         }
     };
     println!("{}", tokens.issue(scope, None));
+    Ok(())
+}
+
+async fn import_catalog(settings: Settings, file: PathBuf) -> Result<(), String> {
+    let store = server::open_store(&settings)?;
+    let report = catalog::import_file(&store, &file).await?;
+    println!("{} created, {} updated, {} unchanged", report.created, report.updated, report.unchanged);
     Ok(())
 }
 

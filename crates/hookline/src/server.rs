@@ -1,5 +1,6 @@
 //! Wires the parts together for `hookline serve`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,8 +32,20 @@ pub fn load_main_key(settings: &Settings) -> Result<MainKey, String> {
     MainKey::load(settings.main_key.as_deref(), &settings.data_dir)
 }
 
-pub async fn serve(settings: Settings) -> Result<(), String> {
+pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result<(), String> {
     let store = open_store(&settings)?;
+    if let Some(path) = &event_catalog {
+        let report = crate::catalog::import_file(&store, path).await?;
+        tracing::info!(
+            created = report.created,
+            updated = report.updated,
+            unchanged = report.unchanged,
+            "event catalog imported"
+        );
+    }
+    if settings.admin_token.is_none() {
+        tracing::info!("no HOOKLINE_ADMIN_TOKEN set; create an admin token with `hookline token create`");
+    }
     let main_key = load_main_key(&settings)?;
     let cipher = SecretCipher::new(&main_key);
     // Claims held by a previous run of this process are void: nothing else

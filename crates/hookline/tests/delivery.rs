@@ -118,6 +118,31 @@ async fn delivers_signed_exact_payload_with_both_header_sets() {
 }
 
 #[tokio::test]
+async fn payload_bytes_are_delivered_exactly_as_sent() {
+    let rx = Receiver::start().await;
+    let server = server_with(&[]).await;
+    let (app, _, secret) = app_with_endpoint(&server, &rx.url("/exact"), json!({})).await;
+    // Numbers beyond f64, exponents, key order and spacing must all survive.
+    let payload = r#"{ "z": 123456789012345678901234567890, "a": 1e2, "nested": {"b": [1, 2.50]} }"#;
+    let body = format!(r#"{{"eventType": "sync.complete", "payload": {payload}}}"#);
+    let res = server
+        .http()
+        .post(server.url(&format!("/api/v1/app/{app}/msg")))
+        .bearer_auth(server.admin_token())
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 202);
+    let echoed = res.text().await.unwrap();
+    assert!(echoed.contains("123456789012345678901234567890"), "{echoed}");
+    let got = rx.wait_for("/exact", 1, WAIT).await;
+    assert_eq!(String::from_utf8(got[0].body.clone()).unwrap(), payload);
+    verify_own(&secret, &got[0]);
+}
+
+#[tokio::test]
 async fn retries_with_backoff_until_success_keeping_the_same_id() {
     let rx = Receiver::scripted(|n, _| if n < 2 { Reply::status(500) } else { Reply::status(204) }).await;
     let server = server_with(&[("HOOKLINE_RETRY_SCHEDULE", "1s,1s,1s")]).await;

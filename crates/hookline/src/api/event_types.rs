@@ -83,9 +83,14 @@ impl From<EventType> for EventTypeOut {
 }
 
 pub fn check_schemas(v: &mut Validation, schemas: Option<&Value>) {
-    if let Some(s) = schemas {
-        if !s.is_object() {
-            v.push(&["body", "schemas"], "must be an object of JSON Schemas keyed by version, e.g. {\"1\": {...}}");
+    let Some(s) = schemas else { return };
+    let Some(versions) = s.as_object() else {
+        v.push(&["body", "schemas"], "must be an object of JSON Schemas keyed by version, e.g. {\"1\": {...}}");
+        return;
+    };
+    for (version, schema) in versions {
+        if let Err(e) = jsonschema::validator_for(schema) {
+            v.push(&["body", "schemas", version], format!("is not a valid JSON Schema: {e}"));
         }
     }
 }

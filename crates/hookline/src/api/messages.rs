@@ -6,7 +6,7 @@ use axum::response::Response;
 use axum::Json;
 use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 
 use super::access::AppTarget;
 use super::applications::{ApplicationIn, ListOut};
@@ -26,7 +26,8 @@ pub struct MessageIn {
     event_type: String,
     #[serde(default)]
     event_id: Option<String>,
-    payload: Value,
+    /// Kept as the exact text the platform sent: receivers get these bytes.
+    payload: Box<RawValue>,
     #[serde(default)]
     channels: Option<Vec<String>>,
     #[serde(default)]
@@ -46,7 +47,7 @@ pub struct MessageOut {
     id: String,
     event_type: String,
     event_id: Option<String>,
-    payload: Value,
+    payload: Box<RawValue>,
     channels: Option<Vec<String>>,
     tags: Option<Vec<String>>,
     #[serde(serialize_with = "ts")]
@@ -59,12 +60,13 @@ pub struct MessageOut {
 impl MessageOut {
     /// `with_content = false` answers an empty payload, as Svix does.
     pub fn new(m: Message, with_content: bool) -> MessageOut {
-        let payload = match (&m.payload, with_content) {
-            (Some(text), true) => serde_json::from_str(text).unwrap_or_else(|_| Value::Object(Map::new())),
-            _ => Value::Object(Map::new()),
+        let expired = m.payload.is_none();
+        let payload = match (m.payload, with_content) {
+            (Some(text), true) => RawValue::from_string(text).unwrap_or_else(|_| empty_object()),
+            _ => empty_object(),
         };
         MessageOut {
-            expired: m.payload.is_none(),
+            expired,
             id: m.id,
             event_type: m.event_type,
             event_id: m.event_id,
@@ -77,6 +79,10 @@ impl MessageOut {
     }
 }
 
+fn empty_object() -> Box<RawValue> {
+    RawValue::from_string("{}".to_string()).expect("{} is JSON")
+}
+
 impl MessageIn {
     fn validate(&self, v: &mut Validation, settings_retention: std::time::Duration) -> Duration {
         if !is_valid_uid(&self.event_type) {
@@ -87,7 +93,7 @@ impl MessageIn {
                 v.push(&["body", "eventId"], "must be 1 to 256 characters");
             }
         }
-        if !self.payload.is_object() {
+        if !self.payload.get().trim_start().starts_with('{') {
             v.push(&["body", "payload"], "must be a JSON object");
         }
         check_channels(v, self.channels.as_deref());
@@ -136,13 +142,15 @@ fn store_message(tx: &mut dyn Tx, msg: &Message) -> ApiResult<usize> {
 pub async fn create(
     State(state): State<AppState>,
     target: AppTarget,
+    q: QueryParams,
     idem: Idem,
     JsonBody(input): JsonBody<MessageIn>,
 ) -> ApiResult<Response> {
+    let with_content = q.bool("with_content", true)?;
     let mut v = Validation::default();
     let retention = input.validate(&mut v, state.settings.retention);
     v.finish()?;
-    let payload = serde_json::to_string(&input.payload).map_err(ApiError::internal)?;
+    let payload = input.payload.get().to_string();
     let now = Utc::now();
     let response = state
         .commit(idem, StatusCode::ACCEPTED, move |tx| {
@@ -150,6 +158,9 @@ pub async fn create(
                 AppTarget::Existing(app) => app.id,
                 AppTarget::Missing(uid) => create_inline_app(tx, uid, input.application)?,
             };
+            if let Some(et) = tx.event_type(&input.event_type)? {
+                crate::catalog::check_payload(&et, &payload)?;
+            }
             let msg = Message {
                 id: IdKind::Message.generate_at(now.timestamp_millis()),
                 app_id,
@@ -162,7 +173,7 @@ pub async fn create(
                 created_at: now,
             };
             store_message(tx, &msg)?;
-            Ok(MessageOut::new(msg, true))
+            Ok(MessageOut::new(msg, with_content))
         })
         .await?;
     state.new_work.notify_one();

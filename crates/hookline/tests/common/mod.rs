@@ -44,12 +44,19 @@ const BIN: &str = env!("CARGO_BIN_EXE_hookline");
 pub struct TestServerBuilder {
     env: BTreeMap<String, String>,
     admin_token: Option<String>,
+    serve_args: Vec<String>,
 }
 
 impl TestServerBuilder {
     /// Sets an environment variable of the server (and of [`TestServer::cli`]).
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.insert(name.to_string(), value.to_string());
+        self
+    }
+
+    /// Adds an argument after `serve` (e.g. `--event-catalog FILE`).
+    pub fn serve_arg(mut self, arg: &str) -> Self {
+        self.serve_args.push(arg.to_string());
         self
     }
 
@@ -69,7 +76,15 @@ impl TestServerBuilder {
         env.entry("NO_COLOR".into()).or_insert_with(|| "1".into());
         env.insert("HOOKLINE_DATA_DIR".into(), data_dir.path().join("data").display().to_string());
         env.insert("HOOKLINE_ADMIN_TOKEN".into(), admin_token.clone());
-        let mut server = TestServer { child: None, port: 0, data_dir, env, admin_token, http: http_client() };
+        let mut server = TestServer {
+            child: None,
+            port: 0,
+            data_dir,
+            env,
+            admin_token,
+            http: http_client(),
+            serve_args: self.serve_args,
+        };
         // The port was free when chosen, but another process may take it
         // before the server binds it: then try another one.
         for attempt in 1.. {
@@ -95,6 +110,7 @@ pub struct TestServer {
     env: BTreeMap<String, String>,
     admin_token: String,
     http: reqwest::Client,
+    serve_args: Vec<String>,
 }
 
 impl TestServer {
@@ -279,7 +295,11 @@ impl TestServer {
         assert!(self.child.is_none(), "start_again while the server is running; stop or kill9 it first");
         let log = OpenOptions::new().create(true).append(true).open(self.log_path()).expect("open server log");
         let mut cmd = self.command();
-        cmd.arg("serve").stdin(Stdio::null()).stdout(log.try_clone().expect("clone log handle")).stderr(log);
+        cmd.arg("serve")
+            .args(&self.serve_args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
         self.child = Some(child);
         // Pooled connections to a previous process are dead.
