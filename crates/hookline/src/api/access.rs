@@ -48,10 +48,10 @@ async fn authorize(state: &AppState, access: Access, path: &RawPathParams, req: 
 
     match access {
         Access::Public | Access::Authenticated => {}
-        Access::Admin | Access::AdminApp if !caller.is_admin() => {
+        Access::Admin | Access::AdminApp | Access::AdminAppOrCreate if !caller.is_admin() => {
             return Err(ApiError::forbidden("This route needs an organization (admin) token"));
         }
-        Access::Admin | Access::AdminApp => {}
+        Access::Admin | Access::AdminApp | Access::AdminAppOrCreate => {}
         Access::AppOrCreate => {
             if let Scope::App { read_only: true, .. } = caller.scope {
                 return Err(ApiError::forbidden("This token is read-only"));
@@ -66,14 +66,15 @@ async fn authorize(state: &AppState, access: Access, path: &RawPathParams, req: 
         }
     }
 
-    if matches!(access, Access::App { .. } | Access::AdminApp | Access::AppOrCreate) {
+    let may_create = matches!(access, Access::AppOrCreate | Access::AdminAppOrCreate);
+    if matches!(access, Access::App { .. } | Access::AdminApp) || may_create {
         let key = path.iter().find(|(name, _)| *name == "app_id").map(|(_, v)| v.to_string()).unwrap_or_default();
         match resolve_app(state, &caller, key.clone()).await {
             Ok(app) => {
                 req.extensions_mut().insert(ScopedApp(app));
             }
             // Only the platform may create an application on the fly.
-            Err(e) if access == Access::AppOrCreate && caller.is_admin() && e.status == StatusCode::NOT_FOUND => {
+            Err(e) if may_create && caller.is_admin() && e.status == StatusCode::NOT_FOUND => {
                 req.extensions_mut().insert(AppTarget::Missing(key));
             }
             Err(e) => return Err(e),

@@ -7,7 +7,7 @@ use axum::Json;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::access::ScopedApp;
+use super::access::{AppTarget, ScopedApp};
 use super::error::{ApiError, ApiResult, Validation};
 use super::extract::{JsonBody, QueryParams};
 use super::idempotency::Idem;
@@ -155,27 +155,44 @@ pub async fn get(ScopedApp(app): ScopedApp) -> Json<ApplicationOut> {
     Json(app.into())
 }
 
+/// PUT: replaces the application, or creates it with the path segment as
+/// its uid (Svix's upsert).
 pub async fn update(
     State(state): State<AppState>,
-    ScopedApp(app): ScopedApp,
+    target: AppTarget,
     idem: Idem,
     JsonBody(input): JsonBody<ApplicationIn>,
 ) -> ApiResult<Response> {
     let mut v = Validation::default();
     input.validate(&mut v);
+    if let (AppTarget::Missing(key), Some(uid)) = (&target, &input.uid) {
+        if key != uid {
+            v.push(&["body", "uid"], "must match the uid in the path when creating");
+        }
+    }
     v.finish()?;
     state
-        .commit(idem, StatusCode::OK, move |tx| {
-            let updated = Application {
-                uid: input.uid,
-                name: input.name,
-                rate_limit: input.rate_limit.map(|r| r as u32),
-                metadata: input.metadata.unwrap_or_default(),
-                updated_at: Utc::now(),
-                ..app
-            };
-            tx.update_application(&updated)?;
-            Ok(ApplicationOut::from(updated))
+        .commit_with_status(idem, move |tx| match target {
+            AppTarget::Existing(app) => {
+                let updated = Application {
+                    uid: input.uid,
+                    name: input.name,
+                    rate_limit: input.rate_limit.map(|r| r as u32),
+                    metadata: input.metadata.unwrap_or_default(),
+                    updated_at: Utc::now(),
+                    ..app
+                };
+                tx.update_application(&updated)?;
+                Ok((StatusCode::OK, ApplicationOut::from(updated)))
+            }
+            AppTarget::Missing(key) => {
+                if IdKind::Application.matches(&key) || !crate::ids::is_valid_uid(&key) {
+                    return Err(ApiError::not_found());
+                }
+                let app = ApplicationIn { uid: Some(key), ..input }.into_new();
+                tx.insert_application(&app)?;
+                Ok((StatusCode::CREATED, ApplicationOut::from(app)))
+            }
         })
         .await
 }

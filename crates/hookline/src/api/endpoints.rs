@@ -234,6 +234,46 @@ pub async fn list(
     Ok(Json(ListOut::from_page(page, EndpointOut::from)))
 }
 
+/// Checks an `EndpointIn`; returns the secret to use (given or generated).
+fn check_endpoint_in(v: &mut Validation, input: &EndpointIn) -> Vec<u8> {
+    check_url(v, &input.url);
+    check_uid(v, "uid", input.uid.as_deref());
+    check_rate_limit(v, "rateLimit", input.rate_limit);
+    check_filter_types(v, input.filter_types.as_deref());
+    check_channels(v, input.channels.as_deref());
+    check_headers(v, input.headers.as_ref().unwrap_or(&StringMap::new()));
+    match &input.secret {
+        Some(s) => parse_secret(s).unwrap_or_else(|e| {
+            v.push(&["body", "secret"], e);
+            Vec::new()
+        }),
+        None => generate_secret(),
+    }
+}
+
+fn new_endpoint(app_id: String, input: EndpointIn, secret: SealedSecret) -> Endpoint {
+    let now = Utc::now();
+    Endpoint {
+        id: IdKind::Endpoint.generate(),
+        app_id,
+        uid: input.uid,
+        url: input.url,
+        description: input.description.unwrap_or_default(),
+        version: input.version.unwrap_or(1),
+        disabled: input.disabled.unwrap_or(false),
+        rate_limit: input.rate_limit.map(|r| r as u32),
+        filter_types: input.filter_types,
+        channels: input.channels,
+        metadata: input.metadata.unwrap_or_default(),
+        headers: input.headers.unwrap_or_default(),
+        secret,
+        retired_secrets: Vec::new(),
+        failing_since: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
 pub async fn create(
     State(state): State<AppState>,
     ScopedApp(app): ScopedApp,
@@ -241,44 +281,13 @@ pub async fn create(
     JsonBody(input): JsonBody<EndpointIn>,
 ) -> ApiResult<Response> {
     let mut v = Validation::default();
-    check_url(&mut v, &input.url);
-    check_uid(&mut v, "uid", input.uid.as_deref());
-    check_rate_limit(&mut v, "rateLimit", input.rate_limit);
-    check_filter_types(&mut v, input.filter_types.as_deref());
-    check_channels(&mut v, input.channels.as_deref());
-    check_headers(&mut v, input.headers.as_ref().unwrap_or(&StringMap::new()));
-    let secret = match &input.secret {
-        Some(s) => parse_secret(s).unwrap_or_else(|e| {
-            v.push(&["body", "secret"], e);
-            Vec::new()
-        }),
-        None => generate_secret(),
-    };
+    let secret = check_endpoint_in(&mut v, &input);
     v.finish()?;
     let sealed = SealedSecret(state.cipher.encrypt(&secret));
     state
         .commit(idem, StatusCode::CREATED, move |tx| {
             check_types_registered(tx, input.filter_types.as_deref())?;
-            let now = Utc::now();
-            let ep = Endpoint {
-                id: IdKind::Endpoint.generate(),
-                app_id: app.id,
-                uid: input.uid,
-                url: input.url,
-                description: input.description.unwrap_or_default(),
-                version: input.version.unwrap_or(1),
-                disabled: input.disabled.unwrap_or(false),
-                rate_limit: input.rate_limit.map(|r| r as u32),
-                filter_types: input.filter_types,
-                channels: input.channels,
-                metadata: input.metadata.unwrap_or_default(),
-                headers: input.headers.unwrap_or_default(),
-                secret: sealed,
-                retired_secrets: Vec::new(),
-                failing_since: None,
-                created_at: now,
-                updated_at: now,
-            };
+            let ep = new_endpoint(app.id, input, sealed);
             tx.insert_endpoint(&ep)?;
             Ok(EndpointOut::from(ep))
         })
@@ -297,6 +306,16 @@ pub async fn get(
     Ok(Json(load(&state, app.id, key).await?.into()))
 }
 
+/// Saves a changed endpoint; work that waited while it was disabled resumes
+/// when it is enabled again.
+fn save_endpoint(tx: &mut dyn Tx, ep: &Endpoint, was_disabled: bool) -> ApiResult<()> {
+    tx.update_endpoint(ep)?;
+    if was_disabled && !ep.disabled {
+        tx.requeue_endpoint(&ep.id)?;
+    }
+    Ok(())
+}
+
 /// Runs `change` on the current endpoint inside one transaction and saves it.
 async fn modify<T, F>(state: &AppState, idem: Idem, app_id: String, key: String, change: F) -> ApiResult<Response>
 where
@@ -310,11 +329,7 @@ where
             // Before `change`, so the answer it builds carries the new time.
             ep.updated_at = Utc::now();
             let out = change(tx, &mut ep)?;
-            tx.update_endpoint(&ep)?;
-            if was_disabled && !ep.disabled {
-                // Work that waited while it was disabled resumes.
-                tx.requeue_endpoint(&ep.id)?;
-            }
+            save_endpoint(tx, &ep, was_disabled)?;
             Ok(out)
         })
         .await;
@@ -322,6 +337,8 @@ where
     response
 }
 
+/// PUT: replaces the endpoint, or creates it with the path segment as its
+/// uid (Svix's upsert).
 pub async fn update(
     State(state): State<AppState>,
     ScopedApp(app): ScopedApp,
@@ -330,26 +347,45 @@ pub async fn update(
     JsonBody(input): JsonBody<EndpointIn>,
 ) -> ApiResult<Response> {
     let mut v = Validation::default();
-    check_url(&mut v, &input.url);
-    check_uid(&mut v, "uid", input.uid.as_deref());
-    check_rate_limit(&mut v, "rateLimit", input.rate_limit);
-    check_filter_types(&mut v, input.filter_types.as_deref());
-    check_channels(&mut v, input.channels.as_deref());
+    let secret = check_endpoint_in(&mut v, &input);
     v.finish()?;
-    modify(&state, idem, app.id, key, move |tx, ep| {
-        check_types_registered(tx, input.filter_types.as_deref())?;
-        ep.url = input.url;
-        ep.uid = input.uid;
-        ep.description = input.description.unwrap_or_default();
-        ep.version = input.version.unwrap_or(ep.version);
-        set_disabled(ep, input.disabled.unwrap_or(false));
-        ep.rate_limit = input.rate_limit.map(|r| r as u32);
-        ep.filter_types = input.filter_types;
-        ep.channels = input.channels;
-        ep.metadata = input.metadata.unwrap_or_default();
-        Ok(EndpointOut::from(ep.clone()))
-    })
-    .await
+    let sealed = SealedSecret(state.cipher.encrypt(&secret));
+    let response = state
+        .commit_with_status(idem, move |tx| {
+            check_types_registered(tx, input.filter_types.as_deref())?;
+            match tx.endpoint(&app.id, &key)? {
+                Some(mut ep) => {
+                    let was_disabled = ep.disabled;
+                    ep.updated_at = Utc::now();
+                    ep.url = input.url;
+                    ep.uid = input.uid;
+                    ep.description = input.description.unwrap_or_default();
+                    ep.version = input.version.unwrap_or(ep.version);
+                    set_disabled(&mut ep, input.disabled.unwrap_or(false));
+                    ep.rate_limit = input.rate_limit.map(|r| r as u32);
+                    ep.filter_types = input.filter_types;
+                    ep.channels = input.channels;
+                    ep.metadata = input.metadata.unwrap_or_default();
+                    save_endpoint(tx, &ep, was_disabled)?;
+                    Ok((StatusCode::OK, EndpointOut::from(ep)))
+                }
+                None if !IdKind::Endpoint.matches(&key) && crate::ids::is_valid_uid(&key) => {
+                    if input.uid.as_ref().is_some_and(|u| *u != key) {
+                        return Err(ApiError::invalid(
+                            &["body", "uid"],
+                            "must match the uid in the path when creating",
+                        ));
+                    }
+                    let ep = new_endpoint(app.id, EndpointIn { uid: Some(key), ..input }, sealed);
+                    tx.insert_endpoint(&ep)?;
+                    Ok((StatusCode::CREATED, EndpointOut::from(ep)))
+                }
+                None => Err(ApiError::not_found()),
+            }
+        })
+        .await;
+    state.new_work.notify_one();
+    response
 }
 
 /// Re-enabling restarts the auto-disable clock.

@@ -22,6 +22,9 @@ pub enum Access {
     /// Message creation: like `App { write: true }`, and an admin may name an
     /// application that does not exist yet (created from the body).
     AppOrCreate,
+    /// Application upsert (PUT): admin only; a missing application is created
+    /// with the path segment as its uid.
+    AdminAppOrCreate,
 }
 
 pub struct Route {
@@ -58,7 +61,7 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/api/v1/app", applications::list, Access::Admin, "Application", "v1.application.list", "List applications"),
     route!(POST "/api/v1/app", applications::create, Access::Admin, "Application", "v1.application.create", "Create an application (`?get_if_exists=true` returns an existing uid)"),
     route!(GET "/api/v1/app/{app_id}", applications::get, READ, "Application", "v1.application.get", "Get an application by id or uid"),
-    route!(PUT "/api/v1/app/{app_id}", applications::update, Access::AdminApp, "Application", "v1.application.update", "Update an application"),
+    route!(PUT "/api/v1/app/{app_id}", applications::update, Access::AdminAppOrCreate, "Application", "v1.application.update", "Update an application, or create it with this uid"),
     route!(PATCH "/api/v1/app/{app_id}", applications::patch, Access::AdminApp, "Application", "v1.application.patch", "Partially update an application"),
     route!(DELETE "/api/v1/app/{app_id}", applications::delete, Access::AdminApp, "Application", "v1.application.delete", "Delete an application and everything in it"),
     // Event types
@@ -72,7 +75,7 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/api/v1/app/{app_id}/endpoint", endpoints::list, READ, "Endpoint", "v1.endpoint.list", "List endpoints"),
     route!(POST "/api/v1/app/{app_id}/endpoint", endpoints::create, WRITE, "Endpoint", "v1.endpoint.create", "Create an endpoint"),
     route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}", endpoints::get, READ, "Endpoint", "v1.endpoint.get", "Get an endpoint by id or uid"),
-    route!(PUT "/api/v1/app/{app_id}/endpoint/{endpoint_id}", endpoints::update, WRITE, "Endpoint", "v1.endpoint.update", "Update an endpoint"),
+    route!(PUT "/api/v1/app/{app_id}/endpoint/{endpoint_id}", endpoints::update, WRITE, "Endpoint", "v1.endpoint.update", "Update an endpoint, or create it with this uid"),
     route!(PATCH "/api/v1/app/{app_id}/endpoint/{endpoint_id}", endpoints::patch, WRITE, "Endpoint", "v1.endpoint.patch", "Partially update an endpoint"),
     route!(DELETE "/api/v1/app/{app_id}/endpoint/{endpoint_id}", endpoints::delete, WRITE, "Endpoint", "v1.endpoint.delete", "Delete an endpoint"),
     route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", endpoints::get_secret, READ, "Endpoint", "v1.endpoint.get-secret", "Get the endpoint's signing secret"),
