@@ -115,6 +115,16 @@ async fn delivers_signed_exact_payload_with_both_header_sets() {
     assert_eq!(attempts[0]["status"], 0);
     assert_eq!(attempts[0]["triggerType"], 0);
     assert_eq!(attempts[0]["response"], "reply 0");
+
+    let (status, sent) = server.admin().get(&format!("/api/v1/app/{app}/endpoint/{ep}/msg")).await;
+    assert_eq!(status, 200, "{sent}");
+    let sent = sent["data"].as_array().unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["id"], msg.as_str());
+    assert_eq!(sent[0]["statusText"], "success");
+    assert_eq!(sent[0]["payload"]["run_id"], "r1");
+    let (_, failed_only) = server.admin().get(&format!("/api/v1/app/{app}/endpoint/{ep}/msg?status=2")).await;
+    assert!(failed_only["data"].as_array().unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -216,3 +216,40 @@ pub async fn destinations(
     };
     Ok(Json(ListOut::from_page(page, |d| d)))
 }
+
+/// Svix's `EndpointMessageOut`: a message plus where it stands for one endpoint.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointMessageOut {
+    #[serde(flatten)]
+    message: super::messages::MessageOut,
+    status: u8,
+    status_text: &'static str,
+    #[serde(serialize_with = "opt_ts")]
+    next_attempt: Option<Timestamp>,
+}
+
+/// The messages sent (or being sent) to one endpoint, newest first.
+pub async fn endpoint_messages(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, ep_key)): Path<(String, String)>,
+    q: QueryParams,
+) -> ApiResult<Json<ListOut<EndpointMessageOut>>> {
+    let query = q.list_query(Order::Descending)?;
+    let with_content = q.bool("with_content", true)?;
+    let status = attempt_filter(&q)?.status;
+    let page = state
+        .store
+        .read(move |tx| {
+            let ep = tx.endpoint(&app.id, &ep_key)?.ok_or_else(ApiError::not_found)?;
+            Ok::<_, ApiError>(tx.list_endpoint_messages(&ep.id, status, &query)?)
+        })
+        .await?;
+    Ok(Json(ListOut::from_page(page, |(d, m)| EndpointMessageOut {
+        message: super::messages::MessageOut::new(m, with_content),
+        status: d.status as u8,
+        status_text: status_text(d.status),
+        next_attempt: if d.status == DeliveryStatus::Pending { d.next_attempt_at } else { None },
+    })))
+}

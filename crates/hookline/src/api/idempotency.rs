@@ -5,7 +5,8 @@
 //! up and records the answer inside the same transaction as the write: two
 //! concurrent requests serialize on the store, the second finds the first's
 //! answer, and a crash can never separate "created" from "answered". Routes
-//! that write nothing get their 2xx recorded after the handler returns.
+//! that write nothing get their 2xx recorded after the handler returns (a
+//! repeat then runs the handler again and answers the first recorded answer).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -73,13 +74,8 @@ pub async fn apply(state: AppState, req: Request, next: Next) -> Response {
     let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
     let body_hash = Sha256::digest(&bytes).to_vec();
 
-    let lookup_key = key.clone();
-    match state.store.read(move |tx| Ok::<_, ApiError>(tx.idempotent_response(&lookup_key)?)).await {
-        Ok(Some(previous)) => return replay(previous, &body_hash).into_response(),
-        Ok(None) => {}
-        Err(e) => return e.into_response(),
-    }
-
+    // No lookup here: the handler's own transaction looks the key up (and
+    // replays) atomically with its write, so a fresh key costs no extra read.
     let idem = Arc::new(IdemKey { key, body_hash, recorded: AtomicBool::new(false) });
     let mut req = Request::from_parts(parts, Body::from(bytes));
     req.extensions_mut().insert(Idem(Some(idem.clone())));

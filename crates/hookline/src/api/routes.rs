@@ -96,6 +96,7 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/api/v1/app/{app_id}/attempt/msg/{msg_id}", attempts::by_message, READ, "Message Attempt", "v1.message-attempt.list-by-msg", "List attempts of a message"),
     route!(GET "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}", attempts::by_endpoint, READ, "Message Attempt", "v1.message-attempt.list-by-endpoint", "List attempts to an endpoint"),
     route!(GET "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", attempts::get, READ, "Message Attempt", "v1.message-attempt.get", "Get one attempt"),
+    route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg", attempts::endpoint_messages, READ, "Message Attempt", "v1.message-attempt.list-attempted-messages", "Messages sent to an endpoint, with their status for it"),
     route!(GET "/api/v1/app/{app_id}/msg/{msg_id}/endpoint", attempts::destinations, READ, "Message Attempt", "v1.message-attempt.list-attempted-destinations", "Endpoints a message was sent to, with its status for each"),
     route!(POST "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", delivery_ops::resend, WRITE, "Message Attempt", "v1.message-attempt.resend", "Send a message to an endpoint again, now"),
     // Authentication

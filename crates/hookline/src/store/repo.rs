@@ -75,6 +75,13 @@ pub trait AttemptRepo {
     fn attempt(&mut self, app_id: &str, msg_id: &str, attempt_id: &str) -> StoreResult<Option<Attempt>>;
     /// Every delivery of one message, one per endpoint it was sent to.
     fn deliveries_of_message(&mut self, app_id: &str, msg_id: &str) -> StoreResult<Vec<Delivery>>;
+    /// The messages owed to one endpoint, newest first, with their delivery.
+    fn list_endpoint_messages(
+        &mut self,
+        endpoint_id: &str,
+        status: Option<DeliveryStatus>,
+        query: &ListQuery,
+    ) -> StoreResult<Page<(Delivery, Message)>>;
 }
 
 pub trait DeliveryRepo {

@@ -3,7 +3,7 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use super::sql::*;
 use super::{backend, SqliteTx};
-use crate::store::model::{Attempt, AttemptTrigger, Delivery, DeliveryStatus};
+use crate::store::model::{Attempt, AttemptTrigger, Delivery, DeliveryStatus, Message};
 use crate::store::page::{ListQuery, Page};
 use crate::store::{AttemptFilter, AttemptRepo, StoreResult};
 
@@ -73,6 +73,36 @@ impl AttemptRepo for SqliteTx<'_> {
             .prepare_cached(&format!("SELECT {COLUMNS} FROM attempt WHERE app_id = ? AND msg_id = ? AND id = ?"))
             .and_then(|mut s| s.query_row(params![app_id, msg_id, attempt_id], row).optional())
             .map_err(backend)
+    }
+
+    fn list_endpoint_messages(
+        &mut self,
+        endpoint_id: &str,
+        status: Option<DeliveryStatus>,
+        query: &ListQuery,
+    ) -> StoreResult<Page<(Delivery, Message)>> {
+        let delivery_columns = DELIVERY_COLUMNS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", ");
+        let message_columns =
+            super::messages::COLUMNS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ");
+        let mut base = format!(
+            "SELECT {delivery_columns}, {message_columns} FROM delivery d JOIN message m ON m.id = d.msg_id
+             WHERE d.endpoint_id = ?"
+        );
+        let mut params: Vec<SqlValue> = vec![endpoint_id.to_string().into()];
+        if let Some(s) = status {
+            base.push_str(" AND d.status = ?");
+            params.push((s as i64).into());
+        }
+        let width = DELIVERY_COLUMNS.split(", ").count();
+        paginate(
+            self.conn,
+            &base,
+            params,
+            "d.msg_id",
+            query,
+            |r| Ok((delivery_row(r)?, super::messages::row_at(r, width)?)),
+            |(d, _)| d.msg_id.clone(),
+        )
     }
 
     fn deliveries_of_message(&mut self, app_id: &str, msg_id: &str) -> StoreResult<Vec<Delivery>> {

@@ -12,16 +12,21 @@ pub(super) const COLUMNS: &str =
     "id, app_id, event_type, event_id, channels, tags, payload, payload_expires_at, created_at";
 
 pub(super) fn row(r: &Row<'_>) -> rusqlite::Result<Message> {
+    row_at(r, 0)
+}
+
+/// Decodes the message columns starting at column `at` (for joins).
+pub(super) fn row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Message> {
     Ok(Message {
-        id: r.get(0)?,
-        app_id: r.get(1)?,
-        event_type: r.get(2)?,
-        event_id: r.get(3)?,
-        channels: opt_from_json(r.get(4)?)?,
-        tags: opt_from_json(r.get(5)?)?,
-        payload: r.get(6)?,
-        payload_expires_at: from_ms(r.get(7)?),
-        created_at: from_ms(r.get(8)?),
+        id: r.get(at)?,
+        app_id: r.get(at + 1)?,
+        event_type: r.get(at + 2)?,
+        event_id: r.get(at + 3)?,
+        channels: opt_from_json(r.get(at + 4)?)?,
+        tags: opt_from_json(r.get(at + 5)?)?,
+        payload: r.get(at + 6)?,
+        payload_expires_at: from_ms(r.get(at + 7)?),
+        created_at: from_ms(r.get(at + 8)?),
     })
 }
 
