@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::access::ScopedApp;
 use super::applications::ListOut;
+use super::endpoints::EndpointOut;
 use super::error::{ApiError, ApiResult};
 use super::extract::QueryParams;
 use super::json::{opt_ts, ts};
@@ -148,44 +149,21 @@ pub async fn get(
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DestinationOut {
-    id: String,
-    uid: Option<String>,
-    url: String,
-    description: String,
-    disabled: bool,
-    filter_types: Option<Vec<String>>,
-    event_types: Option<Vec<String>>,
-    channels: Option<Vec<String>>,
-    rate_limit: Option<u32>,
-    throttle_rate: Option<u32>,
+    #[serde(flatten)]
+    endpoint: EndpointOut,
     status: u8,
     status_text: &'static str,
     #[serde(serialize_with = "opt_ts")]
     next_attempt: Option<Timestamp>,
-    #[serde(serialize_with = "ts")]
-    created_at: Timestamp,
-    #[serde(serialize_with = "ts")]
-    updated_at: Timestamp,
 }
 
 impl DestinationOut {
     fn new(ep: Endpoint, d: Delivery) -> DestinationOut {
         DestinationOut {
-            id: ep.id,
-            uid: ep.uid,
-            url: ep.url,
-            description: ep.description,
-            disabled: ep.disabled,
-            event_types: ep.filter_types.clone(),
-            filter_types: ep.filter_types,
-            channels: ep.channels,
-            rate_limit: ep.rate_limit,
-            throttle_rate: ep.rate_limit,
+            endpoint: ep.into(),
             status: d.status as u8,
             status_text: status_text(d.status),
             next_attempt: if d.status == DeliveryStatus::Pending { d.next_attempt_at } else { None },
-            created_at: ep.created_at,
-            updated_at: ep.updated_at,
         }
     }
 }
@@ -209,8 +187,8 @@ pub async fn destinations(
         })
         .await?;
     let page = crate::store::page::Page {
-        iterator: rows.last().map(|d| d.id.clone()),
-        prev_iterator: rows.first().map(|d| format!("-{}", d.id)),
+        iterator: rows.last().map(|d| d.endpoint.id.clone()),
+        prev_iterator: rows.first().map(|d| format!("-{}", d.endpoint.id)),
         done: true,
         data: rows,
     };

@@ -17,8 +17,8 @@ use super::json::ts;
 use super::messages::MessageOut;
 use super::AppState;
 use crate::ids::IdKind;
-use crate::store::model::{EventType, Message, Timestamp};
-use crate::store::StoreError;
+use crate::store::model::{Endpoint, EventType, Message, Timestamp};
+use crate::store::{StoreError, Tx};
 
 /// Messages replayed by one replay-missing call, at most.
 const REPLAY_LIMIT: usize = 10_000;
@@ -84,6 +84,39 @@ pub async fn resend(
     Ok(response)
 }
 
+/// Schedules, for one endpoint, the messages of a time range that `pick`
+/// chooses (their ids), now, and answers a finished task.
+async fn schedule_range<F>(
+    state: AppState,
+    app_id: String,
+    ep_key: String,
+    idem: Idem,
+    range: RangeIn,
+    kind: &'static str,
+    pick: F,
+) -> ApiResult<Response>
+where
+    F: FnOnce(&mut dyn Tx, &Endpoint, Timestamp, Timestamp) -> ApiResult<Vec<String>> + Send + 'static,
+{
+    if range.until.is_some_and(|u| u <= range.since) {
+        return Err(ApiError::invalid(&["body", "until"], "must be after since"));
+    }
+    let response = state
+        .commit(idem, StatusCode::ACCEPTED, move |tx| {
+            let ep = tx.endpoint(&app_id, &ep_key)?.ok_or(StoreError::NotFound)?;
+            let until = range.until.unwrap_or_else(|| Utc::now() + Duration::seconds(1));
+            let msg_ids = pick(tx, &ep, range.since, until)?;
+            let now = Utc::now();
+            for msg_id in &msg_ids {
+                tx.schedule_delivery(&app_id, msg_id, &ep.id, now, false)?;
+            }
+            Ok(task(kind, msg_ids.len()))
+        })
+        .await?;
+    state.new_work.notify_one();
+    Ok(response)
+}
+
 /// Schedules every failed delivery to the endpoint (of messages created in
 /// the range) for a fresh round of attempts.
 pub async fn recover(
@@ -93,21 +126,10 @@ pub async fn recover(
     idem: Idem,
     JsonBody(range): JsonBody<RangeIn>,
 ) -> ApiResult<Response> {
-    check_range(&range)?;
-    let response = state
-        .commit(idem, StatusCode::ACCEPTED, move |tx| {
-            let ep = tx.endpoint(&app.id, &ep_key)?.ok_or(StoreError::NotFound)?;
-            let until = range.until.unwrap_or_else(|| Utc::now() + Duration::seconds(1));
-            let failed = tx.failed_deliveries(&ep.id, range.since, until)?;
-            let now = Utc::now();
-            for d in &failed {
-                tx.schedule_delivery(&app.id, &d.msg_id, &ep.id, now, false)?;
-            }
-            Ok(task("endpoint.recover", failed.len()))
-        })
-        .await?;
-    state.new_work.notify_one();
-    Ok(response)
+    schedule_range(state, app.id, ep_key, idem, range, "endpoint.recover", |tx, ep, since, until| {
+        Ok(tx.failed_deliveries(&ep.id, since, until)?.into_iter().map(|d| d.msg_id).collect())
+    })
+    .await
 }
 
 /// Delivers to the endpoint the messages of the range it never got (e.g.
@@ -119,31 +141,16 @@ pub async fn replay_missing(
     idem: Idem,
     JsonBody(range): JsonBody<RangeIn>,
 ) -> ApiResult<Response> {
-    check_range(&range)?;
-    let response = state
-        .commit(idem, StatusCode::ACCEPTED, move |tx| {
-            let ep = tx.endpoint(&app.id, &ep_key)?.ok_or(StoreError::NotFound)?;
-            let until = range.until.unwrap_or_else(|| Utc::now() + Duration::seconds(1));
-            let missing = tx.messages_missing_delivery(&app.id, &ep.id, range.since, until, REPLAY_LIMIT)?;
-            let now = Utc::now();
-            let mut scheduled = 0;
-            for msg in missing.iter().filter(|m| ep.wants(&m.event_type, m.channels.as_deref()) && m.payload.is_some())
-            {
-                tx.schedule_delivery(&app.id, &msg.id, &ep.id, now, false)?;
-                scheduled += 1;
-            }
-            Ok(task("endpoint.replay", scheduled))
-        })
-        .await?;
-    state.new_work.notify_one();
-    Ok(response)
-}
-
-fn check_range(range: &RangeIn) -> ApiResult<()> {
-    if range.until.is_some_and(|u| u <= range.since) {
-        return Err(ApiError::invalid(&["body", "until"], "must be after since"));
-    }
-    Ok(())
+    let app_id = app.id.clone();
+    schedule_range(state, app.id, ep_key, idem, range, "endpoint.replay", move |tx, ep, since, until| {
+        let missing = tx.messages_missing_delivery(&app_id, &ep.id, since, until, REPLAY_LIMIT)?;
+        Ok(missing
+            .into_iter()
+            .filter(|m| ep.wants(&m.event_type, m.channels.as_deref()) && m.payload.is_some())
+            .map(|m| m.id)
+            .collect())
+    })
+    .await
 }
 
 #[derive(Deserialize)]

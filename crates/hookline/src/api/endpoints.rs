@@ -74,7 +74,7 @@ pub struct EndpointPatch {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointOut {
-    id: String,
+    pub id: String,
     uid: Option<String>,
     url: String,
     description: String,
