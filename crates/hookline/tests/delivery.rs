@@ -311,6 +311,23 @@ async fn rate_limit_spreads_deliveries_over_time() {
 }
 
 #[tokio::test]
+async fn application_rate_limit_is_the_default_for_its_endpoints() {
+    let rx = Receiver::start().await;
+    let server = server_with(&[]).await;
+    let (status, app) = server.admin().post("/api/v1/app", &json!({"name": "slow app", "throttleRate": 4})).await;
+    assert_eq!(status, 201, "{app}");
+    let app = app["id"].as_str().unwrap().to_string();
+    add_endpoint(&server, &app, &rx.url("/app-limited"), json!({})).await;
+    for i in 0..12 {
+        send(&server, &app, json!({"i": i})).await;
+    }
+    let got = rx.wait_for("/app-limited", 12, WAIT).await;
+    let span = got.last().unwrap().at - got[0].at;
+    // Burst of 4, then 4 per second: the 12th cannot start before 2 s.
+    assert!(span >= Duration::from_millis(1900), "12 deliveries at 4/s took only {span:?}");
+}
+
+#[tokio::test]
 async fn slow_endpoint_does_not_delay_others() {
     let rx = Receiver::scripted(|_, path| {
         if path == "/slow" {

@@ -44,7 +44,17 @@ impl SqliteTx<'_> {
     ) -> StoreResult<Vec<DeliveryJob>> {
         let now = ms(&req.now);
         log.retain(|(t, _)| *t > now - RATE_WINDOW_MS);
-        let rate = endpoint.rate_limit.unwrap_or(req.default_rate_limit).max(1) as usize;
+        // The endpoint's own limit, else its application's, else the default.
+        let app_rate: Option<u32> = match endpoint.rate_limit {
+            Some(_) => None,
+            None => self
+                .conn
+                .prepare_cached("SELECT rate_limit FROM application WHERE id = ?")
+                .and_then(|mut s| s.query_row([&endpoint.app_id], |r| r.get(0)).optional())
+                .map_err(backend)?
+                .flatten(),
+        };
+        let rate = endpoint.rate_limit.or(app_rate).unwrap_or(req.default_rate_limit).max(1) as usize;
         let used: usize = log.iter().map(|(_, n)| *n as usize).sum();
         let in_flight = req.in_flight.get(&endpoint.id).copied().unwrap_or(0);
         let room = req.per_endpoint_cap.saturating_sub(in_flight);
