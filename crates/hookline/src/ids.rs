@@ -48,6 +48,13 @@ impl IdKind {
         out
     }
 
+    /// Whether `s` could be a new uid for this kind: a valid uid that does
+    /// not carry the id prefix (an `app_…` that matches nothing is a missing
+    /// id, not a name to create).
+    pub fn is_creatable_uid(self, s: &str) -> bool {
+        is_valid_uid(s) && !s.starts_with(self.prefix())
+    }
+
     /// Whether `s` has this kind's prefix followed by a well-formed body.
     /// Anything else is treated as a uid (or as nothing at all).
     pub fn matches(self, s: &str) -> bool {

@@ -186,7 +186,7 @@ pub async fn update(
                 Ok((StatusCode::OK, ApplicationOut::from(updated)))
             }
             AppTarget::Missing(key) => {
-                if IdKind::Application.matches(&key) || !crate::ids::is_valid_uid(&key) {
+                if !IdKind::Application.is_creatable_uid(&key) {
                     return Err(ApiError::not_found());
                 }
                 let app = ApplicationIn { uid: Some(key), ..input }.into_new();

@@ -369,7 +369,7 @@ pub async fn update(
                     save_endpoint(tx, &ep, was_disabled)?;
                     Ok((StatusCode::OK, EndpointOut::from(ep)))
                 }
-                None if !IdKind::Endpoint.matches(&key) && crate::ids::is_valid_uid(&key) => {
+                None if IdKind::Endpoint.is_creatable_uid(&key) => {
                     if input.uid.as_ref().is_some_and(|u| *u != key) {
                         return Err(ApiError::invalid(
                             &["body", "uid"],

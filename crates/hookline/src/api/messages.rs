@@ -185,7 +185,7 @@ fn create_inline_app(tx: &mut dyn Tx, uid: String, app: Option<ApplicationIn>) -
     let Some(mut app) = app else {
         return Err(ApiError::not_found());
     };
-    if IdKind::Application.matches(&uid) || !is_valid_uid(&uid) {
+    if !IdKind::Application.is_creatable_uid(&uid) {
         return Err(ApiError::not_found());
     }
     if app.uid.as_deref().is_some_and(|u| u != uid) {
