@@ -32,7 +32,7 @@ struct Flags {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the API, the dispatcher and the portal in one process
+    /// Run the API and the delivery engine in one process
     Serve {
         /// Upsert this event catalog (JSON) before serving
         #[arg(long)]

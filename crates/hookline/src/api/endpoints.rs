@@ -4,27 +4,22 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
-use chrono::{Duration, Utc};
-use rand::RngCore;
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::access::ScopedApp;
 use super::applications::{double_option, ListOut};
+use super::endpoint_headers::check_headers;
+use super::endpoint_secret::{generate_secret, parse_secret};
 use super::error::{ApiError, ApiResult, Validation};
 use super::extract::{JsonBody, QueryParams};
 use super::idempotency::Idem;
 use super::json::{check_channels, check_rate_limit, check_uid, ts};
 use super::AppState;
 use crate::ids::IdKind;
-use crate::store::model::{Endpoint, RetiredSecret, SealedSecret, StringMap, Timestamp};
+use crate::store::model::{Endpoint, SealedSecret, StringMap, Timestamp};
 use crate::store::page::Order;
 use crate::store::{StoreError, Tx};
-
-/// Retired secrets kept signing at once, at most.
-const MAX_RETIRED_SECRETS: usize = 5;
-const DEFAULT_GRACE: i64 = 24 * 3600;
 
 #[derive(Deserialize, Clone)]
 #[serde(rename_all = "camelCase")]
@@ -113,40 +108,6 @@ impl From<Endpoint> for EndpointOut {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-pub struct SecretOut {
-    key: String,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct RotateIn {
-    #[serde(default)]
-    key: Option<String>,
-    #[serde(default)]
-    grace_period_seconds: Option<i64>,
-}
-
-#[derive(Serialize)]
-pub struct HeadersOut {
-    headers: StringMap,
-    sensitive: Vec<String>,
-}
-
-#[derive(Deserialize)]
-pub struct HeadersIn {
-    headers: StringMap,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HeadersPatchIn {
-    headers: std::collections::BTreeMap<String, Option<String>>,
-    /// How current SDKs remove headers (`null` values work too).
-    #[serde(default)]
-    delete_headers: Vec<String>,
-}
-
 // ---- validation -----------------------------------------------------------
 
 pub fn check_url(v: &mut Validation, url: &str) {
@@ -157,48 +118,6 @@ pub fn check_url(v: &mut Validation, url: &str) {
     }
     if url.len() > 65_536 {
         v.push(&["body", "url"], "is too long");
-    }
-}
-
-/// Decodes `whsec_<base64>` (prefix optional); Svix accepts 24 to 75 bytes.
-pub fn parse_secret(text: &str) -> Result<Vec<u8>, String> {
-    let b64 = text.strip_prefix("whsec_").unwrap_or(text);
-    let bytes = B64.decode(b64).map_err(|_| "must be base64, optionally prefixed with whsec_".to_string())?;
-    if !(24..=75).contains(&bytes.len()) {
-        return Err(format!("must encode 24 to 75 bytes, not {}", bytes.len()));
-    }
-    Ok(bytes)
-}
-
-pub fn format_secret(bytes: &[u8]) -> String {
-    format!("whsec_{}", B64.encode(bytes))
-}
-
-fn generate_secret() -> Vec<u8> {
-    let mut key = vec![0u8; 24];
-    rand::rngs::OsRng.fill_bytes(&mut key);
-    key
-}
-
-/// Headers Hookline sets itself, which an endpoint may not override.
-fn is_reserved_header(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n.starts_with("webhook-")
-        || n.starts_with("svix-")
-        || ["host", "content-length", "content-type", "transfer-encoding", "connection", "user-agent", "te", "upgrade"]
-            .contains(&n.as_str())
-}
-
-pub fn check_headers(v: &mut Validation, headers: &StringMap) {
-    for (name, value) in headers {
-        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            v.push(&["body", "headers"], format!("{name:?} is not a valid header name"));
-        } else if is_reserved_header(name) {
-            v.push(&["body", "headers"], format!("{name:?} is set by Hookline and cannot be overridden"));
-        }
-        if axum::http::HeaderValue::from_str(value).is_err() {
-            v.push(&["body", "headers"], format!("the value of {name:?} is not a valid header value"));
-        }
     }
 }
 
@@ -294,7 +213,7 @@ pub async fn create(
         .await
 }
 
-pub async fn load(state: &AppState, app_id: String, key: String) -> ApiResult<Endpoint> {
+pub(super) async fn load(state: &AppState, app_id: String, key: String) -> ApiResult<Endpoint> {
     state.store.read(move |tx| Ok::<_, ApiError>(tx.endpoint(&app_id, &key)?)).await?.ok_or_else(ApiError::not_found)
 }
 
@@ -317,7 +236,13 @@ fn save_endpoint(tx: &mut dyn Tx, ep: &Endpoint, was_disabled: bool) -> ApiResul
 }
 
 /// Runs `change` on the current endpoint inside one transaction and saves it.
-async fn modify<T, F>(state: &AppState, idem: Idem, app_id: String, key: String, change: F) -> ApiResult<Response>
+pub(super) async fn modify<T, F>(
+    state: &AppState,
+    idem: Idem,
+    app_id: String,
+    key: String,
+    change: F,
+) -> ApiResult<Response>
 where
     T: Serialize + Send + 'static,
     F: FnOnce(&mut dyn Tx, &mut Endpoint) -> ApiResult<T> + Send + 'static,
@@ -470,130 +395,4 @@ pub async fn delete(
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-pub async fn get_secret(
-    State(state): State<AppState>,
-    ScopedApp(app): ScopedApp,
-    Path((_, key)): Path<(String, String)>,
-) -> ApiResult<Json<SecretOut>> {
-    let ep = load(&state, app.id, key).await?;
-    let secret = state.cipher.decrypt(&ep.secret.0).map_err(ApiError::internal)?;
-    Ok(Json(SecretOut { key: format_secret(&secret) }))
-}
-
-/// The new secret signs from now on; the old one keeps signing beside it
-/// until the grace period ends, so receivers can switch without a gap.
-pub async fn rotate_secret(
-    State(state): State<AppState>,
-    ScopedApp(app): ScopedApp,
-    Path((_, key)): Path<(String, String)>,
-    idem: Idem,
-    JsonBody(input): JsonBody<Option<RotateIn>>,
-) -> ApiResult<Response> {
-    let input = input.unwrap_or_default();
-    let mut v = Validation::default();
-    let new_secret = match input.key.as_deref().map(parse_secret) {
-        Some(Ok(s)) => s,
-        Some(Err(e)) => {
-            v.push(&["body", "key"], e);
-            Vec::new()
-        }
-        None => generate_secret(),
-    };
-    let grace = input.grace_period_seconds.unwrap_or(DEFAULT_GRACE);
-    if !(0..=7 * 86400).contains(&grace) {
-        v.push(&["body", "gracePeriodSeconds"], "must be from 0 to 604800 seconds");
-    }
-    v.finish()?;
-    let sealed = SealedSecret(state.cipher.encrypt(&new_secret));
-    let out = SecretOut { key: format_secret(&new_secret) };
-    modify(&state, idem, app.id, key, move |_, ep| {
-        let now = Utc::now();
-        ep.retired_secrets.retain(|r| r.expires_at > now);
-        if grace > 0 {
-            let old = std::mem::replace(&mut ep.secret, sealed);
-            ep.retired_secrets.insert(0, RetiredSecret { secret: old, expires_at: now + Duration::seconds(grace) });
-            ep.retired_secrets.truncate(MAX_RETIRED_SECRETS);
-        } else {
-            ep.secret = sealed;
-        }
-        Ok(out)
-    })
-    .await
-}
-
-pub async fn get_headers(
-    State(state): State<AppState>,
-    ScopedApp(app): ScopedApp,
-    Path((_, key)): Path<(String, String)>,
-) -> ApiResult<Json<HeadersOut>> {
-    let ep = load(&state, app.id, key).await?;
-    Ok(Json(HeadersOut { headers: ep.headers, sensitive: Vec::new() }))
-}
-
-pub async fn put_headers(
-    State(state): State<AppState>,
-    ScopedApp(app): ScopedApp,
-    Path((_, key)): Path<(String, String)>,
-    JsonBody(input): JsonBody<HeadersIn>,
-) -> ApiResult<StatusCode> {
-    let mut v = Validation::default();
-    check_headers(&mut v, &input.headers);
-    v.finish()?;
-    modify(&state, Idem::default(), app.id, key, move |_, ep| {
-        ep.headers = input.headers;
-        Ok(())
-    })
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Merges headers; a `null` value, or a name in `deleteHeaders`, removes one.
-pub async fn patch_headers(
-    State(state): State<AppState>,
-    ScopedApp(app): ScopedApp,
-    Path((_, key)): Path<(String, String)>,
-    JsonBody(input): JsonBody<HeadersPatchIn>,
-) -> ApiResult<StatusCode> {
-    let mut v = Validation::default();
-    let set: StringMap = input.headers.iter().filter_map(|(k, val)| Some((k.clone(), val.clone()?))).collect();
-    check_headers(&mut v, &set);
-    v.finish()?;
-    modify(&state, Idem::default(), app.id, key, move |_, ep| {
-        for name in &input.delete_headers {
-            ep.headers.remove(name);
-        }
-        for (name, value) in input.headers {
-            match value {
-                Some(value) => ep.headers.insert(name, value),
-                None => ep.headers.remove(&name),
-            };
-        }
-        Ok(())
-    })
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_follow_svix_rules() {
-        let generated = format_secret(&generate_secret());
-        assert!(generated.starts_with("whsec_"));
-        assert_eq!(parse_secret(&generated).unwrap().len(), 24);
-        assert!(parse_secret("whsec_c2hvcnQ=").is_err());
-        assert!(parse_secret("not base64!").is_err());
-        assert!(parse_secret(&B64.encode([1u8; 32])).is_ok());
-    }
-
-    #[test]
-    fn reserved_headers_are_refused() {
-        assert!(is_reserved_header("Webhook-Signature"));
-        assert!(is_reserved_header("content-type"));
-        assert!(!is_reserved_header("x-api-key"));
-    }
 }

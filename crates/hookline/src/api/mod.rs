@@ -10,6 +10,8 @@ mod applications;
 mod attempts;
 mod body;
 mod delivery_ops;
+mod endpoint_headers;
+mod endpoint_secret;
 mod endpoints;
 pub mod error;
 mod event_types;

@@ -3,7 +3,10 @@
 
 use axum::routing::{on, MethodFilter, MethodRouter};
 
-use super::{applications, attempts, delivery_ops, endpoints, event_types, messages, openapi, portal_access, AppState};
+use super::{
+    applications, attempts, delivery_ops, endpoint_headers, endpoint_secret, endpoints, event_types, messages, openapi,
+    portal_access, AppState,
+};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,11 +81,11 @@ pub static ROUTES: &[Route] = &[
     route!(PUT "/api/v1/app/{app_id}/endpoint/{endpoint_id}", endpoints::update, WRITE, "Endpoint", "v1.endpoint.update", "Update an endpoint, or create it with this uid"),
     route!(PATCH "/api/v1/app/{app_id}/endpoint/{endpoint_id}", endpoints::patch, WRITE, "Endpoint", "v1.endpoint.patch", "Partially update an endpoint"),
     route!(DELETE "/api/v1/app/{app_id}/endpoint/{endpoint_id}", endpoints::delete, WRITE, "Endpoint", "v1.endpoint.delete", "Delete an endpoint"),
-    route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", endpoints::get_secret, READ, "Endpoint", "v1.endpoint.get-secret", "Get the endpoint's signing secret"),
-    route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", endpoints::rotate_secret, WRITE, "Endpoint", "v1.endpoint.rotate-secret", "Rotate the signing secret; the old one signs too during the grace period"),
-    route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", endpoints::get_headers, READ, "Endpoint", "v1.endpoint.get-headers", "Get the endpoint's custom headers"),
-    route!(PUT "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", endpoints::put_headers, WRITE, "Endpoint", "v1.endpoint.update-headers", "Replace the endpoint's custom headers"),
-    route!(PATCH "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", endpoints::patch_headers, WRITE, "Endpoint", "v1.endpoint.patch-headers", "Merge custom headers (null removes one)"),
+    route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", endpoint_secret::get_secret, READ, "Endpoint", "v1.endpoint.get-secret", "Get the endpoint's signing secret"),
+    route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", endpoint_secret::rotate_secret, WRITE, "Endpoint", "v1.endpoint.rotate-secret", "Rotate the signing secret; the old one signs too during the grace period"),
+    route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", endpoint_headers::get_headers, READ, "Endpoint", "v1.endpoint.get-headers", "Get the endpoint's custom headers"),
+    route!(PUT "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", endpoint_headers::put_headers, WRITE, "Endpoint", "v1.endpoint.update-headers", "Replace the endpoint's custom headers"),
+    route!(PATCH "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", endpoint_headers::patch_headers, WRITE, "Endpoint", "v1.endpoint.patch-headers", "Merge custom headers (null removes one)"),
     route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats", delivery_ops::stats, READ, "Endpoint", "v1.endpoint.get-stats", "Delivery counts of the endpoint by status"),
     route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover", delivery_ops::recover, WRITE, "Endpoint", "v1.endpoint.recover", "Retry every failed delivery since a time"),
     route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/replay-missing", delivery_ops::replay_missing, WRITE, "Endpoint", "v1.endpoint.replay-missing", "Deliver messages the endpoint never received"),

@@ -1,0 +1,121 @@
+//! An endpoint's custom headers, sent with every delivery.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::access::ScopedApp;
+use super::endpoints::{load, modify};
+use super::error::{ApiResult, Validation};
+use super::extract::JsonBody;
+use super::idempotency::Idem;
+use super::AppState;
+use crate::store::model::StringMap;
+
+#[derive(Serialize)]
+pub struct HeadersOut {
+    headers: StringMap,
+    sensitive: Vec<String>,
+}
+
+#[derive(Deserialize)]
+pub struct HeadersIn {
+    headers: StringMap,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeadersPatchIn {
+    headers: std::collections::BTreeMap<String, Option<String>>,
+    /// How current SDKs remove headers (`null` values work too).
+    #[serde(default)]
+    delete_headers: Vec<String>,
+}
+
+/// Headers Hookline sets itself, which an endpoint may not override.
+fn is_reserved_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.starts_with("webhook-")
+        || n.starts_with("svix-")
+        || ["host", "content-length", "content-type", "transfer-encoding", "connection", "user-agent", "te", "upgrade"]
+            .contains(&n.as_str())
+}
+
+pub fn check_headers(v: &mut Validation, headers: &StringMap) {
+    for (name, value) in headers {
+        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            v.push(&["body", "headers"], format!("{name:?} is not a valid header name"));
+        } else if is_reserved_header(name) {
+            v.push(&["body", "headers"], format!("{name:?} is set by Hookline and cannot be overridden"));
+        }
+        if axum::http::HeaderValue::from_str(value).is_err() {
+            v.push(&["body", "headers"], format!("the value of {name:?} is not a valid header value"));
+        }
+    }
+}
+
+pub async fn get_headers(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, key)): Path<(String, String)>,
+) -> ApiResult<Json<HeadersOut>> {
+    let ep = load(&state, app.id, key).await?;
+    Ok(Json(HeadersOut { headers: ep.headers, sensitive: Vec::new() }))
+}
+
+pub async fn put_headers(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, key)): Path<(String, String)>,
+    JsonBody(input): JsonBody<HeadersIn>,
+) -> ApiResult<StatusCode> {
+    let mut v = Validation::default();
+    check_headers(&mut v, &input.headers);
+    v.finish()?;
+    modify(&state, Idem::default(), app.id, key, move |_, ep| {
+        ep.headers = input.headers;
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Merges headers; a `null` value, or a name in `deleteHeaders`, removes one.
+pub async fn patch_headers(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, key)): Path<(String, String)>,
+    JsonBody(input): JsonBody<HeadersPatchIn>,
+) -> ApiResult<StatusCode> {
+    let mut v = Validation::default();
+    let set: StringMap = input.headers.iter().filter_map(|(k, val)| Some((k.clone(), val.clone()?))).collect();
+    check_headers(&mut v, &set);
+    v.finish()?;
+    modify(&state, Idem::default(), app.id, key, move |_, ep| {
+        for name in &input.delete_headers {
+            ep.headers.remove(name);
+        }
+        for (name, value) in input.headers {
+            match value {
+                Some(value) => ep.headers.insert(name, value),
+                None => ep.headers.remove(&name),
+            };
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_headers_are_refused() {
+        assert!(is_reserved_header("Webhook-Signature"));
+        assert!(is_reserved_header("content-type"));
+        assert!(!is_reserved_header("x-api-key"));
+    }
+}

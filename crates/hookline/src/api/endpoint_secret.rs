@@ -1,0 +1,122 @@
+//! An endpoint's signing secret: read it, rotate it.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::Json;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use chrono::{Duration, Utc};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use super::access::ScopedApp;
+use super::endpoints::{load, modify};
+use super::error::{ApiError, ApiResult, Validation};
+use super::extract::JsonBody;
+use super::idempotency::Idem;
+use super::AppState;
+use crate::store::model::{RetiredSecret, SealedSecret};
+
+/// Retired secrets kept signing at once, at most.
+const MAX_RETIRED_SECRETS: usize = 5;
+const DEFAULT_GRACE: i64 = 24 * 3600;
+
+#[derive(Serialize, Deserialize)]
+pub struct SecretOut {
+    key: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RotateIn {
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    grace_period_seconds: Option<i64>,
+}
+
+/// Decodes `whsec_<base64>` (prefix optional); Svix accepts 24 to 75 bytes.
+pub fn parse_secret(text: &str) -> Result<Vec<u8>, String> {
+    let b64 = text.strip_prefix("whsec_").unwrap_or(text);
+    let bytes = B64.decode(b64).map_err(|_| "must be base64, optionally prefixed with whsec_".to_string())?;
+    if !(24..=75).contains(&bytes.len()) {
+        return Err(format!("must encode 24 to 75 bytes, not {}", bytes.len()));
+    }
+    Ok(bytes)
+}
+
+pub fn format_secret(bytes: &[u8]) -> String {
+    format!("whsec_{}", B64.encode(bytes))
+}
+
+pub(super) fn generate_secret() -> Vec<u8> {
+    let mut key = vec![0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    key
+}
+
+pub async fn get_secret(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, key)): Path<(String, String)>,
+) -> ApiResult<Json<SecretOut>> {
+    let ep = load(&state, app.id, key).await?;
+    let secret = state.cipher.decrypt(&ep.secret.0).map_err(ApiError::internal)?;
+    Ok(Json(SecretOut { key: format_secret(&secret) }))
+}
+
+/// The new secret signs from now on; the old one keeps signing beside it
+/// until the grace period ends, so receivers can switch without a gap.
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, key)): Path<(String, String)>,
+    idem: Idem,
+    JsonBody(input): JsonBody<Option<RotateIn>>,
+) -> ApiResult<Response> {
+    let input = input.unwrap_or_default();
+    let mut v = Validation::default();
+    let new_secret = match input.key.as_deref().map(parse_secret) {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            v.push(&["body", "key"], e);
+            Vec::new()
+        }
+        None => generate_secret(),
+    };
+    let grace = input.grace_period_seconds.unwrap_or(DEFAULT_GRACE);
+    if !(0..=7 * 86400).contains(&grace) {
+        v.push(&["body", "gracePeriodSeconds"], "must be from 0 to 604800 seconds");
+    }
+    v.finish()?;
+    let sealed = SealedSecret(state.cipher.encrypt(&new_secret));
+    let out = SecretOut { key: format_secret(&new_secret) };
+    modify(&state, idem, app.id, key, move |_, ep| {
+        let now = Utc::now();
+        ep.retired_secrets.retain(|r| r.expires_at > now);
+        if grace > 0 {
+            let old = std::mem::replace(&mut ep.secret, sealed);
+            ep.retired_secrets.insert(0, RetiredSecret { secret: old, expires_at: now + Duration::seconds(grace) });
+            ep.retired_secrets.truncate(MAX_RETIRED_SECRETS);
+        } else {
+            ep.secret = sealed;
+        }
+        Ok(out)
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_follow_svix_rules() {
+        let generated = format_secret(&generate_secret());
+        assert!(generated.starts_with("whsec_"));
+        assert_eq!(parse_secret(&generated).unwrap().len(), 24);
+        assert!(parse_secret("whsec_c2hvcnQ=").is_err());
+        assert!(parse_secret("not base64!").is_err());
+        assert!(parse_secret(&B64.encode([1u8; 32])).is_ok());
+    }
+}
