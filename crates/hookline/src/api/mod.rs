@@ -77,7 +77,17 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), body::buffer))
+        .layer(axum::middleware::from_fn(catch_panic))
         .with_state(state)
+}
+
+/// A bug in a handler answers a JSON 500 instead of dropping the connection.
+async fn catch_panic(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(next.run(req)).catch_unwind().await {
+        Ok(response) => response,
+        Err(_) => ApiError::internal("a request handler panicked").into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {

@@ -102,14 +102,14 @@ impl SqliteStore {
     {
         let inner = self.inner.clone();
         let task = tokio::task::spawn_blocking(move || {
-            let conn = match inner.readers.lock().expect("reader pool poisoned").pop() {
+            let conn = match inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
                 Some(c) => c,
                 None => open_connection(&inner.path, true)?,
             };
             conn.execute_batch("BEGIN").map_err(backend)?;
             let result = f(&mut SqliteTx { conn: &conn });
             let _ = conn.execute_batch("COMMIT");
-            let mut pool = inner.readers.lock().expect("reader pool poisoned");
+            let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
             if pool.len() < READ_POOL_SIZE {
                 pool.push(conn);
             }
@@ -125,7 +125,10 @@ where
     F: FnOnce(&mut dyn Tx) -> Result<T, E>,
 {
     conn.execute_batch("SAVEPOINT job").map_err(|e| E::from(backend(e)))?;
-    let result = f(&mut SqliteTx { conn });
+    // A panicking job must not take the writer thread (and every later
+    // write) down with it: it fails alone, like a job that returned an error.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut SqliteTx { conn })))
+        .unwrap_or_else(|_| Err(E::from(StoreError::Backend("a store job panicked; it was rolled back".into()))));
     let end = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
     conn.execute_batch(end).map_err(|e| E::from(backend(e)))?;
     result
@@ -175,4 +178,50 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
 
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::model::Application;
+
+    fn app(id: &str) -> Application {
+        let now = chrono::Utc::now();
+        // Looked up by uid below: these short ids are not well-formed app ids.
+        Application {
+            id: id.into(),
+            uid: Some(id.into()),
+            name: "a".into(),
+            rate_limit: None,
+            metadata: Default::default(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_or_panicking_job_undoes_only_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let ok = store.write(|tx| tx.insert_application(&app("app_1")));
+        let failing = store.write(|tx| {
+            tx.insert_application(&app("app_2"))?;
+            Err::<(), StoreError>(StoreError::NotFound)
+        });
+        let panicking = store.write(|tx| -> Result<(), StoreError> {
+            tx.insert_application(&app("app_3"))?;
+            panic!("bug in a job");
+        });
+        let (ok, failing, panicking) = tokio::join!(ok, failing, panicking);
+        assert!(ok.is_ok());
+        assert_eq!(failing, Err(StoreError::NotFound));
+        assert!(matches!(panicking, Err(StoreError::Backend(_))));
+        // The writer is still alive, and only the successful job's row exists.
+        store.write(|tx| tx.insert_application(&app("app_4"))).await.unwrap();
+        for (id, exists) in [("app_1", true), ("app_2", false), ("app_3", false), ("app_4", true)] {
+            let key = id.to_string();
+            let found = store.read(move |tx| tx.application(&key)).await.unwrap();
+            assert_eq!(found.is_some(), exists, "{id}");
+        }
+    }
 }
