@@ -743,3 +743,24 @@ async fn app_portal_access_returns_a_working_token() {
     let (status, body) = server.admin().post("/api/v1/auth/app-portal-access/no-such-app", &json!({})).await;
     assert_error(status, &body, 404);
 }
+
+#[tokio::test]
+async fn messages_filter_by_tag() {
+    let server = TestServer::start().await;
+    let (_, app) = server.admin().post("/api/v1/app", &json!({"name": "tags"})).await;
+    let app = app["id"].as_str().unwrap();
+    let path = format!("/api/v1/app/{app}/msg");
+    for (i, tags) in [json!(["blue", "big"]), json!(["red"]), json!(null)].iter().enumerate() {
+        let (status, _) =
+            server.admin().post(&path, &json!({"eventType": "t", "payload": {"i": i}, "tags": tags})).await;
+        assert_eq!(status, 202);
+    }
+    let (status, list) = server.admin().get(&format!("{path}?tag=blue")).await;
+    assert_eq!(status, 200);
+    let data = list["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1);
+    assert_eq!(data[0]["payload"]["i"], 0);
+    assert_eq!(data[0]["tags"], json!(["blue", "big"]));
+    let (_, list) = server.admin().get(&format!("{path}?tag=none")).await;
+    assert!(list["data"].as_array().unwrap().is_empty());
+}

@@ -153,6 +153,39 @@ async fn payload_bytes_are_delivered_exactly_as_sent() {
 }
 
 #[tokio::test]
+async fn deliver_at_holds_the_first_attempt_until_then() {
+    let rx = Receiver::start().await;
+    let server = server_with(&[]).await;
+    let (app, ep, _) = app_with_endpoint(&server, &rx.url("/later"), json!({})).await;
+    let at = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let sent = Instant::now();
+    let (status, msg) = server
+        .admin()
+        .post(
+            &format!("/api/v1/app/{app}/msg"),
+            &json!({"eventType": "sync.complete", "payload": {}, "deliverAt": at.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(status, 202, "{msg}");
+    let msg_id = msg["id"].as_str().unwrap().to_string();
+    assert!(msg["deliverAt"].is_string());
+    let pending = wait_status(&server, &app, &msg_id, &ep, "pending").await;
+    assert!(pending["nextAttempt"].is_string());
+    rx.wait_for("/later", 1, WAIT).await;
+    assert!(sent.elapsed() >= Duration::from_millis(1800), "delivered after {:?}", sent.elapsed());
+
+    let too_far = chrono::Utc::now() + chrono::Duration::days(60);
+    let (status, body) = server
+        .admin()
+        .post(
+            &format!("/api/v1/app/{app}/msg"),
+            &json!({"eventType": "sync.complete", "payload": {}, "deliverAt": too_far.to_rfc3339()}),
+        )
+        .await;
+    common::assert_invalid_field(status, &body, "deliverAt");
+}
+
+#[tokio::test]
 async fn retries_with_backoff_until_success_keeping_the_same_id() {
     let rx = Receiver::scripted(|n, _| if n < 2 { Reply::status(500) } else { Reply::status(204) }).await;
     let server = server_with(&[("HOOKLINE_RETRY_SCHEDULE", "1s,1s,1s")]).await;

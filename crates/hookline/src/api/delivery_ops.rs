@@ -197,6 +197,7 @@ pub async fn send_example(
                 tags: Some(vec!["example".into()]),
                 payload: Some(serde_json::to_string(&payload).map_err(ApiError::internal)?),
                 payload_expires_at: now + retention,
+                deliver_at: None,
                 created_at: now,
             };
             tx.insert_message(&msg)?;

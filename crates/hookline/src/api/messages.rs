@@ -11,9 +11,9 @@ use serde_json::value::RawValue;
 use super::access::AppTarget;
 use super::applications::{ApplicationIn, ListOut};
 use super::error::{ApiError, ApiResult, Validation};
-use super::extract::{JsonBody, QueryParams};
+use super::extract::{parse_datetime, JsonBody, QueryParams};
 use super::idempotency::Idem;
-use super::json::{check_channels, ts};
+use super::json::{check_channels, opt_ts, ts};
 use super::AppState;
 use crate::ids::{is_valid_uid, IdKind};
 use crate::store::model::{Application, Delivery, DeliveryStatus, Message, Timestamp};
@@ -39,7 +39,13 @@ pub struct MessageIn {
     payload_retention_period: Option<i64>,
     #[serde(default)]
     payload_retention_hours: Option<i64>,
+    /// Deliver no earlier than this (RFC 3339).
+    #[serde(default)]
+    deliver_at: Option<String>,
 }
+
+/// How far ahead a delivery may be scheduled.
+const MAX_DELIVER_AHEAD_DAYS: i64 = 30;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -52,7 +58,8 @@ pub struct MessageOut {
     tags: Option<Vec<String>>,
     #[serde(serialize_with = "ts")]
     timestamp: Timestamp,
-    deliver_at: Option<String>,
+    #[serde(serialize_with = "opt_ts")]
+    deliver_at: Option<Timestamp>,
     /// Hookline extension: the payload is gone (retention or expunge).
     expired: bool,
 }
@@ -74,7 +81,7 @@ impl MessageOut {
             channels: m.channels,
             tags: m.tags,
             timestamp: m.created_at,
-            deliver_at: None,
+            deliver_at: m.deliver_at,
         }
     }
 }
@@ -99,6 +106,15 @@ impl MessageIn {
         check_channels(v, self.channels.as_deref());
         if let Some(app) = &self.application {
             app.validate(v);
+        }
+        if let Some(text) = &self.deliver_at {
+            match parse_datetime(text) {
+                None => v.push(&["body", "deliverAt"], format!("{text:?} is not an RFC 3339 datetime")),
+                Some(t) if t > Utc::now() + Duration::days(MAX_DELIVER_AHEAD_DAYS) => {
+                    v.push(&["body", "deliverAt"], format!("must be at most {MAX_DELIVER_AHEAD_DAYS} days ahead"))
+                }
+                Some(_) => {}
+            }
         }
         let default = Duration::from_std(settings_retention).unwrap_or(Duration::days(90));
         match (self.payload_retention_hours, self.payload_retention_period) {
@@ -130,7 +146,7 @@ fn store_message(tx: &mut dyn Tx, msg: &Message) -> ApiResult<usize> {
                 app_id: msg.app_id.clone(),
                 status: DeliveryStatus::Pending,
                 attempts: 0,
-                next_attempt_at: Some(msg.created_at),
+                next_attempt_at: Some(msg.deliver_at.unwrap_or(msg.created_at)),
                 updated_at: msg.created_at,
             })?;
             fanout += 1;
@@ -170,6 +186,8 @@ pub async fn create(
                 tags: input.tags,
                 payload: Some(payload),
                 payload_expires_at: now + retention,
+                // A time in the past means now.
+                deliver_at: input.deliver_at.as_deref().and_then(parse_datetime).filter(|t| *t > now),
                 created_at: now,
             };
             store_message(tx, &msg)?;
@@ -207,6 +225,7 @@ pub async fn list(
     let filter = MessageFilter {
         event_types: q.list("event_types"),
         channel: q.string("channel"),
+        tag: q.string("tag"),
         before: q.datetime("before")?,
         after: q.datetime("after")?,
     };

@@ -96,6 +96,8 @@ pub struct Message {
     /// The exact JSON text that is delivered; `None` once expunged or expired.
     pub payload: Option<String>,
     pub payload_expires_at: Timestamp,
+    /// When to deliver, if later than creation (Svix's `deliverAt`).
+    pub deliver_at: Option<Timestamp>,
     pub created_at: Timestamp,
 }
 

@@ -37,6 +37,7 @@ pub trait EndpointRepo {
 pub struct MessageFilter {
     pub event_types: Vec<String>,
     pub channel: Option<String>,
+    pub tag: Option<String>,
     pub before: Option<Timestamp>,
     pub after: Option<Timestamp>,
 }

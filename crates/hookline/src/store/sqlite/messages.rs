@@ -9,7 +9,7 @@ use crate::store::page::{ListQuery, Page};
 use crate::store::{MessageFilter, MessageRepo, StoreError, StoreResult};
 
 pub(super) const COLUMNS: &str =
-    "id, app_id, event_type, event_id, channels, tags, payload, payload_expires_at, created_at";
+    "id, app_id, event_type, event_id, channels, tags, payload, payload_expires_at, deliver_at, created_at";
 
 pub(super) fn row(r: &Row<'_>) -> rusqlite::Result<Message> {
     row_at(r, 0)
@@ -26,14 +26,15 @@ pub(super) fn row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Message> {
         tags: opt_from_json(r.get(at + 5)?)?,
         payload: r.get(at + 6)?,
         payload_expires_at: from_ms(r.get(at + 7)?),
-        created_at: from_ms(r.get(at + 8)?),
+        deliver_at: opt_from_ms(r.get(at + 8)?),
+        created_at: from_ms(r.get(at + 9)?),
     })
 }
 
 impl MessageRepo for SqliteTx<'_> {
     fn insert_message(&mut self, m: &Message) -> StoreResult<()> {
         self.conn
-            .prepare_cached(&format!("INSERT INTO message ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"))
+            .prepare_cached(&format!("INSERT INTO message ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
             .and_then(|mut s| {
                 s.execute(params![
                     m.id,
@@ -44,6 +45,7 @@ impl MessageRepo for SqliteTx<'_> {
                     opt_json(&m.tags),
                     m.payload,
                     ms(&m.payload_expires_at),
+                    m.deliver_at.as_ref().map(ms),
                     ms(&m.created_at),
                 ])
             })
@@ -65,6 +67,10 @@ impl MessageRepo for SqliteTx<'_> {
         if !filter.event_types.is_empty() {
             base.push_str(&format!(" AND event_type IN ({})", vec!["?"; filter.event_types.len()].join(",")));
             params.extend(filter.event_types.iter().map(|t| SqlValue::Text(t.clone())));
+        }
+        if let Some(tag) = &filter.tag {
+            base.push_str(" AND EXISTS (SELECT 1 FROM json_each(message.tags) WHERE json_each.value = ?)");
+            params.push(tag.clone().into());
         }
         if let Some(channel) = &filter.channel {
             base.push_str(" AND EXISTS (SELECT 1 FROM json_each(message.channels) WHERE json_each.value = ?)");

@@ -59,6 +59,7 @@ CREATE TABLE message (
     tags               TEXT,
     payload            TEXT,
     payload_expires_at INTEGER NOT NULL,
+    deliver_at         INTEGER,
     created_at         INTEGER NOT NULL,
     UNIQUE (app_id, event_id)
 );
