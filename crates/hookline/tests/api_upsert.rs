@@ -60,3 +60,23 @@ async fn put_endpoint_creates_then_updates() {
         .await;
     common::assert_error(status, &body, 404);
 }
+
+#[tokio::test]
+async fn concurrent_first_messages_create_one_inline_application() {
+    let server = TestServer::start().await;
+    let mut sends = Vec::new();
+    for i in 0..10 {
+        let body = json!({"eventType": "t", "payload": {"i": i}, "application": {"name": "Fresh"}});
+        let url = server.url("/api/v1/app/fresh-customer/msg");
+        let req = server.http().post(url).bearer_auth(server.admin_token()).json(&body);
+        sends.push(tokio::spawn(async move { req.send().await.unwrap().status().as_u16() }));
+    }
+    for s in sends {
+        assert_eq!(s.await.unwrap(), 202);
+    }
+    let (_, apps) = server.admin().get("/api/v1/app").await;
+    let fresh: Vec<_> = apps["data"].as_array().unwrap().iter().filter(|a| a["uid"] == "fresh-customer").collect();
+    assert_eq!(fresh.len(), 1);
+    let (_, msgs) = server.admin().get("/api/v1/app/fresh-customer/msg").await;
+    assert_eq!(msgs["data"].as_array().unwrap().len(), 10);
+}

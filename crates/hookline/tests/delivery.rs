@@ -87,7 +87,9 @@ fn verify_own(secret: &str, r: &Received) {
 #[tokio::test]
 async fn delivers_signed_exact_payload_with_both_header_sets() {
     let rx = Receiver::start().await;
-    let server = server_with(&[]).await;
+    // A proxy in the environment is ignored: it would resolve destinations
+    // past the SSRF guard (here it would also make every delivery fail).
+    let server = server_with(&[("HTTP_PROXY", "http://127.0.0.1:9"), ("ALL_PROXY", "http://127.0.0.1:9")]).await;
     let (app, ep, secret) = app_with_endpoint(&server, &rx.url("/hook"), json!({"headers": {"x-tenant": "t1"}})).await;
     let msg = send(&server, &app, json!({"run_id": "r1", "emoji": "✓", "n": 1.5})).await;
     let got = rx.wait_for("/hook", 1, WAIT).await;
@@ -209,6 +211,30 @@ async fn retries_with_backoff_until_success_keeping_the_same_id() {
         verify_own(s, r);
     }
     verify_with_python(&cases);
+}
+
+#[tokio::test]
+async fn manual_resend_keeps_the_pending_retries() {
+    let rx = Receiver::scripted(|n, _| if n < 2 { Reply::status(500) } else { Reply::status(200) }).await;
+    let server = server_with(&[("HOOKLINE_RETRY_SCHEDULE", "3s,1s")]).await;
+    let (app, ep, _) = app_with_endpoint(&server, &rx.url("/resend"), json!({})).await;
+    let msg = send(&server, &app, json!({})).await;
+    rx.wait_for("/resend", 1, WAIT).await;
+    wait_status(&server, &app, &msg, &ep, "pending").await;
+    // A resend while a retry is pending fails too, but the retry stays.
+    let (status, _) =
+        server.admin().post(&format!("/api/v1/app/{app}/msg/{msg}/endpoint/{ep}/resend"), &json!({})).await;
+    assert_eq!(status, 202);
+    rx.wait_for("/resend", 2, WAIT).await;
+    let deadline = Instant::now() + WAIT;
+    while !attempts_of(&server, &app, &msg).await.iter().any(|a| a["triggerType"] == 1) {
+        assert!(Instant::now() < deadline, "no manual attempt recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let d = wait_status(&server, &app, &msg, &ep, "pending").await;
+    assert!(d["nextAttempt"].is_string(), "the schedule goes on after a failed resend: {d}");
+    rx.wait_for("/resend", 3, WAIT).await;
+    wait_status(&server, &app, &msg, &ep, "success").await;
 }
 
 #[tokio::test]
@@ -431,7 +457,7 @@ async fn rotation_signs_with_old_and_new_secret_during_grace() {
 #[tokio::test]
 async fn ssrf_guard_refuses_loopback_without_allowance() {
     let rx = Receiver::start().await;
-    let server = TestServer::start().await;
+    let server = TestServer::builder().env("HTTP_PROXY", "http://127.0.0.1:9").start().await;
     let (status, app) = server.admin().post("/api/v1/app", &json!({"name": "c"})).await;
     assert_eq!(status, 201);
     let app = app["id"].as_str().unwrap().to_string();

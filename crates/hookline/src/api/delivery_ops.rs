@@ -20,8 +20,10 @@ use crate::ids::IdKind;
 use crate::store::model::{Endpoint, EventType, Message, Timestamp};
 use crate::store::{StoreError, Tx};
 
-/// Messages replayed by one replay-missing call, at most.
-const REPLAY_LIMIT: usize = 10_000;
+/// Deliveries one recover or replay-missing call schedules, at most; the
+/// work runs inside one store transaction, which must stay short. Call
+/// again (the answer's `scheduled` says how many) to go further.
+const RANGE_LIMIT: usize = 10_000;
 
 #[derive(Deserialize)]
 pub struct RangeIn {
@@ -127,7 +129,7 @@ pub async fn recover(
     JsonBody(range): JsonBody<RangeIn>,
 ) -> ApiResult<Response> {
     schedule_range(state, app.id, ep_key, idem, range, "endpoint.recover", |tx, ep, since, until| {
-        Ok(tx.failed_deliveries(&ep.id, since, until)?.into_iter().map(|d| d.msg_id).collect())
+        Ok(tx.failed_deliveries(&ep.id, since, until, RANGE_LIMIT)?.into_iter().map(|d| d.msg_id).collect())
     })
     .await
 }
@@ -143,7 +145,8 @@ pub async fn replay_missing(
 ) -> ApiResult<Response> {
     let app_id = app.id.clone();
     schedule_range(state, app.id, ep_key, idem, range, "endpoint.replay", move |tx, ep, since, until| {
-        let missing = tx.messages_missing_delivery(&app_id, &ep.id, since, until, REPLAY_LIMIT)?;
+        let types = ep.filter_types.as_deref();
+        let missing = tx.messages_missing_delivery(&app_id, &ep.id, types, since, until, RANGE_LIMIT)?;
         Ok(missing
             .into_iter()
             .filter(|m| ep.wants(&m.event_type, m.channels.as_deref()) && m.payload.is_some())

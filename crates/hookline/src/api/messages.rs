@@ -206,6 +206,10 @@ fn create_inline_app(tx: &mut dyn Tx, uid: String, app: Option<ApplicationIn>) -
     if !IdKind::Application.is_creatable_uid(&uid) {
         return Err(ApiError::not_found());
     }
+    // A concurrent first message may have created it since the access check.
+    if let Some(existing) = tx.application(&uid)? {
+        return Ok(existing.id);
+    }
     if app.uid.as_deref().is_some_and(|u| u != uid) {
         return Err(ApiError::invalid(&["body", "application", "uid"], "must match the application in the path"));
     }

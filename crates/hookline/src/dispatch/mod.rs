@@ -34,9 +34,11 @@ use sender::{Outgoing, SendResult, Sender, SigningKeys};
 
 /// Attempts in flight on this node, at most.
 const MAX_IN_FLIGHT: usize = 512;
-/// Attempts in flight to one endpoint on this node, at most: a slow endpoint
-/// can hold this many slots, never all of them.
+/// Attempts in flight to one endpoint on this node, at most.
 const PER_ENDPOINT_IN_FLIGHT: usize = 64;
+/// Slots only endpoints with nothing in flight may take: however many slow
+/// endpoints hold the rest, a fresh endpoint's delivery can always start.
+const RESERVED_FOR_IDLE_ENDPOINTS: usize = 128;
 /// Longest sleep between claims when nothing signals new work.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -81,9 +83,11 @@ impl Dispatcher {
         while !*shutdown.borrow() {
             let budget = MAX_IN_FLIGHT.saturating_sub(self.total_in_flight.load(Ordering::Acquire));
             let mut wait = POLL_INTERVAL;
+            let mut waiting_for_slots = budget == 0;
             if budget > 0 {
                 match self.claim(budget).await {
-                    Ok((claimed, next_due)) => {
+                    Ok((claimed, next_due, waiting)) => {
+                        waiting_for_slots = waiting;
                         let saturated = claimed == budget;
                         if let Some(due) = next_due {
                             let until = (due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
@@ -98,7 +102,7 @@ impl Dispatcher {
             }
             tokio::select! {
                 _ = new_work.notified() => {}
-                _ = self.slot_freed.notified(), if budget == 0 => {}
+                _ = self.slot_freed.notified(), if waiting_for_slots => {}
                 _ = tokio::time::sleep(wait.max(Duration::from_millis(2))) => {}
                 _ = shutdown.changed() => {}
             }
@@ -113,17 +117,29 @@ impl Dispatcher {
         }
     }
 
-    async fn claim(self: &Arc<Self>, budget: usize) -> Result<(usize, Option<chrono::DateTime<Utc>>), String> {
-        let now = Utc::now();
-        let req = ClaimRequest {
-            now,
-            lease_until: now + self.lease,
-            budget,
-            per_endpoint_cap: PER_ENDPOINT_IN_FLIGHT,
-            in_flight: self.in_flight.lock().expect("in-flight map poisoned").clone(),
-            default_rate_limit: self.default_rate_limit,
-        };
-        let claimed = self.store.write(move |tx| tx.claim_deliveries(&req)).await.map_err(|e| e.to_string())?;
+    async fn claim(self: &Arc<Self>, budget: usize) -> Result<(usize, Option<chrono::DateTime<Utc>>, bool), String> {
+        let in_flight = self.in_flight.lock().expect("in-flight map poisoned").clone();
+        let total_in_flight = self.total_in_flight.load(Ordering::Acquire);
+        let (lease, default_rate_limit) = (self.lease, self.default_rate_limit);
+        let claimed = self
+            .store
+            .write(move |tx| {
+                // Read the clock in the writer: the rate-limit log must hold
+                // the time the claim commits, not when it was queued.
+                let now = Utc::now();
+                tx.claim_deliveries(&ClaimRequest {
+                    now,
+                    lease_until: now + lease,
+                    budget,
+                    per_endpoint_cap: PER_ENDPOINT_IN_FLIGHT,
+                    in_flight,
+                    total_in_flight,
+                    busy_slot_limit: MAX_IN_FLIGHT - RESERVED_FOR_IDLE_ENDPOINTS,
+                    default_rate_limit,
+                })
+            })
+            .await
+            .map_err(|e| e.to_string())?;
         let count = claimed.jobs.len();
         for job in claimed.jobs {
             self.total_in_flight.fetch_add(1, Ordering::AcqRel);
@@ -135,7 +151,7 @@ impl Dispatcher {
                 this.release_slot(&endpoint_id);
             });
         }
-        Ok((count, claimed.next_due))
+        Ok((count, claimed.next_due, claimed.waiting_for_slots))
     }
 
     fn release_slot(&self, endpoint_id: &str) {
@@ -153,6 +169,9 @@ impl Dispatcher {
 
     async fn attempt(&self, job: DeliveryJob) {
         let started_at = Utc::now();
+        // Set when no request could be made for a reason of ours (payload
+        // gone, key unusable): such failures never count against the endpoint.
+        let mut failed_on_our_side = job.payload.is_none();
         let result = match &job.payload {
             None => SendResult {
                 status: None,
@@ -174,13 +193,16 @@ impl Dispatcher {
                         })
                         .await
                 }
-                Err(e) => SendResult {
-                    status: None,
-                    body: String::new(),
-                    duration: Duration::ZERO,
-                    error: Some(e),
-                    retry_after: None,
-                },
+                Err(e) => {
+                    failed_on_our_side = true;
+                    SendResult {
+                        status: None,
+                        body: String::new(),
+                        duration: Duration::ZERO,
+                        error: Some(e),
+                        retry_after: None,
+                    }
+                }
             },
         };
         let report = AttemptReport { status: result.status, retry_after: result.retry_after };
@@ -188,7 +210,7 @@ impl Dispatcher {
         let next = if job.payload.is_none() {
             NextStep::GiveUp
         } else {
-            self.schedule.next_step(job.attempts, report, job.manual, finished_at)
+            self.schedule.next_step(job.attempts, report, job.one_shot, finished_at)
         };
         tracing::debug!(msg = %job.msg_id, endpoint = %job.endpoint_id, status = ?result.status, error = ?result.error, ?next, "attempt");
         let outcome = AttemptOutcome {
@@ -210,6 +232,7 @@ impl Dispatcher {
             next,
             disable_after: self.disable_after,
             disable_now: result.status == Some(410),
+            failed_on_our_side,
         };
         // The outcome must land; a lost write would mean a duplicate send
         // after the lease expires, so retry a few times before giving up.

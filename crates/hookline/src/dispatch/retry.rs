@@ -37,12 +37,13 @@ impl RetrySchedule {
     }
 
     /// `attempts_before` is how many attempts preceded this one.
-    pub fn next_step(&self, attempts_before: u32, report: AttemptReport, manual: bool, now: Timestamp) -> NextStep {
+    /// `one_shot` is a manual resend of a delivery that had already finished.
+    pub fn next_step(&self, attempts_before: u32, report: AttemptReport, one_shot: bool, now: Timestamp) -> NextStep {
         if report.succeeded() {
             return NextStep::Succeeded;
         }
-        // A manual resend is one attempt; 410 Gone means stop for good.
-        if manual || report.status == Some(410) {
+        // A resend of a finished delivery is one attempt; 410 Gone means stop.
+        if one_shot || report.status == Some(410) {
             return NextStep::GiveUp;
         }
         let Some(base) = self.delays.get(attempts_before as usize) else {

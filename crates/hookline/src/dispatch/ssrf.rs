@@ -96,6 +96,26 @@ fn v6_class(ip: Ipv6Addr) -> Option<&'static str> {
         Some("multicast")
     } else if s[0..6] == [0, 0, 0, 0, 0, 0] {
         Some("IPv4-compatible")
+    } else if s[0] & 0xffc0 == 0xfec0 {
+        Some("site-local (private)")
+    } else if s[0] == 0x2001 && s[1] == 0 {
+        // Teredo tunnels to an address we cannot see.
+        Some("Teredo")
+    } else if let Some(v4) = embedded_v4(&s) {
+        // NAT64 and 6to4 reach the IPv4 address they carry.
+        v4_class(v4).map(|_| "IPv4 embedded in IPv6 (NAT64/6to4) to a forbidden address")
+    } else {
+        None
+    }
+}
+
+/// The IPv4 address carried by a NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address.
+fn embedded_v4(s: &[u16; 8]) -> Option<Ipv4Addr> {
+    let from = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    if s[0..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        Some(from(s[6], s[7]))
+    } else if s[0] == 0x2002 {
+        Some(from(s[1], s[2]))
     } else {
         None
     }
@@ -158,10 +178,14 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "ff02::1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::1",
+            "2001:0:4136:e378::1",
+            "fec0::1",
         ] {
             assert!(guard.check(addr.parse().unwrap()).is_err(), "{addr} should be refused");
         }
-        for addr in ["93.184.216.34", "2606:4700::1111", "100.128.0.1"] {
+        for addr in ["93.184.216.34", "2606:4700::1111", "100.128.0.1", "64:ff9b::5db8:d822", "2002:5db8:d822::1"] {
             assert!(guard.check(addr.parse().unwrap()).is_ok(), "{addr} should be allowed");
         }
     }

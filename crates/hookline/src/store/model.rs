@@ -182,7 +182,10 @@ pub struct DeliveryJob {
     pub retired_secrets: Vec<RetiredSecret>,
     /// Attempts made before this one.
     pub attempts: u32,
+    /// Asked for by a person (resend), not by the schedule.
     pub manual: bool,
+    /// A manual resend of a delivery that had finished: one attempt only.
+    pub one_shot: bool,
 }
 
 /// What the dispatcher asks of a claim.
@@ -196,14 +199,23 @@ pub struct ClaimRequest {
     pub per_endpoint_cap: usize,
     /// Deliveries this node has in flight, by endpoint.
     pub in_flight: std::collections::HashMap<String, usize>,
+    /// All deliveries this node has in flight.
+    pub total_in_flight: usize,
+    /// Endpoints that already have work in flight may not push the node's
+    /// total past this: the rest is kept for endpoints with nothing in
+    /// flight, so a few slow endpoints can never take every slot.
+    pub busy_slot_limit: usize,
     pub default_rate_limit: u32,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Claimed {
     pub jobs: Vec<DeliveryJob>,
-    /// When the earliest remaining work falls due, if any.
+    /// When the earliest remaining work falls due, if any (not counting
+    /// endpoints that wait for a free slot).
     pub next_due: Option<Timestamp>,
+    /// Some due work waits for a slot to free up, not for a time.
+    pub waiting_for_slots: bool,
 }
 
 /// Where a delivery goes after an attempt.
@@ -224,6 +236,9 @@ pub struct AttemptOutcome {
     pub disable_after: chrono::Duration,
     /// Disable the endpoint now (410 Gone).
     pub disable_now: bool,
+    /// The failure was ours (payload gone, unusable key), not the endpoint's:
+    /// it must not count toward disabling the endpoint.
+    pub failed_on_our_side: bool,
 }
 
 /// Delivery counts of one endpoint by status.

@@ -102,18 +102,21 @@ pub trait DeliveryRepo {
         at: Timestamp,
         manual: bool,
     ) -> StoreResult<()>;
-    /// Failed deliveries to an endpoint of messages created in [since, until).
+    /// Failed deliveries to an endpoint of messages created in [since, until), at most `limit`.
     fn failed_deliveries(
         &mut self,
         endpoint_id: &str,
         since: Timestamp,
         until: Timestamp,
+        limit: usize,
     ) -> StoreResult<Vec<Delivery>>;
-    /// Messages of the app created in [since, until) with no delivery to this endpoint.
+    /// Messages of the app created in [since, until) with no delivery to this
+    /// endpoint, of the given event types (all when `None`), at most `limit`.
     fn messages_missing_delivery(
         &mut self,
         app_id: &str,
         endpoint_id: &str,
+        event_types: Option<&[String]>,
         since: Timestamp,
         until: Timestamp,
         limit: usize,

@@ -73,10 +73,10 @@ impl SqliteTx<'_> {
                 .map_err(backend)?;
             let rows = stmt
                 .query_map(params![endpoint.id, now, take as i64], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, bool>(2)?, r.get(3)?, r.get(4)?))
+                    Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, i64>(2)?, r.get(3)?, r.get(4)?))
                 })
                 .map_err(backend)?
-                .collect::<rusqlite::Result<Vec<(String, u32, bool, String, Option<String>)>>>()
+                .collect::<rusqlite::Result<Vec<(String, u32, i64, String, Option<String>)>>>()
                 .map_err(backend)?;
             let mut mark = self
                 .conn
@@ -100,7 +100,8 @@ impl SqliteTx<'_> {
                     secret: endpoint.secret.clone(),
                     retired_secrets: endpoint.retired_secrets.clone(),
                     attempts,
-                    manual,
+                    manual: manual != 0,
+                    one_shot: manual == 1,
                 });
             }
         }
@@ -148,6 +149,9 @@ impl SqliteTx<'_> {
     fn record_endpoint_health(&mut self, outcome: &AttemptOutcome) -> StoreResult<()> {
         let a = &outcome.attempt;
         let now = ms(&a.created_at);
+        if outcome.failed_on_our_side {
+            return Ok(());
+        }
         if outcome.next == NextStep::Succeeded {
             self.conn
                 .prepare_cached("UPDATE endpoint SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL")
@@ -185,26 +189,31 @@ impl SqliteTx<'_> {
 impl DeliveryRepo for SqliteTx<'_> {
     fn claim_deliveries(&mut self, req: &ClaimRequest) -> StoreResult<Claimed> {
         let now = ms(&req.now);
-        let full: Vec<&String> =
-            req.in_flight.iter().filter(|(_, n)| **n >= req.per_endpoint_cap).map(|(id, _)| id).collect();
-        let candidates: Vec<(String, String)> = {
+        let in_flight = |id: &str| req.in_flight.get(id).copied().unwrap_or(0);
+        // Enough candidates to reach past every endpoint that is busy on
+        // this node, however early their work falls due.
+        let mut candidates: Vec<(String, String)> = {
             let mut stmt = self
                 .conn
                 .prepare_cached(
                     "SELECT endpoint_id, rate_log FROM endpoint_queue WHERE next_due <= ? ORDER BY next_due LIMIT ?",
                 )
                 .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![now, (ENDPOINTS_PER_CLAIM + full.len()) as i64], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(backend)?;
+            let limit = (ENDPOINTS_PER_CLAIM + req.in_flight.len()) as i64;
+            let rows = stmt.query_map(params![now, limit], |r| Ok((r.get(0)?, r.get(1)?))).map_err(backend)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)?
         };
+        // Endpoints with nothing in flight go first (stable: then by due time).
+        candidates.sort_by_key(|(id, _)| in_flight(id));
         let mut jobs = Vec::new();
+        let mut waiting: Vec<String> = Vec::new();
         for (endpoint_id, log) in candidates {
             if jobs.len() >= req.budget {
                 break;
             }
-            if full.contains(&&endpoint_id) {
+            let busy = in_flight(&endpoint_id);
+            if busy >= req.per_endpoint_cap || (busy > 0 && req.total_in_flight + jobs.len() >= req.busy_slot_limit) {
+                waiting.push(endpoint_id);
                 continue;
             }
             let endpoint = match self.endpoint_by_id(&endpoint_id)? {
@@ -221,9 +230,21 @@ impl DeliveryRepo for SqliteTx<'_> {
             let budget = req.budget - jobs.len();
             jobs.extend(self.claim_for_endpoint(req, &endpoint, log, budget)?);
         }
-        let next_due: Option<i64> =
-            self.conn.query_row("SELECT MIN(next_due) FROM endpoint_queue", [], |r| r.get(0)).map_err(backend)?;
-        Ok(Claimed { jobs, next_due: opt_from_ms(next_due) })
+        // The next time to look, ignoring endpoints that wait for a free slot
+        // (a freed slot wakes the dispatcher), so it never spins on them.
+        let next_due = {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT endpoint_id, next_due FROM endpoint_queue ORDER BY next_due LIMIT ?")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([(waiting.len() + 1) as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(backend)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(backend)?;
+            rows.into_iter().find(|(id, _)| !waiting.contains(id)).map(|(_, due)| from_ms(due))
+        };
+        Ok(Claimed { jobs, next_due, waiting_for_slots: !waiting.is_empty() })
     }
 
     fn finish_delivery(&mut self, outcome: &AttemptOutcome) -> StoreResult<()> {
@@ -302,10 +323,15 @@ impl DeliveryRepo for SqliteTx<'_> {
     ) -> StoreResult<()> {
         self.conn
             .prepare_cached(
+                // manual: 0 scheduled, 1 a one-shot resend of a finished
+                // delivery, 2 a resend that keeps the pending retries.
                 "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, manual, updated_at)
                  VALUES (?, ?, ?, 1, 0, ?, ?, ?)
-                 ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, attempts = 0, claim_id = NULL,
-                   next_attempt_at = excluded.next_attempt_at, manual = excluded.manual, updated_at = excluded.updated_at",
+                 ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET
+                   manual = CASE WHEN excluded.manual = 0 THEN 0 WHEN delivery.status IN (1, 3) THEN 2 ELSE 1 END,
+                   attempts = CASE WHEN excluded.manual = 1 AND delivery.status IN (1, 3) THEN delivery.attempts ELSE 0 END,
+                   status = 1, claim_id = NULL, next_attempt_at = excluded.next_attempt_at,
+                   updated_at = excluded.updated_at",
             )
             .and_then(|mut s| s.execute(params![msg_id, endpoint_id, app_id, ms(&at), manual, ms(&at)]))
             .map_err(backend)?;
@@ -317,16 +343,20 @@ impl DeliveryRepo for SqliteTx<'_> {
         endpoint_id: &str,
         since: Timestamp,
         until: Timestamp,
+        limit: usize,
     ) -> StoreResult<Vec<Delivery>> {
         let columns = DELIVERY_COLUMNS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", ");
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
                 "SELECT {columns} FROM delivery d JOIN message m ON m.id = d.msg_id
-                 WHERE d.endpoint_id = ? AND d.status = 2 AND m.created_at >= ? AND m.created_at < ?"
+                 WHERE d.endpoint_id = ? AND d.status = 2 AND m.created_at >= ? AND m.created_at < ?
+                 ORDER BY d.msg_id LIMIT ?"
             ))
             .map_err(backend)?;
-        let rows = stmt.query_map(params![endpoint_id, ms(&since), ms(&until)], delivery_row).map_err(backend)?;
+        let rows = stmt
+            .query_map(params![endpoint_id, ms(&since), ms(&until), limit as i64], delivery_row)
+            .map_err(backend)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
     }
 
@@ -334,23 +364,27 @@ impl DeliveryRepo for SqliteTx<'_> {
         &mut self,
         app_id: &str,
         endpoint_id: &str,
+        event_types: Option<&[String]>,
         since: Timestamp,
         until: Timestamp,
         limit: usize,
     ) -> StoreResult<Vec<Message>> {
         let columns = super::messages::COLUMNS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ");
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {columns} FROM message m
-                 WHERE m.app_id = ? AND m.created_at >= ? AND m.created_at < ?
-                 AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = ?)
-                 ORDER BY m.id LIMIT ?"
-            ))
-            .map_err(backend)?;
-        let rows = stmt
-            .query_map(params![app_id, ms(&since), ms(&until), endpoint_id, limit as i64], super::messages::row)
-            .map_err(backend)?;
+        let mut sql = format!(
+            "SELECT {columns} FROM message m
+             WHERE m.app_id = ? AND m.created_at >= ? AND m.created_at < ?
+             AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = ?)"
+        );
+        let mut values: Vec<rusqlite::types::Value> =
+            vec![app_id.to_string().into(), ms(&since).into(), ms(&until).into(), endpoint_id.to_string().into()];
+        if let Some(types) = event_types {
+            sql.push_str(&format!(" AND m.event_type IN ({})", vec!["?"; types.len()].join(",")));
+            values.extend(types.iter().map(|t| t.clone().into()));
+        }
+        sql.push_str(" ORDER BY m.id LIMIT ?");
+        values.push((limit as i64).into());
+        let mut stmt = self.conn.prepare(&sql).map_err(backend)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(values), super::messages::row).map_err(backend)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
     }
 
@@ -410,8 +444,11 @@ impl DeliveryRepo for SqliteTx<'_> {
         };
         Ok(Purged {
             payloads: run(
+                // Never under a delivery still owed: that would lose it.
                 "UPDATE message SET payload = NULL WHERE rowid IN
-                 (SELECT rowid FROM message WHERE payload IS NOT NULL AND payload_expires_at <= ? LIMIT ?)",
+                 (SELECT rowid FROM message WHERE payload IS NOT NULL AND payload_expires_at <= ?
+                  AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = message.id AND d.status IN (1, 3))
+                  LIMIT ?)",
                 now_ms,
             )?,
             attempts: run(

@@ -35,9 +35,10 @@ pub struct SqliteTx<'c> {
     conn: &'c Connection,
 }
 
-/// A job runs inside the open transaction and hands back what to do once the
-/// COMMIT is known to have succeeded or failed.
-type Job = Box<dyn FnOnce(&Connection) -> Box<dyn FnOnce(Result<(), StoreError>) + Send> + Send>;
+/// A job runs inside the open transaction (or, given `None`, is refused
+/// without running) and hands back what to do once the COMMIT is known to
+/// have succeeded or failed.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> Box<dyn FnOnce(Result<(), StoreError>) + Send> + Send>;
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -80,7 +81,10 @@ impl SqliteStore {
     {
         let (reply, answer) = oneshot::channel::<Result<T, E>>();
         let job: Job = Box::new(move |conn| {
-            let result = run_in_savepoint(conn, f);
+            let result = match conn {
+                Some(conn) => run_in_savepoint(conn, f),
+                None => Err(E::from(StoreError::Backend("the store could not open a transaction".into()))),
+            };
             Box::new(move |commit: Result<(), StoreError>| {
                 let _ = reply.send(match commit {
                     Ok(()) => result,
@@ -138,18 +142,29 @@ fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>) {
     let mut finishers = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            let err = backend(e);
-            first(&conn)(Err(err));
+            // Never run a job outside a transaction: it would commit on its
+            // own while its caller is told it failed.
+            first(None)(Err(backend(e)));
             continue;
         }
-        finishers.push(first(&conn));
-        while finishers.len() < MAX_BATCH {
+        finishers.push(first(Some(&conn)));
+        // SQLite rolls the whole transaction back on some errors (I/O, full
+        // disk); then the batch is over, and every job in it failed.
+        let mut rolled_back = conn.is_autocommit();
+        while !rolled_back && finishers.len() < MAX_BATCH {
             match queue.try_recv() {
-                Ok(job) => finishers.push(job(&conn)),
+                Ok(job) => {
+                    finishers.push(job(Some(&conn)));
+                    rolled_back = conn.is_autocommit();
+                }
                 Err(_) => break,
             }
         }
-        let commit = conn.execute_batch("COMMIT").map_err(backend);
+        let commit = if rolled_back {
+            Err(StoreError::Backend("the transaction was rolled back by SQLite".into()))
+        } else {
+            conn.execute_batch("COMMIT").map_err(backend)
+        };
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -223,5 +238,143 @@ mod tests {
             let found = store.read(move |tx| tx.application(&key)).await.unwrap();
             assert_eq!(found.is_some(), exists, "{id}");
         }
+    }
+
+    fn endpoint(id: &str, app_id: &str) -> crate::store::model::Endpoint {
+        let now = chrono::Utc::now();
+        crate::store::model::Endpoint {
+            id: id.into(),
+            app_id: app_id.into(),
+            uid: None,
+            url: "https://example.com".into(),
+            description: String::new(),
+            version: 1,
+            disabled: false,
+            rate_limit: None,
+            filter_types: None,
+            channels: None,
+            metadata: Default::default(),
+            headers: Default::default(),
+            secret: crate::store::model::SealedSecret(vec![0; 40]),
+            retired_secrets: Vec::new(),
+            failing_since: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// One app, the given endpoints, and one message owed to each of them.
+    async fn fixture(endpoints: &[&'static str]) -> (tempfile::TempDir, SqliteStore) {
+        use crate::store::model::{Delivery, DeliveryStatus, Message};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let eps: Vec<&'static str> = endpoints.to_vec();
+        store
+            .write(move |tx| {
+                tx.insert_application(&app("app_f"))?;
+                let now = chrono::Utc::now();
+                for (i, ep) in eps.iter().enumerate() {
+                    tx.insert_endpoint(&endpoint(ep, "app_f"))?;
+                    let msg_id = format!("msg_{i}");
+                    tx.insert_message(&Message {
+                        id: msg_id.clone(),
+                        app_id: "app_f".into(),
+                        event_type: "t".into(),
+                        // Short ids are not well-formed: look them up as eventId.
+                        event_id: Some(msg_id.clone()),
+                        channels: None,
+                        tags: None,
+                        payload: Some("{}".into()),
+                        payload_expires_at: now - chrono::Duration::seconds(1),
+                        deliver_at: None,
+                        created_at: now,
+                    })?;
+                    tx.insert_delivery(&Delivery {
+                        msg_id,
+                        endpoint_id: ep.to_string(),
+                        app_id: "app_f".into(),
+                        status: DeliveryStatus::Pending,
+                        attempts: 0,
+                        next_attempt_at: Some(now),
+                        updated_at: now,
+                    })?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn busy_endpoints_cannot_take_the_slots_kept_for_idle_ones() {
+        use crate::store::model::ClaimRequest;
+        let (_dir, store) = fixture(&["ep_capped", "ep_idle", "ep_busy"]).await;
+        let now = chrono::Utc::now();
+        let req = ClaimRequest {
+            now,
+            lease_until: now + chrono::Duration::seconds(30),
+            budget: 100,
+            per_endpoint_cap: 64,
+            in_flight: [("ep_capped".to_string(), 64), ("ep_busy".to_string(), 5)].into_iter().collect(),
+            total_in_flight: 400,
+            busy_slot_limit: 384,
+            default_rate_limit: 1000,
+        };
+        let claimed = store.write(move |tx| tx.claim_deliveries(&req)).await.unwrap();
+        let ids: Vec<&str> = claimed.jobs.iter().map(|j| j.endpoint_id.as_str()).collect();
+        assert_eq!(ids, ["ep_idle"], "only the idle endpoint may start work");
+        assert!(claimed.waiting_for_slots);
+        // The waiting endpoints' due work does not make the dispatcher spin:
+        // the only other queued work is the idle endpoint's lease.
+        assert!(claimed.next_due.unwrap() > now + chrono::Duration::seconds(20));
+    }
+
+    #[tokio::test]
+    async fn payloads_are_kept_while_a_delivery_is_owed() {
+        let (_dir, store) = fixture(&["ep_a"]).await;
+        let retention = chrono::Duration::days(90);
+        let purged = store.write(move |tx| tx.purge_expired(chrono::Utc::now(), retention, 100)).await.unwrap();
+        assert_eq!(purged.payloads, 0, "the delivery is still pending");
+        let payload = store.read(|tx| tx.message("app_f", "msg_0")).await.unwrap().unwrap().payload;
+        assert!(payload.is_some());
+        // Deliver it: claim, then record a success.
+        use crate::store::model::*;
+        let now = chrono::Utc::now();
+        let req = ClaimRequest {
+            now,
+            lease_until: now + chrono::Duration::seconds(30),
+            budget: 10,
+            per_endpoint_cap: 64,
+            in_flight: Default::default(),
+            total_in_flight: 0,
+            busy_slot_limit: 384,
+            default_rate_limit: 1000,
+        };
+        let job = store.write(move |tx| tx.claim_deliveries(&req)).await.unwrap().jobs.remove(0);
+        let outcome = AttemptOutcome {
+            claim_id: job.claim_id,
+            attempt: Attempt {
+                id: "atmpt_1".into(),
+                msg_id: job.msg_id,
+                endpoint_id: job.endpoint_id,
+                app_id: job.app_id,
+                url: job.url,
+                status: DeliveryStatus::Success,
+                response_status_code: 200,
+                response: String::new(),
+                response_duration_ms: 1,
+                trigger: AttemptTrigger::Scheduled,
+                error: None,
+                created_at: now,
+            },
+            next: NextStep::Succeeded,
+            disable_after: chrono::Duration::days(5),
+            disable_now: false,
+            failed_on_our_side: false,
+        };
+        store.write(move |tx| tx.finish_delivery(&outcome)).await.unwrap();
+        let purged = store.write(move |tx| tx.purge_expired(chrono::Utc::now(), retention, 100)).await.unwrap();
+        assert_eq!(purged.payloads, 1, "delivered: the expired payload goes");
     }
 }
