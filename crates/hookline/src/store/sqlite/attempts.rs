@@ -81,9 +81,8 @@ impl AttemptRepo for SqliteTx<'_> {
         status: Option<DeliveryStatus>,
         query: &ListQuery,
     ) -> StoreResult<Page<(Delivery, Message)>> {
-        let delivery_columns = DELIVERY_COLUMNS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", ");
-        let message_columns =
-            super::messages::COLUMNS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ");
+        let delivery_columns = qualified(DELIVERY_COLUMNS, "d");
+        let message_columns = qualified(super::messages::COLUMNS, "m");
         let mut base = format!(
             "SELECT {delivery_columns}, {message_columns} FROM delivery d JOIN message m ON m.id = d.msg_id
              WHERE d.endpoint_id = ?"

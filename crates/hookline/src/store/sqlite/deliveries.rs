@@ -345,7 +345,7 @@ impl DeliveryRepo for SqliteTx<'_> {
         until: Timestamp,
         limit: usize,
     ) -> StoreResult<Vec<Delivery>> {
-        let columns = DELIVERY_COLUMNS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", ");
+        let columns = qualified(DELIVERY_COLUMNS, "d");
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
@@ -369,7 +369,7 @@ impl DeliveryRepo for SqliteTx<'_> {
         until: Timestamp,
         limit: usize,
     ) -> StoreResult<Vec<Message>> {
-        let columns = super::messages::COLUMNS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ");
+        let columns = qualified(super::messages::COLUMNS, "m");
         let mut sql = format!(
             "SELECT {columns} FROM message m
              WHERE m.app_id = ? AND m.created_at >= ? AND m.created_at < ?

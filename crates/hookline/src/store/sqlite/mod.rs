@@ -306,21 +306,30 @@ mod tests {
         (dir, store)
     }
 
-    #[tokio::test]
-    async fn busy_endpoints_cannot_take_the_slots_kept_for_idle_ones() {
-        use crate::store::model::ClaimRequest;
-        let (_dir, store) = fixture(&["ep_capped", "ep_idle", "ep_busy"]).await;
-        let now = chrono::Utc::now();
-        let req = ClaimRequest {
+    /// A claim as the dispatcher makes it (512 slots, 128 kept for idle endpoints).
+    fn claim_request(
+        now: chrono::DateTime<chrono::Utc>,
+        in_flight: std::collections::HashMap<String, usize>,
+        total_in_flight: usize,
+    ) -> crate::store::model::ClaimRequest {
+        crate::store::model::ClaimRequest {
             now,
             lease_until: now + chrono::Duration::seconds(30),
-            budget: 100,
+            budget: 512 - total_in_flight,
             per_endpoint_cap: 64,
-            in_flight: [("ep_capped".to_string(), 64), ("ep_busy".to_string(), 5)].into_iter().collect(),
-            total_in_flight: 400,
+            in_flight,
+            total_in_flight,
             busy_slot_limit: 384,
             default_rate_limit: 1000,
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn busy_endpoints_cannot_take_the_slots_kept_for_idle_ones() {
+        let (_dir, store) = fixture(&["ep_capped", "ep_idle", "ep_busy"]).await;
+        let now = chrono::Utc::now();
+        let in_flight = [("ep_capped".to_string(), 64), ("ep_busy".to_string(), 5)].into_iter().collect();
+        let req = claim_request(now, in_flight, 400);
         let claimed = store.write(move |tx| tx.claim_deliveries(&req)).await.unwrap();
         let ids: Vec<&str> = claimed.jobs.iter().map(|j| j.endpoint_id.as_str()).collect();
         assert_eq!(ids, ["ep_idle"], "only the idle endpoint may start work");
@@ -341,16 +350,7 @@ mod tests {
         // Deliver it: claim, then record a success.
         use crate::store::model::*;
         let now = chrono::Utc::now();
-        let req = ClaimRequest {
-            now,
-            lease_until: now + chrono::Duration::seconds(30),
-            budget: 10,
-            per_endpoint_cap: 64,
-            in_flight: Default::default(),
-            total_in_flight: 0,
-            busy_slot_limit: 384,
-            default_rate_limit: 1000,
-        };
+        let req = claim_request(now, Default::default(), 0);
         let job = store.write(move |tx| tx.claim_deliveries(&req)).await.unwrap().jobs.remove(0);
         let outcome = AttemptOutcome {
             claim_id: job.claim_id,

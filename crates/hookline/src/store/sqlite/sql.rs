@@ -41,6 +41,11 @@ pub fn opt_from_json<T: DeserializeOwned>(text: Option<String>) -> rusqlite::Res
     text.map(|t| from_json(&t)).transpose()
 }
 
+/// `columns` ("a, b") qualified with a table alias ("m.a, m.b"), for joins.
+pub fn qualified(columns: &str, alias: &str) -> String {
+    columns.split(", ").map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ")
+}
+
 /// Maps a unique-constraint violation to `Conflict(what)`.
 pub fn conflict_as(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| match &e {
