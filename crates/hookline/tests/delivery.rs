@@ -260,7 +260,7 @@ async fn attempt_times_out_and_is_recorded() {
     let attempts = attempts_of(&server, &app, &msg).await;
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0]["responseStatusCode"], 0);
-    assert_eq!(attempts[0]["error"], "timed out");
+    assert_eq!(attempts[0]["error"], "timeout: no complete answer within the attempt timeout");
     let ms = attempts[0]["responseDurationMs"].as_i64().unwrap();
     assert!((900..5000).contains(&ms), "duration {ms} ms");
 }
