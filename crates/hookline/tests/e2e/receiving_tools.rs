@@ -1,12 +1,12 @@
 //! The receiving-side tools through the real binary: `hookline verify`,
 //! `hookline listen`, the event catalog import and payload validation.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::TestServer;
+use crate::common::TestServer;
 use hookline_signature::Secret;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};

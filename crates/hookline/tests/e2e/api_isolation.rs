@@ -1,9 +1,9 @@
 //! Tenant isolation: a token scoped to one application sees that application
 //! alone, and a read-only token cannot write.
 
-mod common;
+use crate::common;
 
-use common::{assert_error, list_data, send, str_of, TestServer};
+use crate::common::{assert_error, list_data, send, str_of, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 

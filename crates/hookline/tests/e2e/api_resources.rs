@@ -1,9 +1,9 @@
 //! CRUD of every API resource, through the real binary, with the output
 //! fields the Svix SDKs require.
 
-mod common;
+use crate::common;
 
-use common::{assert_error, assert_list_shape, list_data, str_of, TestServer};
+use crate::common::{assert_error, assert_list_shape, list_data, str_of, TestServer};
 use serde_json::{json, Value};
 
 /// An endpoint URL that never resolves (RFC 6761), so no test sends traffic

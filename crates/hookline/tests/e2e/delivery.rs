@@ -1,14 +1,13 @@
 //! Delivery end to end: the real binary sends to real HTTP receivers on
 //! loopback (allowed through HOOKLINE_ALLOWED_PRIVATE_CIDRS).
 
-mod common;
-mod receiver;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use crate::common::TestServer;
+use crate::receiver::{verify_with_python, Received, Receiver, Reply};
 use hookline_signature::{Secret, Verifier};
-use receiver::{verify_with_python, Received, Receiver, Reply};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);
