@@ -11,7 +11,7 @@ use super::access::{AppTarget, ScopedApp};
 use super::error::{ApiError, ApiResult, Validation};
 use super::extract::{JsonBody, QueryParams};
 use super::idempotency::Idem;
-use super::json::{check_rate_limit, check_uid, ts};
+use super::json::{check_metadata, check_rate_limit, check_uid, ts};
 use super::AppState;
 use crate::ids::IdKind;
 use crate::store::model::{Application, StringMap, Timestamp};
@@ -37,6 +37,7 @@ impl ApplicationIn {
         }
         check_uid(v, "uid", self.uid.as_deref());
         check_rate_limit(v, "rateLimit", self.rate_limit);
+        check_metadata(v, self.metadata.as_ref());
     }
 
     pub fn into_new(self) -> Application {
@@ -211,6 +212,7 @@ pub async fn patch(
     }
     check_uid(&mut v, "uid", input.uid.clone().flatten().as_deref());
     check_rate_limit(&mut v, "rateLimit", input.rate_limit.flatten());
+    check_metadata(&mut v, input.metadata.as_ref());
     v.finish()?;
     state
         .commit(idem, StatusCode::OK, move |tx| {

@@ -42,8 +42,18 @@ fn is_reserved_header(name: &str) -> bool {
             .contains(&n.as_str())
 }
 
+/// Most custom headers on one endpoint.
+const MAX_HEADERS: usize = 100;
+
 pub fn check_headers(v: &mut Validation, headers: &StringMap) {
+    if headers.len() > MAX_HEADERS {
+        v.push(&["body", "headers"], format!("must hold at most {MAX_HEADERS} headers"));
+        return;
+    }
     for (name, value) in headers {
+        if value.len() > 4096 {
+            v.push(&["body", "headers"], format!("the value of {name:?} is longer than 4096 bytes"));
+        }
         if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
             v.push(&["body", "headers"], format!("{name:?} is not a valid header name"));
         } else if is_reserved_header(name) {

@@ -15,7 +15,7 @@ use super::endpoint_secret::{generate_secret, parse_secret};
 use super::error::{ApiError, ApiResult, Validation};
 use super::extract::{JsonBody, QueryParams};
 use super::idempotency::Idem;
-use super::json::{check_channels, check_rate_limit, check_uid, ts};
+use super::json::{check_channels, check_metadata, check_rate_limit, check_uid, ts};
 use super::AppState;
 use crate::ids::IdKind;
 use crate::keys::{Owner, SecretCipher};
@@ -123,12 +123,31 @@ pub fn check_url(v: &mut Validation, url: &str) {
     }
 }
 
+/// Most event types one endpoint may filter on.
+const MAX_FILTER_TYPES: usize = 1000;
+/// Most endpoints of one application: every message reads them all.
+pub const MAX_ENDPOINTS_PER_APP: usize = 1000;
+
 fn check_filter_types(v: &mut Validation, types: Option<&[String]>) {
     if let Some(list) = types {
         if list.is_empty() {
             v.push(&["body", "filterTypes"], "must hold at least one event type, or be omitted for all");
         }
+        if list.len() > MAX_FILTER_TYPES {
+            v.push(&["body", "filterTypes"], format!("must hold at most {MAX_FILTER_TYPES} event types"));
+        }
     }
+}
+
+/// Refuses a new endpoint past the per-application limit.
+fn check_room_for_endpoint(tx: &mut dyn Tx, app_id: &str) -> ApiResult<()> {
+    if tx.all_endpoints(app_id)?.len() >= MAX_ENDPOINTS_PER_APP {
+        return Err(ApiError::invalid(
+            &["body"],
+            format!("an application may have at most {MAX_ENDPOINTS_PER_APP} endpoints; delete one first"),
+        ));
+    }
+    Ok(())
 }
 
 /// Filtering on an event type that is not in the catalog is a mistake the
@@ -162,6 +181,7 @@ fn check_endpoint_in(v: &mut Validation, input: &EndpointIn) -> Vec<u8> {
     check_rate_limit(v, "rateLimit", input.rate_limit);
     check_filter_types(v, input.filter_types.as_deref());
     check_channels(v, input.channels.as_deref());
+    check_metadata(v, input.metadata.as_ref());
     check_headers(v, input.headers.as_ref().unwrap_or(&StringMap::new()));
     match &input.secret {
         Some(s) => parse_secret(s).unwrap_or_else(|e| {
@@ -211,6 +231,7 @@ pub async fn create(
     state
         .commit(idem, StatusCode::CREATED, move |tx| {
             check_types_registered(tx, ep.filter_types.as_deref())?;
+            check_room_for_endpoint(tx, &ep.app_id)?;
             tx.insert_endpoint(&ep)?;
             Ok(EndpointOut::from(ep))
         })
@@ -305,6 +326,7 @@ pub async fn update(
                             "must match the uid in the path when creating",
                         ));
                     }
+                    check_room_for_endpoint(tx, &app.id)?;
                     let ep = new_endpoint(&cipher, app.id, EndpointIn { uid: Some(key), ..input }, &secret);
                     tx.insert_endpoint(&ep)?;
                     Ok((StatusCode::CREATED, EndpointOut::from(ep)))
@@ -340,6 +362,7 @@ pub async fn patch(
     check_rate_limit(&mut v, "rateLimit", input.rate_limit.flatten());
     check_filter_types(&mut v, input.filter_types.clone().flatten().as_deref());
     check_channels(&mut v, input.channels.clone().flatten().as_deref());
+    check_metadata(&mut v, input.metadata.as_ref());
     let secret = input.secret.as_deref().map(parse_secret).transpose().unwrap_or_else(|e| {
         v.push(&["body", "secret"], e);
         None

@@ -5,7 +5,10 @@ use serde::Serializer;
 
 use super::error::Validation;
 use crate::ids::is_valid_uid;
-use crate::store::model::Timestamp;
+use crate::store::model::{StringMap, Timestamp};
+
+/// Most metadata entries on one application or endpoint.
+pub const MAX_METADATA_ENTRIES: usize = 100;
 
 /// Datetimes go out as RFC 3339 in UTC with milliseconds, like Svix.
 pub fn ts<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
@@ -46,5 +49,17 @@ pub fn check_channels(v: &mut Validation, channels: Option<&[String]>) {
                 v.push(&["body", "channels"], format!("{c:?} is not a valid channel name"));
             }
         }
+    }
+}
+
+/// Metadata is the platform's notes, not a store: bounded so one request
+/// cannot make every later read of the row expensive.
+pub fn check_metadata(v: &mut Validation, metadata: Option<&StringMap>) {
+    let Some(map) = metadata else { return };
+    if map.len() > MAX_METADATA_ENTRIES {
+        v.push(&["body", "metadata"], format!("must hold at most {MAX_METADATA_ENTRIES} entries"));
+    }
+    if map.iter().any(|(k, val)| k.is_empty() || k.len() > 256 || val.len() > 4096) {
+        v.push(&["body", "metadata"], "keys must be 1 to 256 characters and values at most 4096");
     }
 }

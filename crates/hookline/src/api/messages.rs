@@ -44,6 +44,37 @@ pub struct MessageIn {
     deliver_at: Option<String>,
 }
 
+/// Deepest nesting of objects and arrays in a payload. The payload is kept
+/// as raw text, so nothing here parses it; but receivers will, and many
+/// parsers (Python's, serde_json's) fail past a few hundred levels.
+const MAX_PAYLOAD_DEPTH: usize = 100;
+
+/// The deepest nesting of `[` and `{` in a JSON text, outside strings.
+fn nesting_depth(json: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in json.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// How far ahead a delivery may be scheduled.
 const MAX_DELIVER_AHEAD_DAYS: i64 = 30;
 
@@ -102,6 +133,8 @@ impl MessageIn {
         }
         if !self.payload.get().trim_start().starts_with('{') {
             v.push(&["body", "payload"], "must be a JSON object");
+        } else if nesting_depth(self.payload.get()) > MAX_PAYLOAD_DEPTH {
+            v.push(&["body", "payload"], format!("is nested deeper than {MAX_PAYLOAD_DEPTH} levels"));
         }
         check_channels(v, self.channels.as_deref());
         if let Some(app) = &self.application {
@@ -266,4 +299,18 @@ pub async fn expunge_content(
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nesting_depth;
+
+    #[test]
+    fn nesting_depth_ignores_brackets_inside_strings() {
+        assert_eq!(nesting_depth(r#"{"a": [1, {"b": 2}]}"#), 3);
+        assert_eq!(nesting_depth(r#"{"a": "[[[{{{", "b": "\\\"[["}"#), 1);
+        assert_eq!(nesting_depth("{}"), 1);
+        let deep = format!("{{\"x\": {}{}}}", "[".repeat(500), "]".repeat(500));
+        assert_eq!(nesting_depth(&deep), 501);
+    }
 }

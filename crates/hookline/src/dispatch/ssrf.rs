@@ -132,6 +132,12 @@ fn embedded_v4(s: &[u16; 8]) -> Option<Ipv4Addr> {
     }
 }
 
+/// `localhost`, `localhost.` and names under `.localhost`.
+fn loopback_name(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host == "localhost" || host.ends_with(".localhost")
+}
+
 /// The HTTP client's resolver: looks the name up and keeps only allowed addresses.
 pub struct GuardedResolver {
     pub guard: Arc<SsrfGuard>,
@@ -142,7 +148,12 @@ impl Resolve for GuardedResolver {
         let guard = self.guard.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let resolved: Vec<SocketAddr> = match loopback_name(&host) {
+                // Never asked of DNS (RFC 6761): these names are loopback,
+                // whatever a resolver would say.
+                true => vec![SocketAddr::from(([127, 0, 0, 1], 0)), SocketAddr::from((Ipv6Addr::LOCALHOST, 0))],
+                false => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
+            };
             let mut refused = None;
             let allowed: Vec<SocketAddr> = resolved
                 .into_iter()

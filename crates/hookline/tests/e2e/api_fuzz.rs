@@ -174,12 +174,19 @@ async fn random_requests_never_get_a_server_error() {
         let (method, template) = routes[rng.gen_range(0..routes.len())].clone();
         let mut path = template.clone();
         for (name, real) in [("{app_id}", &app_id), ("{endpoint_id}", &ep_id), ("{msg_id}", &msg_id)] {
-            let value = if rng.gen_bool(0.8) { real.clone() } else { urlencode(&random_string(&mut rng)) };
+            let value = match rng.gen_range(0..10) {
+                0 => urlencode(&random_string(&mut rng)),
+                1 => garbage_escapes(&mut rng),
+                _ => real.clone(),
+            };
             path = path.replace(name, &value);
         }
         path = path.replace("{event_type_name}", if rng.gen_bool(0.7) { "fuzz.event" } else { "nope" });
         path = path.replace("{attempt_id}", "atmpt_x");
-        if rng.gen_bool(0.3) {
+        if rng.gen_bool(0.1) {
+            path.push('?');
+            path.push_str(&format!("{}={}", garbage_escapes(&mut rng), garbage_escapes(&mut rng)));
+        } else if rng.gen_bool(0.3) {
             let q = [
                 "limit=0",
                 "limit=abc",
@@ -194,15 +201,29 @@ async fn random_requests_never_get_a_server_error() {
             path.push_str(q[rng.gen_range(0..q.len())]);
         }
         let (content_type, body) = body_for(&mut rng);
-        let mut req = server.http().request(method.clone(), server.url(&path)).bearer_auth(server.admin_token());
-        if let Some(ct) = content_type {
-            req = req.header("content-type", ct);
+        let mut req = server.http().request(method.clone(), server.url(&path));
+        // Now and then a header carries bytes that are not UTF-8 (obs-text).
+        let garbage = reqwest::header::HeaderValue::from_bytes(&[b'x', 0xff, 0xfe, b'y']).unwrap();
+        req = match rng.gen_range(0..20) {
+            0 => req.header("authorization", garbage.clone()),
+            _ => req.bearer_auth(server.admin_token()),
+        };
+        match (rng.gen_range(0..20), content_type) {
+            (0, _) => req = req.header("content-type", garbage.clone()),
+            (_, Some(ct)) => req = req.header("content-type", ct),
+            _ => {}
+        }
+        if rng.gen_bool(0.05) {
+            req = req.header("x-random", garbage.clone());
         }
         if method != Method::GET && method != Method::DELETE {
             req = req.body(body.clone());
         }
         if method == Method::POST && rng.gen_bool(0.3) {
-            req = req.header("idempotency-key", format!("fuzz-{}", rng.gen_range(0..5)));
+            req = match rng.gen_range(0..10) {
+                0 => req.header("idempotency-key", garbage.clone()),
+                _ => req.header("idempotency-key", format!("fuzz-{}", rng.gen_range(0..5))),
+            };
         }
         let res = req.send().await.unwrap_or_else(|e| panic!("request {i} ({method} {path}) failed: {e}"));
         let status = res.status().as_u16();
@@ -222,6 +243,13 @@ async fn random_requests_never_get_a_server_error() {
     println!("answers by status: {by_status:?}");
     let (status, _) = server.anonymous().get("/api/v1/health").await;
     assert_eq!(status, 204, "the server survived");
+}
+
+/// Percent-escapes that decode to bytes which are not UTF-8 (or to NUL and
+/// surrogates), which a path or query decoder must refuse cleanly.
+fn garbage_escapes(rng: &mut StdRng) -> String {
+    const PIECES: &[&str] = &["%FF", "%FE", "%C3%28", "%80", "%ED%A0%80", "%00", "%C0%AF", "%", "%G1", "a"];
+    (0..rng.gen_range(1..5)).map(|_| PIECES[rng.gen_range(0..PIECES.len())]).collect()
 }
 
 fn urlencode(s: &str) -> String {

@@ -272,3 +272,147 @@ async fn cli_refuses_a_token_for_an_unknown_application() {
     assert!(!out.status.success(), "token create for an unknown app must fail");
     assert!(out.stdout.is_empty(), "no token printed: {}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// A resource of `b` in a path template, by placeholder. A placeholder this
+/// table does not know fails the test: a new route must be added here.
+fn b_value<'t>(placeholder: &str, b: &'t Tenant, b_attempt: &'t str) -> &'t str {
+    match placeholder {
+        "app_id" => &b.app,
+        "endpoint_id" => &b.endpoint,
+        "msg_id" => &b.message,
+        "attempt_id" => b_attempt,
+        other => panic!("route placeholder {{{other}}} is not covered by the isolation test; add it"),
+    }
+}
+
+/// Every route of the served spec, driven with a token of application A at
+/// application B's resources (B's ids under B's path, and under A's path):
+/// each answer is 403 or 404, never B's data, and B is unchanged afterwards.
+#[tokio::test]
+async fn every_route_keeps_tenants_apart() {
+    let server = TestServer::start().await;
+    let a = tenant(&server, "tenant-a").await;
+    let b = tenant(&server, "tenant-b").await;
+    // B's message has an attempt (its endpoint does not resolve).
+    let b_attempt = loop {
+        let (_, list) = server.admin().get(&format!("/api/v1/app/{}/attempt/msg/{}", b.app, b.message)).await;
+        if let Some(first) = list_data(&list).first() {
+            break str_of(first, "id").to_string();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let tokens = [
+        ("full token", server.token_for_app(&a.app, false).await),
+        ("read-only token", server.token_for_app(&a.app, true).await),
+    ];
+    let body = json!({
+        "url": HOOK_URL, "name": "x", "eventType": "a", "payload": {}, "headers": {"x-a": "1"},
+        "since": "2026-01-01T00:00:00Z", "description": "x", "key": null,
+    });
+
+    let (_, spec) = server.anonymous().get("/api/v1/openapi.json").await;
+    let mut checked = 0;
+    for (template, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if op["security"] == json!([]) {
+                continue; // public: health, the spec itself
+            }
+            let method: Method = method.to_uppercase().parse().unwrap();
+            let placeholders: Vec<&str> = template.split('{').skip(1).filter_map(|p| p.split('}').next()).collect();
+            let mut paths = Vec::new();
+            if placeholders.contains(&"app_id") {
+                // B's resources under B's path, and B's children under A's path.
+                let mut under_b = template.clone();
+                let mut under_a = template.clone();
+                for p in &placeholders {
+                    let value = b_value(p, &b, &b_attempt);
+                    under_b = under_b.replace(&format!("{{{p}}}"), value);
+                    let own = if *p == "app_id" { a.app.as_str() } else { value };
+                    under_a = under_a.replace(&format!("{{{p}}}"), own);
+                }
+                paths.push(under_b);
+                if placeholders.len() > 1 {
+                    paths.push(under_a);
+                }
+            } else if template.contains("/event-type") && method == Method::GET {
+                continue; // the shared catalog: every tenant reads it
+            } else {
+                let mut path = template.clone();
+                for p in &placeholders {
+                    let value = if *p == "event_type_name" { "shared.type" } else { b_value(p, &b, &b_attempt) };
+                    path = path.replace(&format!("{{{p}}}"), value);
+                }
+                paths.push(path);
+            }
+            for (name, token) in &tokens {
+                for path in &paths {
+                    let r = send(server.api(token).request(method.clone(), path).json(&body)).await;
+                    assert!(
+                        r.status == 403 || r.status == 404,
+                        "{name}: {method} {path} answered {}: {:?}",
+                        r.status,
+                        r.body
+                    );
+                    common::assert_error_shape(r.status, &r.body);
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked >= 60, "only {checked} requests were checked");
+
+    // B is exactly as it was.
+    let admin = server.admin();
+    let (_, app) = admin.get(&format!("/api/v1/app/{}", b.app)).await;
+    assert_eq!(app["name"], "tenant-b");
+    let (_, list) = admin.get(&format!("/api/v1/app/{}/endpoint", b.app)).await;
+    assert_eq!(ids(&list), [b.endpoint.as_str()]);
+    assert_eq!(list_data(&list)[0]["url"], HOOK_URL);
+    let (_, list) = admin.get(&format!("/api/v1/app/{}/msg", b.app)).await;
+    assert_eq!(ids(&list), [b.message.as_str()]);
+    assert_eq!(list_data(&list)[0]["payload"], json!({"of": "tenant-b"}));
+    let (_, list) = admin.get(&format!("/api/v1/app/{}/attempt/msg/{}", b.app, b.message)).await;
+    assert_eq!(list_data(&list).len(), 1, "no attempt was added: {list}");
+}
+
+#[tokio::test]
+async fn forged_expired_and_foreign_tokens_are_refused() {
+    let server = TestServer::start().await;
+    let a = tenant(&server, "tenant-a").await;
+    let path = format!("/api/v1/app/{}", a.app);
+    let token = server.token_for_app(&a.app, false).await;
+
+    // A changed signature, a changed payload, another key's token, garbage.
+    let (payload, mac) = token.rsplit_once('.').unwrap();
+    let mut forged_mac = mac.to_string();
+    forged_mac.replace_range(0..1, if mac.starts_with('A') { "B" } else { "A" });
+    let other_server = TestServer::start().await;
+    let other_app = other_server.create_app("Other", Some("tenant-a")).await;
+    let foreign = other_server.token_for_app(other_app["id"].as_str().unwrap(), false).await;
+    for (what, bad) in [
+        ("forged signature", format!("{payload}.{forged_mac}")),
+        ("signature of another payload", format!("{}x.{mac}", payload)),
+        ("token of another deployment", foreign),
+        ("not a token", "hk_".to_string()),
+    ] {
+        let (status, body) = server.api(&bad).get(&path).await;
+        assert_eq!(status, 401, "{what}: {body}");
+        assert_error(status, &body, 401);
+    }
+
+    // An expired portal token.
+    let (status, body) =
+        server.admin().post(&format!("/api/v1/auth/app-portal-access/{}", a.app), &json!({"expiry": 1})).await;
+    assert_eq!(status, 200, "{body}");
+    let short = str_of(&body, "token").to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, _) = server.api(&short).get(&path).await;
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(std::time::Instant::now() < deadline, "an expired token kept working");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

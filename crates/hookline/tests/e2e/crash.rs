@@ -1,6 +1,8 @@
 //! Nothing lost: the real process is SIGKILLed at random moments under
 //! concurrent load and restarted; every message that was answered 2xx is
-//! delivered at least once, and duplicates carry the same webhook id.
+//! delivered at least once, and duplicates carry the same webhook id. The
+//! retention is one second, so kills also land in retention sweeps, and a
+//! quarter of the messages are scheduled (`deliverAt`) seconds ahead.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +23,7 @@ async fn every_accepted_message_is_delivered_across_sigkills() {
     let mut server = TestServer::builder()
         .env("HOOKLINE_ALLOWED_PRIVATE_CIDRS", "127.0.0.0/8")
         .env("HOOKLINE_RETRY_SCHEDULE", "200ms,500ms,1s,1s,2s,2s,2s")
+        .env("HOOKLINE_RETENTION", "1s")
         .start()
         .await;
     let (_, app) = server.admin().post("/api/v1/app", &json!({"name": "crash"})).await;
@@ -43,12 +46,12 @@ async fn every_accepted_message_is_delivered_across_sigkills() {
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
-                let res = client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .json(&json!({"eventType": "load.test", "payload": {"sender": s, "i": i}}))
-                    .send()
-                    .await;
+                let mut message = json!({"eventType": "load.test", "payload": {"sender": s, "i": i}});
+                if i.is_multiple_of(4) {
+                    let ahead = chrono::Duration::milliseconds(rand::thread_rng().gen_range(1000..4000));
+                    message["deliverAt"] = json!((chrono::Utc::now() + ahead).to_rfc3339());
+                }
+                let res = client.post(&url).bearer_auth(&token).json(&message).send().await;
                 match res {
                     Ok(r) if r.status().as_u16() == 202 => {
                         let body: serde_json::Value = r.json().await.unwrap_or_default();

@@ -351,6 +351,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_row_referring_to_a_deleted_one_is_not_found_not_a_conflict() {
+        use crate::store::model::{Delivery, DeliveryStatus};
+        let (_dir, store) = fixture(&["ep_a"]).await;
+        let now = chrono::Utc::now();
+        let delivery = |endpoint: &str| Delivery {
+            msg_id: "msg_0".into(),
+            endpoint_id: endpoint.into(),
+            app_id: "app_f".into(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_attempt_at: Some(now),
+            updated_at: now,
+        };
+        let gone = delivery("ep_deleted");
+        let result = store.write(move |tx| tx.insert_delivery(&gone)).await;
+        assert_eq!(result, Err(StoreError::NotFound));
+        let twice = delivery("ep_a");
+        let result = store.write(move |tx| tx.insert_delivery(&twice)).await;
+        assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+        let result =
+            store.write(|tx| tx.schedule_delivery("app_f", "msg_0", "ep_deleted", chrono::Utc::now(), true)).await;
+        assert_eq!(result, Err(StoreError::NotFound));
+    }
+
+    #[tokio::test]
     async fn payloads_are_kept_while_a_delivery_is_owed() {
         let (_dir, store) = fixture(&["ep_a"]).await;
         let retention = chrono::Duration::days(90);
