@@ -61,6 +61,7 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
     let dispatch_task = tokio::spawn(dispatcher.run(new_work.clone(), stopped.clone(), drain));
     let sweeper = spawn_sweeper(store.clone(), settings.retention, stopped);
 
+    let portal = crate::portal::router(&settings);
     let state = AppState::new(Shared {
         store,
         tokens: TokenAuthority::new(&main_key, settings.admin_token.clone()),
@@ -72,7 +73,9 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
         TcpListener::bind(settings.listen).await.map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(address = %local, data_dir = %settings.data_dir.display(), "hookline listening");
-    let served = axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown_signal()).await;
+    tracing::info!(url = %format!("{}/portal/", settings.public_url), "portal (open it with `hookline console`)");
+    let served =
+        axum::serve(listener, api::router(state).merge(portal)).with_graceful_shutdown(shutdown_signal()).await;
     // Stop taking work, let attempts in flight finish (bounded), then exit.
     let _ = stop.send(true);
     let _ = dispatch_task.await;
