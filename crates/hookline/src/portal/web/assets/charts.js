@@ -40,19 +40,21 @@ export async function render(body, ctx) {
     const s = await get(`${appPath}/endpoint/${enc(ep.id)}/stats/series`, { since: since.toISOString(), until: until.toISOString(), bucket });
     if (!current(my)) return;
     const xs = s.data.map((b) => Date.parse(b.start) / 1000);
-    const ok = s.data.map((b) => b.success);
     const bad = s.data.map((b) => b.failure);
-    const total = s.data.map((b) => b.success + b.failure);
+    // Empty buckets draw nothing (null), not a zero-height bar.
+    const ok = s.data.map((b) => b.success || null);
+    const total = s.data.map((b) => b.success + b.failure || null);
     const rate = s.data.map((b) => (b.success + b.failure ? (100 * b.success) / (b.success + b.failure) : null));
     const p = (k) => s.data.map((b) => b[k]);
-    const sum = total.reduce((a, b) => a + b, 0);
-    const okSum = ok.reduce((a, b) => a + b, 0);
+    const sum = total.reduce((a, b) => a + (b || 0), 0);
+    const okSum = ok.reduce((a, b) => a + (b || 0), 0);
     const summary = h('p.chart-summary', sum ? `${sum} attempts · ${pct(okSum / sum)} succeeded` : 'No attempts in this period yet.');
     const boxes = [
       ['Deliveries', 'Attempts per bucket: succeeded, and failed stacked on top.'],
       ['Success rate', 'Share of attempts that succeeded.'],
       ['Latency', 'Response time percentiles of attempts that got an answer.'],
     ].map(([title, hint]) => h('figure.card.chart-card', h('figcaption', h('h3', title), h('p.hint', hint)), h('div.chart', { role: 'img', 'aria-label': `${title} chart` })));
+    boxes[0].classList.add('wide');
     area.replaceChildren(summary, ...boxes);
     const text = cssVar('--muted') || '#6b7280';
     const grid = cssVar('--border') || '#e5e7eb';
@@ -61,27 +63,27 @@ export async function render(body, ctx) {
     const primary = cssVar('--primary') || '#4f46e5';
     const axes = (unit) => [
       { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
-      { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, size: 52, values: (u, v) => v.map((x) => (x === null ? '' : `${x}${unit}`)) },
+      { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, size: unit === ' ms' ? 70 : 52, values: (u, v) => v.map((x) => (x === null ? '' : `${x}${unit}`)) },
     ];
     const bars = uPlot.paths.bars({ size: [0.7, 40] });
-    const width = () => Math.max(240, boxes[0].querySelector('.chart').clientWidth);
-    const common = () => ({ width: width(), height: 200, cursor: { drag: { x: false, y: false } }, legend: { live: true } });
+    const widthOf = (i) => Math.max(220, boxes[i].querySelector('.chart').clientWidth);
+    const common = (i) => ({ width: widthOf(i), height: 200, cursor: { drag: { x: false, y: false } }, legend: { live: true } });
     const charts = [
       new uPlot({
-        ...common(),
+        ...common(0),
         axes: axes(''),
         scales: { y: { range: (u, min, max) => [0, Math.max(1, max)] } },
-        series: [{}, { label: 'Failed', stroke: red, fill: red, paths: bars, points: { show: false }, value: (u, v, si, i) => (i === null ? '—' : bad[i]) },
-          { label: 'Succeeded', stroke: green, fill: green, paths: bars, points: { show: false } }],
+        series: [{}, { label: 'Failed', stroke: red, fill: red, paths: bars, points: { show: false }, value: (u, v, si, i) => (i === null || i === undefined ? '—' : bad[i]) },
+          { label: 'Succeeded', stroke: green, fill: green, paths: bars, points: { show: false }, value: (u, v) => (v === null ? '—' : v || 0) }],
       }, [xs, total, ok], boxes[0].querySelector('.chart')),
       new uPlot({
-        ...common(),
+        ...common(1),
         axes: axes('%'),
         scales: { y: { range: () => [0, 100] } },
         series: [{}, { label: 'Success rate', stroke: primary, width: 2, spanGaps: false, value: (u, v) => (v === null ? '—' : `${v.toFixed(1)}%`), points: { size: 5 } }],
       }, [xs, rate], boxes[1].querySelector('.chart')),
       new uPlot({
-        ...common(),
+        ...common(2),
         axes: axes(' ms'),
         scales: { y: { range: (u, min, max) => [0, Math.max(10, max || 0)] } },
         series: [{},
@@ -96,7 +98,7 @@ export async function render(body, ctx) {
         charts.forEach((c) => c.destroy());
         return;
       }
-      for (const c of charts) c.setSize({ width: width(), height: 200 });
+      charts.forEach((c, i) => c.setSize({ width: widthOf(i), height: 200 }));
     });
     ro.observe(area);
   };

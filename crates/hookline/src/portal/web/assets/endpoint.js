@@ -112,7 +112,7 @@ function secretCard(ctx) {
   }
   let secret = null;
   let shown = false;
-  const value = h('code.secret', { 'aria-label': 'Signing secret' }, 'whsec_••••••••••••••••••••••••');
+  const value = h('code.secret', { 'aria-label': 'Signing secret value' }, 'whsec_••••••••••••••••••••••••');
   const load = async () => {
     if (!secret) secret = (await get(`${epPath}/secret`)).key;
     return secret;

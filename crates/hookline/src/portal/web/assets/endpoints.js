@@ -108,7 +108,7 @@ export async function render(main, env) {
     });
     return row;
   });
-  list.replaceChildren(h('div.card.rows', { role: 'list' }, rows.map((r) => h('div', { role: 'listitem' }, r))));
+  list.replaceChildren(h('div.card.flush.rows', { role: 'list' }, rows.map((r) => h('div', { role: 'listitem' }, r))));
 }
 
 /** The add / edit form. `endpoint` undefined means "add". */

@@ -186,7 +186,17 @@ async function boot() {
     fatal('This link has no access token', 'Open the portal through the link your provider gave you. For security the token only lives in this page: reloading it needs a new link.');
     return;
   }
+  await start(t);
+  window.addEventListener('hashchange', () => {
+    // A new link opened in the same page (only the fragment changed).
+    const fresh = takeToken();
+    (fresh ? start(fresh) : render()).catch(showError);
+  });
+}
+
+async function start(t) {
   setToken(t);
+  ctx.app = null;
   whenUnauthorized(() => fatal('Your access link has expired', 'Ask for a new link to manage your webhooks.'));
   let info;
   try {
@@ -206,7 +216,6 @@ async function boot() {
     }
   }
   document.title = ctx.app ? `Webhooks · ${ctx.app.name}` : 'Hookline operator console';
-  window.addEventListener('hashchange', () => render().catch(showError));
   await render().catch(showError);
 }
 
