@@ -40,10 +40,8 @@ fn screenshot_dir() -> PathBuf {
 }
 
 async fn portal_url(server: &TestServer, app: &str, read_only: bool) -> String {
-    let (status, body) = server
-        .admin()
-        .post(&format!("/api/v1/auth/app-portal-access/{app}"), &json!({"readOnly": read_only}))
-        .await;
+    let (status, body) =
+        server.admin().post(&format!("/api/v1/auth/app-portal-access/{app}"), &json!({"readOnly": read_only})).await;
     assert_eq!(status, 200, "{body}");
     str_of(&body, "url").to_string()
 }
