@@ -347,7 +347,8 @@ test('operator_console_opens_an_app_portal', async () => {
   await page.getByLabel('Search applications').fill('Beta');
   const app = page.locator('.app-item').filter({ hasText: 'Beta Inc' });
   await app.waitFor();
-  assert((await page.locator('.app-item:visible').count()) === 1, 'search did not narrow the list');
+  await page.locator('.app-item').filter({ hasText: 'Acme Corp' }).first().waitFor({ state: 'hidden' });
+  await eventually('the search to narrow the list to one app', async () => (await page.locator('.app-item:visible').count()) === 1);
   await app.getByRole('button', { name: 'Endpoints' }).click();
   await app.locator('.sub-row').first().waitFor();
   await app.locator('.sub-row .badge').filter({ hasText: /Healthy|Failing/ }).first().waitFor();

@@ -128,6 +128,8 @@ async function renderApps(main, env) {
   };
   search.addEventListener('input', () => filter());
   await load();
+  // Whatever was typed while the list loaded applies to it too.
+  if (search.value.trim()) await filter();
 }
 
 function eventTypeForm(et, close) {
