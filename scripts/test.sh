@@ -21,7 +21,7 @@ if [[ ! -x /usr/bin/chromium ]]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null
 fi
-portal_tests=crates/hookline/tests/portal
+portal_tests=crates/hookline/tests/e2e/portal
 # npm ci when node_modules is missing or older than the lock file.
 if [[ ! -f $portal_tests/node_modules/.package-lock.json \
       || $portal_tests/package-lock.json -nt $portal_tests/node_modules/.package-lock.json ]]; then

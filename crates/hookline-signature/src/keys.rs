@@ -59,7 +59,8 @@ fn decode_key(s: &str, prefix: &'static str) -> Result<Vec<u8>, KeyError> {
 /// Any non-empty key is accepted: the spec asks senders for 24 to 64 random
 /// bytes, but checking that is the sender's job, not the receiver's.
 ///
-/// `Debug` never prints the key bytes.
+/// `Debug` never prints the key bytes, and the bytes are wiped from memory
+/// when the `Secret` is dropped.
 ///
 /// ```
 /// use hookline_signature::Secret;
@@ -123,6 +124,12 @@ impl Secret {
     /// ```
     pub fn sign(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> Signature {
         Signature::v1(sign::hmac_v1(&self.key, msg_id, timestamp, body))
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key);
     }
 }
 

@@ -19,6 +19,9 @@ pub struct Settings {
     pub allowed_private_cidrs: Vec<IpNet>,
     pub retry_schedule: Vec<Duration>,
     pub attempt_timeout: Duration,
+    /// How long a claim outlives its node's silence: work of a node that
+    /// died is taken again after at most this long.
+    pub claim_lease: Duration,
     pub retention: Duration,
     pub disable_after: Duration,
     pub default_rate_limit: u32,
@@ -51,6 +54,7 @@ Settings (flag, then env var — set, even empty, it wins — then hookline.toml
   HOOKLINE_ALLOWED_PRIVATE_CIDRS                  CIDRs deliveries may reach despite the SSRF guard [empty]
   HOOKLINE_RETRY_SCHEDULE                         delays after attempt 1, 2, … [5s,5m,30m,2h,5h,10h,10h]
   HOOKLINE_ATTEMPT_TIMEOUT                        whole-attempt HTTP timeout [15s]
+  HOOKLINE_CLAIM_LEASE                            work of a node that died is taken again after this [30s]
   HOOKLINE_RETENTION                              how long payloads and attempts are kept [90d]
   HOOKLINE_DISABLE_AFTER                          disable an endpoint failing this long [5d]
   HOOKLINE_DEFAULT_RATE_LIMIT                     deliveries/s per endpoint without its own [1000]
@@ -129,6 +133,10 @@ impl Settings {
             allowed_private_cidrs: sources.parsed("allowed_private_cidrs", "", parse_cidrs)?,
             retry_schedule: sources.parsed("retry_schedule", "5s,5m,30m,2h,5h,10h,10h", parse_schedule)?,
             attempt_timeout: sources.parsed("attempt_timeout", "15s", parse_duration)?,
+            claim_lease: sources.parsed("claim_lease", "30s", |s| match parse_duration(s)? {
+                d if d < Duration::from_secs(1) => Err("must be at least 1s".into()),
+                d => Ok(d),
+            })?,
             retention: sources.parsed("retention", "90d", parse_duration)?,
             disable_after: sources.parsed("disable_after", "5d", parse_duration)?,
             default_rate_limit: sources.parsed("default_rate_limit", "1000", |s| match s.parse::<u32>() {

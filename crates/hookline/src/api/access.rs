@@ -6,14 +6,16 @@
 //! Handlers never see an application the caller may not reach, so every
 //! child lookup they do is already filtered by an allowed application.
 
+use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{RawPathParams, Request, State};
 use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::{Access, AppState};
+use super::{Access, AppState, Grant};
 use crate::auth::{Caller, Scope};
 use crate::store::model::Application;
 
@@ -21,24 +23,34 @@ use crate::store::model::Application;
 #[derive(Clone, Debug)]
 pub struct ScopedApp(pub Application);
 
+/// Authenticates from the headers alone, then reads the body (a caller
+/// without a valid token never makes the server buffer anything).
 pub async fn check(
     State((state, access)): State<(AppState, Access)>,
-    path: RawPathParams,
-    mut req: Request,
+    path: Result<RawPathParams, RawPathParamsRejection>,
+    req: Request,
     next: Next,
 ) -> Response {
-    match authorize(&state, access, &path, &mut req).await {
-        Ok(()) => super::idempotency::apply(state, req, next).await,
+    if access == Access::Public {
+        return next.run(req).await;
+    }
+    // A path segment that is not UTF-8 names nothing that exists.
+    let Ok(path) = path else {
+        return ApiError::not_found().into_response();
+    };
+    let (mut parts, body) = req.into_parts();
+    if let Err(e) = authorize(&state, access, &path, &mut parts).await {
+        return e.into_response();
+    }
+    match super::body::buffer(body, state.settings.max_payload).await {
+        Ok(body) => super::idempotency::apply(state, Request::from_parts(parts, body), next).await,
         Err(e) => e.into_response(),
     }
 }
 
-async fn authorize(state: &AppState, access: Access, path: &RawPathParams, req: &mut Request) -> Result<(), ApiError> {
-    if access == Access::Public {
-        return Ok(());
-    }
+async fn authorize(state: &AppState, access: Access, path: &RawPathParams, req: &mut Parts) -> Result<(), ApiError> {
     let token = req
-        .headers()
+        .headers
         .get(AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
@@ -46,52 +58,63 @@ async fn authorize(state: &AppState, access: Access, path: &RawPathParams, req: 
         .ok_or_else(ApiError::unauthorized)?;
     let caller = state.tokens.verify(token, chrono::Utc::now().timestamp()).ok_or_else(ApiError::unauthorized)?;
 
+    let read_only = matches!(caller.scope, Scope::App { read_only: true, .. });
     match access {
         Access::Public | Access::Authenticated => {}
         Access::Admin | Access::AdminApp | Access::AdminAppOrCreate if !caller.is_admin() => {
             return Err(ApiError::forbidden("This route needs an organization (admin) token"));
         }
         Access::Admin | Access::AdminApp | Access::AdminAppOrCreate => {}
-        Access::AppOrCreate => {
-            if let Scope::App { read_only: true, .. } = caller.scope {
-                return Err(ApiError::forbidden("This token is read-only"));
-            }
+        Access::AppOrCreate | Access::App(Grant::Write) if read_only => {
+            return Err(ApiError::forbidden("This token is read-only"));
         }
-        Access::App { write } => {
-            if let Scope::App { read_only: true, .. } = caller.scope {
-                if write {
-                    return Err(ApiError::forbidden("This token is read-only"));
-                }
-            }
+        Access::App(Grant::ReadSecret) if read_only => {
+            return Err(ApiError::forbidden("This token is read-only and may not read signing secrets"));
         }
+        Access::AppOrCreate | Access::App(_) => {}
     }
 
     let may_create = matches!(access, Access::AppOrCreate | Access::AdminAppOrCreate);
-    if matches!(access, Access::App { .. } | Access::AdminApp) || may_create {
+    if matches!(access, Access::App(_) | Access::AdminApp) || may_create {
         let key = path.iter().find(|(name, _)| *name == "app_id").map(|(_, v)| v.to_string()).unwrap_or_default();
         match resolve_app(state, &caller, key.clone()).await {
             Ok(app) => {
-                req.extensions_mut().insert(ScopedApp(app));
+                req.extensions.insert(ScopedApp(app));
             }
             // Only the platform may create an application on the fly.
             Err(e) if may_create && caller.is_admin() && e.status == StatusCode::NOT_FOUND => {
-                req.extensions_mut().insert(AppTarget::Missing(key));
+                req.extensions.insert(AppTarget::Missing(key));
             }
             Err(e) => return Err(e),
         }
+    } else if let Scope::App { app, .. } = &caller.scope {
+        require_live_app(state, app.clone()).await?;
     }
-    req.extensions_mut().insert(caller);
+    req.extensions.insert(caller);
     Ok(())
 }
 
+/// The application in the path, if the caller may reach it. A token of an
+/// application that no longer exists is refused outright (401), whatever
+/// the path names.
 async fn resolve_app(state: &AppState, caller: &Caller, key: String) -> Result<Application, ApiError> {
-    let app =
-        state.store.read(move |tx| Ok::<_, ApiError>(tx.application(&key)?)).await?.ok_or_else(ApiError::not_found)?;
-    match &caller.scope {
-        Scope::Admin => Ok(app),
+    let found = state.store.read(move |tx| Ok::<_, ApiError>(tx.application(&key)?)).await?;
+    match (&caller.scope, found) {
+        (Scope::Admin, Some(app)) => Ok(app),
+        (Scope::Admin, None) => Err(ApiError::not_found()),
+        (Scope::App { app: allowed, .. }, Some(app)) if *allowed == app.id => Ok(app),
         // Another tenant's application is answered as if it did not exist.
-        Scope::App { app: allowed, .. } if *allowed == app.id => Ok(app),
-        Scope::App { .. } => Err(ApiError::not_found()),
+        (Scope::App { app: allowed, .. }, _) => {
+            require_live_app(state, allowed.clone()).await?;
+            Err(ApiError::not_found())
+        }
+    }
+}
+
+async fn require_live_app(state: &AppState, app_id: String) -> Result<(), ApiError> {
+    match state.store.read(move |tx| Ok::<_, ApiError>(tx.application(&app_id)?)).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::unauthorized()),
     }
 }
 

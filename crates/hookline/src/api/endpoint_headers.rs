@@ -61,7 +61,29 @@ pub async fn get_headers(
     Path((_, key)): Path<(String, String)>,
 ) -> ApiResult<Json<HeadersOut>> {
     let ep = load(&state, app.id, key).await?;
-    Ok(Json(HeadersOut { headers: ep.headers, sensitive: Vec::new() }))
+    Ok(Json(HeadersOut::from(ep.headers)))
+}
+
+/// Headers whose values are credentials: their names are listed under
+/// `sensitive` and their values never leave the server (Svix's list, plus
+/// the common API-key and cookie headers).
+const SENSITIVE_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "www-authenticate",
+    "proxy-authenticate",
+    "x-auth-token",
+    "x-api-key",
+    "api-key",
+    "cookie",
+];
+
+impl From<StringMap> for HeadersOut {
+    fn from(all: StringMap) -> HeadersOut {
+        let (sensitive, headers): (StringMap, StringMap) =
+            all.into_iter().partition(|(name, _)| SENSITIVE_HEADERS.contains(&name.to_ascii_lowercase().as_str()));
+        HeadersOut { headers, sensitive: sensitive.into_keys().collect() }
+    }
 }
 
 pub async fn put_headers(
@@ -111,6 +133,17 @@ pub async fn patch_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credential_headers_are_named_but_not_shown() {
+        let all: StringMap = [("Authorization", "Bearer s3cret"), ("X-Api-Key", "k3y"), ("x-tenant", "acme")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let out = HeadersOut::from(all);
+        assert_eq!(out.headers.keys().collect::<Vec<_>>(), ["x-tenant"]);
+        assert_eq!(out.sensitive, ["Authorization", "X-Api-Key"]);
+    }
 
     #[test]
     fn reserved_headers_are_refused() {

@@ -15,7 +15,9 @@ use super::error::{ApiError, ApiResult, Validation};
 use super::extract::JsonBody;
 use super::idempotency::Idem;
 use super::AppState;
+use crate::keys::Owner;
 use crate::store::model::{RetiredSecret, SealedSecret};
+use zeroize::Zeroizing;
 
 /// Retired secrets kept signing at once, at most.
 const MAX_RETIRED_SECRETS: usize = 5;
@@ -61,7 +63,7 @@ pub async fn get_secret(
     Path((_, key)): Path<(String, String)>,
 ) -> ApiResult<Json<SecretOut>> {
     let ep = load(&state, app.id, key).await?;
-    let secret = state.cipher.decrypt(&ep.secret.0).map_err(ApiError::internal)?;
+    let secret = state.cipher.open(&ep.secret.0, Owner::Endpoint(&ep.id)).map_err(ApiError::internal)?;
     Ok(Json(SecretOut { key: format_secret(&secret) }))
 }
 
@@ -89,9 +91,11 @@ pub async fn rotate_secret(
         v.push(&["body", "gracePeriodSeconds"], "must be from 0 to 604800 seconds");
     }
     v.finish()?;
-    let sealed = SealedSecret(state.cipher.encrypt(&new_secret));
     let out = SecretOut { key: format_secret(&new_secret) };
+    let new_secret = Zeroizing::new(new_secret);
+    let cipher = state.cipher.clone();
     modify(&state, idem, app.id, key, move |_, ep| {
+        let sealed = SealedSecret(cipher.seal(&new_secret, Owner::Endpoint(&ep.id)));
         let now = Utc::now();
         ep.retired_secrets.retain(|r| r.expires_at > now);
         if grace > 0 {

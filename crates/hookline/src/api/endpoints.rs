@@ -6,6 +6,7 @@ use axum::response::Response;
 use axum::Json;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use super::access::ScopedApp;
 use super::applications::{double_option, ListOut};
@@ -17,6 +18,7 @@ use super::idempotency::Idem;
 use super::json::{check_channels, check_rate_limit, check_uid, ts};
 use super::AppState;
 use crate::ids::IdKind;
+use crate::keys::{Owner, SecretCipher};
 use crate::store::model::{Endpoint, SealedSecret, StringMap, Timestamp};
 use crate::store::page::Order;
 use crate::store::{StoreError, Tx};
@@ -170,10 +172,13 @@ fn check_endpoint_in(v: &mut Validation, input: &EndpointIn) -> Vec<u8> {
     }
 }
 
-fn new_endpoint(app_id: String, input: EndpointIn, secret: SealedSecret) -> Endpoint {
+/// A new endpoint; its secret is sealed for its (new) id.
+fn new_endpoint(cipher: &SecretCipher, app_id: String, input: EndpointIn, secret: &[u8]) -> Endpoint {
     let now = Utc::now();
+    let id = IdKind::Endpoint.generate();
+    let secret = SealedSecret(cipher.seal(secret, Owner::Endpoint(&id)));
     Endpoint {
-        id: IdKind::Endpoint.generate(),
+        id,
         app_id,
         uid: input.uid,
         url: input.url,
@@ -200,13 +205,12 @@ pub async fn create(
     JsonBody(input): JsonBody<EndpointIn>,
 ) -> ApiResult<Response> {
     let mut v = Validation::default();
-    let secret = check_endpoint_in(&mut v, &input);
+    let secret = Zeroizing::new(check_endpoint_in(&mut v, &input));
     v.finish()?;
-    let sealed = SealedSecret(state.cipher.encrypt(&secret));
+    let ep = new_endpoint(&state.cipher, app.id, input, &secret);
     state
         .commit(idem, StatusCode::CREATED, move |tx| {
-            check_types_registered(tx, input.filter_types.as_deref())?;
-            let ep = new_endpoint(app.id, input, sealed);
+            check_types_registered(tx, ep.filter_types.as_deref())?;
             tx.insert_endpoint(&ep)?;
             Ok(EndpointOut::from(ep))
         })
@@ -272,9 +276,9 @@ pub async fn update(
     JsonBody(input): JsonBody<EndpointIn>,
 ) -> ApiResult<Response> {
     let mut v = Validation::default();
-    let secret = check_endpoint_in(&mut v, &input);
+    let secret = Zeroizing::new(check_endpoint_in(&mut v, &input));
     v.finish()?;
-    let sealed = SealedSecret(state.cipher.encrypt(&secret));
+    let cipher = state.cipher.clone();
     let response = state
         .commit_with_status(idem, move |tx| {
             check_types_registered(tx, input.filter_types.as_deref())?;
@@ -301,7 +305,7 @@ pub async fn update(
                             "must match the uid in the path when creating",
                         ));
                     }
-                    let ep = new_endpoint(app.id, EndpointIn { uid: Some(key), ..input }, sealed);
+                    let ep = new_endpoint(&cipher, app.id, EndpointIn { uid: Some(key), ..input }, &secret);
                     tx.insert_endpoint(&ep)?;
                     Ok((StatusCode::CREATED, EndpointOut::from(ep)))
                 }
@@ -341,7 +345,8 @@ pub async fn patch(
         None
     });
     v.finish()?;
-    let sealed = secret.map(|s| SealedSecret(state.cipher.encrypt(&s)));
+    let secret = secret.map(Zeroizing::new);
+    let cipher = state.cipher.clone();
     modify(&state, idem, app.id, key, move |tx, ep| {
         if let Some(types) = &input.filter_types {
             check_types_registered(tx, types.as_deref())?;
@@ -373,8 +378,8 @@ pub async fn patch(
         if let Some(metadata) = input.metadata {
             ep.metadata = metadata;
         }
-        if let Some(sealed) = sealed {
-            ep.secret = sealed;
+        if let Some(secret) = &secret {
+            ep.secret = SealedSecret(cipher.seal(secret, Owner::Endpoint(&ep.id)));
         }
         Ok(EndpointOut::from(ep.clone()))
     })

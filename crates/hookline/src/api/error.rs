@@ -96,6 +96,62 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The Svix `code` of a status, for errors raised outside our handlers.
+fn code_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "authentication_failed",
+        403 => "insufficient_access",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        409 => "conflict",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "validation",
+        429 => "rate_limited",
+        503 => "service_unavailable",
+        s if s >= 500 => "internal_error",
+        _ => "error",
+    }
+}
+
+/// Middleware: an error answered by a framework layer or extractor as plain
+/// text becomes `{code, detail}` with the same status, so every rejection a
+/// client can see has the Svix shape.
+pub async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let text = if text.is_empty() { status.canonical_reason().unwrap_or("error").to_string() } else { text };
+    let error = if status == StatusCode::UNPROCESSABLE_ENTITY {
+        Validation::default().field(&["body"], text).into_error()
+    } else {
+        ApiError::new(status, code_for(status), text)
+    };
+    let mut rebuilt = error.into_response();
+    // Keep what the layer said besides the body (e.g. `allow` on a 405).
+    parts.headers.remove(axum::http::header::CONTENT_TYPE);
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    for (name, value) in parts.headers.iter() {
+        rebuilt.headers_mut().entry(name).or_insert(value.clone());
+    }
+    rebuilt
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, axum::Json(json!({"code": self.code, "detail": self.detail}))).into_response()

@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use super::error::{ApiError, ApiResult};
 use super::AppState;
 use crate::auth::Caller;
+use crate::keys::Owner;
 use crate::store::model::IdempotentResponse;
 use crate::store::Tx;
 
@@ -92,8 +93,11 @@ async fn record_after(state: &AppState, idem: &IdemKey, response: Response) -> R
     let Ok(bytes) = to_bytes(body, usize::MAX).await else {
         return ApiError::internal("could not buffer a response").into_response();
     };
-    let record =
-        IdempotentResponse { body_hash: idem.body_hash.clone(), status: parts.status.as_u16(), body: bytes.to_vec() };
+    let record = IdempotentResponse {
+        body_hash: idem.body_hash.clone(),
+        status: parts.status.as_u16(),
+        body: state.cipher.seal(&bytes, Owner::IdempotencyRecord(&idem.key)),
+    };
     let key = idem.key.clone();
     let stored = state
         .store
@@ -107,21 +111,24 @@ async fn record_after(state: &AppState, idem: &IdemKey, response: Response) -> R
         .await;
     match stored {
         // A concurrent twin got there first: answer what it answered.
-        Ok(Some(previous)) => replay(previous, &idem.body_hash).into_response(),
+        Ok(Some(previous)) => replay(state, &idem.key, previous, &idem.body_hash).into_response(),
         Ok(None) => Response::from_parts(parts, Body::from(bytes)),
         Err(e) => e.into_response(),
     }
 }
 
-fn replay(previous: IdempotentResponse, body_hash: &[u8]) -> ApiResult<Response> {
+/// The recorded answer, opened: stored answers are sealed, because some
+/// carry a signing secret or a token.
+fn replay(state: &AppState, key: &[u8], previous: IdempotentResponse, body_hash: &[u8]) -> ApiResult<Response> {
     if previous.body_hash != body_hash {
         return Err(ApiError::invalid(
             &["header", HEADER],
             "this idempotency key was already used with a different request body",
         ));
     }
+    let body = state.cipher.open(&previous.body, Owner::IdempotencyRecord(key)).map_err(ApiError::internal)?;
     let status = StatusCode::from_u16(previous.status).unwrap_or(StatusCode::OK);
-    let mut response = (status, previous.body).into_response();
+    let mut response = (status, body.to_vec()).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     Ok(response)
@@ -151,6 +158,7 @@ impl AppState {
         F: FnOnce(&mut dyn Tx) -> ApiResult<(StatusCode, T)> + Send + 'static,
     {
         let key = idem.0.clone();
+        let cipher = self.cipher.clone();
         let outcome = self
             .store
             .write(move |tx| {
@@ -165,7 +173,7 @@ impl AppState {
                     let record = IdempotentResponse {
                         body_hash: k.body_hash.clone(),
                         status: status.as_u16(),
-                        body: body.clone(),
+                        body: cipher.seal(&body, Owner::IdempotencyRecord(&k.key)),
                     };
                     tx.save_idempotent_response(&k.key, &record, Utc::now())?;
                 }
@@ -182,7 +190,8 @@ impl AppState {
                 Ok(response)
             }
             Outcome::Replay(previous) => {
-                replay(previous, &idem.0.as_ref().map(|k| k.body_hash.clone()).unwrap_or_default())
+                let k = idem.0.as_ref().expect("a replay needs an idempotency key");
+                replay(self, &k.key, previous, &k.body_hash)
             }
         }
     }

@@ -37,7 +37,7 @@ use crate::keys::SecretCipher;
 use crate::store::Store;
 use error::ApiError;
 
-pub use routes::{Access, ROUTES};
+pub use routes::{Access, Grant, ROUTES};
 
 /// What every handler may need; cheap to clone.
 #[derive(Clone)]
@@ -65,7 +65,17 @@ impl AppState {
     }
 }
 
+/// Requests handled at once, at most; more wait for a free place. With
+/// bodies of up to `HOOKLINE_MAX_PAYLOAD` this bounds the memory requests
+/// can hold.
+pub const MAX_CONCURRENT_REQUESTS: usize = 512;
+
 /// The whole HTTP surface: API routes from the table plus the JSON fallbacks.
+///
+/// Layers, outermost first: a panic becomes a JSON 500; any non-JSON error
+/// (from a framework layer) becomes `{code, detail}`; the concurrency cap;
+/// routing; per route, `access::check` authenticates from the headers alone
+/// and only then reads the body.
 pub fn router(state: AppState) -> Router {
     let mut router: Router<AppState> = Router::new();
     for route in ROUTES {
@@ -77,7 +87,8 @@ pub fn router(state: AppState) -> Router {
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), body::buffer))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(MAX_CONCURRENT_REQUESTS))
+        .layer(axum::middleware::from_fn(error::json_errors))
         .layer(axum::middleware::from_fn(catch_panic))
         .with_state(state)
 }

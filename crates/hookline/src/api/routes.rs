@@ -18,16 +18,27 @@ pub enum Access {
     /// Organization (admin) tokens only.
     Admin,
     /// Routes under `/app/{app_id}`: admin tokens, or a token of that
-    /// application; `write` routes refuse read-only tokens.
-    App { write: bool },
+    /// application with the grant the route needs.
+    App(Grant),
     /// Under `/app/{app_id}` but for admin tokens only.
     AdminApp,
-    /// Message creation: like `App { write: true }`, and an admin may name an
+    /// Message creation: like `App(Grant::Write)`, and an admin may name an
     /// application that does not exist yet (created from the body).
     AppOrCreate,
     /// Application upsert (PUT): admin only; a missing application is created
     /// with the path segment as its uid.
     AdminAppOrCreate,
+}
+
+/// What an application token must carry to use an `App` route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// Reads that reveal no secret.
+    Read,
+    /// Reads that reveal a signing secret: refused to read-only tokens.
+    ReadSecret,
+    /// Anything that changes state.
+    Write,
 }
 
 pub struct Route {
@@ -54,8 +65,9 @@ macro_rules! route {
     };
 }
 
-const READ: Access = Access::App { write: false };
-const WRITE: Access = Access::App { write: true };
+const READ: Access = Access::App(Grant::Read);
+const SECRET: Access = Access::App(Grant::ReadSecret);
+const WRITE: Access = Access::App(Grant::Write);
 
 pub static ROUTES: &[Route] = &[
     route!(GET "/api/v1/health", health, Access::Public, "Health", "v1.health.get", "Health check"),
@@ -81,7 +93,7 @@ pub static ROUTES: &[Route] = &[
     route!(PUT "/api/v1/app/{app_id}/endpoint/{endpoint_id}", endpoints::update, WRITE, "Endpoint", "v1.endpoint.update", "Update an endpoint, or create it with this uid"),
     route!(PATCH "/api/v1/app/{app_id}/endpoint/{endpoint_id}", endpoints::patch, WRITE, "Endpoint", "v1.endpoint.patch", "Partially update an endpoint"),
     route!(DELETE "/api/v1/app/{app_id}/endpoint/{endpoint_id}", endpoints::delete, WRITE, "Endpoint", "v1.endpoint.delete", "Delete an endpoint"),
-    route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", endpoint_secret::get_secret, READ, "Endpoint", "v1.endpoint.get-secret", "Get the endpoint's signing secret"),
+    route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", endpoint_secret::get_secret, SECRET, "Endpoint", "v1.endpoint.get-secret", "Get the endpoint's signing secret"),
     route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", endpoint_secret::rotate_secret, WRITE, "Endpoint", "v1.endpoint.rotate-secret", "Rotate the signing secret; the old one signs too during the grace period"),
     route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", endpoint_headers::get_headers, READ, "Endpoint", "v1.endpoint.get-headers", "Get the endpoint's custom headers"),
     route!(PUT "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", endpoint_headers::put_headers, WRITE, "Endpoint", "v1.endpoint.update-headers", "Replace the endpoint's custom headers"),

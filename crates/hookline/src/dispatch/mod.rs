@@ -6,31 +6,34 @@
 //! Nothing here survives a crash, and nothing needs to: a lease not
 //! finished falls due again by itself.
 
+mod in_flight;
 mod retry;
 mod sender;
 mod ssrf;
+mod supervise;
 mod sweeper;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use hookline_signature::Secret;
 use tokio::sync::{watch, Notify};
 
 pub use retry::{AttemptReport, RetrySchedule};
 pub use ssrf::SsrfGuard;
-pub use sweeper::spawn_sweeper;
+pub use supervise::supervise;
+pub use sweeper::sweep_forever;
 
 use crate::config::Settings;
 use crate::ids::IdKind;
-use crate::keys::SecretCipher;
+use crate::keys::{Owner, SecretCipher};
 use crate::store::model::{
-    Attempt, AttemptOutcome, AttemptTrigger, ClaimRequest, DeliveryJob, DeliveryStatus, NextStep,
+    Attempt, AttemptOutcome, AttemptTrigger, ClaimRequest, DeliveryJob, DeliveryStatus, LeaseRef, NextStep,
 };
-use crate::store::Store;
-use sender::{Outgoing, SendResult, Sender, SigningKeys};
+use crate::store::{Store, StoreError};
+use in_flight::{InFlight, Slot};
+use sender::{FailureKind, Outgoing, SendResult, Sender, SigningKeys};
 
 /// Attempts in flight on this node, at most.
 const MAX_IN_FLIGHT: usize = 512;
@@ -41,6 +44,8 @@ const PER_ENDPOINT_IN_FLIGHT: usize = 64;
 const RESERVED_FOR_IDLE_ENDPOINTS: usize = 128;
 /// Longest sleep between claims when nothing signals new work.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest wait between two tries to record an outcome.
+const MAX_RECORD_BACKOFF: Duration = Duration::from_secs(5);
 
 pub struct Dispatcher {
     store: Store,
@@ -50,38 +55,29 @@ pub struct Dispatcher {
     lease: chrono::Duration,
     disable_after: chrono::Duration,
     default_rate_limit: u32,
-    in_flight: Mutex<HashMap<String, usize>>,
-    total_in_flight: AtomicUsize,
-    /// Rung when an attempt finishes, freeing a slot.
-    slot_freed: Notify,
+    in_flight: Arc<InFlight>,
 }
 
 impl Dispatcher {
     pub fn new(store: Store, cipher: SecretCipher, settings: &Settings) -> Result<Arc<Dispatcher>, String> {
         let guard = SsrfGuard::new(settings.allowed_private_cidrs.clone());
-        let timeout = settings.attempt_timeout;
-        // A lease must outlive the attempt it covers, or a slow but live
-        // attempt would be sent twice.
-        let lease = Duration::from_secs(30).max(timeout + Duration::from_secs(5));
         Ok(Arc::new(Dispatcher {
             store,
             cipher,
-            sender: Sender::new(guard, timeout)?,
+            sender: Sender::new(guard, settings.attempt_timeout)?,
             schedule: RetrySchedule::new(settings.retry_schedule.clone()),
-            lease: chrono::Duration::from_std(lease).map_err(|e| e.to_string())?,
+            lease: chrono::Duration::from_std(settings.claim_lease).map_err(|e| e.to_string())?,
             disable_after: chrono::Duration::from_std(settings.disable_after).map_err(|e| e.to_string())?,
             default_rate_limit: settings.default_rate_limit,
-            in_flight: Mutex::new(HashMap::new()),
-            total_in_flight: AtomicUsize::new(0),
-            slot_freed: Notify::new(),
+            in_flight: Arc::new(InFlight::default()),
         }))
     }
 
-    /// Runs until `shutdown` turns true, then waits (up to `drain`) for the
-    /// attempts in flight to be recorded.
-    pub async fn run(self: Arc<Self>, new_work: Arc<Notify>, mut shutdown: watch::Receiver<bool>, drain: Duration) {
+    /// Claims and sends until `shutdown` turns true. Attempts run as their
+    /// own tasks and outlive this loop (see [`drain`](Self::drain)).
+    pub async fn run(self: Arc<Self>, new_work: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
         while !*shutdown.borrow() {
-            let budget = MAX_IN_FLIGHT.saturating_sub(self.total_in_flight.load(Ordering::Acquire));
+            let budget = MAX_IN_FLIGHT.saturating_sub(self.in_flight.total());
             let mut wait = POLL_INTERVAL;
             let mut waiting_for_slots = budget == 0;
             if budget > 0 {
@@ -102,24 +98,51 @@ impl Dispatcher {
             }
             tokio::select! {
                 _ = new_work.notified() => {}
-                _ = self.slot_freed.notified(), if waiting_for_slots => {}
+                _ = self.in_flight.freed.notified(), if waiting_for_slots => {}
                 _ = tokio::time::sleep(wait.max(Duration::from_millis(2))) => {}
                 _ = shutdown.changed() => {}
             }
         }
-        let deadline = tokio::time::Instant::now() + drain;
-        while self.total_in_flight.load(Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
-            let _ = tokio::time::timeout_at(deadline, self.slot_freed.notified()).await;
+    }
+
+    /// Waits (up to `limit`) for the attempts in flight to be recorded.
+    pub async fn drain(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.in_flight.total() > 0 && tokio::time::Instant::now() < deadline {
+            let _ = tokio::time::timeout_at(deadline, self.in_flight.freed.notified()).await;
         }
-        let left = self.total_in_flight.load(Ordering::Acquire);
+        let left = self.in_flight.total();
         if left > 0 {
             tracing::warn!(in_flight = left, "shutting down with attempts in flight; their leases will expire");
         }
     }
 
+    /// Keeps the leases of attempts in flight alive until `shutdown`: a live
+    /// attempt is never handed to another worker, however long it or the
+    /// recording of its outcome takes. A node that stops renewing (it died)
+    /// loses its leases within one lease period.
+    pub async fn renew_leases(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let every = (self.lease / 3).to_std().unwrap_or(Duration::from_secs(10)).max(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => if *shutdown.borrow() { return },
+            }
+            let leases = self.in_flight.leases();
+            if leases.is_empty() {
+                continue;
+            }
+            let lease = self.lease;
+            let renewed = self.store.write(move |tx| tx.extend_leases(&leases, Utc::now() + lease)).await;
+            if let Err(e) = renewed {
+                tracing::error!(error = %e, "renewing the leases of attempts in flight failed; retrying");
+            }
+        }
+    }
+
     async fn claim(self: &Arc<Self>, budget: usize) -> Result<(usize, Option<chrono::DateTime<Utc>>, bool), String> {
-        let in_flight = self.in_flight.lock().expect("in-flight map poisoned").clone();
-        let total_in_flight = self.total_in_flight.load(Ordering::Acquire);
+        let in_flight = self.in_flight.by_endpoint();
+        let total_in_flight = self.in_flight.total();
         let (lease, default_rate_limit) = (self.lease, self.default_rate_limit);
         let claimed = self
             .store
@@ -142,44 +165,23 @@ impl Dispatcher {
             .map_err(|e| e.to_string())?;
         let count = claimed.jobs.len();
         for job in claimed.jobs {
-            self.total_in_flight.fetch_add(1, Ordering::AcqRel);
-            *self.in_flight.lock().expect("in-flight map poisoned").entry(job.endpoint_id.clone()).or_default() += 1;
-            let this = self.clone();
-            tokio::spawn(async move {
-                let endpoint_id = job.endpoint_id.clone();
-                this.attempt(job).await;
-                this.release_slot(&endpoint_id);
+            let slot = self.in_flight.take(LeaseRef {
+                claim_id: job.claim_id.clone(),
+                msg_id: job.msg_id.clone(),
+                endpoint_id: job.endpoint_id.clone(),
             });
+            let this = self.clone();
+            tokio::spawn(async move { this.attempt(job, slot).await });
         }
         Ok((count, claimed.next_due, claimed.waiting_for_slots))
     }
 
-    fn release_slot(&self, endpoint_id: &str) {
-        let mut map = self.in_flight.lock().expect("in-flight map poisoned");
-        if let Some(n) = map.get_mut(endpoint_id) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(endpoint_id);
-            }
-        }
-        drop(map);
-        self.total_in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.slot_freed.notify_one();
-    }
-
-    async fn attempt(&self, job: DeliveryJob) {
+    /// One attempt, start to recorded outcome. The slot (and with it the
+    /// lease renewal) is held until the outcome is in the store.
+    async fn attempt(&self, job: DeliveryJob, _slot: Slot) {
         let started_at = Utc::now();
-        // Set when no request could be made for a reason of ours (payload
-        // gone, key unusable): such failures never count against the endpoint.
-        let mut failed_on_our_side = job.payload.is_none();
         let result = match &job.payload {
-            None => SendResult {
-                status: None,
-                body: String::new(),
-                duration: Duration::ZERO,
-                error: Some("the message payload has expired or was expunged".into()),
-                retry_after: None,
-            },
+            None => SendResult::failed(FailureKind::Internal, "the message payload has expired or was expunged"),
             Some(payload) => match self.signing_keys(&job) {
                 Ok(keys) => {
                     self.sender
@@ -187,24 +189,18 @@ impl Dispatcher {
                             url: &job.url,
                             msg_id: &job.msg_id,
                             timestamp: started_at.timestamp(),
-                            body: payload.as_bytes(),
+                            body: payload.clone(),
                             custom_headers: &job.headers,
                             keys: &keys,
                         })
                         .await
                 }
-                Err(e) => {
-                    failed_on_our_side = true;
-                    SendResult {
-                        status: None,
-                        body: String::new(),
-                        duration: Duration::ZERO,
-                        error: Some(e),
-                        retry_after: None,
-                    }
-                }
+                Err(e) => SendResult::failed(FailureKind::Internal, e),
             },
         };
+        // Failures of ours (payload gone, unusable key) never count against
+        // the endpoint.
+        let failed_on_our_side = result.failure.as_ref().is_some_and(|(kind, _)| *kind == FailureKind::Internal);
         let report = AttemptReport { status: result.status, retry_after: result.retry_after };
         let finished_at = Utc::now();
         let next = if job.payload.is_none() {
@@ -212,7 +208,8 @@ impl Dispatcher {
         } else {
             self.schedule.next_step(job.attempts, report, job.one_shot, finished_at)
         };
-        tracing::debug!(msg = %job.msg_id, endpoint = %job.endpoint_id, status = ?result.status, error = ?result.error, ?next, "attempt");
+        let error = result.error_text();
+        tracing::debug!(msg = %job.msg_id, endpoint = %job.endpoint_id, status = ?result.status, error = ?error, ?next, "attempt");
         let outcome = AttemptOutcome {
             claim_id: job.claim_id,
             attempt: Attempt {
@@ -226,7 +223,7 @@ impl Dispatcher {
                 response: result.body,
                 response_duration_ms: result.duration.as_millis() as i64,
                 trigger: if job.manual { AttemptTrigger::Manual } else { AttemptTrigger::Scheduled },
-                error: result.error,
+                error,
                 created_at: started_at,
             },
             next,
@@ -234,24 +231,42 @@ impl Dispatcher {
             disable_now: result.status == Some(410),
             failed_on_our_side,
         };
-        // The outcome must land; a lost write would mean a duplicate send
-        // after the lease expires, so retry a few times before giving up.
-        for wait_ms in [0u64, 100, 500, 2000] {
-            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
-            let outcome = outcome.clone();
-            match self.store.write(move |tx| tx.finish_delivery(&outcome)).await {
+        self.record(outcome).await;
+    }
+
+    /// Records an outcome, trying until it lands: dropping it would send the
+    /// delivery again once its lease expired, and lose the attempt's log.
+    async fn record(&self, outcome: AttemptOutcome) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let attempt = outcome.clone();
+            match self.store.write(move |tx| tx.finish_delivery(&attempt)).await {
                 Ok(()) => return,
-                Err(e) => tracing::error!(error = %e, "recording an attempt failed"),
+                // The message or endpoint was deleted meanwhile: nothing is owed.
+                Err(StoreError::NotFound) => return,
+                Err(e) => tracing::error!(
+                    error = %e,
+                    msg = %outcome.attempt.msg_id,
+                    endpoint = %outcome.attempt.endpoint_id,
+                    "recording an attempt failed; retrying"
+                ),
             }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_RECORD_BACKOFF);
         }
     }
 
     fn signing_keys(&self, job: &DeliveryJob) -> Result<SigningKeys, String> {
         let now = Utc::now();
-        let mut keys = vec![self.cipher.decrypt(&job.secret.0)?];
-        for retired in job.retired_secrets.iter().filter(|r| r.expires_at > now) {
-            keys.push(self.cipher.decrypt(&retired.secret.0)?);
-        }
+        let live = job.retired_secrets.iter().filter(|r| r.expires_at > now).map(|r| &r.secret);
+        let keys = std::iter::once(&job.secret)
+            .chain(live)
+            .map(|sealed| {
+                let mut bytes = self.cipher.open(&sealed.0, Owner::Endpoint(&job.endpoint_id))?;
+                // Moved, not copied: the `Secret` wipes the bytes when dropped.
+                Secret::from_bytes(std::mem::take(&mut *bytes)).map_err(|e| format!("endpoint secret is unusable: {e}"))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         Ok(SigningKeys(keys))
     }
 }

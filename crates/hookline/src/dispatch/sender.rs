@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use hookline_signature::{Secret, SignatureHeader};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
 
@@ -14,8 +16,44 @@ use crate::store::model::StringMap;
 const MAX_RESPONSE_BYTES: usize = 20_000;
 
 /// The keys that sign one attempt: the current secret and any retired ones
-/// still inside their grace period.
-pub struct SigningKeys(pub Vec<Vec<u8>>);
+/// still inside their grace period (wiped from memory when dropped).
+pub struct SigningKeys(pub Vec<Secret>);
+
+/// Why an attempt got no usable answer, in words an operator can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// No complete answer within the attempt timeout.
+    Timeout,
+    /// The SSRF guard refused the destination address.
+    Forbidden,
+    /// No connection: refused, unreachable, or the name did not resolve.
+    Connect,
+    /// The TLS handshake failed (certificate not trusted, protocol error).
+    Tls,
+    /// The connection was reset or closed before a complete answer.
+    Closed,
+    /// The peer answered something that is not HTTP.
+    Protocol,
+    /// Reading the response body failed after the status arrived.
+    Body,
+    /// Hookline could not make the request (bad URL or header, key, payload).
+    Internal,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Timeout => "timeout",
+            FailureKind::Forbidden => "forbidden_address",
+            FailureKind::Connect => "connection_failed",
+            FailureKind::Tls => "tls_error",
+            FailureKind::Closed => "connection_closed",
+            FailureKind::Protocol => "invalid_response",
+            FailureKind::Body => "response_body_error",
+            FailureKind::Internal => "internal_error",
+        }
+    }
+}
 
 /// What came back (or why nothing did).
 #[derive(Debug, Clone)]
@@ -23,8 +61,27 @@ pub struct SendResult {
     pub status: Option<u16>,
     pub body: String,
     pub duration: Duration,
-    pub error: Option<String>,
+    /// `(kind, detail)` when no complete answer was read.
+    pub failure: Option<(FailureKind, String)>,
     pub retry_after: Option<Duration>,
+}
+
+impl SendResult {
+    /// A failure before any request was made.
+    pub fn failed(kind: FailureKind, detail: impl Into<String>) -> SendResult {
+        SendResult {
+            status: None,
+            body: String::new(),
+            duration: Duration::ZERO,
+            failure: Some((kind, detail.into())),
+            retry_after: None,
+        }
+    }
+
+    /// The failure as stored on the attempt: `kind: detail`.
+    pub fn error_text(&self) -> Option<String> {
+        self.failure.as_ref().map(|(kind, detail)| format!("{}: {detail}", kind.as_str()))
+    }
 }
 
 pub struct Sender {
@@ -36,7 +93,7 @@ pub struct Outgoing<'a> {
     pub url: &'a str,
     pub msg_id: &'a str,
     pub timestamp: i64,
-    pub body: &'a [u8],
+    pub body: Bytes,
     pub custom_headers: &'a StringMap,
     pub keys: &'a SigningKeys,
 }
@@ -60,16 +117,13 @@ impl Sender {
 
     pub async fn send(&self, out: Outgoing<'_>) -> SendResult {
         let started = Instant::now();
-        let fail = |error: String| SendResult {
-            status: None,
-            body: String::new(),
+        let fail = |kind: FailureKind, detail: String| SendResult {
             duration: started.elapsed(),
-            error: Some(error),
-            retry_after: None,
+            ..SendResult::failed(kind, detail)
         };
         let url = match reqwest::Url::parse(out.url) {
             Ok(u) => u,
-            Err(e) => return fail(format!("invalid URL: {e}")),
+            Err(e) => return fail(FailureKind::Internal, format!("invalid URL: {e}")),
         };
         // The resolver guards names; literal addresses never reach it.
         let literal = match url.host() {
@@ -79,17 +133,20 @@ impl Sender {
         };
         if let Some(addr) = literal {
             if let Err(class) = self.guard.check(addr) {
-                return fail(Refused { host: addr.to_string(), addr, class }.to_string());
+                return fail(FailureKind::Forbidden, Refused { host: addr.to_string(), addr, class }.to_string());
             }
         }
         let headers = match build_headers(&out) {
             Ok(h) => h,
-            Err(e) => return fail(e),
+            Err(e) => return fail(FailureKind::Internal, e),
         };
-        let response = self.client.post(url).headers(headers).body(out.body.to_vec()).send().await;
+        let response = self.client.post(url).headers(headers).body(out.body.clone()).send().await;
         let mut response = match response {
             Ok(r) => r,
-            Err(e) => return fail(describe(&e)),
+            Err(e) => {
+                let (kind, detail) = classify(&e);
+                return fail(kind, detail);
+            }
         };
         let status = response.status().as_u16();
         let retry_after = response
@@ -98,7 +155,9 @@ impl Sender {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
         let mut body = Vec::new();
-        let mut error = None;
+        let mut failure = None;
+        // Read up to the cap, then stop: a huge or endless body costs at most
+        // the cap in memory, and the connection is dropped rather than drained.
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
@@ -110,7 +169,9 @@ impl Sender {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    error = Some(format!("reading the response: {}", describe(&e)));
+                    let (kind, detail) = classify(&e);
+                    let kind = if kind == FailureKind::Timeout { kind } else { FailureKind::Body };
+                    failure = Some((kind, format!("reading the response: {detail}")));
                     break;
                 }
             }
@@ -119,7 +180,7 @@ impl Sender {
             status: Some(status),
             body: String::from_utf8_lossy(&body).into_owned(),
             duration: started.elapsed(),
-            error,
+            failure,
             retry_after,
         }
     }
@@ -127,9 +188,8 @@ impl Sender {
 
 fn build_headers(out: &Outgoing<'_>) -> Result<HeaderMap, String> {
     let mut signatures = SignatureHeader::new();
-    for key in &out.keys.0 {
-        let secret = Secret::from_bytes(key.clone()).map_err(|e| format!("endpoint secret is unusable: {e}"))?;
-        signatures.push(secret.sign(out.msg_id, out.timestamp, out.body));
+    for secret in &out.keys.0 {
+        signatures.push(secret.sign(out.msg_id, out.timestamp, &out.body));
     }
     let mut headers = HeaderMap::new();
     // Custom headers first, so ours always win.
@@ -152,28 +212,52 @@ fn build_headers(out: &Outgoing<'_>) -> Result<HeaderMap, String> {
     Ok(headers)
 }
 
-/// One line saying why the request failed, naming the SSRF guard when it was that.
-fn describe(e: &reqwest::Error) -> String {
+/// What kind of failure a request error is, and one line saying why.
+fn classify(e: &reqwest::Error) -> (FailureKind, String) {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut kind = None;
     while let Some(err) = source {
         if let Some(refused) = err.downcast_ref::<Refused>() {
-            return refused.to_string();
+            return (FailureKind::Forbidden, refused.to_string());
+        }
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            if h.is_parse() || h.is_parse_status() {
+                kind = kind.or(Some(FailureKind::Protocol));
+            } else if h.is_incomplete_message() {
+                kind = kind.or(Some(FailureKind::Closed));
+            }
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            match io.kind() {
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => {
+                    kind = kind.or(Some(FailureKind::Closed))
+                }
+                InvalidData => kind = kind.or(Some(FailureKind::Tls)),
+                _ => {}
+            }
         }
         source = err.source();
-    }
-    if e.is_timeout() {
-        return "timed out".into();
     }
     // The innermost cause says the most ("Connection refused", "dns error…").
     let mut innermost: &(dyn std::error::Error + 'static) = e;
     while let Some(next) = innermost.source() {
         innermost = next;
     }
-    if e.is_connect() {
-        format!("connection failed: {innermost}")
-    } else if e.is_redirect() {
-        format!("redirect not followed: {innermost}")
-    } else {
-        format!("request failed: {innermost}")
+    let detail = innermost.to_string();
+    if e.is_timeout() {
+        return (FailureKind::Timeout, "no complete answer within the attempt timeout".into());
     }
+    let lower = detail.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+        return (FailureKind::Tls, detail);
+    }
+    let kind = kind.unwrap_or(if e.is_connect() {
+        FailureKind::Connect
+    } else if e.is_redirect() {
+        FailureKind::Protocol
+    } else {
+        FailureKind::Closed
+    });
+    (kind, detail)
 }

@@ -73,6 +73,12 @@ fn v4_class(ip: Ipv4Addr) -> Option<&'static str> {
         Some("multicast")
     } else if o[0] == 0 {
         Some("unspecified")
+    } else if o[0] == 198 && (o[1] & 0xfe) == 18 {
+        Some("benchmarking (198.18.0.0/15)")
+    } else if o[0..3] == [192, 0, 0] {
+        Some("IETF protocol assignments (192.0.0.0/24)")
+    } else if matches!(o[0..3], [192, 0, 2] | [198, 51, 100] | [203, 0, 113]) {
+        Some("documentation")
     } else if ip.is_broadcast() || o[0] >= 240 {
         Some("reserved")
     } else {
@@ -98,6 +104,11 @@ fn v6_class(ip: Ipv6Addr) -> Option<&'static str> {
         Some("IPv4-compatible")
     } else if s[0] & 0xffc0 == 0xfec0 {
         Some("site-local (private)")
+    } else if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+        // RFC 8215 local-use translation: whatever it reaches is local.
+        Some("local-use NAT64 (64:ff9b:1::/48)")
+    } else if s[0] == 0x2001 && s[1] == 0xdb8 {
+        Some("documentation")
     } else if s[0] == 0x2001 && s[1] == 0 {
         // Teredo tunnels to an address we cannot see.
         Some("Teredo")
@@ -182,10 +193,24 @@ mod tests {
             "2002:7f00:1::1",
             "2001:0:4136:e378::1",
             "fec0::1",
+            "198.18.0.1",
+            "198.19.255.254",
+            "192.0.0.8",
+            "192.0.2.1",
+            "64:ff9b:1::5db8:d822",
+            "2001:db8::1",
         ] {
             assert!(guard.check(addr.parse().unwrap()).is_err(), "{addr} should be refused");
         }
-        for addr in ["93.184.216.34", "2606:4700::1111", "100.128.0.1", "64:ff9b::5db8:d822", "2002:5db8:d822::1"] {
+        for addr in [
+            "93.184.216.34",
+            "2606:4700::1111",
+            "100.128.0.1",
+            "64:ff9b::5db8:d822",
+            "2002:5db8:d822::1",
+            "198.20.0.1",
+            "192.0.1.1",
+        ] {
             assert!(guard.check(addr.parse().unwrap()).is_ok(), "{addr} should be allowed");
         }
     }

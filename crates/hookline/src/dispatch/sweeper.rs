@@ -10,14 +10,11 @@ use crate::store::Store;
 
 const BATCH: usize = 500;
 
-pub fn spawn_sweeper(
-    store: Store,
-    retention: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
+/// Sweeps every so often until `shutdown` turns true.
+pub async fn sweep_forever(store: Store, retention: Duration, mut shutdown: watch::Receiver<bool>) {
     let every = (retention / 4).clamp(Duration::from_millis(500), Duration::from_secs(60));
     let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(90));
-    tokio::spawn(async move {
+    {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
@@ -48,5 +45,5 @@ pub fn spawn_sweeper(
                 }
             }
         }
-    })
+    }
 }

@@ -175,7 +175,8 @@ pub struct DeliveryJob {
     pub endpoint_id: String,
     pub app_id: String,
     pub event_type: String,
-    pub payload: Option<String>,
+    /// Shared, not copied, by every attempt that sends it.
+    pub payload: Option<bytes::Bytes>,
     pub url: String,
     pub headers: StringMap,
     pub secret: SealedSecret,
@@ -186,6 +187,14 @@ pub struct DeliveryJob {
     pub manual: bool,
     /// A manual resend of a delivery that had finished: one attempt only.
     pub one_shot: bool,
+}
+
+/// A claim held by this node: renewed while its attempt runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRef {
+    pub claim_id: String,
+    pub msg_id: String,
+    pub endpoint_id: String,
 }
 
 /// What the dispatcher asks of a claim.

@@ -28,6 +28,8 @@ pub trait EndpointRepo {
     fn list_endpoints(&mut self, app_id: &str, query: &ListQuery) -> StoreResult<Page<Endpoint>>;
     /// Every endpoint of an application, for fan-out.
     fn all_endpoints(&mut self, app_id: &str) -> StoreResult<Vec<Endpoint>>;
+    /// Every endpoint of every application (key upgrades; not for requests).
+    fn every_endpoint(&mut self) -> StoreResult<Vec<Endpoint>>;
     fn update_endpoint(&mut self, ep: &Endpoint) -> StoreResult<()>;
     fn delete_endpoint(&mut self, app_id: &str, id: &str) -> StoreResult<()>;
 }
@@ -91,6 +93,9 @@ pub trait DeliveryRepo {
     /// Records an attempt and moves the delivery on; ignored (but the attempt
     /// kept) when the claim was lost to another worker.
     fn finish_delivery(&mut self, outcome: &AttemptOutcome) -> StoreResult<()>;
+    /// Pushes the expiry of leases still held to `until`; returns how many
+    /// were still held.
+    fn extend_leases(&mut self, leases: &[LeaseRef], until: Timestamp) -> StoreResult<usize>;
     /// Makes every in-flight delivery due now (the embedded store at start-up).
     fn release_all_claims(&mut self, now: Timestamp) -> StoreResult<usize>;
     /// (Re)schedules one delivery for `at`, creating it if needed.
@@ -161,6 +166,13 @@ pub struct OverviewWindow {
     pub limit: usize,
 }
 
+/// Facts about the store itself, as named strings.
+pub trait MetaRepo {
+    fn meta(&mut self, key: &str) -> StoreResult<Option<String>>;
+    fn set_meta(&mut self, key: &str, value: &str) -> StoreResult<()>;
+    fn delete_meta(&mut self, key: &str) -> StoreResult<()>;
+}
+
 /// Everything a transaction can do.
 pub trait Tx:
     ApplicationRepo
@@ -170,6 +182,7 @@ pub trait Tx:
     + AttemptRepo
     + DeliveryRepo
     + IdempotencyRepo
+    + MetaRepo
     + InsightRepo
 {
 }
@@ -182,6 +195,7 @@ impl<T> Tx for T where
         + AttemptRepo
         + DeliveryRepo
         + IdempotencyRepo
+        + MetaRepo
         + InsightRepo
 {
 }

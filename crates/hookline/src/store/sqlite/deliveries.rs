@@ -94,7 +94,7 @@ impl SqliteTx<'_> {
                     endpoint_id: endpoint.id.clone(),
                     app_id: endpoint.app_id.clone(),
                     event_type,
-                    payload,
+                    payload: payload.map(bytes::Bytes::from),
                     url: endpoint.url.clone(),
                     headers: endpoint.headers.clone(),
                     secret: endpoint.secret.clone(),
@@ -294,6 +294,21 @@ impl DeliveryRepo for SqliteTx<'_> {
         self.record_endpoint_health(outcome)
     }
 
+    fn extend_leases(&mut self, leases: &[LeaseRef], until: Timestamp) -> StoreResult<usize> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "UPDATE delivery SET next_attempt_at = ? WHERE msg_id = ? AND endpoint_id = ? AND claim_id = ?",
+            )
+            .map_err(backend)?;
+        let mut held = 0;
+        for lease in leases {
+            held +=
+                stmt.execute(params![ms(&until), lease.msg_id, lease.endpoint_id, lease.claim_id]).map_err(backend)?;
+        }
+        Ok(held)
+    }
+
     fn release_all_claims(&mut self, now: Timestamp) -> StoreResult<usize> {
         let released = self
             .conn
@@ -451,12 +466,19 @@ impl DeliveryRepo for SqliteTx<'_> {
                   LIMIT ?)",
                 now_ms,
             )?,
+            // Attempts, and messages with their deliveries, go once past
+            // retention, but never while a delivery of the message is owed.
             attempts: run(
-                "DELETE FROM attempt WHERE rowid IN (SELECT rowid FROM attempt WHERE created_at < ? LIMIT ?)",
+                "DELETE FROM attempt WHERE rowid IN (SELECT rowid FROM attempt WHERE created_at < ?
+                  AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = attempt.msg_id
+                                  AND d.endpoint_id = attempt.endpoint_id AND d.status IN (1, 3))
+                  LIMIT ?)",
                 cutoff,
             )?,
             messages: run(
-                "DELETE FROM message WHERE rowid IN (SELECT rowid FROM message WHERE created_at < ? LIMIT ?)",
+                "DELETE FROM message WHERE rowid IN (SELECT rowid FROM message WHERE created_at < ?
+                  AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = message.id AND d.status IN (1, 3))
+                  LIMIT ?)",
                 cutoff,
             )?,
             idempotency_keys: run(

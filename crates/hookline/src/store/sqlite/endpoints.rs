@@ -110,6 +110,12 @@ impl EndpointRepo for SqliteTx<'_> {
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
     }
 
+    fn every_endpoint(&mut self) -> StoreResult<Vec<Endpoint>> {
+        let mut stmt = self.conn.prepare(&format!("SELECT {COLUMNS} FROM endpoint ORDER BY id")).map_err(backend)?;
+        let rows = stmt.query_map([], row).map_err(backend)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+    }
+
     fn update_endpoint(&mut self, e: &Endpoint) -> StoreResult<()> {
         let changed = self
             .conn

@@ -15,7 +15,9 @@ mod endpoints;
 mod event_types;
 mod idempotency;
 mod insights;
+mod lock;
 mod messages;
+mod meta;
 mod schema;
 mod sql;
 
@@ -26,6 +28,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{StoreError, Tx};
+pub use lock::DataDirLock;
 
 /// Largest number of jobs committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -192,8 +195,16 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
     Ok(conn)
 }
 
+/// A failed statement. A foreign-key violation means a row refers to one
+/// that is gone (deleted by a concurrent request): that is "not found", not a
+/// fault of the store.
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    match &e {
+        rusqlite::Error::SqliteFailure(err, _) if err.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+            StoreError::NotFound
+        }
+        _ => StoreError::Backend(e.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@ use rusqlite::Connection;
 use super::backend;
 use crate::store::StoreError;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE application (
     id          TEXT PRIMARY KEY,
     uid         TEXT UNIQUE,
@@ -123,7 +124,20 @@ CREATE TABLE idempotency (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX idempotency_created ON idempotency (created_at);
-"#];
+"#,
+    // 2: facts about the store itself (the main key's fingerprint, pending
+    // upgrades). Secrets become bound to their owner's id: the ones already
+    // stored are re-sealed at the next start (`secrets_unbound`), and stored
+    // idempotent answers, which were plaintext, are dropped.
+    r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+INSERT INTO meta (key, value) SELECT 'secrets_unbound', '1' WHERE EXISTS (SELECT 1 FROM endpoint);
+DELETE FROM idempotency;
+"#,
+];
 
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).map_err(backend)? as usize;

@@ -46,12 +46,17 @@ pub fn qualified(columns: &str, alias: &str) -> String {
     columns.split(", ").map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ")
 }
 
-/// Maps a unique-constraint violation to `Conflict(what)`.
+/// Maps a unique-constraint violation to `Conflict(what)`, and a row that
+/// refers to one that is gone (a foreign key) to `NotFound`.
 pub fn conflict_as(what: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
     move |e| match &e {
-        rusqlite::Error::SqliteFailure(err, _) if err.code == rusqlite::ErrorCode::ConstraintViolation => {
-            StoreError::Conflict(what)
-        }
+        rusqlite::Error::SqliteFailure(err, _) => match err.extended_code {
+            rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                StoreError::Conflict(what)
+            }
+            rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => StoreError::NotFound,
+            _ => backend(e),
+        },
         _ => backend(e),
     }
 }

@@ -1,7 +1,7 @@
 // One endpoint: overview (health, secret, test event, recent attempts,
 // recover), charts, custom headers, and the edit form.
 
-import { get, post, patch, put, del, getAll, enc } from './api.js';
+import { get, post, patch, del, getAll, enc } from './api.js';
 import { h, icon, button, badge, field, empty, skeleton, pct, when, fullDate, toast, confirmDialog, copyText, localInput, until, showFormErrors, clearFormErrors } from './dom.js';
 import { go, current } from './main.js';
 import { endpointForm, health, series24h, typeChips } from './endpoints.js';
@@ -261,40 +261,54 @@ async function renderHeaders(body, ctx) {
   const data = await get(`${epPath}/headers`);
   if (!current(my)) return;
   const entries = Object.entries(data.headers || {});
+  const sensitive = data.sensitive || [];
   if (!can.write) {
     body.replaceChildren(h('section.card', h('h2', 'Custom headers'),
-      entries.length ? h('dl.details', entries.flatMap(([k, v]) => [h('dt.mono', k), h('dd.mono', v)])) : h('p.muted', 'No custom headers.')));
+      entries.length || sensitive.length ? h('dl.details', entries.flatMap(([k, v]) => [h('dt.mono', k), h('dd.mono', v)]),
+        sensitive.flatMap((k) => [h('dt.mono', k), h('dd.muted', 'Hidden (credential)')])) : h('p.muted', 'No custom headers.')));
     return;
   }
   const rowsBox = h('div.header-rows');
-  const addRow = (k = '', v = '') => {
-    const name = h('input.mono', { type: 'text', value: k, placeholder: 'X-Example-Header', 'aria-label': 'Header name' });
-    const value = h('input.mono', { type: 'text', value: v, placeholder: 'value', 'aria-label': 'Header value' });
-    const row = h('div.header-row', name, value, h('button.icon-btn', { type: 'button', 'aria-label': `Remove header ${k}`.trim(), onclick: () => row.remove() }, icon('x')));
+  // Credential headers (Authorization, API keys…) never come back from the
+  // API: they show as hidden, and are only replaced or removed.
+  const addRow = (k = '', v = '', hidden = false) => {
+    const name = h('input.mono', { type: 'text', value: k, placeholder: 'X-Example-Header', 'aria-label': 'Header name', readonly: hidden });
+    const value = h('input.mono', { type: 'text', value: v, placeholder: hidden ? 'Hidden; type to replace' : 'value', 'aria-label': 'Header value' });
+    const row = h('div.header-row', { dataset: { hidden: hidden ? '1' : '' } }, name, value,
+      h('button.icon-btn', { type: 'button', 'aria-label': `Remove header ${k}`.trim(), onclick: () => row.remove() }, icon('x')));
     rowsBox.append(row);
     return name;
   };
   entries.forEach(([k, v]) => addRow(k, v));
-  if (!entries.length) addRow();
+  sensitive.forEach((k) => addRow(k, '', true));
+  if (!entries.length && !sensitive.length) addRow();
   const banner = h('div.notice.error', { role: 'alert', tabindex: '-1', hidden: true });
   const form = h('form.card.form', { novalidate: true },
     h('h2', 'Custom headers'),
-    h('p.hint', 'Sent with every delivery to this endpoint, e.g. for your own authentication.'),
+    h('p.hint', 'Sent with every delivery to this endpoint, e.g. for your own authentication. Credential values stay hidden.'),
     banner,
     h('div.field', { dataset: { field: 'headers' } }, rowsBox, h('p.field-error', { hidden: true })),
     h('div.actions',
       button('Add header', () => addRow().focus(), { kind: 'ghost', iconName: 'plus' }),
       h('button.btn.primary', { type: 'submit' }, h('span', 'Save'))));
+  let original = [...entries.map(([k]) => k), ...sensitive];
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     clearFormErrors(form, banner);
     const headers = {};
+    const kept = new Set();
     for (const row of rowsBox.children) {
       const [n, v] = row.querySelectorAll('input');
-      if (n.value.trim()) headers[n.value.trim()] = v.value;
+      const key = n.value.trim();
+      if (!key) continue;
+      kept.add(key);
+      if (row.dataset.hidden && !v.value) continue;
+      headers[key] = v.value;
     }
+    const deleteHeaders = original.filter((k) => !kept.has(k));
     try {
-      await put(`${epPath}/headers`, { headers });
+      await patch(`${epPath}/headers`, { headers, deleteHeaders });
+      original = [...kept];
       toast('Headers saved');
     } catch (err) {
       showFormErrors(form, banner, err);

@@ -17,7 +17,7 @@
 //! panics while a `TestServer` is alive, the log's tail is printed. The child
 //! process is killed when the `TestServer` is dropped.
 //!
-//! Every test binary compiles this module and uses part of it.
+//! Every module of the e2e test binary uses part of it.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;

@@ -3,9 +3,7 @@
 //! stay up. CI runs a few hundred requests; `scripts/fuzz.sh N` runs more
 //! (set HOOKLINE_FUZZ_SEED to replay a run).
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::Method;

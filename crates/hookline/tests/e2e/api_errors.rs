@@ -1,9 +1,9 @@
 //! Error answers: status codes as Svix, and always a JSON `{code, detail}`
 //! body (422: `detail` lists `{loc, msg, type}`), never a 500.
 
-mod common;
+use crate::common;
 
-use common::{assert_error, assert_invalid_field, send, str_of, TestServer};
+use crate::common::{assert_error, assert_invalid_field, send, str_of, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 

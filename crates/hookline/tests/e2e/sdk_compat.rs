@@ -1,15 +1,13 @@
 //! The official Svix Python SDK, unchanged but for `server_url`, against the
-//! real binary: `tests/compat/svix_sdk.py` run by `$HOOKLINE_TEST_PYTHON`
+//! real binary: `tests/e2e/compat/svix_sdk.py` run by `$HOOKLINE_TEST_PYTHON`
 //! (a Python that has `svix` installed, e.g. a virtualenv's `bin/python`).
-
-mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
-use common::TestServer;
+use crate::common::TestServer;
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/svix_sdk.py");
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/compat/svix_sdk.py");
 
 #[tokio::test]
 async fn official_python_sdk_works_against_hookline() {

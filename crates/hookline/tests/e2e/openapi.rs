@@ -2,9 +2,7 @@
 //! in the spec is routed (with or without a trailing slash), paths outside it
 //! hit the fallback, and each operation is scoped as it declares.
 
-mod common;
-
-use common::{assert_error_shape, send, str_of, TestServer};
+use crate::common::{assert_error_shape, send, str_of, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 

@@ -3,13 +3,10 @@
 //! extension routes the portal uses (token, series, overview), with their
 //! scoping and validation. `hookline console` prints a working URL.
 
-mod common;
-mod receiver;
-
 use std::time::Duration;
 
-use common::{assert_error, assert_invalid_field, send, str_of, TestServer};
-use receiver::Receiver;
+use crate::common::{assert_error, assert_invalid_field, send, str_of, TestServer};
+use crate::receiver::Receiver;
 use reqwest::Method;
 use serde_json::{json, Value};
 

@@ -1,28 +1,25 @@
 //! The portal in a real browser: Debian's headless Chromium, driven by
-//! playwright-core from `tests/portal/portal.test.mjs`, against the real
+//! playwright-core from `tests/e2e/portal/portal.test.mjs`, against the real
 //! binary with fixtures created through the API. Needs
 //! `HOOKLINE_TEST_CHROMIUM` (the browser) and `HOOKLINE_TEST_NODE_MODULES`
 //! (a `node_modules` holding playwright-core); `scripts/test.sh` sets both
 //! up. Screenshots land in `target/portal-screenshots/`.
 
-mod common;
-mod receiver;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{str_of, TestServer};
-use receiver::{Receiver, Reply};
+use crate::common::{str_of, TestServer};
+use crate::receiver::{Receiver, Reply};
 use serde_json::{json, Value};
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/portal/portal.test.mjs");
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/portal/portal.test.mjs");
 const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../catalog/platform-events.json");
 
 const SETUP: &str = "Set up the browser tests (as root on Debian), or just run scripts/test.sh:\n  \
     apt-get install -y chromium\n  \
-    (cd crates/hookline/tests/portal && npm ci)\n  \
+    (cd crates/hookline/tests/e2e/portal && npm ci)\n  \
     export HOOKLINE_TEST_CHROMIUM=/usr/bin/chromium\n  \
-    export HOOKLINE_TEST_NODE_MODULES=$PWD/crates/hookline/tests/portal/node_modules";
+    export HOOKLINE_TEST_NODE_MODULES=$PWD/crates/hookline/tests/e2e/portal/node_modules";
 
 fn required_path(var: &str) -> PathBuf {
     let value = std::env::var(var).unwrap_or_default();
@@ -70,7 +67,7 @@ async fn portal_works_in_a_real_browser() {
     let chromium = required_path("HOOKLINE_TEST_CHROMIUM");
     let modules = required_path("HOOKLINE_TEST_NODE_MODULES");
     let playwright = modules.join("playwright-core/index.mjs");
-    assert!(playwright.is_file(), "{} is missing: run npm ci in tests/portal.\n{SETUP}", playwright.display());
+    assert!(playwright.is_file(), "{} is missing: run npm ci in tests/e2e/portal.\n{SETUP}", playwright.display());
     let node = std::env::var("HOOKLINE_TEST_NODE").unwrap_or_else(|_| "node".into());
 
     let receiver = Receiver::scripted(|_, path| Reply::status(if path.contains("fail") { 500 } else { 200 })).await;

@@ -1,9 +1,9 @@
 //! PUT creates what does not exist yet, with the path segment as its uid
 //! (the SDKs call it `upsert`).
 
-mod common;
+use crate::common;
 
-use common::TestServer;
+use crate::common::TestServer;
 use serde_json::json;
 
 #[tokio::test]

@@ -173,7 +173,7 @@ pub fn verify_with_python(cases: &[(String, Received)]) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cases.json");
     std::fs::write(&file, serde_json::to_vec(&payload).unwrap()).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/compat/verify_deliveries.py");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/compat/verify_deliveries.py");
     let out = std::process::Command::new(python).arg(script).arg(&file).output().expect("run python");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "Python verification failed:\n{text}");

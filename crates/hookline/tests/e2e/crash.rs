@@ -2,17 +2,14 @@
 //! concurrent load and restarted; every message that was answered 2xx is
 //! delivered at least once, and duplicates carry the same webhook id.
 
-mod common;
-mod receiver;
-
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use crate::common::TestServer;
+use crate::receiver::Receiver;
 use rand::Rng;
-use receiver::Receiver;
 use serde_json::json;
 
 const KILLS: usize = 4;

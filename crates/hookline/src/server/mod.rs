@@ -1,5 +1,7 @@
 //! Wires the parts together for `hookline serve`.
 
+mod http;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +14,9 @@ use tokio::sync::{watch, Notify};
 use crate::api::{self, AppState, Shared};
 use crate::auth::TokenAuthority;
 use crate::config::Settings;
-use crate::dispatch::{spawn_sweeper, Dispatcher};
+use crate::dispatch::{supervise, sweep_forever, Dispatcher};
 use crate::keys::{MainKey, SecretCipher};
-use crate::store::sqlite::SqliteStore;
+use crate::store::sqlite::{DataDirLock, SqliteStore};
 use crate::store::Store;
 
 /// Opens the configured store (migrating it).
@@ -33,6 +35,12 @@ pub fn load_main_key(settings: &Settings) -> Result<MainKey, String> {
 }
 
 pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result<(), String> {
+    // Before anything touches the store: a second `serve` on the same files
+    // would release this one's claims and dispatch beside it.
+    let _lock = match settings.database_url {
+        None => Some(DataDirLock::acquire(&settings.data_dir)?),
+        Some(_) => None,
+    };
     let store = open_store(&settings)?;
     if let Some(path) = &event_catalog {
         let report = crate::catalog::import_file(&store, path).await?;
@@ -48,18 +56,32 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
     }
     let main_key = load_main_key(&settings)?;
     let cipher = SecretCipher::new(&main_key);
-    // Claims held by a previous run of this process are void: nothing else
-    // can be using the embedded store's file.
+    crate::keys::bind_store(&store, &main_key, &cipher).await?;
+    // Claims held by a previous run of this process are void: the data-dir
+    // lock proves nothing else is using the embedded store's files.
     let released = store.write(|tx| tx.release_all_claims(Utc::now())).await.map_err(|e| e.to_string())?;
     if released > 0 {
         tracing::info!(released, "released deliveries claimed by the previous run");
     }
+
     let new_work = Arc::new(Notify::new());
-    let (stop, stopped) = watch::channel(false);
+    // Claiming stops first; lease renewal and the sweeper run until the
+    // attempts in flight have been recorded.
+    let (stop_claiming, claiming_stopped) = watch::channel(false);
+    let (stop_background, background_stopped) = watch::channel(false);
     let dispatcher = Dispatcher::new(store.clone(), cipher.clone(), &settings)?;
-    let drain = settings.attempt_timeout + Duration::from_secs(2);
-    let dispatch_task = tokio::spawn(dispatcher.run(new_work.clone(), stopped.clone(), drain));
-    let sweeper = spawn_sweeper(store.clone(), settings.retention, stopped);
+    let claim_loop = tokio::spawn(supervise("dispatcher", claiming_stopped.clone(), {
+        let (dispatcher, new_work, stopped) = (dispatcher.clone(), new_work.clone(), claiming_stopped);
+        move || dispatcher.clone().run(new_work.clone(), stopped.clone())
+    }));
+    let renewals = tokio::spawn(supervise("lease renewal", background_stopped.clone(), {
+        let (dispatcher, stopped) = (dispatcher.clone(), background_stopped.clone());
+        move || dispatcher.clone().renew_leases(stopped.clone())
+    }));
+    let sweeper = tokio::spawn(supervise("retention sweeper", background_stopped.clone(), {
+        let (store, retention, stopped) = (store.clone(), settings.retention, background_stopped);
+        move || sweep_forever(store.clone(), retention, stopped.clone())
+    }));
 
     let portal = crate::portal::router(&settings);
     let state = AppState::new(Shared {
@@ -74,13 +96,15 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(address = %local, data_dir = %settings.data_dir.display(), "hookline listening");
     tracing::info!(url = %format!("{}/portal/", settings.public_url), "portal (open it with `hookline console`)");
-    let served =
-        axum::serve(listener, api::router(state).merge(portal)).with_graceful_shutdown(shutdown_signal()).await;
+    http::serve(listener, api::router(state).merge(portal), shutdown_signal(), Duration::from_secs(10)).await;
     // Stop taking work, let attempts in flight finish (bounded), then exit.
-    let _ = stop.send(true);
-    let _ = dispatch_task.await;
+    let _ = stop_claiming.send(true);
+    let _ = claim_loop.await;
+    dispatcher.drain(settings.attempt_timeout + Duration::from_secs(2)).await;
+    let _ = stop_background.send(true);
+    let _ = renewals.await;
     let _ = sweeper.await;
-    served.map_err(|e| format!("server error: {e}"))
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -1,14 +1,13 @@
 //! Delivery end to end: the real binary sends to real HTTP receivers on
 //! loopback (allowed through HOOKLINE_ALLOWED_PRIVATE_CIDRS).
 
-mod common;
-mod receiver;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::TestServer;
+use crate::common::TestServer;
+use crate::receiver::{verify_with_python, Received, Receiver, Reply};
 use hookline_signature::{Secret, Verifier};
-use receiver::{verify_with_python, Received, Receiver, Reply};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -260,7 +259,7 @@ async fn attempt_times_out_and_is_recorded() {
     let attempts = attempts_of(&server, &app, &msg).await;
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0]["responseStatusCode"], 0);
-    assert_eq!(attempts[0]["error"], "timed out");
+    assert_eq!(attempts[0]["error"], "timeout: no complete answer within the attempt timeout");
     let ms = attempts[0]["responseDurationMs"].as_i64().unwrap();
     assert!((900..5000).contains(&ms), "duration {ms} ms");
 }

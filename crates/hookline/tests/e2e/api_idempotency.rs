@@ -1,9 +1,9 @@
 //! `Idempotency-Key`: the first 2xx answer to a POST is replayed for the same
 //! key, token and path; a different body is a 422; failures are not stored.
 
-mod common;
+use crate::common;
 
-use common::{assert_invalid_field, list_data, str_of, Resp, TestServer};
+use crate::common::{assert_invalid_field, list_data, str_of, Resp, TestServer};
 use reqwest::Method;
 use serde_json::{json, Value};
 

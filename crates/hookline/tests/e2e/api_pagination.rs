@@ -1,11 +1,9 @@
 //! Cursor pagination (`iterator`, `prevIterator`, `done`, `limit`, `order`)
 //! walked end to end over applications and messages.
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::{assert_invalid_field, list_data, str_of, TestServer};
+use crate::common::{assert_invalid_field, list_data, str_of, TestServer};
 use serde_json::{json, Value};
 
 const TOTAL: usize = 23;

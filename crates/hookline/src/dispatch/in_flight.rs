@@ -1,0 +1,103 @@
+//! The attempts this node has in flight: counts for the claim's slot rules,
+//! and the claims whose leases the node keeps alive.
+//!
+//! A slot is held by a [`Slot`] guard, so it is given back however the
+//! attempt ends, a panic included: a leaked slot would shrink the node's
+//! capacity for good.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use crate::store::model::LeaseRef;
+
+#[derive(Default)]
+struct State {
+    by_endpoint: HashMap<String, usize>,
+    /// claim id → the lease it holds.
+    leases: HashMap<String, LeaseRef>,
+}
+
+#[derive(Default)]
+pub struct InFlight {
+    state: Mutex<State>,
+    /// Rung whenever a slot is given back.
+    pub freed: Notify,
+}
+
+/// One attempt's place in [`InFlight`]; given back when dropped.
+pub struct Slot {
+    owner: Arc<InFlight>,
+    lease: LeaseRef,
+}
+
+impl InFlight {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent under a panic (every change is one
+        // statement), so a poisoned lock is safe to keep using.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn take(self: &Arc<Self>, lease: LeaseRef) -> Slot {
+        let mut state = self.lock();
+        *state.by_endpoint.entry(lease.endpoint_id.clone()).or_default() += 1;
+        state.leases.insert(lease.claim_id.clone(), lease.clone());
+        Slot { owner: self.clone(), lease }
+    }
+
+    pub fn total(&self) -> usize {
+        self.lock().leases.len()
+    }
+
+    pub fn by_endpoint(&self) -> HashMap<String, usize> {
+        self.lock().by_endpoint.clone()
+    }
+
+    /// The leases to keep alive.
+    pub fn leases(&self) -> Vec<LeaseRef> {
+        self.lock().leases.values().cloned().collect()
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut state = self.owner.lock();
+        if let Some(n) = state.by_endpoint.get_mut(&self.lease.endpoint_id) {
+            *n -= 1;
+            if *n == 0 {
+                state.by_endpoint.remove(&self.lease.endpoint_id);
+            }
+        }
+        state.leases.remove(&self.lease.claim_id);
+        drop(state);
+        self.owner.freed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(claim: &str, endpoint: &str) -> LeaseRef {
+        LeaseRef { claim_id: claim.into(), msg_id: "msg".into(), endpoint_id: endpoint.into() }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_attempt_gives_its_slot_back() {
+        let in_flight = Arc::new(InFlight::default());
+        let kept = in_flight.take(lease("c1", "ep_a"));
+        let slot = in_flight.take(lease("c2", "ep_a"));
+        assert_eq!(in_flight.total(), 2);
+        let task = tokio::spawn(async move {
+            let _slot = slot;
+            panic!("a bug in an attempt");
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        assert_eq!(in_flight.total(), 1);
+        assert_eq!(in_flight.by_endpoint()["ep_a"], 1);
+        assert_eq!(in_flight.leases().iter().map(|l| l.claim_id.as_str()).collect::<Vec<_>>(), ["c1"]);
+        drop(kept);
+        assert!(in_flight.by_endpoint().is_empty());
+    }
+}

@@ -1,0 +1,21 @@
+//! End-to-end tests: each module drives the real `hookline` binary through
+//! the harness in `common` (one test binary, so the harness and its
+//! dependencies are compiled and linked once).
+
+mod common;
+mod receiver;
+
+mod api_errors;
+mod api_fuzz;
+mod api_idempotency;
+mod api_isolation;
+mod api_pagination;
+mod api_resources;
+mod api_upsert;
+mod crash;
+mod delivery;
+mod openapi;
+mod portal_api;
+mod portal_browser;
+mod receiving_tools;
+mod sdk_compat;
