@@ -284,7 +284,7 @@ test('embedded_in_a_third_party_iframe', async () => {
         });`);
       return;
     }
-    res.writeHead(200, { 'content-type': 'text/html' });
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
     res.end(`<!doctype html><title>Acme settings</title><h1>Settings → Webhooks</h1>
       <script src="/host.js"></script>
       <iframe title="Webhooks portal" allow="clipboard-write" style="display:block;width:100%;border:none" src="${url.href.replace(/"/g, '&quot;')}"></iframe>`);
