@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs the Python
-# packages the interop tests need into .venv, checks formatting and lints,
+# packages the interop tests need into .venv, Debian's chromium and the
+# portal tests' npm packages (playwright-core, no browser download), checks
+# formatting and lints,
 # runs the Rust test suites (unit, end-to-end against the real binary, SDK
 # compatibility, crash test) and a seconds-long benchmark smoke run.
 set -euo pipefail
@@ -11,6 +13,22 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 export HOOKLINE_TEST_PYTHON="$PWD/.venv/bin/python"
+
+# The portal's browser tests: Debian's chromium, driven by playwright-core.
+if [[ ! -x /usr/bin/chromium ]]; then
+  echo "== installing chromium (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null
+fi
+portal_tests=crates/hookline/tests/e2e/portal
+# npm ci when node_modules is missing or older than the lock file.
+if [[ ! -f $portal_tests/node_modules/.package-lock.json \
+      || $portal_tests/package-lock.json -nt $portal_tests/node_modules/.package-lock.json ]]; then
+  (cd "$portal_tests" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+fi
+export HOOKLINE_TEST_CHROMIUM=/usr/bin/chromium
+export HOOKLINE_TEST_NODE_MODULES="$PWD/$portal_tests/node_modules"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

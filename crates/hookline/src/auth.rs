@@ -45,6 +45,8 @@ struct Claims {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub scope: Scope,
+    /// Unix seconds after which the token is refused; `None` never expires.
+    pub expires_at: Option<i64>,
     /// A stable digest of the token, to key idempotency records by caller
     /// without storing the token itself.
     pub token_digest: [u8; 32],
@@ -84,7 +86,7 @@ impl TokenAuthority {
         if let Some(admin) = &self.static_admin {
             let expected: [u8; 32] = Sha256::digest(admin.as_bytes()).into();
             if bool::from(expected.ct_eq(&token_digest)) {
-                return Some(Caller { scope: Scope::Admin, token_digest });
+                return Some(Caller { scope: Scope::Admin, expires_at: None, token_digest });
             }
         }
         let (payload, mac) = token.strip_prefix(PREFIX)?.split_once('.')?;
@@ -96,7 +98,7 @@ impl TokenAuthority {
         if claims.exp.is_some_and(|exp| exp <= now_unix) {
             return None;
         }
-        Some(Caller { scope: claims.scope, token_digest })
+        Some(Caller { scope: claims.scope, expires_at: claims.exp, token_digest })
     }
 
     fn mac(&self, data: &[u8]) -> [u8; 32] {

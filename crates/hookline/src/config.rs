@@ -28,6 +28,11 @@ pub struct Settings {
     pub max_payload: usize,
     pub log: String,
     pub log_json: bool,
+    /// Base of the URLs Hookline hands out (portal links), without a
+    /// trailing slash. Never taken from a request's `Host` header.
+    pub public_url: String,
+    /// The portal's CSP `frame-ancestors` (who may embed it).
+    pub portal_frame_ancestors: String,
 }
 
 /// Values given as command-line flags; they win over everything else.
@@ -56,6 +61,8 @@ Settings (flag, then env var — set, even empty, it wins — then hookline.toml
   HOOKLINE_MAX_PAYLOAD                            largest request body [1MiB]
   HOOKLINE_LOG                                    log filter, tracing syntax [info]
   HOOKLINE_LOG_FORMAT                             `json` for JSON lines [text]
+  HOOKLINE_PUBLIC_URL                             base of URLs Hookline hands out (portal links) [http://<listen>]
+  HOOKLINE_PORTAL_FRAME_ANCESTORS                 CSP frame-ancestors of the portal (who may embed it) [*]
 In hookline.toml use the name without the prefix, in lower case: listen = \"0.0.0.0:8071\".";
 
 /// A setting that could not be parsed, named so the operator can fix it.
@@ -115,9 +122,10 @@ impl Settings {
 
     pub fn load_with_file(flags: FlagValues, file: &Path) -> Result<Settings, SettingError> {
         let sources = Sources { flags: flag_map(flags), file: read_toml(file)? };
+        let listen: SocketAddr = sources
+            .parsed("listen", "127.0.0.1:8071", |s| s.parse().map_err(|e| format!("{e} (expected host:port)")))?;
         Ok(Settings {
-            listen: sources
-                .parsed("listen", "127.0.0.1:8071", |s| s.parse().map_err(|e| format!("{e} (expected host:port)")))?,
+            listen,
             data_dir: sources.parsed("data_dir", "./hookline-data", |s| Ok(PathBuf::from(s)))?,
             database_url: sources.optional("database_url"),
             admin_token: sources.optional("admin_token"),
@@ -142,6 +150,8 @@ impl Settings {
                 "text" | "" => Ok(false),
                 other => Err(format!("unknown log format {other:?} (expected text or json)")),
             })?,
+            public_url: sources.parsed("public_url", &default_public_url(listen), parse_public_url)?,
+            portal_frame_ancestors: sources.parsed("portal_frame_ancestors", "*", parse_frame_ancestors)?,
         })
     }
 }
@@ -182,6 +192,45 @@ fn read_toml(path: &Path) -> Result<BTreeMap<String, String>, SettingError> {
         out.insert(key.to_ascii_lowercase(), text);
     }
     Ok(out)
+}
+
+/// `http://<listen>`; an unspecified address (`0.0.0.0`, `::`) becomes
+/// `localhost`, since nobody can browse to it. Set `HOOKLINE_PUBLIC_URL` for
+/// anything reached through a proxy or another name.
+fn default_public_url(listen: SocketAddr) -> String {
+    match listen {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => format!("http://localhost:{}", a.port()),
+        SocketAddr::V6(a) if a.ip().is_unspecified() => format!("http://localhost:{}", a.port()),
+        other => format!("http://{other}"),
+    }
+}
+
+/// An absolute `http(s)` URL without query or fragment; kept without a
+/// trailing slash so paths can be appended.
+fn parse_public_url(s: &str) -> Result<String, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL like https://hooks.example.com ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("{s:?} must be an http:// or https:// URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(format!("{s:?} must not carry credentials, a query or a fragment"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// CSP source expressions: `*`, `'self'`, `'none'` or origins, separated by
+/// spaces or commas. Anything that could end the directive is refused.
+fn parse_frame_ancestors(s: &str) -> Result<String, String> {
+    let sources: Vec<&str> = s.split([' ', ',']).filter(|p| !p.is_empty()).collect();
+    if sources.is_empty() {
+        return Err("expected `*`, `'none'`, `'self'` or origins like https://app.example.com".into());
+    }
+    for source in &sources {
+        if !source.bytes().all(|b| b.is_ascii_graphic() && !b";,\"\\".contains(&b)) {
+            return Err(format!("{source:?} is not a CSP source like https://app.example.com"));
+        }
+    }
+    Ok(sources.join(" "))
 }
 
 /// `500ms`, `5s`, `5m`, `2h`, `90d`; a bare number is seconds.
@@ -265,5 +314,24 @@ mod tests {
         assert_eq!(s.retention, Duration::from_secs(7 * 86400));
         let flags = FlagValues { listen: Some("127.0.0.1:1234".into()), ..Default::default() };
         assert_eq!(Settings::load_with_file(flags, &file).unwrap().listen.port(), 1234);
+    }
+
+    #[test]
+    fn public_url_defaults_to_the_listen_address() {
+        assert_eq!(default_public_url("127.0.0.1:8071".parse().unwrap()), "http://127.0.0.1:8071");
+        assert_eq!(default_public_url("0.0.0.0:80".parse().unwrap()), "http://localhost:80");
+        assert_eq!(parse_public_url("https://hooks.example.com/base/").unwrap(), "https://hooks.example.com/base");
+        assert_eq!(parse_public_url("https://hooks.example.com").unwrap(), "https://hooks.example.com");
+        assert!(parse_public_url("hooks.example.com").is_err());
+        assert!(parse_public_url("ftp://x").is_err());
+        assert!(parse_public_url("https://x/?a=1").is_err());
+    }
+
+    #[test]
+    fn frame_ancestors_are_csp_sources() {
+        assert_eq!(parse_frame_ancestors("*").unwrap(), "*");
+        assert_eq!(parse_frame_ancestors("'self', https://a.example.com").unwrap(), "'self' https://a.example.com");
+        assert!(parse_frame_ancestors("https://a; script-src *").is_err());
+        assert!(parse_frame_ancestors("  ").is_err());
     }
 }

@@ -48,6 +48,17 @@ impl IdKind {
         out
     }
 
+    /// The smallest id of this kind created at `unix_ms` or later: ids
+    /// sort by creation time, so `[floor_at(a), floor_at(b))` holds exactly
+    /// the ids created in `[a, b)` and an index on the id serves time ranges.
+    pub fn floor_at(self, unix_ms: i64) -> String {
+        let mut raw = [0u8; 20];
+        let secs = (unix_ms.div_euclid(1000) - KSUID_EPOCH).clamp(0, u32::MAX as i64) as u32;
+        raw[..4].copy_from_slice(&secs.to_be_bytes());
+        raw[4..6].copy_from_slice(&(unix_ms.rem_euclid(1000) as u16).to_be_bytes());
+        format!("{}{}", self.prefix(), encode_base62(&raw))
+    }
+
     /// Whether `s` could be a new uid for this kind: a valid uid that does
     /// not carry the id prefix (an `app_…` that matches nothing is a missing
     /// id, not a name to create).
@@ -102,6 +113,14 @@ mod tests {
         assert!(IdKind::Message.matches(&a));
         assert!(!IdKind::Endpoint.matches(&a));
         assert_eq!(a.len(), 4 + ENCODED_LEN);
+    }
+
+    #[test]
+    fn floor_bounds_ids_by_creation_time() {
+        let t = 1_700_000_000_123;
+        let id = IdKind::Attempt.generate_at(t);
+        assert!(IdKind::Attempt.floor_at(t) <= id && id < IdKind::Attempt.floor_at(t + 1));
+        assert!(IdKind::Attempt.floor_at(t - 1) < IdKind::Attempt.floor_at(t));
     }
 
     #[test]

@@ -9,5 +9,6 @@ pub mod config;
 pub mod dispatch;
 pub mod ids;
 pub mod keys;
+pub mod portal;
 pub mod server;
 pub mod store;

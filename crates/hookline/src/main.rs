@@ -43,6 +43,12 @@ enum Command {
     /// API tokens
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print an operator-console URL holding a short-lived admin token
+    Console {
+        /// How long the token is valid
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        expiry: std::time::Duration,
+    },
     /// The event type catalog
     #[command(subcommand, name = "event-types")]
     EventTypes(EventTypesCommand),
@@ -146,6 +152,7 @@ fn main() -> ExitCode {
         Command::Token(TokenCommand::Create { app, read_only }) => {
             runtime().block_on(create_token(settings, app, read_only))
         }
+        Command::Console { expiry } => console_url(&settings, expiry),
         Command::EventTypes(EventTypesCommand::Import { file }) => runtime().block_on(import_catalog(settings, file)),
         Command::Verify { .. } | Command::Listen { .. } => unreachable!("handled above"),
     };
@@ -179,6 +186,19 @@ async fn create_token(settings: Settings, app: Option<String>, read_only: bool) 
         }
     };
     println!("{}", tokens.issue(scope, None));
+    Ok(())
+}
+
+/// An admin token that expires, signed with the main key like `token
+/// create`, inside the portal URL's fragment.
+fn console_url(settings: &Settings, expiry: std::time::Duration) -> Result<(), String> {
+    let secs = expiry.as_secs() as i64;
+    if !(60..=7 * 86400).contains(&secs) {
+        return Err("--expiry must be from 1m to 7d".into());
+    }
+    let key = server::load_main_key(settings)?;
+    let token = TokenAuthority::new(&key, None).issue(Scope::Admin, Some(chrono::Utc::now().timestamp() + secs));
+    println!("{}", hookline::portal::portal_url(&settings.public_url, &token));
     Ok(())
 }
 

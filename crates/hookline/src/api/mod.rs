@@ -17,6 +17,7 @@ pub mod error;
 mod event_types;
 mod extract;
 mod idempotency;
+mod insights;
 mod json;
 mod messages;
 mod openapi;

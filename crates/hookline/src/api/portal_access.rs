@@ -1,8 +1,7 @@
 //! `POST /api/v1/auth/app-portal-access/{app_id}`: a scoped token and portal URL.
 
 use axum::extract::State;
-use axum::http::header::HOST;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -35,7 +34,6 @@ pub struct PortalAccessOut {
 pub async fn create(
     State(state): State<AppState>,
     ScopedApp(app): ScopedApp,
-    headers: HeaderMap,
     idem: Idem,
     JsonBody(input): JsonBody<Option<PortalAccessIn>>,
 ) -> ApiResult<Response> {
@@ -50,12 +48,6 @@ pub async fn create(
         Scope::App { app: app.id, read_only: input.read_only.unwrap_or(false) },
         Some(Utc::now().timestamp() + expiry),
     );
-    let host = headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .unwrap_or_else(|| state.settings.listen.to_string());
-    // The token travels in the fragment: it never reaches a server log.
-    let url = format!("http://{host}/portal/#token={token}");
+    let url = crate::portal::portal_url(&state.settings.public_url, &token);
     state.commit(idem, StatusCode::OK, move |_| Ok(PortalAccessOut { url, token })).await
 }

@@ -4,8 +4,8 @@
 use axum::routing::{on, MethodFilter, MethodRouter};
 
 use super::{
-    applications, attempts, delivery_ops, endpoint_headers, endpoint_secret, endpoints, event_types, messages, openapi,
-    portal_access, AppState,
+    applications, attempts, delivery_ops, endpoint_headers, endpoint_secret, endpoints, event_types, insights,
+    messages, openapi, portal_access, AppState,
 };
 
 /// Who may call a route.
@@ -116,6 +116,10 @@ pub static ROUTES: &[Route] = &[
     route!(POST "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", delivery_ops::resend, WRITE, "Message Attempt", "v1.message-attempt.resend", "Send a message to an endpoint again, now"),
     // Authentication
     route!(POST "/api/v1/auth/app-portal-access/{app_id}", portal_access::create, Access::AdminApp, "Authentication", "v1.authentication.app-portal-access", "A portal URL and token scoped to one application"),
+    // Hookline extensions (not in Svix): what the portal needs beyond the Svix API.
+    route!(GET "/api/v1/auth/token", insights::token, Access::Authenticated, "Hookline", "hookline.token.get", "Hookline extension: what the presented token may do (scope, application, read-only, expiry)"),
+    route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats/series", insights::series, READ, "Hookline", "hookline.endpoint.stats-series", "Hookline extension: the endpoint's attempts over time (`since`, `until`, `bucket`): successes, failures, latency p50/p90/p99"),
+    route!(GET "/api/v1/hookline/overview", insights::overview, Access::Admin, "Hookline", "hookline.overview.get", "Hookline extension: delivery health across every application (backlog, failing and recently disabled endpoints)"),
 ];
 
 async fn health() -> axum::http::StatusCode {

@@ -83,6 +83,7 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
         move || sweep_forever(store.clone(), retention, stopped.clone())
     }));
 
+    let portal = crate::portal::router(&settings);
     let state = AppState::new(Shared {
         store,
         tokens: TokenAuthority::new(&main_key, settings.admin_token.clone()),
@@ -94,7 +95,8 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
         TcpListener::bind(settings.listen).await.map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(address = %local, data_dir = %settings.data_dir.display(), "hookline listening");
-    http::serve(listener, api::router(state), shutdown_signal(), Duration::from_secs(10)).await;
+    tracing::info!(url = %format!("{}/portal/", settings.public_url), "portal (open it with `hookline console`)");
+    http::serve(listener, api::router(state).merge(portal), shutdown_signal(), Duration::from_secs(10)).await;
     // Stop taking work, let attempts in flight finish (bounded), then exit.
     let _ = stop_claiming.send(true);
     let _ = claim_loop.await;

@@ -267,3 +267,49 @@ pub struct Purged {
     pub attempts: usize,
     pub idempotency_keys: usize,
 }
+
+/// One time bucket of an endpoint's attempts, for the portal's charts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesBucket {
+    pub start: Timestamp,
+    pub success: u64,
+    pub failure: u64,
+    /// Latency percentiles (nearest rank) of the attempts that got an HTTP
+    /// answer; `None` when none did.
+    pub p50_ms: Option<i64>,
+    pub p90_ms: Option<i64>,
+    pub p99_ms: Option<i64>,
+}
+
+/// An endpoint as the operator's health view lists it.
+#[derive(Debug, Clone)]
+pub struct EndpointHealth {
+    pub endpoint_id: String,
+    pub app_id: String,
+    pub app_name: String,
+    pub url: String,
+    pub disabled: bool,
+    pub failing_since: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+/// The whole service's delivery health, for the operator console.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryOverview {
+    pub applications: u64,
+    pub endpoints: u64,
+    /// Deliveries not finished yet (pending, or in flight).
+    pub backlog: u64,
+    /// Of the backlog, those due now or overdue.
+    pub due_now: u64,
+    /// When the longest-waiting due delivery fell due.
+    pub oldest_due: Option<Timestamp>,
+    pub recent_success: u64,
+    pub recent_failure: u64,
+    pub failing_count: u64,
+    pub disabled_count: u64,
+    /// Enabled endpoints failing without success, longest-failing first.
+    pub failing: Vec<EndpointHealth>,
+    /// Endpoints disabled (by a person or automatically) in the recent window, newest first.
+    pub recently_disabled: Vec<EndpointHealth>,
+}

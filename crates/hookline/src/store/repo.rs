@@ -138,6 +138,34 @@ pub trait DeliveryRepo {
     fn purge_expired(&mut self, now: Timestamp, retention: chrono::Duration, batch: usize) -> StoreResult<Purged>;
 }
 
+/// Read-only summaries for the portal: time series and the operator's
+/// health view. Plain aggregates over `attempt`, `delivery` and `endpoint`.
+pub trait InsightRepo {
+    /// The endpoint's attempts in [since, until), in consecutive buckets of
+    /// `bucket` starting at `since`; every bucket is present, empty or not.
+    fn attempt_series(
+        &mut self,
+        endpoint_id: &str,
+        since: Timestamp,
+        until: Timestamp,
+        bucket: chrono::Duration,
+    ) -> StoreResult<Vec<SeriesBucket>>;
+    /// Backlog and endpoint health across every application.
+    fn delivery_overview(&mut self, window: &OverviewWindow) -> StoreResult<DeliveryOverview>;
+}
+
+/// What "now" and "recent" mean for a delivery overview.
+#[derive(Debug, Clone)]
+pub struct OverviewWindow {
+    pub now: Timestamp,
+    /// Attempts counted from here on.
+    pub attempts_since: Timestamp,
+    /// Endpoints disabled from here on are listed.
+    pub disabled_since: Timestamp,
+    /// Most endpoints in each list.
+    pub limit: usize,
+}
+
 /// Facts about the store itself, as named strings.
 pub trait MetaRepo {
     fn meta(&mut self, key: &str) -> StoreResult<Option<String>>;
@@ -147,7 +175,15 @@ pub trait MetaRepo {
 
 /// Everything a transaction can do.
 pub trait Tx:
-    ApplicationRepo + EventTypeRepo + EndpointRepo + MessageRepo + AttemptRepo + DeliveryRepo + IdempotencyRepo + MetaRepo
+    ApplicationRepo
+    + EventTypeRepo
+    + EndpointRepo
+    + MessageRepo
+    + AttemptRepo
+    + DeliveryRepo
+    + IdempotencyRepo
+    + MetaRepo
+    + InsightRepo
 {
 }
 
@@ -160,5 +196,6 @@ impl<T> Tx for T where
         + DeliveryRepo
         + IdempotencyRepo
         + MetaRepo
+        + InsightRepo
 {
 }

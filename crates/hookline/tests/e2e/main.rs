@@ -18,6 +18,8 @@ mod fixtures;
 mod hostile_clients;
 mod hostile_endpoints;
 mod openapi;
+mod portal_api;
+mod portal_browser;
 mod receiving_tools;
 mod reliability;
 mod schemathesis;

@@ -14,6 +14,7 @@ mod deliveries;
 mod endpoints;
 mod event_types;
 mod idempotency;
+mod insights;
 mod lock;
 mod messages;
 mod meta;

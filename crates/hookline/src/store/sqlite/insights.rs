@@ -1,0 +1,203 @@
+//! Read-only aggregates for the portal: an endpoint's attempts as a time
+//! series, and the operator's delivery-health overview. Plain SQL over the
+//! existing tables; nothing here writes.
+
+use rusqlite::{params, Row};
+
+use super::sql::*;
+use super::{backend, SqliteTx};
+use crate::ids::IdKind;
+use crate::store::model::{DeliveryOverview, DeliveryStatus, EndpointHealth, SeriesBucket, Timestamp};
+use crate::store::{InsightRepo, OverviewWindow, StoreResult};
+
+/// Nearest-rank percentile of an ascending list.
+fn percentile(sorted: &[i64], p: u32) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (sorted.len() * p as usize).div_ceil(100).max(1);
+    Some(sorted[rank - 1])
+}
+
+fn close_bucket(bucket: &mut SeriesBucket, latencies: &mut Vec<i64>) {
+    bucket.p50_ms = percentile(latencies, 50);
+    bucket.p90_ms = percentile(latencies, 90);
+    bucket.p99_ms = percentile(latencies, 99);
+    latencies.clear();
+}
+
+const HEALTH_COLUMNS: &str = "e.id, e.app_id, a.name, e.url, e.disabled, e.failing_since, e.updated_at";
+
+fn health_row(r: &Row<'_>) -> rusqlite::Result<EndpointHealth> {
+    Ok(EndpointHealth {
+        endpoint_id: r.get(0)?,
+        app_id: r.get(1)?,
+        app_name: r.get(2)?,
+        url: r.get(3)?,
+        disabled: r.get(4)?,
+        failing_since: opt_from_ms(r.get(5)?),
+        updated_at: from_ms(r.get(6)?),
+    })
+}
+
+impl SqliteTx<'_> {
+    fn count(&self, sql: &str, params: impl rusqlite::Params) -> StoreResult<u64> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut s| s.query_row(params, |r| r.get::<_, i64>(0)))
+            .map_err(backend)
+            .map(|n| n.max(0) as u64)
+    }
+
+    fn health_list(
+        &self,
+        filter: &str,
+        order: &str,
+        value: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<EndpointHealth>> {
+        let sql = format!(
+            "SELECT {HEALTH_COLUMNS} FROM endpoint e JOIN application a ON a.id = e.app_id
+             WHERE {filter} ORDER BY {order} LIMIT {limit}"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(backend)?;
+        let rows = match value {
+            Some(v) => stmt.query_map([v], health_row),
+            None => stmt.query_map([], health_row),
+        }
+        .map_err(backend)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+    }
+}
+
+impl InsightRepo for SqliteTx<'_> {
+    fn attempt_series(
+        &mut self,
+        endpoint_id: &str,
+        since: Timestamp,
+        until: Timestamp,
+        bucket: chrono::Duration,
+    ) -> StoreResult<Vec<SeriesBucket>> {
+        let width = bucket.num_milliseconds().max(1);
+        let (since_ms, until_ms) = (ms(&since), ms(&until));
+        let count = ((until_ms - since_ms).max(0) + width - 1) / width;
+        let mut buckets: Vec<SeriesBucket> = (0..count)
+            .map(|i| SeriesBucket {
+                start: from_ms(since_ms + i * width),
+                success: 0,
+                failure: 0,
+                p50_ms: None,
+                p90_ms: None,
+                p99_ms: None,
+            })
+            .collect();
+        // Attempt ids sort by creation time: the (endpoint_id, id) index
+        // serves the range. Rows come grouped by bucket, fastest first, so
+        // one bucket's latencies are in memory at a time.
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT (created_at - ?1) / ?2 AS b, status, response_status_code, response_duration_ms
+                 FROM attempt WHERE endpoint_id = ?3 AND id >= ?4 AND id < ?5
+                 ORDER BY b, response_duration_ms",
+            )
+            .map_err(backend)?;
+        let lo = IdKind::Attempt.floor_at(since_ms);
+        let hi = IdKind::Attempt.floor_at(until_ms);
+        let mut rows = stmt.query(params![since_ms, width, endpoint_id, lo, hi]).map_err(backend)?;
+        let mut current: Option<usize> = None;
+        let mut latencies = Vec::new();
+        while let Some(r) = rows.next().map_err(backend)? {
+            let index: i64 = r.get(0).map_err(backend)?;
+            let Some(index) = usize::try_from(index).ok().filter(|i| *i < buckets.len()) else { continue };
+            if current != Some(index) {
+                if let Some(done) = current {
+                    close_bucket(&mut buckets[done], &mut latencies);
+                }
+                current = Some(index);
+            }
+            let status: i64 = r.get(1).map_err(backend)?;
+            let code: i64 = r.get(2).map_err(backend)?;
+            let duration: i64 = r.get(3).map_err(backend)?;
+            if status == DeliveryStatus::Success as i64 {
+                buckets[index].success += 1;
+            } else {
+                buckets[index].failure += 1;
+            }
+            if code > 0 {
+                latencies.push(duration);
+            }
+        }
+        if let Some(done) = current {
+            close_bucket(&mut buckets[done], &mut latencies);
+        }
+        Ok(buckets)
+    }
+
+    fn delivery_overview(&mut self, w: &OverviewWindow) -> StoreResult<DeliveryOverview> {
+        let (now, limit) = (w.now, w.limit);
+        let (backlog, due_now, oldest_due) = self
+            .conn
+            .prepare_cached(
+                "SELECT count(*), coalesce(sum(next_attempt_at <= ?1), 0),
+                        min(CASE WHEN next_attempt_at <= ?1 THEN next_attempt_at END)
+                 FROM delivery WHERE next_attempt_at IS NOT NULL",
+            )
+            .and_then(|mut s| {
+                s.query_row([ms(&now)], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?)))
+            })
+            .map_err(backend)?;
+        let (recent_success, recent_failure) = self
+            .conn
+            .prepare_cached(
+                "SELECT coalesce(sum(status = ?2), 0), coalesce(sum(status <> ?2), 0)
+                 FROM attempt WHERE created_at >= ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![ms(&w.attempts_since), DeliveryStatus::Success as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })
+            })
+            .map_err(backend)?;
+        Ok(DeliveryOverview {
+            applications: self.count("SELECT count(*) FROM application", [])?,
+            endpoints: self.count("SELECT count(*) FROM endpoint", [])?,
+            backlog: backlog.max(0) as u64,
+            due_now: due_now.max(0) as u64,
+            oldest_due: opt_from_ms(oldest_due),
+            recent_success: recent_success.max(0) as u64,
+            recent_failure: recent_failure.max(0) as u64,
+            failing_count: self
+                .count("SELECT count(*) FROM endpoint WHERE failing_since IS NOT NULL AND disabled = 0", [])?,
+            disabled_count: self.count("SELECT count(*) FROM endpoint WHERE disabled = 1", [])?,
+            failing: self.health_list(
+                "e.failing_since IS NOT NULL AND e.disabled = 0",
+                "e.failing_since, e.id",
+                None,
+                limit,
+            )?,
+            recently_disabled: self.health_list(
+                "e.disabled = 1 AND e.updated_at >= ?",
+                "e.updated_at DESC, e.id",
+                Some(ms(&w.disabled_since)),
+                limit,
+            )?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<i64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 50), Some(50));
+        assert_eq!(percentile(&v, 90), Some(90));
+        assert_eq!(percentile(&v, 99), Some(99));
+        assert_eq!(percentile(&[7], 99), Some(7));
+        assert_eq!(percentile(&[1, 2, 3], 50), Some(2));
+        assert_eq!(percentile(&[], 50), None);
+    }
+}
