@@ -16,7 +16,7 @@ use super::AppState;
 use crate::ids::IdKind;
 use crate::store::model::{Application, StringMap, Timestamp};
 use crate::store::page::{Order, Page};
-use crate::store::StoreError;
+use crate::store::{StoreError, Tx};
 
 #[derive(Deserialize, Default, Clone)]
 #[serde(rename_all = "camelCase")]
@@ -55,7 +55,7 @@ impl ApplicationIn {
 }
 
 /// PATCH: absent fields stay, `null` clears (where clearing makes sense).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationPatch {
     #[serde(default)]
@@ -138,16 +138,18 @@ pub async fn create(
     let get_if_exists = q.bool("get_if_exists", false)?;
     state
         .commit_with_status(idem, move |tx| {
-            if get_if_exists {
-                if let Some(uid) = &input.uid {
-                    if let Some(existing) = tx.application(uid)? {
-                        return Ok((StatusCode::OK, ApplicationOut::from(existing)));
-                    }
+            let app = input.clone().into_new();
+            // Insert first, then look: two requests racing with one uid
+            // create one application, and the other finds it.
+            match tx.insert_application(&app) {
+                Ok(()) => Ok((StatusCode::CREATED, ApplicationOut::from(app))),
+                Err(StoreError::Conflict(what)) if get_if_exists => {
+                    let uid = input.uid.as_deref().unwrap_or_default();
+                    let existing = tx.application(uid)?.ok_or(StoreError::Conflict(what))?;
+                    Ok((StatusCode::OK, ApplicationOut::from(existing)))
                 }
+                Err(e) => Err(e.into()),
             }
-            let app = input.into_new();
-            tx.insert_application(&app)?;
-            Ok((StatusCode::CREATED, ApplicationOut::from(app)))
         })
         .await
 }
@@ -172,27 +174,39 @@ pub async fn update(
         }
     }
     v.finish()?;
+    let replace = move |tx: &mut dyn Tx, app: Application, input: ApplicationIn| -> ApiResult<ApplicationOut> {
+        let updated = Application {
+            uid: input.uid,
+            name: input.name,
+            rate_limit: input.rate_limit.map(|r| r as u32),
+            metadata: input.metadata.unwrap_or_default(),
+            updated_at: Utc::now(),
+            ..app
+        };
+        tx.update_application(&updated)?;
+        Ok(ApplicationOut::from(updated))
+    };
     state
-        .commit_with_status(idem, move |tx| match target {
+        .commit_with_status(idem, move |tx| match &target {
             AppTarget::Existing(app) => {
-                let updated = Application {
-                    uid: input.uid,
-                    name: input.name,
-                    rate_limit: input.rate_limit.map(|r| r as u32),
-                    metadata: input.metadata.unwrap_or_default(),
-                    updated_at: Utc::now(),
-                    ..app
-                };
-                tx.update_application(&updated)?;
-                Ok((StatusCode::OK, ApplicationOut::from(updated)))
+                let current = tx.application_for_update(&app.id)?.ok_or(StoreError::NotFound)?;
+                Ok((StatusCode::OK, replace(tx, current, input.clone())?))
             }
             AppTarget::Missing(key) => {
-                if !IdKind::Application.is_creatable_uid(&key) {
+                if !IdKind::Application.is_creatable_uid(key) {
                     return Err(ApiError::not_found());
                 }
-                let app = ApplicationIn { uid: Some(key), ..input }.into_new();
-                tx.insert_application(&app)?;
-                Ok((StatusCode::CREATED, ApplicationOut::from(app)))
+                let app = ApplicationIn { uid: Some(key.clone()), ..input.clone() }.into_new();
+                match tx.insert_application(&app) {
+                    Ok(()) => Ok((StatusCode::CREATED, ApplicationOut::from(app))),
+                    // Created by a concurrent upsert: this one replaces it.
+                    Err(StoreError::Conflict(_)) => {
+                        let id = tx.application(key)?.ok_or(StoreError::NotFound)?.id;
+                        let current = tx.application_for_update(&id)?.ok_or(StoreError::NotFound)?;
+                        Ok((StatusCode::OK, replace(tx, current, input.clone())?))
+                    }
+                    Err(e) => Err(e.into()),
+                }
             }
         })
         .await
@@ -216,7 +230,8 @@ pub async fn patch(
     v.finish()?;
     state
         .commit(idem, StatusCode::OK, move |tx| {
-            let mut app = tx.application(&app.id)?.ok_or(StoreError::NotFound)?;
+            let input = input.clone();
+            let mut app = tx.application_for_update(&app.id)?.ok_or(StoreError::NotFound)?;
             if let Some(name) = input.name {
                 app.name = name;
             }

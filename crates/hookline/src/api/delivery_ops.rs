@@ -78,11 +78,10 @@ pub async fn resend(
                     "The message's payload has expired or was expunged; it cannot be resent",
                 ));
             }
-            tx.schedule_delivery(&app.id, &msg.id, &ep.id, Utc::now(), true)?;
+            tx.schedule_delivery(&app.id, &msg.id, &ep.id, None, true)?;
             Ok(json!({}))
         })
         .await?;
-    state.new_work.notify_one();
     Ok(response)
 }
 
@@ -95,10 +94,10 @@ async fn schedule_range<F>(
     idem: Idem,
     range: RangeIn,
     kind: &'static str,
-    pick: F,
+    mut pick: F,
 ) -> ApiResult<Response>
 where
-    F: FnOnce(&mut dyn Tx, &Endpoint, Timestamp, Timestamp) -> ApiResult<Vec<String>> + Send + 'static,
+    F: FnMut(&mut dyn Tx, &Endpoint, Timestamp, Timestamp) -> ApiResult<Vec<String>> + Send + 'static,
 {
     if range.until.is_some_and(|u| u <= range.since) {
         return Err(ApiError::invalid(&["body", "until"], "must be after since"));
@@ -108,14 +107,12 @@ where
             let ep = tx.endpoint(&app_id, &ep_key)?.ok_or(StoreError::NotFound)?;
             let until = range.until.unwrap_or_else(|| Utc::now() + Duration::seconds(1));
             let msg_ids = pick(tx, &ep, range.since, until)?;
-            let now = Utc::now();
             for msg_id in &msg_ids {
-                tx.schedule_delivery(&app_id, msg_id, &ep.id, now, false)?;
+                tx.schedule_delivery(&app_id, msg_id, &ep.id, None, false)?;
             }
             Ok(task(kind, msg_ids.len()))
         })
         .await?;
-    state.new_work.notify_one();
     Ok(response)
 }
 
@@ -194,7 +191,7 @@ pub async fn send_example(
             let msg = Message {
                 id: IdKind::Message.generate_at(now.timestamp_millis()),
                 app_id: app.id.clone(),
-                event_type: input.event_type,
+                event_type: input.event_type.clone(),
                 event_id: None,
                 channels: None,
                 tags: Some(vec!["example".into()]),
@@ -204,11 +201,10 @@ pub async fn send_example(
                 created_at: now,
             };
             tx.insert_message(&msg)?;
-            tx.schedule_delivery(&app.id, &msg.id, &ep.id, now, false)?;
+            tx.schedule_delivery(&app.id, &msg.id, &ep.id, None, false)?;
             Ok(MessageOut::new(msg, true))
         })
         .await?;
-    state.new_work.notify_one();
     Ok(response)
 }
 

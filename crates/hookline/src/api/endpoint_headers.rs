@@ -42,12 +42,19 @@ fn is_reserved_header(name: &str) -> bool {
             .contains(&n.as_str())
 }
 
-/// Most custom headers on one endpoint.
+/// Most custom headers on one endpoint, and their largest total size:
+/// every delivery carries them.
 const MAX_HEADERS: usize = 100;
+const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 pub fn check_headers(v: &mut Validation, headers: &StringMap) {
     if headers.len() > MAX_HEADERS {
         v.push(&["body", "headers"], format!("must hold at most {MAX_HEADERS} headers"));
+        return;
+    }
+    let total: usize = headers.iter().map(|(k, val)| k.len() + val.len()).sum();
+    if total > MAX_HEADER_BYTES {
+        v.push(&["body", "headers"], format!("must total at most {MAX_HEADER_BYTES} bytes of names and values"));
         return;
     }
     for (name, value) in headers {
@@ -106,7 +113,7 @@ pub async fn put_headers(
     check_headers(&mut v, &input.headers);
     v.finish()?;
     modify(&state, Idem::default(), app.id, key, move |_, ep| {
-        ep.headers = input.headers;
+        ep.headers = input.headers.clone();
         Ok(())
     })
     .await?;
@@ -128,12 +135,16 @@ pub async fn patch_headers(
         for name in &input.delete_headers {
             ep.headers.remove(name);
         }
-        for (name, value) in input.headers {
+        for (name, value) in &input.headers {
             match value {
-                Some(value) => ep.headers.insert(name, value),
-                None => ep.headers.remove(&name),
+                Some(value) => ep.headers.insert(name.clone(), value.clone()),
+                None => ep.headers.remove(name),
             };
         }
+        // The limits hold for what is stored, not only for one request.
+        let mut v = Validation::default();
+        check_headers(&mut v, &ep.headers);
+        v.finish()?;
         Ok(())
     })
     .await?;

@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 const MAX_RETIRED_SECRETS: usize = 5;
 const DEFAULT_GRACE: i64 = 24 * 3600;
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize, Deserialize, Clone)]
 pub struct SecretOut {
     key: String,
 }
@@ -105,7 +105,7 @@ pub async fn rotate_secret(
         } else {
             ep.secret = sealed;
         }
-        Ok(out)
+        Ok(out.clone())
     })
     .await
 }

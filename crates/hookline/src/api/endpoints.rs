@@ -49,7 +49,7 @@ pub struct EndpointIn {
     headers: Option<StringMap>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointPatch {
     url: Option<String>,
@@ -112,6 +112,15 @@ impl From<Endpoint> for EndpointOut {
 
 // ---- validation -----------------------------------------------------------
 
+/// Longest endpoint description, in bytes.
+const MAX_DESCRIPTION: usize = 8192;
+
+fn check_description(v: &mut Validation, description: Option<&str>) {
+    if description.is_some_and(|d| d.len() > MAX_DESCRIPTION) {
+        v.push(&["body", "description"], format!("must be at most {MAX_DESCRIPTION} bytes"));
+    }
+}
+
 pub fn check_url(v: &mut Validation, url: &str) {
     match reqwest::Url::parse(url) {
         Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some_and(|h| !h.is_empty()) => {}
@@ -139,9 +148,11 @@ fn check_filter_types(v: &mut Validation, types: Option<&[String]>) {
     }
 }
 
-/// Refuses a new endpoint past the per-application limit.
+/// Refuses a new endpoint past the per-application limit. The application
+/// is held until the transaction ends, so concurrent creations count in turn.
 fn check_room_for_endpoint(tx: &mut dyn Tx, app_id: &str) -> ApiResult<()> {
-    if tx.all_endpoints(app_id)?.len() >= MAX_ENDPOINTS_PER_APP {
+    tx.application_for_update(app_id)?.ok_or(StoreError::NotFound)?;
+    if tx.count_endpoints(app_id)? >= MAX_ENDPOINTS_PER_APP {
         return Err(ApiError::invalid(
             &["body"],
             format!("an application may have at most {MAX_ENDPOINTS_PER_APP} endpoints; delete one first"),
@@ -177,6 +188,7 @@ pub async fn list(
 /// Checks an `EndpointIn`; returns the secret to use (given or generated).
 fn check_endpoint_in(v: &mut Validation, input: &EndpointIn) -> Vec<u8> {
     check_url(v, &input.url);
+    check_description(v, input.description.as_deref());
     check_uid(v, "uid", input.uid.as_deref());
     check_rate_limit(v, "rateLimit", input.rate_limit);
     check_filter_types(v, input.filter_types.as_deref());
@@ -233,7 +245,7 @@ pub async fn create(
             check_types_registered(tx, ep.filter_types.as_deref())?;
             check_room_for_endpoint(tx, &ep.app_id)?;
             tx.insert_endpoint(&ep)?;
-            Ok(EndpointOut::from(ep))
+            Ok(EndpointOut::from(ep.clone()))
         })
         .await
 }
@@ -266,15 +278,16 @@ pub(super) async fn modify<T, F>(
     idem: Idem,
     app_id: String,
     key: String,
-    change: F,
+    mut change: F,
 ) -> ApiResult<Response>
 where
     T: Serialize + Send + 'static,
-    F: FnOnce(&mut dyn Tx, &mut Endpoint) -> ApiResult<T> + Send + 'static,
+    F: FnMut(&mut dyn Tx, &mut Endpoint) -> ApiResult<T> + Send + 'static,
 {
     let response = state
         .commit(idem, StatusCode::OK, move |tx| {
-            let mut ep = tx.endpoint(&app_id, &key)?.ok_or(StoreError::NotFound)?;
+            // Held until commit: a concurrent auto-disable is not undone.
+            let mut ep = tx.endpoint_for_update(&app_id, &key)?.ok_or(StoreError::NotFound)?;
             let was_disabled = ep.disabled;
             // Before `change`, so the answer it builds carries the new time.
             ep.updated_at = Utc::now();
@@ -283,7 +296,6 @@ where
             Ok(out)
         })
         .await;
-    state.new_work.notify_one();
     response
 }
 
@@ -302,8 +314,9 @@ pub async fn update(
     let cipher = state.cipher.clone();
     let response = state
         .commit_with_status(idem, move |tx| {
+            let input = input.clone();
             check_types_registered(tx, input.filter_types.as_deref())?;
-            match tx.endpoint(&app.id, &key)? {
+            match tx.endpoint_for_update(&app.id, &key)? {
                 Some(mut ep) => {
                     let was_disabled = ep.disabled;
                     ep.updated_at = Utc::now();
@@ -327,7 +340,8 @@ pub async fn update(
                         ));
                     }
                     check_room_for_endpoint(tx, &app.id)?;
-                    let ep = new_endpoint(&cipher, app.id, EndpointIn { uid: Some(key), ..input }, &secret);
+                    let ep =
+                        new_endpoint(&cipher, app.id.clone(), EndpointIn { uid: Some(key.clone()), ..input }, &secret);
                     tx.insert_endpoint(&ep)?;
                     Ok((StatusCode::CREATED, EndpointOut::from(ep)))
                 }
@@ -335,7 +349,6 @@ pub async fn update(
             }
         })
         .await;
-    state.new_work.notify_one();
     response
 }
 
@@ -358,6 +371,7 @@ pub async fn patch(
     if let Some(url) = &input.url {
         check_url(&mut v, url);
     }
+    check_description(&mut v, input.description.as_deref());
     check_uid(&mut v, "uid", input.uid.clone().flatten().as_deref());
     check_rate_limit(&mut v, "rateLimit", input.rate_limit.flatten());
     check_filter_types(&mut v, input.filter_types.clone().flatten().as_deref());
@@ -371,6 +385,7 @@ pub async fn patch(
     let secret = secret.map(Zeroizing::new);
     let cipher = state.cipher.clone();
     modify(&state, idem, app.id, key, move |tx, ep| {
+        let input = input.clone();
         if let Some(types) = &input.filter_types {
             check_types_registered(tx, types.as_deref())?;
         }

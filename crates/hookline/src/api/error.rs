@@ -92,6 +92,14 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => ApiError::conflict(format!("{what} already exists")),
             StoreError::NotFound => ApiError::not_found(),
             StoreError::Backend(e) => ApiError::internal(e),
+            StoreError::Unavailable(e) => {
+                tracing::warn!(error = %e, "store unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service_unavailable",
+                    "The store is unavailable right now; nothing was changed. Retry shortly.",
+                )
+            }
         }
     }
 }

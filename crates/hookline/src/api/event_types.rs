@@ -37,7 +37,7 @@ pub struct EventTypeIn {
     pub validate_payloads: bool,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypePatch {
     description: Option<String>,
@@ -136,7 +136,7 @@ pub async fn create(
     v.finish()?;
     state
         .commit(idem, StatusCode::CREATED, move |tx| {
-            let et = input.into_record();
+            let et = input.clone().into_record();
             tx.insert_event_type(&et)?;
             Ok(EventTypeOut::from(et))
         })
@@ -169,16 +169,23 @@ pub async fn update(
     }
     v.finish()?;
     state
-        .commit_with_status(idem, move |tx| match tx.event_type(&name)? {
-            Some(existing) => {
-                let et = EventType { created_at: existing.created_at, ..input.into_record() };
+        .commit_with_status(idem, move |tx| {
+            let et = input.clone().into_record();
+            if let Some(existing) = tx.event_type(&name)? {
+                let et = EventType { created_at: existing.created_at, ..et };
                 tx.update_event_type(&et)?;
-                Ok((StatusCode::OK, EventTypeOut::from(et)))
+                return Ok((StatusCode::OK, EventTypeOut::from(et)));
             }
-            None => {
-                let et = input.into_record();
-                tx.insert_event_type(&et)?;
-                Ok((StatusCode::CREATED, EventTypeOut::from(et)))
+            match tx.insert_event_type(&et) {
+                Ok(()) => Ok((StatusCode::CREATED, EventTypeOut::from(et))),
+                // Created by a concurrent PUT: this one replaces it.
+                Err(StoreError::Conflict(_)) => {
+                    let created_at = tx.event_type(&name)?.ok_or(StoreError::NotFound)?.created_at;
+                    let et = EventType { created_at, ..et };
+                    tx.update_event_type(&et)?;
+                    Ok((StatusCode::OK, EventTypeOut::from(et)))
+                }
+                Err(e) => Err(e.into()),
             }
         })
         .await
@@ -195,6 +202,7 @@ pub async fn patch(
     v.finish()?;
     state
         .commit(idem, StatusCode::OK, move |tx| {
+            let input = input.clone();
             let mut et = tx.event_type(&name)?.ok_or(StoreError::NotFound)?;
             if let Some(d) = input.description {
                 et.description = d;

@@ -143,19 +143,20 @@ impl AppState {
     /// Runs a write whose JSON result answers the request with `status`,
     /// recording the answer for the request's idempotency key (if any) in
     /// the same transaction.
-    pub async fn commit<T, F>(&self, idem: Idem, status: StatusCode, f: F) -> ApiResult<Response>
+    pub async fn commit<T, F>(&self, idem: Idem, status: StatusCode, mut f: F) -> ApiResult<Response>
     where
         T: Serialize + Send + 'static,
-        F: FnOnce(&mut dyn Tx) -> ApiResult<T> + Send + 'static,
+        F: FnMut(&mut dyn Tx) -> ApiResult<T> + Send + 'static,
     {
         self.commit_with_status(idem, move |tx| f(tx).map(|v| (status, v))).await
     }
 
     /// `commit` for writes whose status depends on what the transaction found.
-    pub async fn commit_with_status<T, F>(&self, idem: Idem, f: F) -> ApiResult<Response>
+    /// `f` may run more than once (see `Store::write`).
+    pub async fn commit_with_status<T, F>(&self, idem: Idem, mut f: F) -> ApiResult<Response>
     where
         T: Serialize + Send + 'static,
-        F: FnOnce(&mut dyn Tx) -> ApiResult<(StatusCode, T)> + Send + 'static,
+        F: FnMut(&mut dyn Tx) -> ApiResult<(StatusCode, T)> + Send + 'static,
     {
         let key = idem.0.clone();
         let cipher = self.cipher.clone();

@@ -16,7 +16,7 @@ use super::idempotency::Idem;
 use super::json::{check_channels, opt_ts, ts};
 use super::AppState;
 use crate::ids::{is_valid_uid, IdKind};
-use crate::store::model::{Application, Delivery, DeliveryStatus, Message, Timestamp};
+use crate::store::model::{Application, Message, NewDelivery, Timestamp};
 use crate::store::page::Order;
 use crate::store::{MessageFilter, StoreError, Tx};
 
@@ -170,22 +170,19 @@ impl MessageIn {
 /// endpoint that wants it: the delivery rows are the dispatcher's queue.
 fn store_message(tx: &mut dyn Tx, msg: &Message) -> ApiResult<usize> {
     tx.insert_message(msg)?;
-    let mut fanout = 0;
-    for ep in tx.all_endpoints(&msg.app_id)? {
-        if ep.wants(&msg.event_type, msg.channels.as_deref()) {
-            tx.insert_delivery(&Delivery {
-                msg_id: msg.id.clone(),
-                endpoint_id: ep.id,
-                app_id: msg.app_id.clone(),
-                status: DeliveryStatus::Pending,
-                attempts: 0,
-                next_attempt_at: Some(msg.deliver_at.unwrap_or(msg.created_at)),
-                updated_at: msg.created_at,
-            })?;
-            fanout += 1;
-        }
-    }
-    Ok(fanout)
+    let fanout: Vec<NewDelivery> = tx
+        .fanout_targets(&msg.app_id)?
+        .into_iter()
+        .filter(|ep| ep.wants(&msg.event_type, msg.channels.as_deref()))
+        .map(|ep| NewDelivery {
+            msg_id: msg.id.clone(),
+            endpoint_id: ep.id,
+            app_id: msg.app_id.clone(),
+            due_at: msg.deliver_at,
+        })
+        .collect();
+    tx.insert_deliveries(&fanout)?;
+    Ok(fanout.len())
 }
 
 pub async fn create(
@@ -203,9 +200,9 @@ pub async fn create(
     let now = Utc::now();
     let response = state
         .commit(idem, StatusCode::ACCEPTED, move |tx| {
-            let app_id = match target {
-                AppTarget::Existing(app) => app.id,
-                AppTarget::Missing(uid) => create_inline_app(tx, uid, input.application)?,
+            let app_id = match &target {
+                AppTarget::Existing(app) => app.id.clone(),
+                AppTarget::Missing(uid) => create_inline_app(tx, uid, input.application.clone())?,
             };
             if let Some(et) = tx.event_type(&input.event_type)? {
                 crate::catalog::check_payload(&et, &payload)?;
@@ -213,11 +210,11 @@ pub async fn create(
             let msg = Message {
                 id: IdKind::Message.generate_at(now.timestamp_millis()),
                 app_id,
-                event_type: input.event_type,
-                event_id: input.event_id,
-                channels: input.channels,
-                tags: input.tags,
-                payload: Some(payload),
+                event_type: input.event_type.clone(),
+                event_id: input.event_id.clone(),
+                channels: input.channels.clone(),
+                tags: input.tags.clone(),
+                payload: Some(payload.clone()),
                 payload_expires_at: now + retention,
                 // A time in the past means now.
                 deliver_at: input.deliver_at.as_deref().and_then(parse_datetime).filter(|t| *t > now),
@@ -227,29 +224,29 @@ pub async fn create(
             Ok(MessageOut::new(msg, with_content))
         })
         .await?;
-    state.new_work.notify_one();
     Ok(response)
 }
 
 /// Svix creates the application on the fly when the message names one.
-fn create_inline_app(tx: &mut dyn Tx, uid: String, app: Option<ApplicationIn>) -> ApiResult<String> {
+fn create_inline_app(tx: &mut dyn Tx, uid: &str, app: Option<ApplicationIn>) -> ApiResult<String> {
     let Some(mut app) = app else {
         return Err(ApiError::not_found());
     };
-    if !IdKind::Application.is_creatable_uid(&uid) {
+    if !IdKind::Application.is_creatable_uid(uid) {
         return Err(ApiError::not_found());
-    }
-    // A concurrent first message may have created it since the access check.
-    if let Some(existing) = tx.application(&uid)? {
-        return Ok(existing.id);
     }
     if app.uid.as_deref().is_some_and(|u| u != uid) {
         return Err(ApiError::invalid(&["body", "application", "uid"], "must match the application in the path"));
     }
-    app.uid = Some(uid);
+    app.uid = Some(uid.to_string());
     let app: Application = app.into_new();
-    tx.insert_application(&app)?;
-    Ok(app.id)
+    // Insert, then look: concurrent first messages (on any node) create
+    // the application once and all find it.
+    match tx.insert_application(&app) {
+        Ok(()) => Ok(app.id),
+        Err(StoreError::Conflict(what)) => Ok(tx.application(uid)?.ok_or(StoreError::Conflict(what))?.id),
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub async fn list(

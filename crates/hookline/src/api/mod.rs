@@ -29,7 +29,6 @@ use std::sync::Arc;
 use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::Router;
-use tokio::sync::Notify;
 
 use crate::auth::TokenAuthority;
 use crate::config::Settings;
@@ -48,8 +47,6 @@ pub struct Shared {
     pub tokens: TokenAuthority,
     pub cipher: SecretCipher,
     pub settings: Settings,
-    /// Rung after a commit that created due deliveries.
-    pub new_work: Arc<Notify>,
 }
 
 impl std::ops::Deref for AppState {

@@ -23,7 +23,20 @@ pub struct PortalAccessIn {
     expiry: Option<i64>,
     #[serde(default)]
     read_only: Option<bool>,
+    /// Svix's capabilities. Without `ManageEndpoint` (e.g. `["ViewBase"]`)
+    /// the token is read-only, and read-only tokens never see secrets.
+    #[serde(default)]
+    capabilities: Option<Vec<String>>,
 }
+
+const CAPABILITIES: &[&str] = &[
+    "ViewBase",
+    "ViewEndpointSecret",
+    "ManageEndpointSecret",
+    "ManageTransformations",
+    "CreateAttempts",
+    "ManageEndpoint",
+];
 
 #[derive(Serialize)]
 pub struct PortalAccessOut {
@@ -43,11 +56,15 @@ pub async fn create(
     if !(1..=365 * 24 * 3600).contains(&expiry) {
         v.push(&["body", "expiry"], "must be from 1 second to 1 year");
     }
+    for cap in input.capabilities.iter().flatten() {
+        if !CAPABILITIES.contains(&cap.as_str()) {
+            v.push(&["body", "capabilities"], format!("unknown capability {cap:?}"));
+        }
+    }
     v.finish()?;
-    let token = state.tokens.issue(
-        Scope::App { app: app.id, read_only: input.read_only.unwrap_or(false) },
-        Some(Utc::now().timestamp() + expiry),
-    );
+    let may_manage = input.capabilities.as_ref().is_none_or(|caps| caps.iter().any(|c| c == "ManageEndpoint"));
+    let read_only = input.read_only.unwrap_or(false) || !may_manage;
+    let token = state.tokens.issue(Scope::App { app: app.id, read_only }, Some(Utc::now().timestamp() + expiry));
     let url = crate::portal::portal_url(&state.settings.public_url, &token);
-    state.commit(idem, StatusCode::OK, move |_| Ok(PortalAccessOut { url, token })).await
+    state.commit(idem, StatusCode::OK, move |_| Ok(PortalAccessOut { url: url.clone(), token: token.clone() })).await
 }

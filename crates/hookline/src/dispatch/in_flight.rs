@@ -10,13 +10,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
-use crate::store::model::LeaseRef;
+use crate::store::queue::LeaseRef;
 
 #[derive(Default)]
 struct State {
     by_endpoint: HashMap<String, usize>,
-    /// claim id → the lease it holds.
-    leases: HashMap<String, LeaseRef>,
+    /// (message, endpoint) → the lease its attempt holds (one claim id is
+    /// shared by every delivery of one claim).
+    leases: HashMap<(String, String), LeaseRef>,
 }
 
 #[derive(Default)]
@@ -42,7 +43,7 @@ impl InFlight {
     pub fn take(self: &Arc<Self>, lease: LeaseRef) -> Slot {
         let mut state = self.lock();
         *state.by_endpoint.entry(lease.endpoint_id.clone()).or_default() += 1;
-        state.leases.insert(lease.claim_id.clone(), lease.clone());
+        state.leases.insert((lease.msg_id.clone(), lease.endpoint_id.clone()), lease.clone());
         Slot { owner: self.clone(), lease }
     }
 
@@ -58,6 +59,15 @@ impl InFlight {
     pub fn leases(&self) -> Vec<LeaseRef> {
         self.lock().leases.values().cloned().collect()
     }
+
+    /// The distinct claims those leases belong to.
+    pub fn claim_ids(&self) -> Vec<String> {
+        let state = self.lock();
+        let mut ids: Vec<String> = state.leases.values().map(|l| l.claim_id.clone()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
 }
 
 impl Drop for Slot {
@@ -69,7 +79,7 @@ impl Drop for Slot {
                 state.by_endpoint.remove(&self.lease.endpoint_id);
             }
         }
-        state.leases.remove(&self.lease.claim_id);
+        state.leases.remove(&(self.lease.msg_id.clone(), self.lease.endpoint_id.clone()));
         drop(state);
         self.owner.freed.notify_one();
     }
@@ -79,8 +89,8 @@ impl Drop for Slot {
 mod tests {
     use super::*;
 
-    fn lease(claim: &str, endpoint: &str) -> LeaseRef {
-        LeaseRef { claim_id: claim.into(), msg_id: "msg".into(), endpoint_id: endpoint.into() }
+    fn lease(msg: &str, endpoint: &str) -> LeaseRef {
+        LeaseRef { claim_id: "claim".into(), msg_id: msg.into(), endpoint_id: endpoint.into() }
     }
 
     #[tokio::test]
@@ -96,7 +106,8 @@ mod tests {
         assert!(task.await.unwrap_err().is_panic());
         assert_eq!(in_flight.total(), 1);
         assert_eq!(in_flight.by_endpoint()["ep_a"], 1);
-        assert_eq!(in_flight.leases().iter().map(|l| l.claim_id.as_str()).collect::<Vec<_>>(), ["c1"]);
+        assert_eq!(in_flight.leases().iter().map(|l| l.msg_id.as_str()).collect::<Vec<_>>(), ["c1"]);
+        assert_eq!(in_flight.claim_ids(), ["claim"]);
         drop(kept);
         assert!(in_flight.by_endpoint().is_empty());
     }

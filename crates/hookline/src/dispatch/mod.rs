@@ -7,7 +7,8 @@
 //! finished falls due again by itself.
 
 mod in_flight;
-mod retry;
+pub mod policy;
+
 mod sender;
 mod ssrf;
 mod supervise;
@@ -18,9 +19,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use hookline_signature::Secret;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch};
 
-pub use retry::{AttemptReport, RetrySchedule};
+pub use policy::retry::{AttemptReport, RetrySchedule};
 pub use ssrf::SsrfGuard;
 pub use supervise::supervise;
 pub use sweeper::sweep_forever;
@@ -28,11 +29,11 @@ pub use sweeper::sweep_forever;
 use crate::config::Settings;
 use crate::ids::IdKind;
 use crate::keys::{Owner, SecretCipher};
-use crate::store::model::{
-    Attempt, AttemptOutcome, AttemptTrigger, ClaimRequest, DeliveryJob, DeliveryStatus, LeaseRef, NextStep,
-};
-use crate::store::{Store, StoreError};
+use crate::store::model::{Attempt, AttemptTrigger, DeliveryStatus};
+use crate::store::queue::{AttemptOutcome, ClaimRequest, DeliveryJob, LeaseRef, NextStep};
+use crate::store::Store;
 use in_flight::{InFlight, Slot};
+use policy::fairness::Slots;
 use sender::{FailureKind, Outgoing, SendResult, Sender, SigningKeys};
 
 /// Attempts in flight on this node, at most.
@@ -44,8 +45,16 @@ const PER_ENDPOINT_IN_FLIGHT: usize = 64;
 const RESERVED_FOR_IDLE_ENDPOINTS: usize = 128;
 /// Longest sleep between claims when nothing signals new work.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
-/// Longest wait between two tries to record an outcome.
+/// Longest wait between two tries to record outcomes.
 const MAX_RECORD_BACKOFF: Duration = Duration::from_secs(5);
+/// Most outcomes recorded in one store call.
+const MAX_OUTCOME_BATCH: usize = 256;
+
+/// An outcome waiting to be recorded, and who waits for it.
+struct PendingOutcome {
+    outcome: AttemptOutcome,
+    recorded: oneshot::Sender<()>,
+}
 
 pub struct Dispatcher {
     store: Store,
@@ -56,11 +65,15 @@ pub struct Dispatcher {
     disable_after: chrono::Duration,
     default_rate_limit: u32,
     in_flight: Arc<InFlight>,
+    outcomes: mpsc::Sender<PendingOutcome>,
+    /// Taken by the recording loop (again after a restart).
+    outcome_queue: tokio::sync::Mutex<mpsc::Receiver<PendingOutcome>>,
 }
 
 impl Dispatcher {
     pub fn new(store: Store, cipher: SecretCipher, settings: &Settings) -> Result<Arc<Dispatcher>, String> {
         let guard = SsrfGuard::new(settings.allowed_private_cidrs.clone());
+        let (outcomes, outcome_queue) = mpsc::channel(MAX_IN_FLIGHT);
         Ok(Arc::new(Dispatcher {
             store,
             cipher,
@@ -70,12 +83,15 @@ impl Dispatcher {
             disable_after: chrono::Duration::from_std(settings.disable_after).map_err(|e| e.to_string())?,
             default_rate_limit: settings.default_rate_limit,
             in_flight: Arc::new(InFlight::default()),
+            outcomes,
+            outcome_queue: tokio::sync::Mutex::new(outcome_queue),
         }))
     }
 
     /// Claims and sends until `shutdown` turns true. Attempts run as their
     /// own tasks and outlive this loop (see [`drain`](Self::drain)).
-    pub async fn run(self: Arc<Self>, new_work: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let new_work = self.store.wakeups();
         while !*shutdown.borrow() {
             let budget = MAX_IN_FLIGHT.saturating_sub(self.in_flight.total());
             let mut wait = POLL_INTERVAL;
@@ -132,34 +148,26 @@ impl Dispatcher {
             if leases.is_empty() {
                 continue;
             }
-            let lease = self.lease;
-            let renewed = self.store.write(move |tx| tx.extend_leases(&leases, Utc::now() + lease)).await;
-            if let Err(e) = renewed {
+            if let Err(e) = self.store.extend_leases(leases, self.lease).await {
                 tracing::error!(error = %e, "renewing the leases of attempts in flight failed; retrying");
             }
         }
     }
 
     async fn claim(self: &Arc<Self>, budget: usize) -> Result<(usize, Option<chrono::DateTime<Utc>>, bool), String> {
-        let in_flight = self.in_flight.by_endpoint();
-        let total_in_flight = self.in_flight.total();
-        let (lease, default_rate_limit) = (self.lease, self.default_rate_limit);
         let claimed = self
             .store
-            .write(move |tx| {
-                // Read the clock in the writer: the rate-limit log must hold
-                // the time the claim commits, not when it was queued.
-                let now = Utc::now();
-                tx.claim_deliveries(&ClaimRequest {
-                    now,
-                    lease_until: now + lease,
+            .claim(ClaimRequest {
+                lease: self.lease,
+                slots: Slots {
                     budget,
                     per_endpoint_cap: PER_ENDPOINT_IN_FLIGHT,
-                    in_flight,
-                    total_in_flight,
+                    total_in_flight: self.in_flight.total(),
                     busy_slot_limit: MAX_IN_FLIGHT - RESERVED_FOR_IDLE_ENDPOINTS,
-                    default_rate_limit,
-                })
+                },
+                in_flight: self.in_flight.by_endpoint(),
+                live_claims: self.in_flight.claim_ids(),
+                default_rate_limit: self.default_rate_limit,
             })
             .await
             .map_err(|e| e.to_string())?;
@@ -186,11 +194,11 @@ impl Dispatcher {
                 Ok(keys) => {
                     self.sender
                         .send(Outgoing {
-                            url: &job.url,
+                            url: &job.destination.url,
                             msg_id: &job.msg_id,
                             timestamp: started_at.timestamp(),
                             body: payload.clone(),
-                            custom_headers: &job.headers,
+                            custom_headers: &job.destination.headers,
                             keys: &keys,
                         })
                         .await
@@ -202,11 +210,10 @@ impl Dispatcher {
         // the endpoint.
         let failed_on_our_side = result.failure.as_ref().is_some_and(|(kind, _)| *kind == FailureKind::Internal);
         let report = AttemptReport { status: result.status, retry_after: result.retry_after };
-        let finished_at = Utc::now();
         let next = if job.payload.is_none() {
             NextStep::GiveUp
         } else {
-            self.schedule.next_step(job.attempts, report, job.one_shot, finished_at)
+            self.schedule.next_step(job.attempts, report, job.one_shot)
         };
         let error = result.error_text();
         tracing::debug!(msg = %job.msg_id, endpoint = %job.endpoint_id, status = ?result.status, error = ?error, ?next, "attempt");
@@ -217,7 +224,7 @@ impl Dispatcher {
                 msg_id: job.msg_id,
                 endpoint_id: job.endpoint_id,
                 app_id: job.app_id,
-                url: job.url,
+                url: job.destination.url.clone(),
                 status: if report.succeeded() { DeliveryStatus::Success } else { DeliveryStatus::Failed },
                 response_status_code: result.status.unwrap_or(0),
                 response: result.body,
@@ -227,39 +234,70 @@ impl Dispatcher {
                 created_at: started_at,
             },
             next,
-            disable_after: self.disable_after,
-            disable_now: result.status == Some(410),
             failed_on_our_side,
         };
         self.record(outcome).await;
     }
 
-    /// Records an outcome, trying until it lands: dropping it would send the
-    /// delivery again once its lease expired, and lose the attempt's log.
+    /// Hands an outcome to the recording loop and waits until it is in the
+    /// store: dropping it would send the delivery again once its lease
+    /// expired, and lose the attempt's log.
     async fn record(&self, outcome: AttemptOutcome) {
-        let mut backoff = Duration::from_millis(50);
         loop {
-            let attempt = outcome.clone();
-            match self.store.write(move |tx| tx.finish_delivery(&attempt)).await {
-                Ok(()) => return,
-                // The message or endpoint was deleted meanwhile: nothing is owed.
-                Err(StoreError::NotFound) => return,
-                Err(e) => tracing::error!(
-                    error = %e,
-                    msg = %outcome.attempt.msg_id,
-                    endpoint = %outcome.attempt.endpoint_id,
-                    "recording an attempt failed; retrying"
-                ),
+            let (recorded, done) = oneshot::channel();
+            let pending = PendingOutcome { outcome: outcome.clone(), recorded };
+            if self.outcomes.send(pending).await.is_err() {
+                return; // the dispatcher is gone with the process
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_RECORD_BACKOFF);
+            if done.await.is_ok() {
+                return;
+            }
+            // The recording loop died holding it (a panic): hand it over again.
+        }
+    }
+
+    /// Records outcomes in batches (one store call for every outcome that
+    /// arrived meanwhile), retrying a batch until it lands, until `shutdown`.
+    pub async fn record_outcomes(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut queue = self.outcome_queue.lock().await;
+        loop {
+            let first = tokio::select! {
+                next = queue.recv() => match next {
+                    Some(pending) => pending,
+                    None => return,
+                },
+                _ = shutdown.changed() => if *shutdown.borrow() { return } else { continue },
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_OUTCOME_BATCH {
+                match queue.try_recv() {
+                    Ok(pending) => batch.push(pending),
+                    Err(_) => break,
+                }
+            }
+            let outcomes: Vec<AttemptOutcome> = batch.iter().map(|p| p.outcome.clone()).collect();
+            let mut backoff = Duration::from_millis(50);
+            loop {
+                match self.store.record_outcomes(outcomes.clone(), self.disable_after).await {
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, outcomes = outcomes.len(), "recording attempts failed; retrying")
+                    }
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_RECORD_BACKOFF);
+            }
+            for pending in batch {
+                let _ = pending.recorded.send(());
+            }
         }
     }
 
     fn signing_keys(&self, job: &DeliveryJob) -> Result<SigningKeys, String> {
         let now = Utc::now();
-        let live = job.retired_secrets.iter().filter(|r| r.expires_at > now).map(|r| &r.secret);
-        let keys = std::iter::once(&job.secret)
+        let destination = &job.destination;
+        let live = destination.retired_secrets.iter().filter(|r| r.expires_at > now).map(|r| &r.secret);
+        let keys = std::iter::once(&destination.secret)
             .chain(live)
             .map(|sealed| {
                 let mut bytes = self.cipher.open(&sealed.0, Owner::Endpoint(&job.endpoint_id))?;

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use hookline_signature::{Secret, SignatureHeader};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
 
-use super::retry::parse_retry_after;
+use super::policy::retry::parse_retry_after;
 use super::ssrf::{GuardedResolver, Refused, SsrfGuard};
 use crate::store::model::StringMap;
 

@@ -120,10 +120,11 @@ fn v6_class(ip: Ipv6Addr) -> Option<&'static str> {
     }
 }
 
-/// The IPv4 address carried by a NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address.
+/// The IPv4 address carried by a NAT64 (64:ff9b::/96), 6to4 (2002::/16) or
+/// IPv4-translated (::ffff:0:0/96) address.
 fn embedded_v4(s: &[u16; 8]) -> Option<Ipv4Addr> {
     let from = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
-    if s[0..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+    if s[0..6] == [0x64, 0xff9b, 0, 0, 0, 0] || s[0..6] == [0, 0, 0, 0, 0xffff, 0] {
         Some(from(s[6], s[7]))
     } else if s[0] == 0x2002 {
         Some(from(s[1], s[2]))
@@ -210,6 +211,7 @@ mod tests {
             "192.0.2.1",
             "64:ff9b:1::5db8:d822",
             "2001:db8::1",
+            "::ffff:0:7f00:1",
         ] {
             assert!(guard.check(addr.parse().unwrap()).is_err(), "{addr} should be refused");
         }

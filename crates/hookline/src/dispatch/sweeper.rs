@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::sync::watch;
 
 use crate::store::Store;
@@ -21,9 +20,10 @@ pub async fn sweep_forever(store: Store, retention: Duration, mut shutdown: watc
                 _ = shutdown.changed() => return,
             }
             loop {
-                let swept = store.write(move |tx| tx.purge_expired(Utc::now(), retention, BATCH)).await;
-                match swept {
-                    Ok(p) => {
+                match store.purge_expired(retention, BATCH).await {
+                    // Another node is sweeping.
+                    Ok(None) => break,
+                    Ok(Some(p)) => {
                         if p.payloads + p.messages + p.attempts + p.idempotency_keys > 0 {
                             tracing::info!(
                                 payloads = p.payloads,

@@ -3,13 +3,10 @@
 mod http;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use crate::api::{self, AppState, Shared};
 use crate::auth::TokenAuthority;
@@ -58,21 +55,27 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
     let cipher = SecretCipher::new(&main_key);
     crate::keys::bind_store(&store, &main_key, &cipher).await?;
     // Claims held by a previous run of this process are void: the data-dir
-    // lock proves nothing else is using the embedded store's files.
-    let released = store.write(|tx| tx.release_all_claims(Utc::now())).await.map_err(|e| e.to_string())?;
-    if released > 0 {
-        tracing::info!(released, "released deliveries claimed by the previous run");
+    // lock proves nothing else is using the embedded store's files. (On a
+    // shared database, other nodes' claims are live leases: never this.)
+    if store.is_embedded() {
+        let released = store.release_all_claims().await.map_err(|e| e.to_string())?;
+        if released > 0 {
+            tracing::info!(released, "released deliveries claimed by the previous run");
+        }
     }
 
-    let new_work = Arc::new(Notify::new());
     // Claiming stops first; lease renewal and the sweeper run until the
     // attempts in flight have been recorded.
     let (stop_claiming, claiming_stopped) = watch::channel(false);
     let (stop_background, background_stopped) = watch::channel(false);
     let dispatcher = Dispatcher::new(store.clone(), cipher.clone(), &settings)?;
     let claim_loop = tokio::spawn(supervise("dispatcher", claiming_stopped.clone(), {
-        let (dispatcher, new_work, stopped) = (dispatcher.clone(), new_work.clone(), claiming_stopped);
-        move || dispatcher.clone().run(new_work.clone(), stopped.clone())
+        let (dispatcher, stopped) = (dispatcher.clone(), claiming_stopped.clone());
+        move || dispatcher.clone().run(stopped.clone())
+    }));
+    let recorder = tokio::spawn(supervise("outcome recorder", background_stopped.clone(), {
+        let (dispatcher, stopped) = (dispatcher.clone(), background_stopped.clone());
+        move || dispatcher.clone().record_outcomes(stopped.clone())
     }));
     let renewals = tokio::spawn(supervise("lease renewal", background_stopped.clone(), {
         let (dispatcher, stopped) = (dispatcher.clone(), background_stopped.clone());
@@ -89,19 +92,27 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
         tokens: TokenAuthority::new(&main_key, settings.admin_token.clone()),
         cipher,
         settings: settings.clone(),
-        new_work,
     });
     let listener =
         TcpListener::bind(settings.listen).await.map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(address = %local, data_dir = %settings.data_dir.display(), "hookline listening");
     tracing::info!(url = %format!("{}/portal/", settings.public_url), "portal (open it with `hookline console`)");
-    http::serve(listener, api::router(state).merge(portal), shutdown_signal(), Duration::from_secs(10)).await;
-    // Stop taking work, let attempts in flight finish (bounded), then exit.
-    let _ = stop_claiming.send(true);
+    // On SIGTERM claiming stops at once; requests in progress and attempts
+    // in flight then finish side by side (each bounded) before the exit.
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_claiming.send(true);
+    });
+    let mut stopping = claiming_stopped;
+    let stop_serving = async move {
+        let _ = stopping.wait_for(|stopped| *stopped).await;
+    };
+    http::serve(listener, api::router(state).merge(portal), stop_serving, Duration::from_secs(10)).await;
     let _ = claim_loop.await;
     dispatcher.drain(settings.attempt_timeout + Duration::from_secs(2)).await;
     let _ = stop_background.send(true);
+    let _ = recorder.await;
     let _ = renewals.await;
     let _ = sweeper.await;
     Ok(())

@@ -9,12 +9,20 @@
 
 pub mod model;
 pub mod page;
+pub mod queue;
 mod repo;
 pub mod sqlite;
+#[cfg(test)]
+mod tests;
 
 pub use repo::*;
 
 use std::fmt;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use queue::{AttemptOutcome, ClaimRequest, Claimed, LeaseRef, Purged, Recorded};
 
 /// What a store operation can fail with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +32,8 @@ pub enum StoreError {
     NotFound,
     /// The backend failed (I/O, corruption, a bug); not the caller's fault.
     Backend(String),
+    /// The database cannot be reached right now; nothing was committed.
+    Unavailable(String),
 }
 
 impl fmt::Display for StoreError {
@@ -32,6 +42,7 @@ impl fmt::Display for StoreError {
             StoreError::Conflict(what) => write!(f, "{what} already exists"),
             StoreError::NotFound => write!(f, "not found"),
             StoreError::Backend(e) => write!(f, "store: {e}"),
+            StoreError::Unavailable(e) => write!(f, "store unavailable: {e}"),
         }
     }
 }
@@ -48,12 +59,14 @@ pub enum Store {
 
 impl Store {
     /// Runs `f` in a transaction that is durable on disk when this returns
-    /// `Ok`. An `Err` from `f` undoes everything `f` did.
+    /// `Ok`. An `Err` from `f` undoes everything `f` did. `f` may run more
+    /// than once (a backend retries a transaction that lost a race, e.g. a
+    /// serialization failure): it must not have effects outside `tx`.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+        F: FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
     {
         match self {
             Store::Sqlite(s) => s.write(f).await,
@@ -69,6 +82,63 @@ impl Store {
     {
         match self {
             Store::Sqlite(s) => s.read(f).await,
+        }
+    }
+
+    /// The embedded store, which only one process may use at a time.
+    pub fn is_embedded(&self) -> bool {
+        matches!(self, Store::Sqlite(_))
+    }
+
+    /// Rung after a commit that made deliveries due (on any node, for
+    /// stores shared by several).
+    pub fn wakeups(&self) -> Arc<Notify> {
+        match self {
+            Store::Sqlite(s) => s.wakeups(),
+        }
+    }
+
+    // ---- the dispatcher's interface (see `queue`) ---------------------------
+
+    pub async fn claim(&self, req: ClaimRequest) -> StoreResult<Claimed> {
+        match self {
+            Store::Sqlite(s) => s.claim(req).await,
+        }
+    }
+
+    /// Records attempts and moves their deliveries on; an outcome whose claim
+    /// was lost (or whose message or endpoint is gone) keeps its attempt row
+    /// when it can and changes nothing else.
+    pub async fn record_outcomes(
+        &self,
+        outcomes: Vec<AttemptOutcome>,
+        disable_after: chrono::Duration,
+    ) -> StoreResult<Recorded> {
+        match self {
+            Store::Sqlite(s) => s.record_outcomes(outcomes, disable_after).await,
+        }
+    }
+
+    /// Keeps the leases of attempts in flight for `lease` more, from now.
+    pub async fn extend_leases(&self, leases: Vec<LeaseRef>, lease: chrono::Duration) -> StoreResult<usize> {
+        match self {
+            Store::Sqlite(s) => s.extend_leases(leases, lease).await,
+        }
+    }
+
+    /// Voids every claim: right only for a store no other process uses (the
+    /// embedded store under its data-dir lock), at start-up.
+    pub async fn release_all_claims(&self) -> StoreResult<usize> {
+        match self {
+            Store::Sqlite(s) => s.release_all_claims().await,
+        }
+    }
+
+    /// One batch of the retention sweep; `None` when another node is
+    /// sweeping right now.
+    pub async fn purge_expired(&self, retention: chrono::Duration, batch: usize) -> StoreResult<Option<Purged>> {
+        match self {
+            Store::Sqlite(s) => s.purge_expired(retention, batch).await.map(Some),
         }
     }
 }

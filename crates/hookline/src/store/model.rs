@@ -66,22 +66,50 @@ pub struct Endpoint {
     pub updated_at: Timestamp,
 }
 
+/// Whether a message with this type and these channels goes to an endpoint
+/// with these settings.
+fn routes_to(
+    disabled: bool,
+    filter_types: Option<&[String]>,
+    wanted_channels: Option<&[String]>,
+    event_type: &str,
+    channels: Option<&[String]>,
+) -> bool {
+    if disabled {
+        return false;
+    }
+    if let Some(types) = filter_types {
+        if !types.iter().any(|t| t == event_type) {
+            return false;
+        }
+    }
+    match (wanted_channels, channels) {
+        (None, _) => true,
+        (Some(wanted), Some(sent)) => wanted.iter().any(|c| sent.contains(c)),
+        (Some(_), None) => false,
+    }
+}
+
 impl Endpoint {
     /// Whether a message with this type and these channels goes to this endpoint.
     pub fn wants(&self, event_type: &str, channels: Option<&[String]>) -> bool {
-        if self.disabled {
-            return false;
-        }
-        if let Some(types) = &self.filter_types {
-            if !types.iter().any(|t| t == event_type) {
-                return false;
-            }
-        }
-        match (&self.channels, channels) {
-            (None, _) => true,
-            (Some(wanted), Some(sent)) => wanted.iter().any(|c| sent.contains(c)),
-            (Some(_), None) => false,
-        }
+        routes_to(self.disabled, self.filter_types.as_deref(), self.channels.as_deref(), event_type, channels)
+    }
+}
+
+/// What fan-out needs of an endpoint, and nothing more: a message reads one
+/// of these per endpoint of its application.
+#[derive(Debug, Clone)]
+pub struct FanoutTarget {
+    pub id: String,
+    pub disabled: bool,
+    pub filter_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+}
+
+impl FanoutTarget {
+    pub fn wants(&self, event_type: &str, channels: Option<&[String]>) -> bool {
+        routes_to(self.disabled, self.filter_types.as_deref(), self.channels.as_deref(), event_type, channels)
     }
 }
 
@@ -111,14 +139,26 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
-    pub fn from_i64(v: i64) -> DeliveryStatus {
+    /// The stored number; an unknown one is corruption, not a default.
+    pub fn from_i64(v: i64) -> Option<DeliveryStatus> {
         match v {
-            0 => DeliveryStatus::Success,
-            2 => DeliveryStatus::Failed,
-            3 => DeliveryStatus::Sending,
-            _ => DeliveryStatus::Pending,
+            0 => Some(DeliveryStatus::Success),
+            1 => Some(DeliveryStatus::Pending),
+            2 => Some(DeliveryStatus::Failed),
+            3 => Some(DeliveryStatus::Sending),
+            _ => None,
         }
     }
+}
+
+/// A delivery to create with a message (fan-out) or a resend.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub msg_id: String,
+    pub endpoint_id: String,
+    pub app_id: String,
+    /// When it falls due; `None` is now, by the store's clock.
+    pub due_at: Option<Timestamp>,
 }
 
 /// One message owed to one endpoint: the outbox row, and the dispatcher's queue.
@@ -166,90 +206,6 @@ pub struct IdempotentResponse {
     pub body: Vec<u8>,
 }
 
-/// A delivery claimed for one attempt, with everything the attempt needs.
-#[derive(Debug, Clone)]
-pub struct DeliveryJob {
-    /// Proves this claim is still ours when the outcome is recorded.
-    pub claim_id: String,
-    pub msg_id: String,
-    pub endpoint_id: String,
-    pub app_id: String,
-    pub event_type: String,
-    /// Shared, not copied, by every attempt that sends it.
-    pub payload: Option<bytes::Bytes>,
-    pub url: String,
-    pub headers: StringMap,
-    pub secret: SealedSecret,
-    pub retired_secrets: Vec<RetiredSecret>,
-    /// Attempts made before this one.
-    pub attempts: u32,
-    /// Asked for by a person (resend), not by the schedule.
-    pub manual: bool,
-    /// A manual resend of a delivery that had finished: one attempt only.
-    pub one_shot: bool,
-}
-
-/// A claim held by this node: renewed while its attempt runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeaseRef {
-    pub claim_id: String,
-    pub msg_id: String,
-    pub endpoint_id: String,
-}
-
-/// What the dispatcher asks of a claim.
-#[derive(Debug, Clone)]
-pub struct ClaimRequest {
-    pub now: Timestamp,
-    pub lease_until: Timestamp,
-    /// Most deliveries to claim in all.
-    pub budget: usize,
-    /// Most deliveries in flight to one endpoint on this node.
-    pub per_endpoint_cap: usize,
-    /// Deliveries this node has in flight, by endpoint.
-    pub in_flight: std::collections::HashMap<String, usize>,
-    /// All deliveries this node has in flight.
-    pub total_in_flight: usize,
-    /// Endpoints that already have work in flight may not push the node's
-    /// total past this: the rest is kept for endpoints with nothing in
-    /// flight, so a few slow endpoints can never take every slot.
-    pub busy_slot_limit: usize,
-    pub default_rate_limit: u32,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Claimed {
-    pub jobs: Vec<DeliveryJob>,
-    /// When the earliest remaining work falls due, if any (not counting
-    /// endpoints that wait for a free slot).
-    pub next_due: Option<Timestamp>,
-    /// Some due work waits for a slot to free up, not for a time.
-    pub waiting_for_slots: bool,
-}
-
-/// Where a delivery goes after an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NextStep {
-    Succeeded,
-    RetryAt(Timestamp),
-    GiveUp,
-}
-
-/// The recorded result of one attempt.
-#[derive(Debug, Clone)]
-pub struct AttemptOutcome {
-    pub claim_id: String,
-    pub attempt: Attempt,
-    pub next: NextStep,
-    /// Disable the endpoint when it has failed without success this long.
-    pub disable_after: chrono::Duration,
-    /// Disable the endpoint now (410 Gone).
-    pub disable_now: bool,
-    /// The failure was ours (payload gone, unusable key), not the endpoint's:
-    /// it must not count toward disabling the endpoint.
-    pub failed_on_our_side: bool,
-}
-
 /// Delivery counts of one endpoint by status.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryStats {
@@ -257,15 +213,6 @@ pub struct DeliveryStats {
     pub pending: u64,
     pub sending: u64,
     pub failed: u64,
-}
-
-/// What a retention sweep removed.
-#[derive(Debug, Clone, Default)]
-pub struct Purged {
-    pub payloads: usize,
-    pub messages: usize,
-    pub attempts: usize,
-    pub idempotency_keys: usize,
 }
 
 /// One time bucket of an endpoint's attempts, for the portal's charts.

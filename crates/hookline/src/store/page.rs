@@ -32,6 +32,13 @@ pub struct ListQuery {
     pub order: Order,
 }
 
+/// The first page of 50, newest first (the API's default).
+impl Default for ListQuery {
+    fn default() -> ListQuery {
+        ListQuery { limit: 50, cursor: None, order: Order::Descending }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Page<T> {
     pub data: Vec<T>,

@@ -8,6 +8,9 @@ pub trait ApplicationRepo {
     fn insert_application(&mut self, app: &Application) -> StoreResult<()>;
     /// By id, or by uid when `key` is not an app id.
     fn application(&mut self, key: &str) -> StoreResult<Option<Application>>;
+    /// By id, held until the transaction ends (a change based on what was
+    /// read cannot race another).
+    fn application_for_update(&mut self, id: &str) -> StoreResult<Option<Application>>;
     fn list_applications(&mut self, query: &ListQuery) -> StoreResult<Page<Application>>;
     fn update_application(&mut self, app: &Application) -> StoreResult<()>;
     fn delete_application(&mut self, id: &str) -> StoreResult<()>;
@@ -25,9 +28,13 @@ pub trait EndpointRepo {
     fn insert_endpoint(&mut self, ep: &Endpoint) -> StoreResult<()>;
     /// By id, or by uid within the application.
     fn endpoint(&mut self, app_id: &str, key: &str) -> StoreResult<Option<Endpoint>>;
+    /// As `endpoint`, held until the transaction ends: a read-modify-write
+    /// (PATCH) cannot undo a concurrent change such as an auto-disable.
+    fn endpoint_for_update(&mut self, app_id: &str, key: &str) -> StoreResult<Option<Endpoint>>;
     fn list_endpoints(&mut self, app_id: &str, query: &ListQuery) -> StoreResult<Page<Endpoint>>;
-    /// Every endpoint of an application, for fan-out.
-    fn all_endpoints(&mut self, app_id: &str) -> StoreResult<Vec<Endpoint>>;
+    /// What fan-out needs of every endpoint of an application.
+    fn fanout_targets(&mut self, app_id: &str) -> StoreResult<Vec<FanoutTarget>>;
+    fn count_endpoints(&mut self, app_id: &str) -> StoreResult<usize>;
     /// Every endpoint of every application (key upgrades; not for requests).
     fn every_endpoint(&mut self) -> StoreResult<Vec<Endpoint>>;
     fn update_endpoint(&mut self, ep: &Endpoint) -> StoreResult<()>;
@@ -50,10 +57,15 @@ pub trait MessageRepo {
     fn message(&mut self, app_id: &str, key: &str) -> StoreResult<Option<Message>>;
     fn list_messages(&mut self, app_id: &str, filter: &MessageFilter, query: &ListQuery) -> StoreResult<Page<Message>>;
     fn expunge_message_payload(&mut self, app_id: &str, msg_id: &str) -> StoreResult<()>;
-    fn insert_delivery(&mut self, delivery: &Delivery) -> StoreResult<()>;
+    /// A message's fan-out: one pending delivery each (written in endpoint
+    /// order, so concurrent fan-outs cannot deadlock); wakes the dispatcher.
+    fn insert_deliveries(&mut self, deliveries: &[NewDelivery]) -> StoreResult<()>;
 }
 
 pub trait IdempotencyRepo {
+    /// The answer recorded for `key`, if any. Called in a write, it holds
+    /// the key until the transaction ends: a concurrent request with the
+    /// same key (on any node) waits, then finds this one's answer.
     fn idempotent_response(&mut self, key: &[u8]) -> StoreResult<Option<IdempotentResponse>>;
     fn save_idempotent_response(
         &mut self,
@@ -87,24 +99,16 @@ pub trait AttemptRepo {
     ) -> StoreResult<Page<(Delivery, Message)>>;
 }
 
+/// The API's side of deliveries (the dispatcher's is `queue`).
 pub trait DeliveryRepo {
-    /// Claims due deliveries as leases, respecting each endpoint's rate limit.
-    fn claim_deliveries(&mut self, req: &ClaimRequest) -> StoreResult<Claimed>;
-    /// Records an attempt and moves the delivery on; ignored (but the attempt
-    /// kept) when the claim was lost to another worker.
-    fn finish_delivery(&mut self, outcome: &AttemptOutcome) -> StoreResult<()>;
-    /// Pushes the expiry of leases still held to `until`; returns how many
-    /// were still held.
-    fn extend_leases(&mut self, leases: &[LeaseRef], until: Timestamp) -> StoreResult<usize>;
-    /// Makes every in-flight delivery due now (the embedded store at start-up).
-    fn release_all_claims(&mut self, now: Timestamp) -> StoreResult<usize>;
-    /// (Re)schedules one delivery for `at`, creating it if needed.
+    /// (Re)schedules one delivery for `at` (`None`: now, by the store's
+    /// clock), creating it if needed; wakes the dispatcher.
     fn schedule_delivery(
         &mut self,
         app_id: &str,
         msg_id: &str,
         endpoint_id: &str,
-        at: Timestamp,
+        at: Option<Timestamp>,
         manual: bool,
     ) -> StoreResult<()>;
     /// Failed deliveries to an endpoint of messages created in [since, until), at most `limit`.
@@ -126,7 +130,8 @@ pub trait DeliveryRepo {
         until: Timestamp,
         limit: usize,
     ) -> StoreResult<Vec<Message>>;
-    /// Puts an endpoint's pending deliveries back in the dispatcher's queue.
+    /// Puts an endpoint's pending deliveries back in the dispatcher's queue
+    /// (after it is enabled again); wakes the dispatcher.
     fn requeue_endpoint(&mut self, endpoint_id: &str) -> StoreResult<()>;
     fn delivery_stats(
         &mut self,
@@ -134,8 +139,6 @@ pub trait DeliveryRepo {
         since: Option<Timestamp>,
         until: Option<Timestamp>,
     ) -> StoreResult<DeliveryStats>;
-    /// Deletes what is past retention, at most `batch` rows of each kind.
-    fn purge_expired(&mut self, now: Timestamp, retention: chrono::Duration, batch: usize) -> StoreResult<Purged>;
 }
 
 /// Read-only summaries for the portal: time series and the operator's

@@ -290,15 +290,18 @@ fn b_value<'t>(placeholder: &str, b: &'t Tenant, b_attempt: &'t str) -> &'t str 
 /// each answer is 403 or 404, never B's data, and B is unchanged afterwards.
 #[tokio::test]
 async fn every_route_keeps_tenants_apart() {
-    let server = TestServer::start().await;
+    // No retries: B must have exactly the one attempt checked at the end.
+    let server = TestServer::builder().env("HOOKLINE_RETRY_SCHEDULE", "").start().await;
     let a = tenant(&server, "tenant-a").await;
     let b = tenant(&server, "tenant-b").await;
     // B's message has an attempt (its endpoint does not resolve).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let b_attempt = loop {
         let (_, list) = server.admin().get(&format!("/api/v1/app/{}/attempt/msg/{}", b.app, b.message)).await;
         if let Some(first) = list_data(&list).first() {
             break str_of(first, "id").to_string();
         }
+        assert!(std::time::Instant::now() < deadline, "B's message was never attempted");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     let tokens = [
@@ -423,4 +426,30 @@ async fn forged_expired_and_foreign_tokens_are_refused() {
         assert!(std::time::Instant::now() < deadline, "an expired token kept working");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+}
+
+/// Svix's `capabilities`: a `ViewBase` portal token reads, writes nothing and
+/// sees no secret; `ManageEndpoint` may write; an unknown capability is a 422.
+#[tokio::test]
+async fn view_base_tokens_read_but_never_write_or_see_secrets() {
+    let server = TestServer::start().await;
+    let a = tenant(&server, "tenant-a").await;
+    let access = format!("/api/v1/auth/app-portal-access/{}", a.app);
+    let (status, body) = server.admin().post(&access, &json!({"capabilities": ["ViewBase"]})).await;
+    assert_eq!(status, 200, "{body}");
+    let viewer = server.api(str_of(&body, "token"));
+    let ep = format!("/api/v1/app/{}/endpoint/{}", a.app, a.endpoint);
+    let (status, _) = viewer.get(&ep).await;
+    assert_eq!(status, 200);
+    let (status, body) = viewer.get(&format!("{ep}/secret")).await;
+    assert_error(status, &body, 403);
+    let (status, body) = viewer.patch(&ep, &json!({"description": "changed"})).await;
+    assert_error(status, &body, 403);
+
+    let (_, body) = server.admin().post(&access, &json!({"capabilities": ["ViewBase", "ManageEndpoint"]})).await;
+    let (status, body) = server.api(str_of(&body, "token")).patch(&ep, &json!({"description": "changed"})).await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = server.admin().post(&access, &json!({"capabilities": ["Everything"]})).await;
+    common::assert_invalid_field(status, &body, "capabilities");
 }

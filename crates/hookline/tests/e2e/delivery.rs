@@ -291,14 +291,16 @@ async fn rate_limit_spreads_deliveries_over_time() {
     let span = got.last().unwrap().at - got[0].at;
     let total = got.last().unwrap().at - started;
     println!("30 deliveries at 5/s: first to last {span:?}, from first send {total:?}");
-    // Burst of 5, then 5 per second: the 30th cannot start before 5 s.
+    // A token bucket of 5: a burst of 5, then 5 per second, so the 30th
+    // cannot start before 5 s.
     assert!(span >= Duration::from_millis(4800), "30 deliveries took only {span:?}");
-    // No window of a second holds more than 5 starts. The limit applies when
-    // a delivery is claimed; arrival here can lag that by tens of
-    // milliseconds on a loaded machine, so the window checked is 850 ms.
-    for (i, first) in got.iter().enumerate() {
-        let in_window = got[i..].iter().take_while(|r| r.at - first.at < Duration::from_millis(850)).count();
-        assert!(in_window <= 5, "{in_window} deliveries within one second");
+    // Once the burst is spent, no second holds more than 5 starts (plus the
+    // one on its boundary). The limit applies when a delivery is claimed;
+    // arrival here can lag that by tens of milliseconds on a loaded machine,
+    // so the window checked is 900 ms.
+    for (i, first) in got.iter().enumerate().filter(|(_, r)| r.at - got[0].at >= Duration::from_secs(1)) {
+        let in_window = got[i..].iter().take_while(|r| r.at - first.at < Duration::from_millis(900)).count();
+        assert!(in_window <= 6, "{in_window} deliveries within one second after the burst");
     }
 }
 

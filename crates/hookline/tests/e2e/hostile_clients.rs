@@ -144,6 +144,23 @@ async fn one_application_cannot_grow_without_bound() {
         server.admin().post(&endpoints, &json!({"url": "https://example.com/h", "headers": headers})).await;
     assert_invalid_field(status, &body, "headers");
 
+    // The limits hold for what is stored: headers merged over several PATCHes too.
+    let (status, ep) = server.admin().post(&endpoints, &json!({"url": "https://example.com/h"})).await;
+    assert_eq!(status, 201, "{ep}");
+    let headers_path = format!("{endpoints}/{}/headers", ep["id"].as_str().unwrap());
+    let batch = |from: usize| -> Value {
+        let map: serde_json::Map<String, Value> = (from..from + 60).map(|i| (format!("x-h{i}"), json!("v"))).collect();
+        json!({ "headers": map })
+    };
+    let (status, body) = server.admin().patch(&headers_path, &batch(0)).await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = server.admin().patch(&headers_path, &batch(60)).await;
+    assert_invalid_field(status, &body, "headers");
+    let (_, stored) = server.admin().get(&headers_path).await;
+    assert_eq!(stored["headers"].as_object().unwrap().len(), 60, "the refused PATCH changed nothing");
+    let (status, _) = server.admin().delete(&format!("{endpoints}/{}", ep["id"].as_str().unwrap())).await;
+    assert_eq!(status, 204);
+
     // A thousand endpoints is the most one application may have.
     let url = server.url(&endpoints);
     let mut created = 0;

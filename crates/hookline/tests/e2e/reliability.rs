@@ -148,15 +148,15 @@ async fn no_secret_or_token_sits_in_plaintext_on_disk() {
 
 #[tokio::test]
 async fn a_slow_attempt_keeps_its_lease_and_is_sent_once() {
-    // The attempt takes four lease periods; renewal keeps it from being
+    // The attempt takes three lease periods; renewal keeps it from being
     // handed to a second worker.
-    let rx = Receiver::scripted(|_, _| Reply::status(200).after(Duration::from_secs(4))).await;
-    let server = server_with(&[("HOOKLINE_CLAIM_LEASE", "1s"), ("HOOKLINE_ATTEMPT_TIMEOUT", "10s")]).await;
+    let rx = Receiver::scripted(|_, _| Reply::status(200).after(Duration::from_secs(9))).await;
+    let server = server_with(&[("HOOKLINE_CLAIM_LEASE", "3s"), ("HOOKLINE_ATTEMPT_TIMEOUT", "20s")]).await;
     let (app, ep, _) = app_with_endpoint(&server, &rx.url("/slow"), json!({})).await;
     let msg = send(&server, &app, json!({})).await;
     wait_status(&server, &app, &msg, &ep, "success").await;
     // Longer than a lease after the outcome: a stolen lease would show now.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(rx.received_on("/slow").len(), 1, "a live attempt was sent twice");
     assert_eq!(attempts_of(&server, &app, &msg).await.len(), 1);
 }

@@ -48,6 +48,14 @@ impl ApplicationRepo for SqliteTx<'_> {
             .map_err(backend)
     }
 
+    fn application_for_update(&mut self, id: &str) -> StoreResult<Option<Application>> {
+        // The single writer holds every row for the whole transaction.
+        self.conn
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM application WHERE id = ?"))
+            .and_then(|mut s| s.query_row([id], row).optional())
+            .map_err(backend)
+    }
+
     fn list_applications(&mut self, query: &ListQuery) -> StoreResult<Page<Application>> {
         let base = format!("SELECT {COLUMNS} FROM application WHERE 1=1");
         paginate(self.conn, &base, vec![], "id", query, row, |a| a.id.clone())

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::sql::*;
 use super::{backend, SqliteTx};
 use crate::ids::IdKind;
-use crate::store::model::{Endpoint, RetiredSecret, SealedSecret};
+use crate::store::model::{Endpoint, FanoutTarget, RetiredSecret, SealedSecret};
 use crate::store::page::{ListQuery, Page};
 use crate::store::{EndpointRepo, StoreError, StoreResult};
 
@@ -87,7 +87,16 @@ impl EndpointRepo for SqliteTx<'_> {
                 ])
             })
             .map_err(conflict_as("an endpoint with this uid"))?;
+        self.conn
+            .prepare_cached("INSERT INTO endpoint_queue (endpoint_id) VALUES (?)")
+            .and_then(|mut s| s.execute([&e.id]))
+            .map_err(backend)?;
         Ok(())
+    }
+
+    fn endpoint_for_update(&mut self, app_id: &str, key: &str) -> StoreResult<Option<Endpoint>> {
+        // The single writer holds every row for the whole transaction.
+        self.endpoint(app_id, key)
     }
 
     fn endpoint(&mut self, app_id: &str, key: &str) -> StoreResult<Option<Endpoint>> {
@@ -103,11 +112,30 @@ impl EndpointRepo for SqliteTx<'_> {
         paginate(self.conn, &base, vec![app_id.to_string().into()], "id", query, row, |e| e.id.clone())
     }
 
-    fn all_endpoints(&mut self, app_id: &str) -> StoreResult<Vec<Endpoint>> {
-        let mut stmt =
-            self.conn.prepare_cached(&format!("SELECT {COLUMNS} FROM endpoint WHERE app_id = ?")).map_err(backend)?;
-        let rows = stmt.query_map([app_id], row).map_err(backend)?;
+    fn fanout_targets(&mut self, app_id: &str) -> StoreResult<Vec<FanoutTarget>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, disabled, filter_types, channels FROM endpoint WHERE app_id = ? ORDER BY id")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([app_id], |r| {
+                Ok(FanoutTarget {
+                    id: r.get(0)?,
+                    disabled: r.get(1)?,
+                    filter_types: opt_from_json(r.get(2)?)?,
+                    channels: opt_from_json(r.get(3)?)?,
+                })
+            })
+            .map_err(backend)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+    }
+
+    fn count_endpoints(&mut self, app_id: &str) -> StoreResult<usize> {
+        self.conn
+            .prepare_cached("SELECT COUNT(*) FROM endpoint WHERE app_id = ?")
+            .and_then(|mut s| s.query_row([app_id], |r| r.get::<_, i64>(0)))
+            .map(|n| n as usize)
+            .map_err(backend)
     }
 
     fn every_endpoint(&mut self) -> StoreResult<Vec<Endpoint>> {

@@ -4,7 +4,7 @@ use rusqlite::{params, OptionalExtension, Row};
 use super::sql::*;
 use super::{backend, SqliteTx};
 use crate::ids::IdKind;
-use crate::store::model::{Delivery, Message};
+use crate::store::model::{DeliveryStatus, Message, NewDelivery};
 use crate::store::page::{ListQuery, Page};
 use crate::store::{MessageFilter, MessageRepo, StoreError, StoreResult};
 
@@ -98,27 +98,25 @@ impl MessageRepo for SqliteTx<'_> {
         Ok(())
     }
 
-    fn insert_delivery(&mut self, d: &Delivery) -> StoreResult<()> {
-        self.conn
+    fn insert_deliveries(&mut self, deliveries: &[NewDelivery]) -> StoreResult<()> {
+        let now = chrono::Utc::now();
+        let mut sorted: Vec<&NewDelivery> = deliveries.iter().collect();
+        sorted.sort_by(|a, b| a.endpoint_id.cmp(&b.endpoint_id));
+        let mut insert = self
+            .conn
             .prepare_cached(
                 "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 VALUES (?, ?, ?, ?, 0, ?, ?)",
             )
-            .and_then(|mut s| {
-                s.execute(params![
-                    d.msg_id,
-                    d.endpoint_id,
-                    d.app_id,
-                    d.status as i64,
-                    d.attempts,
-                    d.next_attempt_at.as_ref().map(ms),
-                    ms(&d.updated_at),
-                ])
-            })
-            .map_err(conflict_as("a delivery of this message to this endpoint"))?;
-        if let Some(at) = &d.next_attempt_at {
-            super::deliveries::enqueue(self.conn, &d.endpoint_id, ms(at))?;
+            .map_err(backend)?;
+        for d in sorted {
+            let due = ms(&d.due_at.unwrap_or(now));
+            insert
+                .execute(params![d.msg_id, d.endpoint_id, d.app_id, DeliveryStatus::Pending as i64, due, ms(&now)])
+                .map_err(conflict_as("a delivery of this message to this endpoint"))?;
+            super::deliveries::enqueue(self.conn, &d.endpoint_id, due)?;
         }
+        self.wake |= !deliveries.is_empty();
         Ok(())
     }
 }

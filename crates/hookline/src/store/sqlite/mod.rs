@@ -11,6 +11,7 @@
 mod apps;
 mod attempts;
 mod deliveries;
+mod dispatch_queue;
 mod endpoints;
 mod event_types;
 mod idempotency;
@@ -25,9 +26,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::{StoreError, Tx};
+use super::queue::{self, AttemptOutcome, ClaimRequest, Claimed, LeaseRef, NextStep, Purged, Recorded};
+use super::{StoreError, StoreResult, Tx};
+use dispatch_queue::SqliteQueue;
 pub use lock::DataDirLock;
 
 /// Largest number of jobs committed in one transaction.
@@ -37,6 +40,15 @@ const READ_POOL_SIZE: usize = 8;
 /// A transaction as the repository traits see it.
 pub struct SqliteTx<'c> {
     conn: &'c Connection,
+    /// Set when the transaction made deliveries due: the dispatcher is woken
+    /// once it commits.
+    wake: bool,
+}
+
+impl<'c> SqliteTx<'c> {
+    fn new(conn: &'c Connection) -> SqliteTx<'c> {
+        SqliteTx { conn, wake: false }
+    }
 }
 
 /// A job runs inside the open transaction (or, given `None`, is refused
@@ -53,6 +65,7 @@ struct Inner {
     jobs: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
     path: PathBuf,
+    wake: Arc<Notify>,
 }
 
 impl SqliteStore {
@@ -67,7 +80,8 @@ impl SqliteStore {
             .name("hookline-sqlite-writer".into())
             .spawn(move || run_writer(writer, queue))
             .map_err(|e| StoreError::Backend(format!("cannot start writer thread: {e}")))?;
-        Ok(SqliteStore { inner: Arc::new(Inner { jobs, readers: Mutex::new(Vec::new()), path }) })
+        let wake = Arc::new(Notify::new());
+        Ok(SqliteStore { inner: Arc::new(Inner { jobs, readers: Mutex::new(Vec::new()), path, wake }) })
     }
 
     /// Applies migrations without starting anything else.
@@ -77,19 +91,73 @@ impl SqliteStore {
         schema::migrate(&conn)
     }
 
-    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    pub fn wakeups(&self) -> Arc<Notify> {
+        self.inner.wake.clone()
+    }
+
+    /// `f` runs once: the single writer never loses a race.
+    pub async fn write<T, E, F>(&self, mut f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+        F: FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        self.on_writer(move |conn| {
+            let mut tx = SqliteTx::new(conn);
+            let result = f(&mut tx);
+            (result, tx.wake)
+        })
+        .await
+    }
+
+    // ---- the dispatcher's interface ---------------------------------------
+
+    pub async fn claim(&self, req: ClaimRequest) -> StoreResult<Claimed> {
+        self.on_writer(move |conn| (queue::claim(&mut SqliteQueue { conn }, &req), false)).await
+    }
+
+    pub async fn record_outcomes(
+        &self,
+        outcomes: Vec<AttemptOutcome>,
+        disable_after: chrono::Duration,
+    ) -> StoreResult<Recorded> {
+        // A retry due now must wake the claim loop like new work does.
+        let wake = outcomes.iter().any(|o| matches!(o.next, NextStep::RetryIn(_)));
+        self.on_writer(move |conn| (dispatch_queue::record_outcomes(conn, &outcomes, disable_after), wake)).await
+    }
+
+    pub async fn extend_leases(&self, leases: Vec<LeaseRef>, lease: chrono::Duration) -> StoreResult<usize> {
+        self.on_writer(move |conn| (dispatch_queue::extend_leases(conn, &leases, lease), false)).await
+    }
+
+    pub async fn release_all_claims(&self) -> StoreResult<usize> {
+        self.on_writer(|conn| (dispatch_queue::release_all_claims(conn), true)).await
+    }
+
+    pub async fn purge_expired(&self, retention: chrono::Duration, batch: usize) -> StoreResult<Purged> {
+        self.on_writer(move |conn| (dispatch_queue::purge_expired(conn, retention, batch), false)).await
+    }
+
+    /// Runs `job` on the writer thread inside its own savepoint of the
+    /// current batch; answers once the batch's COMMIT is on disk. The job
+    /// says whether its work, once committed, should wake the dispatcher.
+    async fn on_writer<T, E, J>(&self, job: J) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        J: FnOnce(&Connection) -> (Result<T, E>, bool) + Send + 'static,
     {
         let (reply, answer) = oneshot::channel::<Result<T, E>>();
+        let wake = self.inner.wake.clone();
         let job: Job = Box::new(move |conn| {
-            let result = match conn {
-                Some(conn) => run_in_savepoint(conn, f),
-                None => Err(E::from(StoreError::Backend("the store could not open a transaction".into()))),
+            let (result, woke) = match conn {
+                Some(conn) => run_in_savepoint(conn, job),
+                None => (Err(E::from(StoreError::Backend("the store could not open a transaction".into()))), false),
             };
             Box::new(move |commit: Result<(), StoreError>| {
+                if commit.is_ok() && woke {
+                    wake.notify_one();
+                }
                 let _ = reply.send(match commit {
                     Ok(()) => result,
                     Err(e) => Err(E::from(e)),
@@ -115,7 +183,7 @@ impl SqliteStore {
                 None => open_connection(&inner.path, true)?,
             };
             conn.execute_batch("BEGIN").map_err(backend)?;
-            let result = f(&mut SqliteTx { conn: &conn });
+            let result = f(&mut SqliteTx::new(&conn));
             let _ = conn.execute_batch("COMMIT");
             let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
             if pool.len() < READ_POOL_SIZE {
@@ -127,19 +195,25 @@ impl SqliteStore {
     }
 }
 
-fn run_in_savepoint<T, E, F>(conn: &Connection, f: F) -> Result<T, E>
+fn run_in_savepoint<T, E, J>(conn: &Connection, job: J) -> (Result<T, E>, bool)
 where
     E: From<StoreError>,
-    F: FnOnce(&mut dyn Tx) -> Result<T, E>,
+    J: FnOnce(&Connection) -> (Result<T, E>, bool),
 {
-    conn.execute_batch("SAVEPOINT job").map_err(|e| E::from(backend(e)))?;
+    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        return (Err(E::from(backend(e))), false);
+    }
     // A panicking job must not take the writer thread (and every later
     // write) down with it: it fails alone, like a job that returned an error.
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut SqliteTx { conn })))
-        .unwrap_or_else(|_| Err(E::from(StoreError::Backend("a store job panicked; it was rolled back".into()))));
-    let end = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-    conn.execute_batch(end).map_err(|e| E::from(backend(e)))?;
-    result
+    let (result, wake) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn))).unwrap_or_else(|_| {
+        (Err(E::from(StoreError::Backend("a store job panicked; it was rolled back".into()))), false)
+    });
+    let ok = result.is_ok();
+    let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+    if let Err(e) = conn.execute_batch(end) {
+        return (Err(E::from(backend(e))), false);
+    }
+    (result, wake && ok)
 }
 
 fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>) {
@@ -250,168 +324,5 @@ mod tests {
             let found = store.read(move |tx| tx.application(&key)).await.unwrap();
             assert_eq!(found.is_some(), exists, "{id}");
         }
-    }
-
-    fn endpoint(id: &str, app_id: &str) -> crate::store::model::Endpoint {
-        let now = chrono::Utc::now();
-        crate::store::model::Endpoint {
-            id: id.into(),
-            app_id: app_id.into(),
-            uid: None,
-            url: "https://example.com".into(),
-            description: String::new(),
-            version: 1,
-            disabled: false,
-            rate_limit: None,
-            filter_types: None,
-            channels: None,
-            metadata: Default::default(),
-            headers: Default::default(),
-            secret: crate::store::model::SealedSecret(vec![0; 40]),
-            retired_secrets: Vec::new(),
-            failing_since: None,
-            created_at: now,
-            updated_at: now,
-        }
-    }
-
-    /// One app, the given endpoints, and one message owed to each of them.
-    async fn fixture(endpoints: &[&'static str]) -> (tempfile::TempDir, SqliteStore) {
-        use crate::store::model::{Delivery, DeliveryStatus, Message};
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
-        let eps: Vec<&'static str> = endpoints.to_vec();
-        store
-            .write(move |tx| {
-                tx.insert_application(&app("app_f"))?;
-                let now = chrono::Utc::now();
-                for (i, ep) in eps.iter().enumerate() {
-                    tx.insert_endpoint(&endpoint(ep, "app_f"))?;
-                    let msg_id = format!("msg_{i}");
-                    tx.insert_message(&Message {
-                        id: msg_id.clone(),
-                        app_id: "app_f".into(),
-                        event_type: "t".into(),
-                        // Short ids are not well-formed: look them up as eventId.
-                        event_id: Some(msg_id.clone()),
-                        channels: None,
-                        tags: None,
-                        payload: Some("{}".into()),
-                        payload_expires_at: now - chrono::Duration::seconds(1),
-                        deliver_at: None,
-                        created_at: now,
-                    })?;
-                    tx.insert_delivery(&Delivery {
-                        msg_id,
-                        endpoint_id: ep.to_string(),
-                        app_id: "app_f".into(),
-                        status: DeliveryStatus::Pending,
-                        attempts: 0,
-                        next_attempt_at: Some(now),
-                        updated_at: now,
-                    })?;
-                }
-                Ok::<_, StoreError>(())
-            })
-            .await
-            .unwrap();
-        (dir, store)
-    }
-
-    /// A claim as the dispatcher makes it (512 slots, 128 kept for idle endpoints).
-    fn claim_request(
-        now: chrono::DateTime<chrono::Utc>,
-        in_flight: std::collections::HashMap<String, usize>,
-        total_in_flight: usize,
-    ) -> crate::store::model::ClaimRequest {
-        crate::store::model::ClaimRequest {
-            now,
-            lease_until: now + chrono::Duration::seconds(30),
-            budget: 512 - total_in_flight,
-            per_endpoint_cap: 64,
-            in_flight,
-            total_in_flight,
-            busy_slot_limit: 384,
-            default_rate_limit: 1000,
-        }
-    }
-
-    #[tokio::test]
-    async fn busy_endpoints_cannot_take_the_slots_kept_for_idle_ones() {
-        let (_dir, store) = fixture(&["ep_capped", "ep_idle", "ep_busy"]).await;
-        let now = chrono::Utc::now();
-        let in_flight = [("ep_capped".to_string(), 64), ("ep_busy".to_string(), 5)].into_iter().collect();
-        let req = claim_request(now, in_flight, 400);
-        let claimed = store.write(move |tx| tx.claim_deliveries(&req)).await.unwrap();
-        let ids: Vec<&str> = claimed.jobs.iter().map(|j| j.endpoint_id.as_str()).collect();
-        assert_eq!(ids, ["ep_idle"], "only the idle endpoint may start work");
-        assert!(claimed.waiting_for_slots);
-        // The waiting endpoints' due work does not make the dispatcher spin:
-        // the only other queued work is the idle endpoint's lease.
-        assert!(claimed.next_due.unwrap() > now + chrono::Duration::seconds(20));
-    }
-
-    #[tokio::test]
-    async fn a_row_referring_to_a_deleted_one_is_not_found_not_a_conflict() {
-        use crate::store::model::{Delivery, DeliveryStatus};
-        let (_dir, store) = fixture(&["ep_a"]).await;
-        let now = chrono::Utc::now();
-        let delivery = |endpoint: &str| Delivery {
-            msg_id: "msg_0".into(),
-            endpoint_id: endpoint.into(),
-            app_id: "app_f".into(),
-            status: DeliveryStatus::Pending,
-            attempts: 0,
-            next_attempt_at: Some(now),
-            updated_at: now,
-        };
-        let gone = delivery("ep_deleted");
-        let result = store.write(move |tx| tx.insert_delivery(&gone)).await;
-        assert_eq!(result, Err(StoreError::NotFound));
-        let twice = delivery("ep_a");
-        let result = store.write(move |tx| tx.insert_delivery(&twice)).await;
-        assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
-        let result =
-            store.write(|tx| tx.schedule_delivery("app_f", "msg_0", "ep_deleted", chrono::Utc::now(), true)).await;
-        assert_eq!(result, Err(StoreError::NotFound));
-    }
-
-    #[tokio::test]
-    async fn payloads_are_kept_while_a_delivery_is_owed() {
-        let (_dir, store) = fixture(&["ep_a"]).await;
-        let retention = chrono::Duration::days(90);
-        let purged = store.write(move |tx| tx.purge_expired(chrono::Utc::now(), retention, 100)).await.unwrap();
-        assert_eq!(purged.payloads, 0, "the delivery is still pending");
-        let payload = store.read(|tx| tx.message("app_f", "msg_0")).await.unwrap().unwrap().payload;
-        assert!(payload.is_some());
-        // Deliver it: claim, then record a success.
-        use crate::store::model::*;
-        let now = chrono::Utc::now();
-        let req = claim_request(now, Default::default(), 0);
-        let job = store.write(move |tx| tx.claim_deliveries(&req)).await.unwrap().jobs.remove(0);
-        let outcome = AttemptOutcome {
-            claim_id: job.claim_id,
-            attempt: Attempt {
-                id: "atmpt_1".into(),
-                msg_id: job.msg_id,
-                endpoint_id: job.endpoint_id,
-                app_id: job.app_id,
-                url: job.url,
-                status: DeliveryStatus::Success,
-                response_status_code: 200,
-                response: String::new(),
-                response_duration_ms: 1,
-                trigger: AttemptTrigger::Scheduled,
-                error: None,
-                created_at: now,
-            },
-            next: NextStep::Succeeded,
-            disable_after: chrono::Duration::days(5),
-            disable_now: false,
-            failed_on_our_side: false,
-        };
-        store.write(move |tx| tx.finish_delivery(&outcome)).await.unwrap();
-        let purged = store.write(move |tx| tx.purge_expired(chrono::Utc::now(), retention, 100)).await.unwrap();
-        assert_eq!(purged.payloads, 1, "delivered: the expired payload goes");
     }
 }

@@ -137,6 +137,24 @@ CREATE TABLE meta (
 INSERT INTO meta (key, value) SELECT 'secrets_unbound', '1' WHERE EXISTS (SELECT 1 FROM endpoint);
 DELETE FROM idempotency;
 "#,
+    // 3: the queue entry of an endpoint lives as long as the endpoint (no
+    // insert on the hot path, only a conditional update), and its rate
+    // limit is a token bucket (two columns) instead of a log of starts.
+    r#"
+CREATE TABLE endpoint_queue_v3 (
+    endpoint_id TEXT PRIMARY KEY REFERENCES endpoint(id) ON DELETE CASCADE,
+    next_due    INTEGER,
+    tokens      REAL,
+    refilled_at INTEGER
+);
+INSERT INTO endpoint_queue_v3 (endpoint_id, next_due)
+    SELECT e.id, (SELECT MIN(d.next_attempt_at) FROM delivery d
+                  WHERE d.endpoint_id = e.id AND d.next_attempt_at IS NOT NULL)
+    FROM endpoint e;
+DROP TABLE endpoint_queue;
+ALTER TABLE endpoint_queue_v3 RENAME TO endpoint_queue;
+CREATE INDEX endpoint_queue_due ON endpoint_queue (next_due) WHERE next_due IS NOT NULL;
+"#,
 ];
 
 pub fn migrate(conn: &Connection) -> Result<(), StoreError> {

@@ -7,9 +7,21 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::backend;
-use crate::store::model::Timestamp;
+use crate::store::model::{DeliveryStatus, Timestamp};
 use crate::store::page::{Cursor, ListQuery, Order, Page};
 use crate::store::{StoreError, StoreResult};
+
+/// A delivery status column, decoded; an unknown number is a row error.
+pub fn status_at(r: &Row<'_>, index: usize) -> rusqlite::Result<DeliveryStatus> {
+    let n: i64 = r.get(index)?;
+    DeliveryStatus::from_i64(n).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Integer,
+            format!("unknown delivery status {n}").into(),
+        )
+    })
+}
 
 pub fn ms(t: &Timestamp) -> i64 {
     t.timestamp_millis()

@@ -20,8 +20,9 @@ function tile(label, value, kind = '') {
 
 async function openPortal(appId) {
   const access = await post(`/auth/app-portal-access/${enc(appId)}`, { expiry: 3600 });
-  const win = window.open(access.url, '_blank', 'noopener');
-  if (!win) toast('The browser blocked the new tab; allow pop-ups for this page', 'error');
+  // With 'noopener' the browser returns null whether or not the tab opened
+  // (HTML spec), so there is no failure to report here.
+  window.open(access.url, '_blank', 'noopener');
 }
 
 function healthTable(items, empt, extra) {
@@ -66,6 +67,7 @@ async function renderApps(main, env) {
   for (const e of (overview && overview.failingEndpoints) || []) failingByApp.set(e.appId, (failingByApp.get(e.appId) || 0) + 1);
   let apps = [];
   let iterator;
+  let loaded = false;
   const row = (app) => {
     const eps = h('div.app-endpoints', { hidden: true });
     const failing = failingByApp.get(app.id);
@@ -98,6 +100,9 @@ async function renderApps(main, env) {
       eps);
   };
   const filter = async () => {
+    // Until the first page is in, there is nothing to filter (and asking the
+    // API for each keystroke would only find what that page will show).
+    if (!loaded) return;
     const q = search.value.trim().toLowerCase();
     let shown = 0;
     for (const item of list.querySelectorAll('.app-item')) {
@@ -128,6 +133,7 @@ async function renderApps(main, env) {
   };
   search.addEventListener('input', () => filter());
   await load();
+  loaded = true;
   // Whatever was typed while the list loaded applies to it too.
   if (search.value.trim()) await filter();
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::Utc;
 use rand::Rng;
 
-use crate::store::model::{NextStep, Timestamp};
+use crate::store::queue::NextStep;
 
 /// A `Retry-After` longer than this is capped: an endpoint cannot park its
 /// deliveries for days.
@@ -38,7 +38,8 @@ impl RetrySchedule {
 
     /// `attempts_before` is how many attempts preceded this one.
     /// `one_shot` is a manual resend of a delivery that had already finished.
-    pub fn next_step(&self, attempts_before: u32, report: AttemptReport, one_shot: bool, now: Timestamp) -> NextStep {
+    /// A retry is a delay, not a time: the store adds it to its own clock.
+    pub fn next_step(&self, attempts_before: u32, report: AttemptReport, one_shot: bool) -> NextStep {
         if report.succeeded() {
             return NextStep::Succeeded;
         }
@@ -54,8 +55,7 @@ impl RetrySchedule {
         if let Some(asked) = report.retry_after {
             delay = delay.max(asked.min(MAX_RETRY_AFTER));
         }
-        let delay = chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(24));
-        NextStep::RetryAt(now + delay)
+        NextStep::RetryIn(chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(24)))
     }
 }
 
@@ -80,29 +80,27 @@ mod tests {
     #[test]
     fn retries_follow_the_schedule_with_jitter_then_give_up() {
         let schedule = RetrySchedule::new(vec![Duration::from_secs(10), Duration::from_secs(100)]);
-        let now = Utc::now();
         for _ in 0..50 {
-            let NextStep::RetryAt(t) = schedule.next_step(0, failed(500), false, now) else { panic!() };
-            let ms = (t - now).num_milliseconds();
+            let NextStep::RetryIn(delay) = schedule.next_step(0, failed(500), false) else { panic!() };
+            let ms = delay.num_milliseconds();
             assert!((8000..=12000).contains(&ms), "{ms}");
         }
-        assert!(matches!(schedule.next_step(1, failed(500), false, now), NextStep::RetryAt(_)));
-        assert_eq!(schedule.next_step(2, failed(500), false, now), NextStep::GiveUp);
-        assert_eq!(schedule.next_step(0, failed(410), false, now), NextStep::GiveUp);
-        assert_eq!(schedule.next_step(0, failed(500), true, now), NextStep::GiveUp);
-        assert_eq!(schedule.next_step(5, failed(204), false, now), NextStep::Succeeded);
+        assert!(matches!(schedule.next_step(1, failed(500), false), NextStep::RetryIn(_)));
+        assert_eq!(schedule.next_step(2, failed(500), false), NextStep::GiveUp);
+        assert_eq!(schedule.next_step(0, failed(410), false), NextStep::GiveUp);
+        assert_eq!(schedule.next_step(0, failed(500), true), NextStep::GiveUp);
+        assert_eq!(schedule.next_step(5, failed(204), false), NextStep::Succeeded);
     }
 
     #[test]
     fn retry_after_is_honoured_within_bounds() {
         let schedule = RetrySchedule::new(vec![Duration::from_secs(1)]);
-        let now = Utc::now();
         let report = AttemptReport { status: Some(429), retry_after: Some(Duration::from_secs(60)) };
-        let NextStep::RetryAt(t) = schedule.next_step(0, report, false, now) else { panic!() };
-        assert_eq!((t - now).num_seconds(), 60);
+        let NextStep::RetryIn(delay) = schedule.next_step(0, report, false) else { panic!() };
+        assert_eq!(delay.num_seconds(), 60);
         let report = AttemptReport { status: Some(503), retry_after: Some(Duration::from_secs(10 * 86400)) };
-        let NextStep::RetryAt(t) = schedule.next_step(0, report, false, now) else { panic!() };
-        assert_eq!((t - now).num_hours(), 24);
+        let NextStep::RetryIn(delay) = schedule.next_step(0, report, false) else { panic!() };
+        assert_eq!(delay.num_hours(), 24);
         assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
         assert_eq!(parse_retry_after("soon"), None);
     }

@@ -1,0 +1,304 @@
+//! The dispatcher's side of the store: claim due deliveries as leases, keep
+//! leases alive, record outcomes, purge what retention allows.
+//!
+//! These operations never share a transaction with API writes, and each
+//! backend runs them with its own tools (the embedded writer thread;
+//! `FOR UPDATE SKIP LOCKED` and the database clock on PostgreSQL). The claim
+//! itself is written once, in [`claim`], over the small [`ClaimSource`]
+//! interface each backend implements; its rules (rate limits, slots) are the
+//! pure policies of `dispatch::policy`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rand::RngCore;
+
+use super::model::*;
+use super::StoreResult;
+use crate::dispatch::policy::fairness::{idle_first, Slots};
+use crate::dispatch::policy::rate::TokenBucket;
+
+/// Endpoints looked at per claim (plus one per endpoint busy on this node,
+/// so busy ones cannot hide the others).
+const ENDPOINTS_PER_CLAIM: usize = 64;
+
+/// A delivery claimed for one attempt, with everything the attempt needs.
+#[derive(Debug, Clone)]
+pub struct DeliveryJob {
+    /// Proves this claim is still ours when the outcome is recorded.
+    pub claim_id: String,
+    pub msg_id: String,
+    pub endpoint_id: String,
+    pub app_id: String,
+    pub event_type: String,
+    /// Shared, not copied, by every attempt that sends it.
+    pub payload: Option<bytes::Bytes>,
+    /// Shared by every job of the endpoint in one claim.
+    pub destination: Arc<Destination>,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    /// Asked for by a person (resend), not by the schedule.
+    pub manual: bool,
+    /// A manual resend of a delivery that had finished: one attempt only.
+    pub one_shot: bool,
+}
+
+/// Where and how an endpoint's deliveries are sent.
+#[derive(Debug)]
+pub struct Destination {
+    pub url: String,
+    pub headers: StringMap,
+    pub secret: SealedSecret,
+    pub retired_secrets: Vec<RetiredSecret>,
+}
+
+/// A claim held by this node: renewed while its attempt runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRef {
+    pub claim_id: String,
+    pub msg_id: String,
+    pub endpoint_id: String,
+}
+
+/// What the dispatcher asks of a claim.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    /// How long a claim lasts unless renewed.
+    pub lease: chrono::Duration,
+    pub slots: Slots,
+    /// Deliveries this node has in flight, by endpoint.
+    pub in_flight: HashMap<String, usize>,
+    /// The claims this node's attempts in flight hold: never taken again by
+    /// this node, even if a renewal came late and the lease ran out.
+    pub live_claims: Vec<String>,
+    pub default_rate_limit: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Claimed {
+    pub jobs: Vec<DeliveryJob>,
+    /// When the earliest remaining work falls due, if any (not counting
+    /// endpoints that wait for a free slot).
+    pub next_due: Option<Timestamp>,
+    /// Some due work waits for a slot to free up, not for a time.
+    pub waiting_for_slots: bool,
+}
+
+/// Where a delivery goes after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    Succeeded,
+    /// Again after this long, by the store's clock.
+    RetryIn(chrono::Duration),
+    GiveUp,
+}
+
+/// The recorded result of one attempt.
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    pub claim_id: String,
+    pub attempt: Attempt,
+    pub next: NextStep,
+    /// The failure was ours (payload gone, unusable key), not the endpoint's:
+    /// it must not count toward disabling the endpoint.
+    pub failed_on_our_side: bool,
+}
+
+/// What recording a batch of outcomes changed beyond the deliveries.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    /// Endpoints this batch disabled (failing too long, or 410 Gone).
+    pub disabled: Vec<String>,
+}
+
+/// What a retention sweep removed.
+#[derive(Debug, Clone, Default)]
+pub struct Purged {
+    pub payloads: usize,
+    pub messages: usize,
+    pub attempts: usize,
+    pub idempotency_keys: usize,
+}
+
+impl Purged {
+    pub fn total(&self) -> usize {
+        self.payloads + self.messages + self.attempts + self.idempotency_keys
+    }
+}
+
+// ---- the claim, written once ------------------------------------------------
+
+/// An endpoint whose queue entry is due, as a claim sees it.
+#[derive(Debug, Clone)]
+pub struct QueuedEndpoint {
+    pub endpoint: Endpoint,
+    /// The application's rate limit, the default for its endpoints.
+    pub app_rate_limit: Option<u32>,
+    /// `None` for an endpoint that has not sent yet (a full bucket).
+    pub bucket: Option<TokenBucket>,
+}
+
+/// A delivery row a claim took.
+#[derive(Debug, Clone)]
+pub struct ClaimedRow {
+    pub msg_id: String,
+    pub endpoint_id: String,
+    pub attempts: u32,
+    /// 0 scheduled, 1 a one-shot resend of a finished delivery, 2 a resend
+    /// that keeps the pending retries.
+    pub manual: i64,
+    pub event_type: String,
+    pub payload: Option<String>,
+}
+
+/// A queue entry's new state after a claim.
+#[derive(Debug, Clone)]
+pub struct QueueUpdate {
+    pub endpoint_id: String,
+    /// When the endpoint is next worth a look; `None` when it has no work.
+    pub next_due: Option<Timestamp>,
+    /// Unchanged when `None`.
+    pub bucket: Option<TokenBucket>,
+}
+
+/// The mechanics of a claim, one backend's statements each.
+pub trait ClaimSource {
+    /// The store's clock: every time of one claim comes from it.
+    fn now(&mut self) -> StoreResult<Timestamp>;
+    /// Queue entries due at `now`, earliest first, at most `limit`; each is
+    /// held by this claim until it commits (others skip it).
+    fn due_endpoints(&mut self, now: Timestamp, limit: usize) -> StoreResult<Vec<QueuedEndpoint>>;
+    /// Leases up to `n` due deliveries of each endpoint (earliest first),
+    /// until `lease_until`, under `claim_id`, never one held by a claim in
+    /// `live_claims`.
+    fn take(
+        &mut self,
+        wants: &[(String, usize)],
+        now: Timestamp,
+        lease_until: Timestamp,
+        claim_id: &str,
+        live_claims: &[String],
+    ) -> StoreResult<Vec<ClaimedRow>>;
+    /// The earliest `next_attempt_at` of each endpoint's deliveries, leases
+    /// included (a lease's expiry is when its work falls due again).
+    fn earliest_due(&mut self, endpoint_ids: &[String]) -> StoreResult<HashMap<String, Timestamp>>;
+    fn update_queue(&mut self, updates: &[QueueUpdate]) -> StoreResult<()>;
+    /// The earliest queue entry not in `excluding`.
+    fn next_due_except(&mut self, excluding: &[String]) -> StoreResult<Option<Timestamp>>;
+}
+
+pub fn new_claim_id() -> String {
+    let mut raw = [0u8; 12];
+    rand::thread_rng().fill_bytes(&mut raw);
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Claims due deliveries within the node's slots and every endpoint's rate
+/// limit.
+pub fn claim(src: &mut dyn ClaimSource, req: &ClaimRequest) -> StoreResult<Claimed> {
+    let now = src.now()?;
+    let in_flight = |id: &str| req.in_flight.get(id).copied().unwrap_or(0);
+    let mut candidates = src.due_endpoints(now, ENDPOINTS_PER_CLAIM + req.in_flight.len())?;
+    idle_first(&mut candidates, |c| in_flight(&c.endpoint.id));
+
+    // Tokens granted beyond the work actually due are handed back, and the
+    // slots they held go to the next candidates: rounds of grants and takes
+    // until the candidates or the budget run out.
+    let claim_id = new_claim_id();
+    let mut claimed = 0;
+    let mut waiting = Vec::new();
+    let mut rows: Vec<ClaimedRow> = Vec::new();
+    let mut plans: HashMap<String, (QueuedEndpoint, TokenBucket, u32)> = HashMap::new();
+    let mut updates = Vec::new();
+    let mut pending = candidates.into_iter().peekable();
+    while pending.peek().is_some() && claimed < req.slots.budget {
+        let mut planned = claimed;
+        let mut wants: Vec<(String, usize)> = Vec::new();
+        while let Some(candidate) = pending.next_if(|_| planned < req.slots.budget) {
+            let id = candidate.endpoint.id.clone();
+            if candidate.endpoint.disabled {
+                // Its deliveries wait, out of the queue, until it is enabled again.
+                updates.push(QueueUpdate { endpoint_id: id, next_due: None, bucket: None });
+                continue;
+            }
+            let Some(room) = req.slots.room(in_flight(&id), planned) else {
+                waiting.push(id);
+                continue;
+            };
+            let rate =
+                candidate.endpoint.rate_limit.or(candidate.app_rate_limit).unwrap_or(req.default_rate_limit).max(1);
+            let mut bucket = candidate.bucket.unwrap_or_else(|| TokenBucket::full(rate, now));
+            let granted = bucket.take(rate, now, room);
+            planned += granted;
+            if granted > 0 {
+                wants.push((id.clone(), granted));
+            }
+            plans.insert(id, (candidate, bucket, rate));
+        }
+        if wants.is_empty() {
+            continue;
+        }
+        let taken_now = src.take(&wants, now, now + req.lease, &claim_id, &req.live_claims)?;
+        for (id, granted) in &wants {
+            let got = taken_now.iter().filter(|r| &r.endpoint_id == id).count();
+            let (_, bucket, rate) = plans.get_mut(id).expect("planned above");
+            bucket.give_back(*rate, granted.saturating_sub(got));
+        }
+        claimed += taken_now.len();
+        rows.extend(taken_now);
+    }
+    // Candidates never reached wait for the next claim.
+    waiting.extend(pending.map(|c| c.endpoint.id));
+
+    let looked_at: Vec<String> = plans.keys().cloned().collect();
+    let earliest = src.earliest_due(&looked_at)?;
+    for (id, (_, bucket, rate)) in &plans {
+        // Next worth a look: its earliest work, but not before a token is back.
+        let next_due =
+            earliest.get(id).map(
+                |due| {
+                    if bucket.tokens < 1.0 {
+                        (*due).max(bucket.next_token_at(*rate))
+                    } else {
+                        *due
+                    }
+                },
+            );
+        updates.push(QueueUpdate { endpoint_id: id.clone(), next_due, bucket: Some(*bucket) });
+    }
+    src.update_queue(&updates)?;
+    let next_due = src.next_due_except(&waiting)?;
+
+    let mut destinations: HashMap<String, Arc<Destination>> = HashMap::new();
+    let jobs = rows
+        .into_iter()
+        .map(|row| {
+            let (candidate, ..) = &plans[&row.endpoint_id];
+            let ep = &candidate.endpoint;
+            let destination = destinations
+                .entry(ep.id.clone())
+                .or_insert_with(|| {
+                    Arc::new(Destination {
+                        url: ep.url.clone(),
+                        headers: ep.headers.clone(),
+                        secret: ep.secret.clone(),
+                        retired_secrets: ep.retired_secrets.clone(),
+                    })
+                })
+                .clone();
+            DeliveryJob {
+                claim_id: claim_id.clone(),
+                msg_id: row.msg_id,
+                endpoint_id: ep.id.clone(),
+                app_id: ep.app_id.clone(),
+                event_type: row.event_type,
+                payload: row.payload.map(bytes::Bytes::from),
+                destination,
+                attempts: row.attempts,
+                manual: row.manual != 0,
+                one_shot: row.manual == 1,
+            }
+        })
+        .collect();
+    Ok(Claimed { jobs, next_due, waiting_for_slots: !waiting.is_empty() })
+}

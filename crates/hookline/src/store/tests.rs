@@ -1,0 +1,425 @@
+//! One suite, every backend: the store's behaviour (claims, leases, rate
+//! limits, outcomes, retention) and its correctness when writes race.
+//!
+//! Each test runs against the embedded store and against PostgreSQL (a
+//! fresh database on the server named by `HOOKLINE_TEST_DATABASE_URL`,
+//! which `scripts/test.sh` starts).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::model::*;
+use super::queue::*;
+use super::{AttemptFilter, Store, StoreError};
+use crate::dispatch::policy::fairness::Slots;
+
+/// A store of one backend, and what keeps it alive.
+pub(crate) struct TestStore {
+    pub name: &'static str,
+    pub store: Store,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub(crate) async fn stores() -> Vec<TestStore> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = super::sqlite::SqliteStore::open(dir.path()).unwrap();
+    vec![TestStore { name: "sqlite", store: Store::Sqlite(sqlite), _dir: Some(dir) }]
+}
+
+fn app(id: &str) -> Application {
+    let now = Utc::now();
+    // Looked up by uid below: these short ids are not well-formed app ids.
+    Application {
+        id: id.into(),
+        uid: Some(id.into()),
+        name: "a".into(),
+        rate_limit: None,
+        metadata: Default::default(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn endpoint(id: &str, app_id: &str, rate_limit: Option<u32>) -> Endpoint {
+    let now = Utc::now();
+    Endpoint {
+        id: id.into(),
+        app_id: app_id.into(),
+        // Short ids are not well-formed: look them up as uid.
+        uid: Some(id.into()),
+        url: "https://example.com".into(),
+        description: String::new(),
+        version: 1,
+        disabled: false,
+        rate_limit,
+        filter_types: None,
+        channels: None,
+        metadata: Default::default(),
+        headers: Default::default(),
+        secret: SealedSecret(vec![0; 40]),
+        retired_secrets: Vec::new(),
+        failing_since: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn message(id: &str, app_id: &str) -> Message {
+    let now = Utc::now();
+    Message {
+        id: id.into(),
+        app_id: app_id.into(),
+        event_type: "t".into(),
+        // Short ids are not well-formed: look them up as eventId.
+        event_id: Some(id.into()),
+        channels: None,
+        tags: None,
+        payload: Some("{}".into()),
+        payload_expires_at: now - chrono::Duration::seconds(1),
+        deliver_at: None,
+        created_at: now,
+    }
+}
+
+/// One app ("app_f"), the given endpoints (id, rate limit) and `per_endpoint`
+/// messages owed to each, due now.
+async fn fixture(store: &Store, endpoints: &[(&'static str, Option<u32>)], per_endpoint: usize) {
+    let eps: Vec<(&'static str, Option<u32>)> = endpoints.to_vec();
+    store
+        .write(move |tx| {
+            tx.insert_application(&app("app_f"))?;
+            for (i, (ep, rate)) in eps.iter().enumerate() {
+                tx.insert_endpoint(&endpoint(ep, "app_f", *rate))?;
+                for n in 0..per_endpoint {
+                    let msg = message(&format!("msg_{i}_{n}"), "app_f");
+                    tx.insert_message(&msg)?;
+                    tx.insert_deliveries(&[NewDelivery {
+                        msg_id: msg.id.clone(),
+                        endpoint_id: ep.to_string(),
+                        app_id: "app_f".into(),
+                        due_at: None,
+                    }])?;
+                }
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+}
+
+fn request(lease: chrono::Duration) -> ClaimRequest {
+    ClaimRequest {
+        lease,
+        slots: Slots { budget: 512, per_endpoint_cap: 64, total_in_flight: 0, busy_slot_limit: 384 },
+        in_flight: HashMap::new(),
+        live_claims: Vec::new(),
+        default_rate_limit: 1000,
+    }
+}
+
+fn outcome(job: &DeliveryJob, status: u16, next: NextStep) -> AttemptOutcome {
+    AttemptOutcome {
+        claim_id: job.claim_id.clone(),
+        attempt: Attempt {
+            id: crate::ids::IdKind::Attempt.generate(),
+            msg_id: job.msg_id.clone(),
+            endpoint_id: job.endpoint_id.clone(),
+            app_id: job.app_id.clone(),
+            url: job.destination.url.clone(),
+            status: if next == NextStep::Succeeded { DeliveryStatus::Success } else { DeliveryStatus::Failed },
+            response_status_code: status,
+            response: String::new(),
+            response_duration_ms: 1,
+            trigger: AttemptTrigger::Scheduled,
+            error: None,
+            created_at: Utc::now(),
+        },
+        next,
+        failed_on_our_side: false,
+    }
+}
+
+async fn status_of(store: &Store, msg_id: &str) -> Vec<DeliveryStatus> {
+    let msg_id = msg_id.to_string();
+    store.read(move |tx| tx.deliveries_of_message("app_f", &msg_id)).await.unwrap().iter().map(|d| d.status).collect()
+}
+
+const LONG: chrono::Duration = chrono::Duration::seconds(30);
+const DAYS: chrono::Duration = chrono::Duration::days(5);
+
+#[tokio::test]
+async fn due_work_is_claimed_once_and_its_outcome_recorded() {
+    for t in stores().await {
+        fixture(&t.store, &[("ep_a", None)], 3).await;
+        let first = t.store.claim(request(LONG)).await.unwrap();
+        assert_eq!(first.jobs.len(), 3, "{}", t.name);
+        assert!(first.jobs.iter().all(|j| j.endpoint_id == "ep_a" && j.payload.as_deref() == Some(&b"{}"[..])));
+        let again = t.store.claim(request(LONG)).await.unwrap();
+        assert!(again.jobs.is_empty(), "{}: leased work was handed out twice", t.name);
+
+        let job = &first.jobs[0];
+        t.store.record_outcomes(vec![outcome(job, 200, NextStep::Succeeded)], DAYS).await.unwrap();
+        assert_eq!(status_of(&t.store, &job.msg_id).await, [DeliveryStatus::Success], "{}", t.name);
+        let job = first.jobs[1].clone();
+        let retry = NextStep::RetryIn(chrono::Duration::milliseconds(200));
+        t.store.record_outcomes(vec![outcome(&job, 500, retry)], DAYS).await.unwrap();
+        assert_eq!(status_of(&t.store, &job.msg_id).await, [DeliveryStatus::Pending], "{}", t.name);
+        // The retry falls due after its delay, not before.
+        assert!(t.store.claim(request(LONG)).await.unwrap().jobs.is_empty(), "{}", t.name);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let retried = t.store.claim(request(LONG)).await.unwrap();
+        assert_eq!(retried.jobs.iter().map(|j| &j.msg_id).collect::<Vec<_>>(), [&job.msg_id], "{}", t.name);
+        assert_eq!(retried.jobs[0].attempts, 1);
+        let msg = job.msg_id.clone();
+        let attempts = t
+            .store
+            .read(move |tx| {
+                tx.list_attempts(
+                    "app_f",
+                    &AttemptFilter { msg_id: Some(msg), ..Default::default() },
+                    &Default::default(),
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(attempts.data.len(), 1, "{}", t.name);
+    }
+}
+
+#[tokio::test]
+async fn an_expired_lease_falls_due_again_and_a_renewed_one_does_not() {
+    for t in stores().await {
+        fixture(&t.store, &[("ep_a", None)], 2).await;
+        let short = chrono::Duration::milliseconds(300);
+        let claimed = t.store.claim(request(short)).await.unwrap().jobs;
+        assert_eq!(claimed.len(), 2);
+        // Renew one lease only.
+        let kept = &claimed[0];
+        let lease = LeaseRef {
+            claim_id: kept.claim_id.clone(),
+            msg_id: kept.msg_id.clone(),
+            endpoint_id: kept.endpoint_id.clone(),
+        };
+        assert_eq!(t.store.extend_leases(vec![lease], LONG).await.unwrap(), 1, "{}", t.name);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let again = t.store.claim(request(LONG)).await.unwrap().jobs;
+        assert_eq!(again.iter().map(|j| &j.msg_id).collect::<Vec<_>>(), [&claimed[1].msg_id], "{}", t.name);
+
+        // The first claim of the expired lease records its attempt but no
+        // longer moves the delivery: the new claim owns it.
+        let stale = outcome(&claimed[1], 200, NextStep::Succeeded);
+        t.store.record_outcomes(vec![stale], DAYS).await.unwrap();
+        assert_eq!(status_of(&t.store, &claimed[1].msg_id).await, [DeliveryStatus::Sending], "{}", t.name);
+        t.store.record_outcomes(vec![outcome(&again[0], 200, NextStep::Succeeded)], DAYS).await.unwrap();
+        assert_eq!(status_of(&t.store, &claimed[1].msg_id).await, [DeliveryStatus::Success], "{}", t.name);
+    }
+}
+
+#[tokio::test]
+async fn the_rate_limit_holds_however_often_claims_come() {
+    for t in stores().await {
+        fixture(&t.store, &[("ep_slow", Some(3)), ("ep_fast", None)], 10).await;
+        let mut slow = 0;
+        let mut fast = 0;
+        let mut next_due = None;
+        for _ in 0..5 {
+            let claimed = t.store.claim(request(LONG)).await.unwrap();
+            slow += claimed.jobs.iter().filter(|j| j.endpoint_id == "ep_slow").count();
+            fast += claimed.jobs.iter().filter(|j| j.endpoint_id == "ep_fast").count();
+            next_due = next_due.or(claimed.next_due);
+        }
+        assert_eq!(slow, 3, "{}: a 3/s endpoint got {slow} at once", t.name);
+        assert_eq!(fast, 10, "{}: a throttled endpoint held up another", t.name);
+        // The throttled endpoint is next worth a look when a token is back.
+        let wait = next_due.unwrap() - Utc::now();
+        assert!(wait > chrono::Duration::milliseconds(100), "{}: {wait}", t.name);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let later = t.store.claim(request(LONG)).await.unwrap();
+        assert_eq!(later.jobs.len(), 1, "{}: one token back after a third of a second", t.name);
+    }
+}
+
+#[tokio::test]
+async fn busy_endpoints_cannot_take_the_slots_kept_for_idle_ones() {
+    for t in stores().await {
+        fixture(&t.store, &[("ep_capped", None), ("ep_idle", None), ("ep_busy", None)], 1).await;
+        let mut req = request(LONG);
+        req.in_flight = [("ep_capped".to_string(), 64), ("ep_busy".to_string(), 5)].into_iter().collect();
+        req.slots.total_in_flight = 400;
+        req.slots.budget = 112;
+        let claimed = t.store.claim(req).await.unwrap();
+        let ids: Vec<&str> = claimed.jobs.iter().map(|j| j.endpoint_id.as_str()).collect();
+        assert_eq!(ids, ["ep_idle"], "{}: only the idle endpoint may start work", t.name);
+        assert!(claimed.waiting_for_slots, "{}", t.name);
+        // The waiting endpoints' due work does not make the dispatcher spin:
+        // the only other queued work is the idle endpoint's lease.
+        assert!(claimed.next_due.unwrap() > Utc::now() + chrono::Duration::seconds(20), "{}", t.name);
+    }
+}
+
+#[tokio::test]
+async fn a_disabled_endpoint_is_skipped_until_enabled_again() {
+    for t in stores().await {
+        fixture(&t.store, &[("ep_a", None)], 1).await;
+        let job = t.store.claim(request(LONG)).await.unwrap().jobs.remove(0);
+        let gone = outcome(&job, 410, NextStep::GiveUp);
+        let recorded = t.store.record_outcomes(vec![gone], DAYS).await.unwrap();
+        assert_eq!(recorded.disabled, ["ep_a"], "{}: 410 disables at once", t.name);
+        t.store.write(|tx| tx.schedule_delivery("app_f", "msg_0_0", "ep_a", None, true)).await.unwrap();
+        assert!(t.store.claim(request(LONG)).await.unwrap().jobs.is_empty(), "{}", t.name);
+        t.store
+            .write(|tx| {
+                let mut ep = tx.endpoint_for_update("app_f", "ep_a")?.unwrap();
+                ep.disabled = false;
+                tx.update_endpoint(&ep)?;
+                tx.requeue_endpoint("ep_a")
+            })
+            .await
+            .unwrap();
+        assert_eq!(t.store.claim(request(LONG)).await.unwrap().jobs.len(), 1, "{}", t.name);
+    }
+}
+
+#[tokio::test]
+async fn a_row_referring_to_a_deleted_one_is_not_found_not_a_conflict() {
+    for t in stores().await {
+        fixture(&t.store, &[("ep_a", None)], 1).await;
+        let delivery = |endpoint: &str| NewDelivery {
+            msg_id: "msg_0_0".into(),
+            endpoint_id: endpoint.into(),
+            app_id: "app_f".into(),
+            due_at: None,
+        };
+        let gone = delivery("ep_deleted");
+        let result = t.store.write(move |tx| tx.insert_deliveries(std::slice::from_ref(&gone))).await;
+        assert_eq!(result, Err(StoreError::NotFound), "{}", t.name);
+        let twice = delivery("ep_a");
+        let result = t.store.write(move |tx| tx.insert_deliveries(std::slice::from_ref(&twice))).await;
+        assert!(matches!(result, Err(StoreError::Conflict(_))), "{}: {result:?}", t.name);
+        let result = t.store.write(|tx| tx.schedule_delivery("app_f", "msg_0_0", "ep_deleted", None, true)).await;
+        assert_eq!(result, Err(StoreError::NotFound), "{}", t.name);
+    }
+}
+
+#[tokio::test]
+async fn payloads_and_messages_are_kept_while_a_delivery_is_owed() {
+    for t in stores().await {
+        fixture(&t.store, &[("ep_a", None)], 1).await;
+        let none = chrono::Duration::zero();
+        let purged = t.store.purge_expired(none, 100).await.unwrap().unwrap();
+        assert_eq!((purged.payloads, purged.messages), (0, 0), "{}: the delivery is still pending", t.name);
+        let job = t.store.claim(request(LONG)).await.unwrap().jobs.remove(0);
+        t.store.record_outcomes(vec![outcome(&job, 200, NextStep::Succeeded)], DAYS).await.unwrap();
+        // Past retention means strictly older: let the clock move on.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let purged = t.store.purge_expired(none, 100).await.unwrap().unwrap();
+        assert_eq!(purged.payloads, 1, "{}: delivered, the expired payload goes", t.name);
+        assert_eq!(purged.messages, 1, "{}: and the message with it", t.name);
+        assert_eq!(purged.attempts, 1, "{}", t.name);
+    }
+}
+
+// ---- races: every write is correct when it runs on several nodes at once --
+
+const RACERS: usize = 12;
+
+#[tokio::test]
+async fn concurrent_requests_with_one_idempotency_key_create_one_message() {
+    for t in stores().await {
+        fixture(&t.store, &[], 0).await;
+        let mut racers = Vec::new();
+        for i in 0..RACERS {
+            let store = t.store.clone();
+            racers.push(tokio::spawn(async move {
+                store
+                    .write(move |tx| {
+                        if let Some(previous) = tx.idempotent_response(b"the-key")? {
+                            return Ok::<_, StoreError>(String::from_utf8(previous.body).unwrap());
+                        }
+                        let msg = message(&format!("msg_race_{i}"), "app_f");
+                        tx.insert_message(&msg)?;
+                        let answer =
+                            IdempotentResponse { body_hash: vec![1], status: 202, body: msg.id.clone().into() };
+                        tx.save_idempotent_response(b"the-key", &answer, Utc::now())?;
+                        Ok(msg.id)
+                    })
+                    .await
+            }));
+        }
+        let mut answers = Vec::new();
+        for r in racers {
+            answers.push(r.await.unwrap().unwrap_or_else(|e| panic!("{}: {e}", t.name)));
+        }
+        answers.dedup();
+        assert_eq!(answers.len(), 1, "{}: every racer answers the first message: {answers:?}", t.name);
+        let page =
+            t.store.read(|tx| tx.list_messages("app_f", &Default::default(), &Default::default())).await.unwrap();
+        assert_eq!(page.data.len(), 1, "{}: one message created", t.name);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_creations_of_one_uid_create_one_application() {
+    for t in stores().await {
+        let mut racers = Vec::new();
+        for i in 0..RACERS {
+            let store = t.store.clone();
+            racers.push(tokio::spawn(async move {
+                store
+                    .write(move |tx| {
+                        let mut candidate = app(&format!("app_racer{i}"));
+                        candidate.uid = Some("shared-uid".into());
+                        match tx.insert_application(&candidate) {
+                            Ok(()) => Ok(candidate.id),
+                            Err(StoreError::Conflict(_)) => Ok(tx.application("shared-uid")?.unwrap().id),
+                            Err(e) => Err(e),
+                        }
+                    })
+                    .await
+            }));
+        }
+        let mut ids = Vec::new();
+        for r in racers {
+            ids.push(r.await.unwrap().unwrap_or_else(|e| panic!("{}: {e}", t.name)));
+        }
+        ids.dedup();
+        assert_eq!(ids.len(), 1, "{}: {ids:?}", t.name);
+    }
+}
+
+#[tokio::test]
+async fn a_patch_racing_an_auto_disable_does_not_enable_the_endpoint() {
+    for t in stores().await {
+        fixture(&t.store, &[("ep_a", None)], 1).await;
+        let job = t.store.claim(request(LONG)).await.unwrap().jobs.remove(0);
+        let (read, has_read) = std::sync::mpsc::channel::<()>();
+        let read = Arc::new(std::sync::Mutex::new(read));
+        // The PATCH reads the endpoint (enabled), then writes it back a
+        // little later with a new description.
+        let patch = tokio::spawn({
+            let store = t.store.clone();
+            async move {
+                store
+                    .write(move |tx| {
+                        let mut ep = tx.endpoint_for_update("app_f", "ep_a")?.unwrap();
+                        let _ = read.lock().unwrap().send(());
+                        std::thread::sleep(Duration::from_millis(300));
+                        ep.description = "patched".into();
+                        tx.update_endpoint(&ep)
+                    })
+                    .await
+            }
+        });
+        // Meanwhile a 410 disables it.
+        tokio::task::spawn_blocking(move || has_read.recv().unwrap()).await.unwrap();
+        let gone = outcome(&job, 410, NextStep::GiveUp);
+        t.store.record_outcomes(vec![gone], DAYS).await.unwrap();
+        patch.await.unwrap().unwrap();
+        let ep = t.store.read(|tx| tx.endpoint("app_f", "ep_a")).await.unwrap().unwrap();
+        assert!(ep.disabled, "{}: the PATCH re-enabled an endpoint the dispatcher disabled", t.name);
+        assert_eq!(ep.description, "patched", "{}", t.name);
+    }
+}
