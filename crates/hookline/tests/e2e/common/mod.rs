@@ -17,6 +17,40 @@
 //! panics while a `TestServer` is alive, the log's tail is printed. The child
 //! process is killed when the `TestServer` is dropped.
 //!
+//! **Backends.** `HOOKLINE_TEST_BACKEND` (`sqlite`, the default, or
+//! `postgres`) chooses the store of every server ([`backend`]). On
+//! `postgres` each server gets a fresh database on the server at
+//! `HOOKLINE_TEST_DATABASE_URL` (dropped with the server) and a random
+//! `HOOKLINE_MAIN_KEY`; `scripts/test.sh` runs the whole binary on both.
+//! A test whose subject exists on one backend only says so first:
+//!
+//! ```ignore
+//! if skip_unless(Backend::Sqlite, "scans the SQLite files of the data directory") { return; }
+//! assert_eq!(server.backend(), Backend::Postgres);               // or server.is_embedded()
+//! ```
+//!
+//! **Several nodes on one database** (PostgreSQL only: the embedded store
+//! refuses a second `serve` by design, and these helpers panic on it). Nodes
+//! share the database, the main key and the admin token; each has its own
+//! port, data directory and log:
+//!
+//! ```ignore
+//! if skip_unless(Backend::Postgres, "three nodes share one database") { return; }
+//! let nodes = TestServer::start_nodes(3, |b| b.env("HOOKLINE_ALLOWED_PRIVATE_CIDRS", "127.0.0.0/8")).await;
+//! let fourth = TestServer::builder().shares_database_with(&nodes[0]).start().await;
+//! ```
+//!
+//! **Stopping the database** under the servers: a private cluster ([`pg`]):
+//!
+//! ```ignore
+//! let cluster = PgCluster::start().await;                        // initdb + start, free port
+//! let url = cluster.create_database("hl").await;
+//! let first = TestServer::builder().database_url(&url).start().await;   // random main key
+//! let second = TestServer::builder().shares_database_with(&first).start().await;
+//! cluster.stop_immediate().await;                                // pg_ctl -m immediate
+//! cluster.start_again().await;                                   // same directory and port
+//! ```
+//!
 //! Every module of the e2e test binary uses part of it.
 #![allow(dead_code)]
 
@@ -32,6 +66,16 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{json, Value};
 
+pub mod backend;
+pub mod pg;
+
+pub use backend::{skip_unless, Backend};
+// For the tests that stop the database under the servers.
+#[allow(unused_imports)]
+pub use pg::PgCluster;
+
+use backend::{DatabaseChoice, ServerDatabase};
+
 /// How long a fresh server may take to answer `GET /api/v1/health`.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a SIGTERM'd server may take to exit before it is SIGKILLed.
@@ -45,6 +89,8 @@ pub struct TestServerBuilder {
     env: BTreeMap<String, String>,
     admin_token: Option<String>,
     serve_args: Vec<String>,
+    database: DatabaseChoice,
+    main_key: Option<String>,
 }
 
 impl TestServerBuilder {
@@ -66,11 +112,61 @@ impl TestServerBuilder {
         self
     }
 
+    /// Runs the server on PostgreSQL at `url`, a database the test owns (e.g.
+    /// from [`PgCluster::create_database`]), whatever `HOOKLINE_TEST_BACKEND`
+    /// says. The main key is random unless [`main_key`](Self::main_key) sets
+    /// it; further nodes take both with
+    /// [`shares_database_with`](Self::shares_database_with).
+    pub fn database_url(mut self, url: &str) -> Self {
+        self.database = DatabaseChoice::Url(url.to_string());
+        self
+    }
+
+    /// Sets `HOOKLINE_MAIN_KEY` (base64 of 32 bytes). On PostgreSQL the
+    /// harness sets a random one otherwise; on the embedded store the server
+    /// then uses this instead of its key file.
+    pub fn main_key(mut self, key: &str) -> Self {
+        self.main_key = Some(key.to_string());
+        self
+    }
+
+    /// Another node of `first`'s deployment: the same database, main key
+    /// (unless [`main_key`](Self::main_key) sets another) and admin token
+    /// (unless [`admin_token`](Self::admin_token) sets another); its own
+    /// port, data directory and log. PostgreSQL only: panics when `first`
+    /// runs on the embedded store, which refuses a second node by design.
+    pub fn shares_database_with(mut self, first: &TestServer) -> Self {
+        assert!(
+            first.database.backend == Backend::Postgres,
+            "shares_database_with: several nodes on one database need PostgreSQL, and this server runs on the \
+             {} backend (the embedded store refuses a second node by design). Guard the test with \
+             `if skip_unless(Backend::Postgres, \"…\") {{ return; }}`, or start the first node with \
+             `database_url`.",
+            first.database.backend
+        );
+        self.database = DatabaseChoice::SharedWith(first.database.clone());
+        self.admin_token.get_or_insert_with(|| first.admin_token.clone());
+        self
+    }
+
     /// Starts the server and waits until it is healthy.
     pub async fn start(self) -> TestServer {
         let data_dir = tempfile::Builder::new().prefix("hookline-test-").tempdir().expect("create temp dir");
         let admin_token = self.admin_token.unwrap_or_else(|| format!("test-admin-{:016x}", random_u64()));
         let mut env = self.env;
+        // A test that sets these through `env` chose its database itself.
+        let mut choice = self.database;
+        if let (DatabaseChoice::FromEnv, Some(url)) = (&choice, env.get("HOOKLINE_DATABASE_URL")) {
+            choice = DatabaseChoice::Url(url.clone());
+        }
+        let main_key = self.main_key.or_else(|| env.get("HOOKLINE_MAIN_KEY").cloned());
+        let database = choice.resolve(main_key);
+        if let Some(url) = &database.url {
+            env.insert("HOOKLINE_DATABASE_URL".into(), url.clone());
+        }
+        if let Some(key) = &database.main_key {
+            env.insert("HOOKLINE_MAIN_KEY".into(), key.clone());
+        }
         env.entry("HOOKLINE_LOG".into()).or_insert_with(|| "info".into());
         // Plain text in server.log.
         env.entry("NO_COLOR".into()).or_insert_with(|| "1".into());
@@ -84,6 +180,7 @@ impl TestServerBuilder {
             admin_token,
             http: http_client(),
             serve_args: self.serve_args,
+            database,
         };
         // The port was free when chosen, but another process may take it
         // before the server binds it: then try another one.
@@ -111,6 +208,9 @@ pub struct TestServer {
     admin_token: String,
     http: reqwest::Client,
     serve_args: Vec<String>,
+    /// Declared last: a database the harness created is dropped after the
+    /// process is killed.
+    database: ServerDatabase,
 }
 
 impl TestServer {
@@ -121,6 +221,47 @@ impl TestServer {
     /// A server with default settings.
     pub async fn start() -> TestServer {
         TestServer::builder().start().await
+    }
+
+    /// `n` nodes on one database (see
+    /// [`shares_database_with`](TestServerBuilder::shares_database_with)),
+    /// each built by `configure` and started one after the other, so the
+    /// first has migrated the schema before the others start. PostgreSQL
+    /// only: panics on the embedded store.
+    pub async fn start_nodes(n: usize, configure: impl Fn(TestServerBuilder) -> TestServerBuilder) -> Vec<TestServer> {
+        assert!(n >= 1, "start_nodes(0)");
+        let first = configure(TestServer::builder()).start().await;
+        let mut nodes = Vec::with_capacity(n);
+        for _ in 1..n {
+            let node = configure(TestServer::builder().shares_database_with(&first)).start().await;
+            nodes.push(node);
+        }
+        nodes.insert(0, first);
+        nodes
+    }
+
+    // ---- backend -----------------------------------------------------------
+
+    /// The store this server runs on.
+    pub fn backend(&self) -> Backend {
+        self.database.backend
+    }
+
+    /// Whether this server runs on the embedded store (SQLite in its data
+    /// directory).
+    pub fn is_embedded(&self) -> bool {
+        self.database.backend == Backend::Sqlite
+    }
+
+    /// Its `HOOKLINE_DATABASE_URL` (PostgreSQL only).
+    pub fn database_url(&self) -> Option<&str> {
+        self.database.url.as_deref()
+    }
+
+    /// The `HOOKLINE_MAIN_KEY` the harness gave it (PostgreSQL, or when set
+    /// with [`TestServerBuilder::main_key`]).
+    pub fn main_key(&self) -> Option<&str> {
+        self.database.main_key.as_deref()
     }
 
     // ---- addresses and paths ---------------------------------------------
