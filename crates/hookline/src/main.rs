@@ -146,9 +146,7 @@ fn main() -> ExitCode {
     init_logging(&settings);
     let result = match cli.command {
         Command::Serve { event_catalog } => runtime().block_on(server::serve(settings, event_catalog)),
-        Command::Migrate => hookline::store::sqlite::SqliteStore::migrate_only(&settings.data_dir)
-            .map(|()| println!("migrations applied"))
-            .map_err(|e| e.to_string()),
+        Command::Migrate => server::migrate(&settings).map(|()| println!("migrations applied")),
         Command::Token(TokenCommand::Create { app, read_only }) => {
             runtime().block_on(create_token(settings, app, read_only))
         }
@@ -175,7 +173,7 @@ async fn create_token(settings: Settings, app: Option<String>, read_only: bool) 
     let scope = match app {
         None => Scope::Admin,
         Some(app) => {
-            let store = server::open_store(&settings)?;
+            let store = server::open_store(&settings).await?;
             let lookup = app.clone();
             let found = store
                 .read(move |tx| tx.application(&lookup))
@@ -203,7 +201,7 @@ fn console_url(settings: &Settings, expiry: std::time::Duration) -> Result<(), S
 }
 
 async fn import_catalog(settings: Settings, file: PathBuf) -> Result<(), String> {
-    let store = server::open_store(&settings)?;
+    let store = server::open_store(&settings).await?;
     let report = catalog::import_file(&store, &file).await?;
     println!("{} created, {} updated, {} unchanged", report.created, report.updated, report.unchanged);
     Ok(())

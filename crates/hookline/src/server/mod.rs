@@ -13,18 +13,41 @@ use crate::auth::TokenAuthority;
 use crate::config::Settings;
 use crate::dispatch::{supervise, sweep_forever, Dispatcher};
 use crate::keys::{MainKey, SecretCipher};
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::{DataDirLock, SqliteStore};
 use crate::store::Store;
 
-/// Opens the configured store (migrating it).
-pub fn open_store(settings: &Settings) -> Result<Store, String> {
-    if let Some(url) = &settings.database_url {
-        let scheme = url.split(':').next().unwrap_or("");
-        return Err(format!(
-            "HOOKLINE_DATABASE_URL ({scheme}://…) is set, but this build supports only the embedded store; unset it"
-        ));
+/// Opens the configured store (migrating it). Blocking I/O runs off the
+/// async threads.
+pub async fn open_store(settings: &Settings) -> Result<Store, String> {
+    let settings = settings.clone();
+    tokio::task::spawn_blocking(move || open_store_blocking(&settings))
+        .await
+        .map_err(|e| format!("opening the store failed: {e}"))?
+}
+
+fn open_store_blocking(settings: &Settings) -> Result<Store, String> {
+    match &settings.database_url {
+        Some(url) => {
+            if settings.main_key.is_none() {
+                return Err("HOOKLINE_DATABASE_URL is set but HOOKLINE_MAIN_KEY is not: every node on one database \
+                            must share the main key (base64 of 32 random bytes, e.g. `openssl rand -base64 32`), \
+                            or their tokens and secrets would not work on each other"
+                    .into());
+            }
+            PgStore::open(url).map(Store::Postgres).map_err(|e| e.to_string())
+        }
+        None => SqliteStore::open(&settings.data_dir).map(Store::Sqlite).map_err(|e| e.to_string()),
     }
-    SqliteStore::open(&settings.data_dir).map(Store::Sqlite).map_err(|e| e.to_string())
+}
+
+/// Applies migrations and exits (`hookline migrate`).
+pub fn migrate(settings: &Settings) -> Result<(), String> {
+    match &settings.database_url {
+        Some(url) => PgStore::migrate_only(url),
+        None => SqliteStore::migrate_only(&settings.data_dir),
+    }
+    .map_err(|e| e.to_string())
 }
 
 pub fn load_main_key(settings: &Settings) -> Result<MainKey, String> {
@@ -38,7 +61,14 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
         None => Some(DataDirLock::acquire(&settings.data_dir)?),
         Some(_) => None,
     };
-    let store = open_store(&settings)?;
+    let store = open_store(&settings).await?;
+    let store_description = match &store {
+        Store::Postgres(pg) => {
+            pg.start();
+            Some(pg.describe().to_string())
+        }
+        Store::Sqlite(_) => None,
+    };
     if let Some(path) = &event_catalog {
         let report = crate::catalog::import_file(&store, path).await?;
         tracing::info!(
@@ -96,7 +126,11 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
     let listener =
         TcpListener::bind(settings.listen).await.map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(address = %local, data_dir = %settings.data_dir.display(), "hookline listening");
+    let where_data = match &store_description {
+        Some(db) => db.clone(),
+        None => settings.data_dir.display().to_string(),
+    };
+    tracing::info!(address = %local, store = %where_data, "hookline listening");
     tracing::info!(url = %format!("{}/portal/", settings.public_url), "portal (open it with `hookline console`)");
     // On SIGTERM claiming stops at once; requests in progress and attempts
     // in flight then finish side by side (each bounded) before the exit.

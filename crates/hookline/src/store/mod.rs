@@ -9,8 +9,10 @@
 
 pub mod model;
 pub mod page;
+pub mod postgres;
 pub mod queue;
 mod repo;
+mod series;
 pub mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -55,6 +57,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Clone)]
 pub enum Store {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
 }
 
 impl Store {
@@ -70,6 +73,7 @@ impl Store {
     {
         match self {
             Store::Sqlite(s) => s.write(f).await,
+            Store::Postgres(s) => s.write(f).await,
         }
     }
 
@@ -82,6 +86,7 @@ impl Store {
     {
         match self {
             Store::Sqlite(s) => s.read(f).await,
+            Store::Postgres(s) => s.read(f).await,
         }
     }
 
@@ -95,6 +100,7 @@ impl Store {
     pub fn wakeups(&self) -> Arc<Notify> {
         match self {
             Store::Sqlite(s) => s.wakeups(),
+            Store::Postgres(s) => s.wakeups(),
         }
     }
 
@@ -103,6 +109,7 @@ impl Store {
     pub async fn claim(&self, req: ClaimRequest) -> StoreResult<Claimed> {
         match self {
             Store::Sqlite(s) => s.claim(req).await,
+            Store::Postgres(s) => s.claim(req).await,
         }
     }
 
@@ -116,6 +123,7 @@ impl Store {
     ) -> StoreResult<Recorded> {
         match self {
             Store::Sqlite(s) => s.record_outcomes(outcomes, disable_after).await,
+            Store::Postgres(s) => s.record_outcomes(outcomes, disable_after).await,
         }
     }
 
@@ -123,6 +131,7 @@ impl Store {
     pub async fn extend_leases(&self, leases: Vec<LeaseRef>, lease: chrono::Duration) -> StoreResult<usize> {
         match self {
             Store::Sqlite(s) => s.extend_leases(leases, lease).await,
+            Store::Postgres(s) => s.extend_leases(leases, lease).await,
         }
     }
 
@@ -131,6 +140,8 @@ impl Store {
     pub async fn release_all_claims(&self) -> StoreResult<usize> {
         match self {
             Store::Sqlite(s) => s.release_all_claims().await,
+            // Other nodes' claims are live leases: never void them.
+            Store::Postgres(_) => Ok(0),
         }
     }
 
@@ -139,6 +150,7 @@ impl Store {
     pub async fn purge_expired(&self, retention: chrono::Duration, batch: usize) -> StoreResult<Option<Purged>> {
         match self {
             Store::Sqlite(s) => s.purge_expired(retention, batch).await.map(Some),
+            Store::Postgres(s) => s.purge_expired(retention, batch).await,
         }
     }
 }

@@ -26,7 +26,10 @@ pub(crate) struct TestStore {
 pub(crate) async fn stores() -> Vec<TestStore> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = super::sqlite::SqliteStore::open(dir.path()).unwrap();
-    vec![TestStore { name: "sqlite", store: Store::Sqlite(sqlite), _dir: Some(dir) }]
+    vec![
+        TestStore { name: "sqlite", store: Store::Sqlite(sqlite), _dir: Some(dir) },
+        TestStore { name: "postgres", store: super::postgres::test_support::test_store().await, _dir: None },
+    ]
 }
 
 fn app(id: &str) -> Application {

@@ -8,23 +8,8 @@ use super::sql::*;
 use super::{backend, SqliteTx};
 use crate::ids::IdKind;
 use crate::store::model::{DeliveryOverview, DeliveryStatus, EndpointHealth, SeriesBucket, Timestamp};
+use crate::store::series::SeriesBuilder;
 use crate::store::{InsightRepo, OverviewWindow, StoreResult};
-
-/// Nearest-rank percentile of an ascending list.
-fn percentile(sorted: &[i64], p: u32) -> Option<i64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (sorted.len() * p as usize).div_ceil(100).max(1);
-    Some(sorted[rank - 1])
-}
-
-fn close_bucket(bucket: &mut SeriesBucket, latencies: &mut Vec<i64>) {
-    bucket.p50_ms = percentile(latencies, 50);
-    bucket.p90_ms = percentile(latencies, 90);
-    bucket.p99_ms = percentile(latencies, 99);
-    latencies.clear();
-}
 
 const HEALTH_COLUMNS: &str = "e.id, e.app_id, a.name, e.url, e.disabled, e.failing_since, e.updated_at";
 
@@ -79,21 +64,10 @@ impl InsightRepo for SqliteTx<'_> {
         bucket: chrono::Duration,
     ) -> StoreResult<Vec<SeriesBucket>> {
         let width = bucket.num_milliseconds().max(1);
-        let (since_ms, until_ms) = (ms(&since), ms(&until));
-        let count = ((until_ms - since_ms).max(0) + width - 1) / width;
-        let mut buckets: Vec<SeriesBucket> = (0..count)
-            .map(|i| SeriesBucket {
-                start: from_ms(since_ms + i * width),
-                success: 0,
-                failure: 0,
-                p50_ms: None,
-                p90_ms: None,
-                p99_ms: None,
-            })
-            .collect();
+        let since_ms = ms(&since);
+        let mut series = SeriesBuilder::new(since, until, bucket);
         // Attempt ids sort by creation time: the (endpoint_id, id) index
-        // serves the range. Rows come grouped by bucket, fastest first, so
-        // one bucket's latencies are in memory at a time.
+        // serves the range. Rows come grouped by bucket, fastest first.
         let mut stmt = self
             .conn
             .prepare_cached(
@@ -103,35 +77,16 @@ impl InsightRepo for SqliteTx<'_> {
             )
             .map_err(backend)?;
         let lo = IdKind::Attempt.floor_at(since_ms);
-        let hi = IdKind::Attempt.floor_at(until_ms);
+        let hi = IdKind::Attempt.floor_at(ms(&until));
         let mut rows = stmt.query(params![since_ms, width, endpoint_id, lo, hi]).map_err(backend)?;
-        let mut current: Option<usize> = None;
-        let mut latencies = Vec::new();
         while let Some(r) = rows.next().map_err(backend)? {
             let index: i64 = r.get(0).map_err(backend)?;
-            let Some(index) = usize::try_from(index).ok().filter(|i| *i < buckets.len()) else { continue };
-            if current != Some(index) {
-                if let Some(done) = current {
-                    close_bucket(&mut buckets[done], &mut latencies);
-                }
-                current = Some(index);
-            }
             let status: i64 = r.get(1).map_err(backend)?;
             let code: i64 = r.get(2).map_err(backend)?;
             let duration: i64 = r.get(3).map_err(backend)?;
-            if status == DeliveryStatus::Success as i64 {
-                buckets[index].success += 1;
-            } else {
-                buckets[index].failure += 1;
-            }
-            if code > 0 {
-                latencies.push(duration);
-            }
+            series.add(index, status == DeliveryStatus::Success as i64, (code > 0).then_some(duration));
         }
-        if let Some(done) = current {
-            close_bucket(&mut buckets[done], &mut latencies);
-        }
-        Ok(buckets)
+        Ok(series.finish())
     }
 
     fn delivery_overview(&mut self, w: &OverviewWindow) -> StoreResult<DeliveryOverview> {
@@ -183,21 +138,5 @@ impl InsightRepo for SqliteTx<'_> {
                 limit,
             )?,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::percentile;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let v: Vec<i64> = (1..=100).collect();
-        assert_eq!(percentile(&v, 50), Some(50));
-        assert_eq!(percentile(&v, 90), Some(90));
-        assert_eq!(percentile(&v, 99), Some(99));
-        assert_eq!(percentile(&[7], 99), Some(7));
-        assert_eq!(percentile(&[1, 2, 3], 50), Some(2));
-        assert_eq!(percentile(&[], 50), None);
     }
 }

@@ -1,0 +1,78 @@
+use postgres::Row;
+
+use super::sql::*;
+use super::PgTx;
+use crate::ids::IdKind;
+use crate::store::model::Application;
+use crate::store::page::{ListQuery, Page};
+use crate::store::{ApplicationRepo, StoreError, StoreResult};
+
+const COLUMNS: &str = "id, uid, name, rate_limit, metadata, created_at, updated_at";
+
+fn row(r: &Row) -> StoreResult<Application> {
+    Ok(Application {
+        id: col(r, 0)?,
+        uid: col(r, 1)?,
+        name: col(r, 2)?,
+        rate_limit: col::<Option<i32>>(r, 3)?.map(|n| n as u32),
+        metadata: from_json(&col::<String>(r, 4)?)?,
+        created_at: col(r, 5)?,
+        updated_at: col(r, 6)?,
+    })
+}
+
+impl ApplicationRepo for PgTx<'_, '_> {
+    fn insert_application(&mut self, a: &Application) -> StoreResult<()> {
+        self.execute_unique(
+            "an application with this uid",
+            &format!("INSERT INTO application ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
+            &[
+                &a.id,
+                &a.uid,
+                &a.name,
+                &a.rate_limit.map(|n| n as i32),
+                &to_json(&a.metadata),
+                &a.created_at,
+                &a.updated_at,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn application(&mut self, key: &str) -> StoreResult<Option<Application>> {
+        let column = if IdKind::Application.matches(key) { "id" } else { "uid" };
+        self.query_opt(&format!("SELECT {COLUMNS} FROM application WHERE {column} = $1"), &[&key])?
+            .map(|r| row(&r))
+            .transpose()
+    }
+
+    fn application_for_update(&mut self, id: &str) -> StoreResult<Option<Application>> {
+        self.query_opt(&format!("SELECT {COLUMNS} FROM application WHERE id = $1 FOR UPDATE"), &[&id])?
+            .map(|r| row(&r))
+            .transpose()
+    }
+
+    fn list_applications(&mut self, query: &ListQuery) -> StoreResult<Page<Application>> {
+        let base = format!("SELECT {COLUMNS} FROM application WHERE TRUE");
+        paginate(self, &base, Params::default(), "id", query, row, |a| a.id.clone())
+    }
+
+    fn update_application(&mut self, a: &Application) -> StoreResult<()> {
+        let changed = self.execute_unique(
+            "an application with this uid",
+            "UPDATE application SET uid = $1, name = $2, rate_limit = $3, metadata = $4, updated_at = $5 WHERE id = $6",
+            &[&a.uid, &a.name, &a.rate_limit.map(|n| n as i32), &to_json(&a.metadata), &a.updated_at, &a.id],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    fn delete_application(&mut self, id: &str) -> StoreResult<()> {
+        if self.execute("DELETE FROM application WHERE id = $1", &[&id])? == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,142 @@
+//! The API's side of deliveries: scheduling, recovery ranges, stats. The
+//! dispatcher's side is `dispatch_queue.rs`.
+
+use super::attempts::{delivery_row, DELIVERY_COLUMNS};
+use super::sql::*;
+use super::PgTx;
+use crate::store::model::*;
+use crate::store::{DeliveryRepo, StoreResult};
+
+/// Makes each endpoint's queue entry due at its time (`None`: now) at the
+/// latest. A no-op that takes no lock when the entry is already due earlier,
+/// the common case under load, so concurrent fan-outs to one endpoint do not
+/// queue behind each other.
+pub(super) fn enqueue(tx: &mut PgTx<'_, '_>, endpoint_ids: &[&str], due: &[Option<Timestamp>]) -> StoreResult<()> {
+    tx.execute(
+        "UPDATE endpoint_queue q SET next_due = u.due
+         FROM (SELECT endpoint_id, MIN(COALESCE(due, now())) AS due
+               FROM unnest($1::text[], $2::timestamptz[]) AS t(endpoint_id, due) GROUP BY endpoint_id) u
+         WHERE q.endpoint_id = u.endpoint_id AND (q.next_due IS NULL OR q.next_due > u.due)",
+        &[&endpoint_ids, &due],
+    )?;
+    Ok(())
+}
+
+/// The earliest `next_attempt_at` of an endpoint's deliveries.
+pub(super) fn earliest_due(tx: &mut PgTx<'_, '_>, endpoint_id: &str) -> StoreResult<Option<Timestamp>> {
+    Ok(tx
+        .query_opt(
+            "SELECT next_attempt_at FROM delivery WHERE endpoint_id = $1 AND next_attempt_at IS NOT NULL
+             ORDER BY next_attempt_at LIMIT 1",
+            &[&endpoint_id],
+        )?
+        .map(|r| r.get(0)))
+}
+
+impl DeliveryRepo for PgTx<'_, '_> {
+    fn schedule_delivery(
+        &mut self,
+        app_id: &str,
+        msg_id: &str,
+        endpoint_id: &str,
+        at: Option<Timestamp>,
+        manual: bool,
+    ) -> StoreResult<()> {
+        let manual = manual as i16;
+        self.execute(
+            &format!(
+                // manual: 0 scheduled, 1 a one-shot resend of a finished
+                // delivery, 2 a resend that keeps the pending retries.
+                "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, manual, updated_at)
+                 VALUES ($1, $2, $3, {PENDING}, 0, COALESCE($4, now()), $5, now())
+                 ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET
+                   manual = CASE WHEN excluded.manual = 0 THEN 0
+                                 WHEN delivery.status IN ({PENDING}, {SENDING}) THEN 2 ELSE 1 END,
+                   attempts = CASE WHEN excluded.manual = 1 AND delivery.status IN ({PENDING}, {SENDING})
+                                   THEN delivery.attempts ELSE 0 END,
+                   status = {PENDING}, claim_id = NULL, next_attempt_at = excluded.next_attempt_at,
+                   updated_at = excluded.updated_at"
+            ),
+            &[&msg_id, &endpoint_id, &app_id, &at, &manual],
+        )?;
+        enqueue(self, &[endpoint_id], &[at])?;
+        self.touch(endpoint_id, at);
+        Ok(())
+    }
+
+    fn failed_deliveries(
+        &mut self,
+        endpoint_id: &str,
+        since: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Delivery>> {
+        let columns = qualified(DELIVERY_COLUMNS, "d");
+        let rows = self.query(
+            &format!(
+                "SELECT {columns} FROM delivery d JOIN message m ON m.id = d.msg_id
+                 WHERE d.endpoint_id = $1 AND d.status = {FAILED} AND m.created_at >= $2 AND m.created_at < $3
+                 ORDER BY d.msg_id LIMIT $4"
+            ),
+            &[&endpoint_id, &since, &until, &(limit as i64)],
+        )?;
+        rows.iter().map(delivery_row).collect()
+    }
+
+    fn messages_missing_delivery(
+        &mut self,
+        app_id: &str,
+        endpoint_id: &str,
+        event_types: Option<&[String]>,
+        since: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Message>> {
+        let columns = qualified(super::messages::COLUMNS, "m");
+        let types: Option<Vec<String>> = event_types.map(<[String]>::to_vec);
+        let rows = self.query(
+            &format!(
+                "SELECT {columns} FROM message m
+                 WHERE m.app_id = $1 AND m.created_at >= $2 AND m.created_at < $3
+                 AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = $4)
+                 AND ($5::text[] IS NULL OR m.event_type = ANY($5))
+                 ORDER BY m.id LIMIT $6"
+            ),
+            &[&app_id, &since, &until, &endpoint_id, &types, &(limit as i64)],
+        )?;
+        rows.iter().map(super::messages::row).collect()
+    }
+
+    fn requeue_endpoint(&mut self, endpoint_id: &str) -> StoreResult<()> {
+        if let Some(due) = earliest_due(self, endpoint_id)? {
+            enqueue(self, &[endpoint_id], &[Some(due)])?;
+            self.touch(endpoint_id, Some(due));
+        }
+        Ok(())
+    }
+
+    fn delivery_stats(
+        &mut self,
+        endpoint_id: &str,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> StoreResult<DeliveryStats> {
+        let rows = self.query(
+            "SELECT status, COUNT(*) FROM delivery WHERE endpoint_id = $1
+             AND ($2::timestamptz IS NULL OR updated_at >= $2) AND ($3::timestamptz IS NULL OR updated_at < $3)
+             GROUP BY status",
+            &[&endpoint_id, &since, &until],
+        )?;
+        let mut stats = DeliveryStats::default();
+        for r in &rows {
+            let count = col::<i64>(r, 1)? as u64;
+            match status(r, 0)? {
+                DeliveryStatus::Success => stats.success = count,
+                DeliveryStatus::Pending => stats.pending = count,
+                DeliveryStatus::Failed => stats.failed = count,
+                DeliveryStatus::Sending => stats.sending = count,
+            }
+        }
+        Ok(stats)
+    }
+}

@@ -1,0 +1,364 @@
+//! The dispatcher's side of the PostgreSQL store. The claim is the shared
+//! one (`store::queue::claim`) over statements that let several nodes claim
+//! at once: queue entries are taken `FOR UPDATE SKIP LOCKED` (one node per
+//! endpoint at a time, so its token bucket holds for all of them), every
+//! time comes from the database's clock, and each step is one statement for
+//! all endpoints of the claim.
+
+use std::collections::HashMap;
+
+use super::sql::*;
+use super::PgTx;
+use crate::dispatch::policy::health::{self, HealthChange};
+use crate::dispatch::policy::rate::TokenBucket;
+use crate::store::model::*;
+use crate::store::queue::*;
+use crate::store::StoreResult;
+
+/// The advisory lock whoever sweeps retention holds (one node at a time).
+const SWEEP_LOCK: i64 = 0x6877_5f73_7765_6570; // "hw_sweep"
+/// Queue repair (the safety net for entries left later than their work)
+/// runs at most this often.
+const REPAIR_EVERY: chrono::Duration = chrono::Duration::seconds(30);
+
+impl ClaimSource for PgTx<'_, '_> {
+    fn now(&mut self) -> StoreResult<Timestamp> {
+        Ok(self.query_one("SELECT clock_timestamp()", &[])?.get(0))
+    }
+
+    fn due_endpoints(&mut self, now: Timestamp, limit: usize) -> StoreResult<Vec<QueuedEndpoint>> {
+        let columns = qualified(super::endpoints::COLUMNS, "e");
+        let rows = self.query(
+            &format!(
+                "SELECT {columns}, a.rate_limit, q.tokens, q.refilled_at
+                 FROM endpoint_queue q JOIN endpoint e ON e.id = q.endpoint_id JOIN application a ON a.id = e.app_id
+                 WHERE q.next_due <= $1 ORDER BY q.next_due LIMIT $2
+                 FOR UPDATE OF q SKIP LOCKED"
+            ),
+            &[&now, &(limit as i64)],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let tokens: Option<f64> = col(r, 18)?;
+                let refilled_at: Option<Timestamp> = col(r, 19)?;
+                Ok(QueuedEndpoint {
+                    endpoint: super::endpoints::row_at(r, 0)?,
+                    app_rate_limit: col::<Option<i32>>(r, 17)?.map(|n| n as u32),
+                    bucket: tokens.zip(refilled_at).map(|(tokens, refilled_at)| TokenBucket { tokens, refilled_at }),
+                })
+            })
+            .collect()
+    }
+
+    fn take(
+        &mut self,
+        wants: &[(String, usize)],
+        now: Timestamp,
+        lease_until: Timestamp,
+        claim_id: &str,
+        live_claims: &[String],
+    ) -> StoreResult<Vec<ClaimedRow>> {
+        let endpoints: Vec<&str> = wants.iter().map(|(id, _)| id.as_str()).collect();
+        let counts: Vec<i32> = wants.iter().map(|(_, n)| *n as i32).collect();
+        let rows = self.query(
+            &format!(
+                "WITH picked AS (
+                   SELECT d.msg_id, d.endpoint_id
+                   FROM unnest($1::text[], $2::int[]) AS w(endpoint_id, n)
+                   CROSS JOIN LATERAL (
+                     SELECT msg_id, endpoint_id FROM delivery
+                     WHERE endpoint_id = w.endpoint_id AND next_attempt_at <= $3
+                       AND (claim_id IS NULL OR NOT (claim_id = ANY($6::text[])))
+                     ORDER BY next_attempt_at LIMIT w.n
+                     FOR UPDATE SKIP LOCKED
+                   ) d
+                 ), claimed AS (
+                   UPDATE delivery d SET status = {SENDING}, next_attempt_at = $4, claim_id = $5, updated_at = $3
+                   FROM picked p WHERE d.msg_id = p.msg_id AND d.endpoint_id = p.endpoint_id
+                   RETURNING d.msg_id, d.endpoint_id, d.attempts, d.manual
+                 )
+                 SELECT c.msg_id, c.endpoint_id, c.attempts, c.manual, m.event_type, m.payload
+                 FROM claimed c JOIN message m ON m.id = c.msg_id"
+            ),
+            &[&endpoints, &counts, &now, &lease_until, &claim_id, &live_claims],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(ClaimedRow {
+                    msg_id: col(r, 0)?,
+                    endpoint_id: col(r, 1)?,
+                    attempts: col::<i32>(r, 2)? as u32,
+                    manual: col::<i16>(r, 3)? as i64,
+                    event_type: col(r, 4)?,
+                    payload: col(r, 5)?,
+                })
+            })
+            .collect()
+    }
+
+    fn earliest_due(&mut self, endpoint_ids: &[String]) -> StoreResult<HashMap<String, Timestamp>> {
+        let rows = self.query(
+            "SELECT e.id, (SELECT d.next_attempt_at FROM delivery d
+                           WHERE d.endpoint_id = e.id AND d.next_attempt_at IS NOT NULL
+                           ORDER BY d.next_attempt_at LIMIT 1)
+             FROM unnest($1::text[]) AS e(id)",
+            &[&endpoint_ids],
+        )?;
+        let mut found = HashMap::new();
+        for r in &rows {
+            if let Some(due) = col::<Option<Timestamp>>(r, 1)? {
+                found.insert(col(r, 0)?, due);
+            }
+        }
+        Ok(found)
+    }
+
+    fn update_queue(&mut self, updates: &[QueueUpdate]) -> StoreResult<()> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = updates.iter().map(|u| u.endpoint_id.as_str()).collect();
+        let due: Vec<Option<Timestamp>> = updates.iter().map(|u| u.next_due).collect();
+        let tokens: Vec<Option<f64>> = updates.iter().map(|u| u.bucket.map(|b| b.tokens)).collect();
+        let refilled: Vec<Option<Timestamp>> = updates.iter().map(|u| u.bucket.map(|b| b.refilled_at)).collect();
+        self.execute(
+            "UPDATE endpoint_queue q SET next_due = u.next_due,
+               tokens = COALESCE(u.tokens, q.tokens), refilled_at = COALESCE(u.refilled_at, q.refilled_at)
+             FROM unnest($1::text[], $2::timestamptz[], $3::float8[], $4::timestamptz[])
+               AS u(endpoint_id, next_due, tokens, refilled_at)
+             WHERE q.endpoint_id = u.endpoint_id",
+            &[&ids, &due, &tokens, &refilled],
+        )?;
+        Ok(())
+    }
+
+    fn next_due_except(&mut self, excluding: &[String]) -> StoreResult<Option<Timestamp>> {
+        Ok(self
+            .query_opt(
+                "SELECT next_due FROM endpoint_queue
+                 WHERE next_due IS NOT NULL AND NOT (endpoint_id = ANY($1::text[]))
+                 ORDER BY next_due LIMIT 1",
+                &[&excluding],
+            )?
+            .map(|r| r.get(0)))
+    }
+}
+
+pub(super) fn claim(tx: &mut PgTx<'_, '_>, req: &ClaimRequest) -> StoreResult<Claimed> {
+    crate::store::queue::claim(tx, req)
+}
+
+/// Records a batch of outcomes in a few statements; returns the endpoints
+/// it disabled. Locks are taken in one order (endpoints, then deliveries,
+/// then queue entries) so a concurrent PATCH cannot deadlock with it.
+pub(super) fn record_outcomes(
+    tx: &mut PgTx<'_, '_>,
+    outcomes: &[AttemptOutcome],
+    disable_after: chrono::Duration,
+) -> StoreResult<Recorded> {
+    let now: Timestamp = tx.query_one("SELECT clock_timestamp()", &[])?.get(0);
+    let mut recorded = Recorded::default();
+    for (endpoint_id, change) in health::changes(outcomes) {
+        if apply_health(tx, &endpoint_id, &change, now, disable_after)? {
+            recorded.disabled.push(endpoint_id);
+        }
+    }
+    // Attempts whose message or endpoint was deleted meanwhile are dropped
+    // with them (nothing is owed any more).
+    let a = |f: &dyn Fn(&Attempt) -> String| outcomes.iter().map(|o| f(&o.attempt)).collect::<Vec<String>>();
+    let ids = a(&|a| a.id.clone());
+    let msgs = a(&|a| a.msg_id.clone());
+    let endpoints = a(&|a| a.endpoint_id.clone());
+    let apps = a(&|a| a.app_id.clone());
+    let urls = a(&|a| a.url.clone());
+    let statuses: Vec<i16> = outcomes.iter().map(|o| o.attempt.status as i16).collect();
+    let codes: Vec<i32> = outcomes.iter().map(|o| i32::from(o.attempt.response_status_code)).collect();
+    let responses = a(&|a| a.response.clone());
+    let durations: Vec<i64> = outcomes.iter().map(|o| o.attempt.response_duration_ms).collect();
+    let triggers: Vec<i16> = outcomes.iter().map(|o| o.attempt.trigger as i16).collect();
+    let errors: Vec<Option<String>> = outcomes.iter().map(|o| o.attempt.error.clone()).collect();
+    let created: Vec<Timestamp> = outcomes.iter().map(|o| o.attempt.created_at).collect();
+    tx.execute(
+        "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code, response,
+                              response_duration_ms, trigger_type, error, created_at)
+         SELECT a.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int2[], $7::int4[],
+                                $8::text[], $9::int8[], $10::int2[], $11::text[], $12::timestamptz[])
+           AS a(id, msg_id, endpoint_id, app_id, url, status, code, response, duration, trigger_type, error, created_at)
+         WHERE EXISTS (SELECT 1 FROM message m WHERE m.id = a.msg_id)
+           AND EXISTS (SELECT 1 FROM endpoint e WHERE e.id = a.endpoint_id)
+         ON CONFLICT (id) DO NOTHING",
+        &[
+            &ids, &msgs, &endpoints, &apps, &urls, &statuses, &codes, &responses, &durations, &triggers, &errors,
+            &created,
+        ],
+    )?;
+    // Each delivery moves on only if this claim still holds it.
+    let claims: Vec<&str> = outcomes.iter().map(|o| o.claim_id.as_str()).collect();
+    let (next_status, delays): (Vec<i16>, Vec<Option<f64>>) = outcomes
+        .iter()
+        .map(|o| match o.next {
+            NextStep::Succeeded => (SUCCESS, None),
+            NextStep::RetryIn(delay) => (PENDING, Some(delay.num_milliseconds() as f64 / 1000.0)),
+            NextStep::GiveUp => (FAILED, None),
+        })
+        .unzip();
+    let retried = tx.query(
+        "UPDATE delivery d SET status = u.status, attempts = d.attempts + 1,
+           next_attempt_at = $6::timestamptz + make_interval(secs => u.delay), claim_id = NULL, manual = 0,
+           updated_at = $6
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::float8[])
+           AS u(msg_id, endpoint_id, claim_id, status, delay)
+         WHERE d.msg_id = u.msg_id AND d.endpoint_id = u.endpoint_id AND d.claim_id = u.claim_id
+         RETURNING d.endpoint_id, d.next_attempt_at",
+        &[&msgs, &endpoints, &claims, &next_status, &delays, &now],
+    )?;
+    let mut due: Vec<(String, Timestamp)> = Vec::new();
+    for r in &retried {
+        if let Some(at) = col::<Option<Timestamp>>(r, 1)? {
+            due.push((col(r, 0)?, at));
+        }
+    }
+    if !due.is_empty() {
+        due.sort();
+        let ids: Vec<&str> = due.iter().map(|(id, _)| id.as_str()).collect();
+        let times: Vec<Option<Timestamp>> = due.iter().map(|(_, at)| Some(*at)).collect();
+        super::deliveries::enqueue(tx, &ids, &times)?;
+    }
+    Ok(recorded)
+}
+
+/// Moves an endpoint's failing clock; true when this disabled it.
+fn apply_health(
+    tx: &mut PgTx<'_, '_>,
+    endpoint_id: &str,
+    change: &HealthChange,
+    now: Timestamp,
+    disable_after: chrono::Duration,
+) -> StoreResult<bool> {
+    let (since, gone) = match change {
+        HealthChange::Recovered => {
+            tx.execute(
+                "UPDATE endpoint SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+                &[&endpoint_id],
+            )?;
+            return Ok(false);
+        }
+        HealthChange::Failing { since, gone } => (since, *gone),
+    };
+    let state = tx.query_opt(
+        "UPDATE endpoint SET failing_since = COALESCE(failing_since, $2) WHERE id = $1
+         RETURNING failing_since, disabled",
+        &[&endpoint_id, since],
+    )?;
+    let Some(state) = state else { return Ok(false) };
+    let (failing_since, disabled): (Timestamp, bool) = (col(&state, 0)?, col(&state, 1)?);
+    if disabled || !health::should_disable(failing_since, now, disable_after, gone) {
+        return Ok(false);
+    }
+    let changed = tx.execute(
+        "UPDATE endpoint SET disabled = TRUE, updated_at = $2 WHERE id = $1 AND NOT disabled",
+        &[&endpoint_id, &now],
+    )?;
+    if changed > 0 {
+        tracing::warn!(endpoint = %endpoint_id, gone, "endpoint disabled after failing");
+    }
+    Ok(changed > 0)
+}
+
+pub(super) fn extend_leases(tx: &mut PgTx<'_, '_>, leases: &[LeaseRef], lease: chrono::Duration) -> StoreResult<usize> {
+    let msgs: Vec<&str> = leases.iter().map(|l| l.msg_id.as_str()).collect();
+    let endpoints: Vec<&str> = leases.iter().map(|l| l.endpoint_id.as_str()).collect();
+    let claims: Vec<&str> = leases.iter().map(|l| l.claim_id.as_str()).collect();
+    let held = tx.execute(
+        "UPDATE delivery d SET next_attempt_at = clock_timestamp() + make_interval(secs => $4)
+         FROM unnest($1::text[], $2::text[], $3::text[]) AS l(msg_id, endpoint_id, claim_id)
+         WHERE d.msg_id = l.msg_id AND d.endpoint_id = l.endpoint_id AND d.claim_id = l.claim_id",
+        &[&msgs, &endpoints, &claims, &(lease.num_milliseconds() as f64 / 1000.0)],
+    )?;
+    Ok(held as usize)
+}
+
+/// One batch of the retention sweep, by whichever node holds the sweep lock
+/// (`None` for the others); also repairs queue entries now and then.
+pub(super) fn purge_expired(
+    tx: &mut PgTx<'_, '_>,
+    retention: chrono::Duration,
+    batch: usize,
+) -> StoreResult<Option<Purged>> {
+    let mine: bool = tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&SWEEP_LOCK])?.get(0);
+    if !mine {
+        return Ok(None);
+    }
+    let now: Timestamp = tx.query_one("SELECT clock_timestamp()", &[])?.get(0);
+    repair_queue(tx, now)?;
+    let cutoff = now - retention;
+    let batch = batch as i64;
+    let owed = |alias: &str, same_endpoint: bool| {
+        let endpoint = if same_endpoint { format!(" AND d.endpoint_id = {alias}.endpoint_id") } else { String::new() };
+        let id = if same_endpoint { "msg_id" } else { "id" };
+        format!(
+            "NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = {alias}.{id}{endpoint} AND d.status IN ({PENDING}, {SENDING}))"
+        )
+    };
+    let idempotency_cutoff = now - super::idempotency::IDEMPOTENCY_WINDOW;
+    Ok(Some(Purged {
+        // Never under a delivery still owed: that would lose it.
+        payloads: tx.execute(
+            &format!(
+                "UPDATE message SET payload = NULL WHERE id IN
+                 (SELECT id FROM message WHERE payload IS NOT NULL AND payload_expires_at <= $1 AND {} LIMIT $2)",
+                owed("message", false)
+            ),
+            &[&now, &batch],
+        )? as usize,
+        attempts: tx.execute(
+            &format!(
+                "DELETE FROM attempt WHERE id IN (SELECT id FROM attempt WHERE created_at < $1 AND {} LIMIT $2)",
+                owed("attempt", true)
+            ),
+            &[&cutoff, &batch],
+        )? as usize,
+        messages: tx.execute(
+            &format!(
+                "DELETE FROM message WHERE id IN (SELECT id FROM message WHERE created_at < $1 AND {} LIMIT $2)",
+                owed("message", false)
+            ),
+            &[&cutoff, &batch],
+        )? as usize,
+        idempotency_keys: tx.execute(
+            "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE created_at < $1 LIMIT $2)",
+            &[&idempotency_cutoff, &batch],
+        )? as usize,
+    }))
+}
+
+/// The safety net of the queue: an entry later than its endpoint's earliest
+/// work (a claim that read before a concurrent fan-out committed, then a
+/// node that died before re-marking it) is brought forward. Rare, and
+/// bounded by `REPAIR_EVERY`.
+fn repair_queue(tx: &mut PgTx<'_, '_>, now: Timestamp) -> StoreResult<()> {
+    let last: Option<String> =
+        tx.query_opt("SELECT value FROM meta WHERE key = 'queue_repaired_at'", &[])?.map(|r| r.get(0));
+    let due_again = last
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+        .is_none_or(|t| now - t.with_timezone(&chrono::Utc) >= REPAIR_EVERY);
+    if !due_again {
+        return Ok(());
+    }
+    tx.execute(
+        "UPDATE endpoint_queue q SET next_due = e.due
+         FROM (SELECT q2.endpoint_id,
+                      (SELECT d.next_attempt_at FROM delivery d
+                       WHERE d.endpoint_id = q2.endpoint_id AND d.next_attempt_at IS NOT NULL
+                       ORDER BY d.next_attempt_at LIMIT 1) AS due
+               FROM endpoint_queue q2) e
+         WHERE q.endpoint_id = e.endpoint_id AND e.due IS NOT NULL AND (q.next_due IS NULL OR q.next_due > e.due)",
+        &[],
+    )?;
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('queue_repaired_at', $1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[&now.to_rfc3339()],
+    )?;
+    Ok(())
+}

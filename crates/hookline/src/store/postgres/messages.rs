@@ -1,0 +1,117 @@
+use postgres::Row;
+
+use super::sql::*;
+use super::PgTx;
+use crate::ids::IdKind;
+use crate::store::model::{Message, NewDelivery, Timestamp};
+use crate::store::page::{ListQuery, Page};
+use crate::store::{MessageFilter, MessageRepo, StoreError, StoreResult};
+
+pub(super) const COLUMNS: &str =
+    "id, app_id, event_type, event_id, channels, tags, payload, payload_expires_at, deliver_at, created_at";
+
+/// Decodes the message columns starting at column `at` (for joins).
+pub(super) fn row_at(r: &Row, at: usize) -> StoreResult<Message> {
+    Ok(Message {
+        id: col(r, at)?,
+        app_id: col(r, at + 1)?,
+        event_type: col(r, at + 2)?,
+        event_id: col(r, at + 3)?,
+        channels: opt_from_json(col(r, at + 4)?)?,
+        tags: opt_from_json(col(r, at + 5)?)?,
+        payload: col(r, at + 6)?,
+        payload_expires_at: col(r, at + 7)?,
+        deliver_at: col::<Option<Timestamp>>(r, at + 8)?,
+        created_at: col(r, at + 9)?,
+    })
+}
+
+pub(super) fn row(r: &Row) -> StoreResult<Message> {
+    row_at(r, 0)
+}
+
+impl MessageRepo for PgTx<'_, '_> {
+    fn insert_message(&mut self, m: &Message) -> StoreResult<()> {
+        self.execute_unique(
+            "a message with this eventId",
+            &format!("INSERT INTO message ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
+            &[
+                &m.id,
+                &m.app_id,
+                &m.event_type,
+                &m.event_id,
+                &opt_json(&m.channels),
+                &opt_json(&m.tags),
+                &m.payload,
+                &m.payload_expires_at,
+                &m.deliver_at,
+                &m.created_at,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn message(&mut self, app_id: &str, key: &str) -> StoreResult<Option<Message>> {
+        let column = if IdKind::Message.matches(key) { "id" } else { "event_id" };
+        self.query_opt(&format!("SELECT {COLUMNS} FROM message WHERE app_id = $1 AND {column} = $2"), &[&app_id, &key])?
+            .map(|r| row(&r))
+            .transpose()
+    }
+
+    fn list_messages(&mut self, app_id: &str, filter: &MessageFilter, query: &ListQuery) -> StoreResult<Page<Message>> {
+        let mut params = Params::default();
+        let mut base = format!("SELECT {COLUMNS} FROM message WHERE app_id = {}", params.add(app_id.to_string()));
+        if !filter.event_types.is_empty() {
+            base.push_str(&format!(" AND event_type = ANY({})", params.add(filter.event_types.clone())));
+        }
+        if let Some(tag) = &filter.tag {
+            base.push_str(&format!(" AND tags IS NOT NULL AND tags::jsonb ? {}", params.add(tag.clone())));
+        }
+        if let Some(channel) = &filter.channel {
+            base.push_str(&format!(" AND channels IS NOT NULL AND channels::jsonb ? {}", params.add(channel.clone())));
+        }
+        if let Some(before) = filter.before {
+            base.push_str(&format!(" AND created_at < {}", params.add(before)));
+        }
+        if let Some(after) = filter.after {
+            base.push_str(&format!(" AND created_at > {}", params.add(after)));
+        }
+        paginate(self, &base, params, "id", query, row, |m| m.id.clone())
+    }
+
+    fn expunge_message_payload(&mut self, app_id: &str, msg_id: &str) -> StoreResult<()> {
+        if self.execute("UPDATE message SET payload = NULL WHERE app_id = $1 AND id = $2", &[&app_id, &msg_id])? == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    fn insert_deliveries(&mut self, deliveries: &[NewDelivery]) -> StoreResult<()> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        // In endpoint order, one statement: concurrent fan-outs take their
+        // locks in the same order and cannot deadlock.
+        let mut sorted: Vec<&NewDelivery> = deliveries.iter().collect();
+        sorted.sort_by(|a, b| a.endpoint_id.cmp(&b.endpoint_id));
+        let msg_ids: Vec<&str> = sorted.iter().map(|d| d.msg_id.as_str()).collect();
+        let endpoint_ids: Vec<&str> = sorted.iter().map(|d| d.endpoint_id.as_str()).collect();
+        let app_ids: Vec<&str> = sorted.iter().map(|d| d.app_id.as_str()).collect();
+        let due: Vec<Option<Timestamp>> = sorted.iter().map(|d| d.due_at).collect();
+        let inserted = self.execute_unique(
+            "a delivery of this message to this endpoint",
+            &format!(
+                "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, updated_at)
+                 SELECT d.msg_id, d.endpoint_id, d.app_id, {PENDING}, 0, COALESCE(d.due, now()), now()
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS d(msg_id, endpoint_id, app_id, due)"
+            ),
+            &[&msg_ids, &endpoint_ids, &app_ids, &due],
+        );
+        inserted?;
+        super::deliveries::enqueue(self, &endpoint_ids, &due)?;
+        for d in sorted {
+            self.touch(&d.endpoint_id, d.due_at);
+        }
+        Ok(())
+    }
+}

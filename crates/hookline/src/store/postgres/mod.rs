@@ -1,0 +1,506 @@
+//! The PostgreSQL store: for production, and for several nodes sharing one
+//! database.
+//!
+//! The closures of `Store::write` run synchronously on a blocking thread,
+//! over a pooled connection of the synchronous `postgres` client (the same
+//! shape as the embedded store, so the domain code is written once). Each
+//! write is one READ COMMITTED transaction; races between nodes are settled
+//! by the statements themselves (`ON CONFLICT`, `FOR UPDATE`, advisory locks
+//! on idempotency keys), and a transaction that still loses one
+//! (serialization failure, deadlock) is run again: closures are `FnMut`.
+//!
+//! Commits are durable (`synchronous_commit = on`) for every API write. The
+//! dispatcher's own transactions (claims, lease renewals, outcomes) run with
+//! it off: losing one in a database crash only repeats a delivery, which
+//! at-least-once allows; it never loses one.
+//!
+//! Wake-ups: a write that made deliveries due wakes the local dispatcher
+//! after COMMIT, and a background publisher (`wake.rs`) re-marks those
+//! endpoints' queue entries and sends `NOTIFY hookline_work` (outside the
+//! write: NOTIFY serializes committing transactions), which the `LISTEN`
+//! task of every node turns into a wake-up.
+
+mod apps;
+mod attempts;
+mod deliveries;
+mod dispatch_queue;
+mod endpoints;
+mod event_types;
+mod idempotency;
+mod insights;
+mod messages;
+mod meta;
+mod schema;
+mod sql;
+#[cfg(test)]
+pub mod test_support;
+mod wake;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::types::ToSql;
+use postgres::{Client, NoTls, Row, Statement, Transaction};
+use tokio::sync::{Notify, Semaphore};
+
+use super::model::Timestamp;
+use super::queue::{AttemptOutcome, ClaimRequest, Claimed, LeaseRef, Purged, Recorded};
+use super::{StoreError, StoreResult, Tx};
+
+/// Connections per node, at most.
+const POOL_SIZE: usize = 24;
+/// Runs of one closure, at most, when its transaction keeps losing races.
+const MAX_TRIES: usize = 8;
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 256;
+
+/// A pooled connection and the statements prepared on it.
+struct PgConn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+#[derive(Clone)]
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: postgres::Config,
+    /// With its password: for the LISTEN connection only, never logged.
+    url: String,
+    url_for_logs: String,
+    idle: Mutex<Vec<PgConn>>,
+    permits: Semaphore,
+    /// Rung after a commit that made deliveries due, here or (through
+    /// LISTEN) on another node.
+    wake: Arc<Notify>,
+    publisher: wake::Publisher,
+}
+
+/// How a statement failed, as far as the transaction around it cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Lost a race (serialization failure, deadlock): run it again.
+    Retry,
+    /// The connection is gone; nothing was committed.
+    Lost,
+}
+
+/// A transaction as the repository traits see it.
+pub struct PgTx<'t, 'c> {
+    tx: &'t mut Transaction<'c>,
+    statements: &'t mut HashMap<String, Statement>,
+    /// The first failure a statement reported, which decides whether the
+    /// closure is run again.
+    failure: Option<Failure>,
+    /// Endpoints whose deliveries this transaction made due, and when.
+    touched: Touched,
+}
+
+impl<'t, 'c> PgTx<'t, 'c> {
+    fn new(tx: &'t mut Transaction<'c>, statements: &'t mut HashMap<String, Statement>) -> PgTx<'t, 'c> {
+        PgTx { tx, statements, failure: None, touched: Vec::new() }
+    }
+
+    /// Maps a driver error, remembering whether it means "run it again" or
+    /// "the connection is gone".
+    fn fail(&mut self, e: postgres::Error) -> StoreError {
+        let (failure, error) = classify(e);
+        if self.failure.is_none() {
+            self.failure = failure;
+        }
+        error
+    }
+
+    fn statement(&mut self, sql: &str) -> StoreResult<Statement> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let prepared = self.tx.prepare(sql).map_err(|e| self.fail(e))?;
+        if self.statements.len() >= STATEMENT_CACHE {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_string(), prepared.clone());
+        Ok(prepared)
+    }
+
+    pub(super) fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Row>> {
+        let stmt = self.statement(sql)?;
+        self.tx.query(&stmt, params).map_err(|e| self.fail(e))
+    }
+
+    pub(super) fn query_opt(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Option<Row>> {
+        let stmt = self.statement(sql)?;
+        self.tx.query_opt(&stmt, params).map_err(|e| self.fail(e))
+    }
+
+    pub(super) fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Row> {
+        let stmt = self.statement(sql)?;
+        self.tx.query_one(&stmt, params).map_err(|e| self.fail(e))
+    }
+
+    pub(super) fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<u64> {
+        let stmt = self.statement(sql)?;
+        self.tx.execute(&stmt, params).map_err(|e| self.fail(e))
+    }
+
+    /// Runs `sql` with unique violations answered as `Conflict(what)`. The
+    /// statement runs under a savepoint, so the transaction stays usable
+    /// after the conflict (the caller may look up what is already there).
+    pub(super) fn execute_unique(
+        &mut self,
+        what: &'static str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> StoreResult<u64> {
+        let stmt = self.statement(sql)?;
+        self.tx.batch_execute("SAVEPOINT unique_write").map_err(|e| self.fail(e))?;
+        match self.tx.execute(&stmt, params) {
+            Ok(n) => {
+                self.tx.batch_execute("RELEASE SAVEPOINT unique_write").map_err(|e| self.fail(e))?;
+                Ok(n)
+            }
+            Err(e) => {
+                // Back to before the statement: the transaction stays usable.
+                self.tx.batch_execute("ROLLBACK TO SAVEPOINT unique_write").map_err(|e| self.fail(e))?;
+                if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+                    Err(StoreError::Conflict(what))
+                } else {
+                    Err(self.fail(e))
+                }
+            }
+        }
+    }
+
+    /// Records that deliveries of `endpoint_id` fall due at `due` (`None`:
+    /// now): the dispatchers are woken once this transaction commits.
+    pub(super) fn touch(&mut self, endpoint_id: &str, due: Option<Timestamp>) {
+        self.touched.push((endpoint_id.to_string(), due));
+    }
+}
+
+/// Sorts a driver error into what the store reports and whether the
+/// transaction may be run again.
+fn classify(e: postgres::Error) -> (Option<Failure>, StoreError) {
+    if let Some(code) = e.code() {
+        let retry = [SqlState::T_R_SERIALIZATION_FAILURE, SqlState::T_R_DEADLOCK_DETECTED];
+        let lost = [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW];
+        return if retry.contains(code) {
+            (Some(Failure::Retry), StoreError::Backend(format!("transaction lost a race: {e}")))
+        } else if lost.contains(code) {
+            (Some(Failure::Lost), StoreError::Unavailable(e.to_string()))
+        } else if *code == SqlState::FOREIGN_KEY_VIOLATION {
+            (None, StoreError::NotFound)
+        } else if *code == SqlState::UNIQUE_VIOLATION {
+            (None, StoreError::Conflict("a row with this key"))
+        } else {
+            (None, StoreError::Backend(e.to_string()))
+        };
+    }
+    // No SQL state: the connection failed (closed, I/O, timeout).
+    (Some(Failure::Lost), StoreError::Unavailable(e.to_string()))
+}
+
+/// Endpoints whose deliveries a transaction made due, and when (`None`: now).
+type Touched = Vec<(String, Option<Timestamp>)>;
+
+/// The result of one run of a write closure.
+enum Run<T, E> {
+    /// Committed (Ok) or failed for good (Err, rolled back).
+    Done(Result<T, E>),
+    /// Rolled back after losing a race, or before COMMIT on a dead
+    /// connection: nothing happened, run it again.
+    Again(StoreError),
+}
+
+impl PgStore {
+    /// Connects (checking that the server answers), migrates and returns
+    /// the store. Background tasks start with [`start`](Self::start).
+    pub fn open(url: &str) -> Result<PgStore, StoreError> {
+        let config: postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Backend(format!("HOOKLINE_DATABASE_URL is not a PostgreSQL URL: {e}")))?;
+        let url_for_logs = redact(url);
+        let wake = Arc::new(Notify::new());
+        let store = PgStore {
+            inner: Arc::new(Inner {
+                config,
+                url: url.to_string(),
+                url_for_logs,
+                idle: Mutex::new(Vec::new()),
+                permits: Semaphore::new(POOL_SIZE),
+                wake: wake.clone(),
+                publisher: wake::Publisher::default(),
+            }),
+        };
+        let mut conn = store.inner.connect()?;
+        schema::migrate(&mut conn.client)?;
+        store.inner.give_back(conn);
+        Ok(store)
+    }
+
+    /// Applies migrations without keeping anything open.
+    pub fn migrate_only(url: &str) -> Result<(), StoreError> {
+        PgStore::open(url).map(drop)
+    }
+
+    /// Starts the wake-up publisher and the LISTEN task (on the current
+    /// runtime); they run as long as the process.
+    pub fn start(&self) {
+        tokio::spawn(wake::publish(self.clone()));
+        tokio::spawn(wake::listen(self.inner.url.clone(), self.inner.wake.clone()));
+    }
+
+    pub fn wakeups(&self) -> Arc<Notify> {
+        self.inner.wake.clone()
+    }
+
+    pub fn describe(&self) -> &str {
+        &self.inner.url_for_logs
+    }
+
+    /// `f` runs again (on a fresh transaction) when its transaction lost a
+    /// race, or when the connection died before COMMIT.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        let (result, touched) = self.transaction(false, true, f).await;
+        if result.is_ok() && !touched.is_empty() {
+            self.inner.wake.notify_one();
+            self.inner.publisher.add(touched);
+        }
+        result
+    }
+
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        let mut f = Some(f);
+        let (result, _) = self
+            .transaction(true, true, move |tx| match f.take() {
+                Some(f) => f(tx),
+                None => Err(E::from(StoreError::Backend("a read ran twice".into()))),
+            })
+            .await;
+        result
+    }
+
+    /// Runs `f` in a transaction on a blocking thread with a pooled
+    /// connection; returns its result and the endpoints it touched.
+    async fn transaction<T, E, F>(&self, read_only: bool, durable: bool, f: F) -> (Result<T, E>, Touched)
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    {
+        let Ok(_permit) = self.inner.permits.acquire().await else {
+            return (Err(E::from(StoreError::Backend("the connection pool is closed".into()))), Vec::new());
+        };
+        let inner = self.inner.clone();
+        let task = tokio::task::spawn_blocking(move || inner.run_transaction(read_only, durable, f));
+        task.await
+            .unwrap_or_else(|e| (Err(E::from(StoreError::Backend(format!("store task failed: {e}")))), Vec::new()))
+    }
+
+    /// Runs a dispatcher operation (`op`) in one non-durable transaction,
+    /// again when it loses a race.
+    async fn dispatcher_op<T, F>(&self, mut op: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut PgTx<'_, '_>) -> StoreResult<T> + Send + 'static,
+    {
+        let Ok(_permit) = self.inner.permits.acquire().await else {
+            return Err(StoreError::Backend("the connection pool is closed".into()));
+        };
+        let inner = self.inner.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut last = StoreError::Backend("no attempt was made".into());
+            for _ in 0..MAX_TRIES {
+                let mut conn = inner.connection()?;
+                match inner.run_once(&mut conn, false, false, &mut op) {
+                    (Run::Done(result), _) => {
+                        inner.give_back(conn);
+                        return result;
+                    }
+                    (Run::Again(e), _) => {
+                        inner.give_back(conn);
+                        last = e;
+                    }
+                }
+            }
+            Err(last)
+        });
+        task.await.unwrap_or_else(|e| Err(StoreError::Backend(format!("store task failed: {e}"))))
+    }
+
+    // ---- the dispatcher's interface ---------------------------------------
+
+    pub async fn claim(&self, req: ClaimRequest) -> StoreResult<Claimed> {
+        self.dispatcher_op(move |tx| dispatch_queue::claim(tx, &req)).await
+    }
+
+    pub async fn record_outcomes(
+        &self,
+        outcomes: Vec<AttemptOutcome>,
+        disable_after: chrono::Duration,
+    ) -> StoreResult<Recorded> {
+        let retries: Touched = outcomes
+            .iter()
+            .filter(|o| matches!(o.next, super::queue::NextStep::RetryIn(_)))
+            .map(|o| (o.attempt.endpoint_id.clone(), None))
+            .collect();
+        let recorded =
+            self.dispatcher_op(move |tx| dispatch_queue::record_outcomes(tx, &outcomes, disable_after)).await?;
+        if !retries.is_empty() {
+            self.inner.publisher.add(retries);
+        }
+        Ok(recorded)
+    }
+
+    pub async fn extend_leases(&self, leases: Vec<LeaseRef>, lease: chrono::Duration) -> StoreResult<usize> {
+        self.dispatcher_op(move |tx| dispatch_queue::extend_leases(tx, &leases, lease)).await
+    }
+
+    /// `None` when another node holds the sweep.
+    pub async fn purge_expired(&self, retention: chrono::Duration, batch: usize) -> StoreResult<Option<Purged>> {
+        self.dispatcher_op(move |tx| dispatch_queue::purge_expired(tx, retention, batch)).await
+    }
+}
+
+impl Inner {
+    fn connect(&self) -> StoreResult<PgConn> {
+        let mut client = self
+            .config
+            .connect(NoTls)
+            .map_err(|e| StoreError::Unavailable(format!("cannot connect to {}: {e}", self.url_for_logs)))?;
+        // API writes are answered only once durable, whatever the server's
+        // default; dispatcher transactions lower it for themselves.
+        client
+            .batch_execute("SET synchronous_commit = on; SET application_name = 'hookline'")
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(PgConn { client, statements: HashMap::new() })
+    }
+
+    fn connection(&self) -> StoreResult<PgConn> {
+        loop {
+            let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            match pooled {
+                Some(conn) if conn.client.is_closed() => continue,
+                Some(conn) => return Ok(conn),
+                None => return self.connect(),
+            }
+        }
+    }
+
+    fn give_back(&self, conn: PgConn) {
+        if !conn.client.is_closed() {
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+        }
+    }
+
+    fn run_transaction<T, E, F>(&self, read_only: bool, durable: bool, mut f: F) -> (Result<T, E>, Touched)
+    where
+        E: From<StoreError>,
+        F: FnMut(&mut dyn Tx) -> Result<T, E>,
+    {
+        let mut last = StoreError::Backend("no attempt was made".into());
+        for _ in 0..MAX_TRIES {
+            let mut conn = match self.connection() {
+                Ok(c) => c,
+                Err(e) => return (Err(E::from(e)), Vec::new()),
+            };
+            let run = self.run_once(&mut conn, read_only, durable, &mut |tx: &mut PgTx<'_, '_>| f(tx));
+            self.give_back(conn);
+            match run {
+                (Run::Done(result), touched) => return (result, touched),
+                (Run::Again(e), _) => last = e,
+            }
+        }
+        (Err(E::from(last)), Vec::new())
+    }
+
+    /// One run of `f` in one transaction.
+    fn run_once<T, E, F>(&self, conn: &mut PgConn, read_only: bool, durable: bool, f: &mut F) -> (Run<T, E>, Touched)
+    where
+        E: From<StoreError>,
+        F: FnMut(&mut PgTx<'_, '_>) -> Result<T, E>,
+    {
+        let begun = if read_only {
+            conn.client
+                .build_transaction()
+                .read_only(true)
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .start()
+        } else {
+            conn.client.transaction()
+        };
+        let mut tx = match begun {
+            Ok(tx) => tx,
+            Err(e) => {
+                let (failure, error) = classify(e);
+                return match failure {
+                    Some(_) => (Run::Again(error), Vec::new()),
+                    None => (Run::Done(Err(E::from(error))), Vec::new()),
+                };
+            }
+        };
+        if !durable {
+            if let Err(e) = tx.batch_execute("SET LOCAL synchronous_commit = off") {
+                return (Run::Again(classify(e).1), Vec::new());
+            }
+        }
+        let mut ptx = PgTx::new(&mut tx, &mut conn.statements);
+        let result = f(&mut ptx);
+        let (failure, touched) = (ptx.failure, std::mem::take(&mut ptx.touched));
+        match result {
+            Ok(value) => match tx.commit() {
+                Ok(()) => (Run::Done(Ok(value)), touched),
+                // A serialization failure at COMMIT means nothing committed.
+                Err(e) if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE) => {
+                    (Run::Again(classify(e).1), Vec::new())
+                }
+                // Otherwise the outcome is unknown (the connection may have
+                // died after the server committed): never run it again, and
+                // never answer success.
+                Err(e) => (Run::Done(Err(E::from(classify(e).1))), Vec::new()),
+            },
+            Err(e) => {
+                drop(tx);
+                match failure {
+                    // Nothing was committed: running it again is safe.
+                    Some(Failure::Retry) | Some(Failure::Lost) => {
+                        (Run::Again(StoreError::Backend("transaction retried".into())), Vec::new())
+                    }
+                    None => (Run::Done(Err(e)), Vec::new()),
+                }
+            }
+        }
+    }
+}
+
+/// The URL without its password, for logs and messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "the configured database".to_string(),
+    }
+}
+
+/// Sleeps a little more after each failed try, for background loops.
+pub(crate) fn backoff(tries: u32) -> Duration {
+    Duration::from_millis(100 * 2u64.pow(tries.min(5)))
+}

@@ -1,0 +1,181 @@
+//! Schema migrations for PostgreSQL, applied in order under an advisory lock
+//! (several nodes may start at once) and recorded in `schema_migration`.
+//! A node refuses a database whose schema is newer than it knows.
+//!
+//! Ids are `COLLATE "C"` so that they sort as the ids do (byte order, like
+//! the embedded store), which keyset pagination relies on. Times are
+//! `timestamptz`; JSON columns hold the same text as the embedded store's.
+
+use postgres::Client;
+
+use crate::store::StoreError;
+
+/// Any fixed number: the key of the advisory lock migrations run under.
+const MIGRATION_LOCK: i64 = 0x686f_6f6b_6c69_6e65; // "hookline"
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (
+    key   TEXT COLLATE "C" PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE application (
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    uid         TEXT COLLATE "C" UNIQUE,
+    name        TEXT NOT NULL,
+    rate_limit  INTEGER,
+    metadata    TEXT NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL,
+    updated_at  TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE event_type (
+    name              TEXT COLLATE "C" PRIMARY KEY,
+    description       TEXT NOT NULL,
+    archived          BOOLEAN NOT NULL,
+    deprecated        BOOLEAN NOT NULL,
+    schemas           TEXT,
+    feature_flag      TEXT,
+    validate_payloads BOOLEAN NOT NULL,
+    created_at        TIMESTAMPTZ NOT NULL,
+    updated_at        TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE endpoint (
+    id              TEXT COLLATE "C" PRIMARY KEY,
+    app_id          TEXT COLLATE "C" NOT NULL REFERENCES application(id) ON DELETE CASCADE,
+    uid             TEXT COLLATE "C",
+    url             TEXT NOT NULL,
+    description     TEXT NOT NULL,
+    version         INTEGER NOT NULL,
+    disabled        BOOLEAN NOT NULL,
+    rate_limit      INTEGER,
+    filter_types    TEXT,
+    channels        TEXT,
+    metadata        TEXT NOT NULL,
+    headers         TEXT NOT NULL,
+    secret          BYTEA NOT NULL,
+    retired_secrets TEXT NOT NULL,
+    failing_since   TIMESTAMPTZ,
+    created_at      TIMESTAMPTZ NOT NULL,
+    updated_at      TIMESTAMPTZ NOT NULL,
+    UNIQUE (app_id, uid)
+);
+CREATE INDEX endpoint_app ON endpoint (app_id, id);
+
+CREATE TABLE message (
+    id                 TEXT COLLATE "C" PRIMARY KEY,
+    app_id             TEXT COLLATE "C" NOT NULL REFERENCES application(id) ON DELETE CASCADE,
+    event_type         TEXT COLLATE "C" NOT NULL,
+    event_id           TEXT COLLATE "C",
+    channels           TEXT,
+    tags               TEXT,
+    payload            TEXT,
+    payload_expires_at TIMESTAMPTZ NOT NULL,
+    deliver_at         TIMESTAMPTZ,
+    created_at         TIMESTAMPTZ NOT NULL,
+    UNIQUE (app_id, event_id)
+);
+CREATE INDEX message_app ON message (app_id, id);
+CREATE INDEX message_created ON message (created_at);
+CREATE INDEX message_payload_expiry ON message (payload_expires_at) WHERE payload IS NOT NULL;
+
+-- The outbox and the dispatcher's queue in one: a row per (message, endpoint).
+-- While an attempt is in flight, next_attempt_at holds the lease expiry.
+CREATE TABLE delivery (
+    msg_id          TEXT COLLATE "C" NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+    endpoint_id     TEXT COLLATE "C" NOT NULL REFERENCES endpoint(id) ON DELETE CASCADE,
+    app_id          TEXT COLLATE "C" NOT NULL,
+    status          SMALLINT NOT NULL,
+    attempts        INTEGER NOT NULL,
+    next_attempt_at TIMESTAMPTZ,
+    claim_id        TEXT COLLATE "C",
+    manual          SMALLINT NOT NULL DEFAULT 0,
+    updated_at      TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (msg_id, endpoint_id)
+);
+CREATE INDEX delivery_endpoint_due ON delivery (endpoint_id, next_attempt_at) WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX delivery_endpoint_status ON delivery (endpoint_id, status);
+
+-- One row per endpoint, for its life: when it is next worth a look, and its
+-- rate limit's token bucket. Claims lock these rows (SKIP LOCKED), so one
+-- node at a time claims for an endpoint and the bucket holds for all nodes.
+CREATE TABLE endpoint_queue (
+    endpoint_id TEXT COLLATE "C" PRIMARY KEY REFERENCES endpoint(id) ON DELETE CASCADE,
+    next_due    TIMESTAMPTZ,
+    tokens      DOUBLE PRECISION,
+    refilled_at TIMESTAMPTZ
+);
+CREATE INDEX endpoint_queue_due ON endpoint_queue (next_due) WHERE next_due IS NOT NULL;
+
+CREATE TABLE attempt (
+    id                   TEXT COLLATE "C" PRIMARY KEY,
+    msg_id               TEXT COLLATE "C" NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+    endpoint_id          TEXT COLLATE "C" NOT NULL REFERENCES endpoint(id) ON DELETE CASCADE,
+    app_id               TEXT COLLATE "C" NOT NULL,
+    url                  TEXT NOT NULL,
+    status               SMALLINT NOT NULL,
+    response_status_code INTEGER NOT NULL,
+    response             TEXT NOT NULL,
+    response_duration_ms BIGINT NOT NULL,
+    trigger_type         SMALLINT NOT NULL,
+    error                TEXT,
+    created_at           TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX attempt_msg ON attempt (msg_id, id);
+CREATE INDEX attempt_endpoint ON attempt (endpoint_id, id);
+CREATE INDEX attempt_created ON attempt (created_at);
+
+-- Replayable answers to requests with an Idempotency-Key (sealed), written
+-- in the same transaction as what the request created.
+CREATE TABLE idempotency (
+    key        BYTEA PRIMARY KEY,
+    body_hash  BYTEA NOT NULL,
+    status     INTEGER NOT NULL,
+    body       BYTEA NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX idempotency_created ON idempotency (created_at);
+"#];
+
+pub fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let fail = |what: &str, e: postgres::Error| StoreError::Unavailable(format!("{what}: {e}"));
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(|e| fail("taking the migration lock", e))?;
+    let result = apply(client);
+    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]);
+    result?;
+    unlocked.map_err(|e| fail("releasing the migration lock", e))?;
+    Ok(())
+}
+
+fn apply(client: &mut Client) -> Result<(), StoreError> {
+    let backend = |e: postgres::Error| StoreError::Backend(e.to_string());
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migration (
+                 version    INTEGER PRIMARY KEY,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+             )",
+        )
+        .map_err(backend)?;
+    let current: i32 =
+        client.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migration", &[]).map_err(backend)?.get(0);
+    let current = current as usize;
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::Backend(format!(
+            "the database is at schema version {current}, newer than this binary knows ({}); \
+             run a hookline at least as new as the one that migrated it",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let version = (index + 1) as i32;
+        let mut tx = client.transaction().map_err(backend)?;
+        tx.batch_execute(sql).map_err(|e| StoreError::Backend(format!("migration {version} failed: {e}")))?;
+        tx.execute("INSERT INTO schema_migration (version) VALUES ($1)", &[&version]).map_err(backend)?;
+        tx.commit().map_err(backend)?;
+    }
+    Ok(())
+}

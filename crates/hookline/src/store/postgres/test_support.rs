@@ -1,0 +1,25 @@
+//! A PostgreSQL store for the store tests: a fresh database on the server
+//! named by `HOOKLINE_TEST_DATABASE_URL` (started by `scripts/test.sh`).
+
+use crate::store::Store;
+
+pub const SETUP: &str = "HOOKLINE_TEST_DATABASE_URL is not set: the store tests run against PostgreSQL too.\n\
+    Run scripts/test.sh, or start a throwaway server with `eval \"$(scripts/pg-test-cluster.sh start)\"`.";
+
+/// A fresh, migrated database, its store started.
+pub async fn test_store() -> Store {
+    let admin = std::env::var("HOOKLINE_TEST_DATABASE_URL").unwrap_or_else(|_| panic!("{SETUP}"));
+    let name = format!("hl_unit_{:016x}", rand::random::<u64>());
+    let url = tokio::task::spawn_blocking(move || {
+        let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap_or_else(|e| panic!("{admin}: {e}"));
+        client.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        let mut url = url::Url::parse(&admin).expect("HOOKLINE_TEST_DATABASE_URL is a URL");
+        url.set_path(&format!("/{name}"));
+        url.to_string()
+    })
+    .await
+    .unwrap();
+    let store = tokio::task::spawn_blocking(move || super::PgStore::open(&url)).await.unwrap().unwrap();
+    store.start();
+    Store::Postgres(store)
+}
