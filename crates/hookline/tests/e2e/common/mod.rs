@@ -68,10 +68,10 @@ use serde_json::{json, Value};
 
 pub mod backend;
 pub mod pg;
+#[cfg(test)]
+mod tests;
 
 pub use backend::{skip_unless, Backend};
-// For the tests that stop the database under the servers.
-#[allow(unused_imports)]
 pub use pg::PgCluster;
 
 use backend::{DatabaseChoice, ServerDatabase};
@@ -91,6 +91,7 @@ pub struct TestServerBuilder {
     serve_args: Vec<String>,
     database: DatabaseChoice,
     main_key: Option<String>,
+    without_main_key: bool,
 }
 
 impl TestServerBuilder {
@@ -130,6 +131,13 @@ impl TestServerBuilder {
         self
     }
 
+    /// Starts the server with no `HOOKLINE_MAIN_KEY` even on PostgreSQL
+    /// (which must then refuse to start: see [`try_start`](Self::try_start)).
+    pub fn without_main_key(mut self) -> Self {
+        self.without_main_key = true;
+        self
+    }
+
     /// Another node of `first`'s deployment: the same database, main key
     /// (unless [`main_key`](Self::main_key) sets another) and admin token
     /// (unless [`admin_token`](Self::admin_token) sets another); its own
@@ -149,8 +157,15 @@ impl TestServerBuilder {
         self
     }
 
-    /// Starts the server and waits until it is healthy.
+    /// Starts the server and waits until it is healthy; panics with the
+    /// server's log if it does not get there.
     pub async fn start(self) -> TestServer {
+        self.try_start().await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts the server and waits until it is healthy, or says why it did
+    /// not (with its log): for tests of a server that must refuse to start.
+    pub async fn try_start(self) -> Result<TestServer, String> {
         let data_dir = tempfile::Builder::new().prefix("hookline-test-").tempdir().expect("create temp dir");
         let admin_token = self.admin_token.unwrap_or_else(|| format!("test-admin-{:016x}", random_u64()));
         let mut env = self.env;
@@ -160,7 +175,11 @@ impl TestServerBuilder {
             choice = DatabaseChoice::Url(url.clone());
         }
         let main_key = self.main_key.or_else(|| env.get("HOOKLINE_MAIN_KEY").cloned());
-        let database = choice.resolve(main_key);
+        let mut database = choice.resolve(main_key);
+        if self.without_main_key {
+            database.main_key = None;
+            env.remove("HOOKLINE_MAIN_KEY");
+        }
         if let Some(url) = &database.url {
             env.insert("HOOKLINE_DATABASE_URL".into(), url.clone());
         }
@@ -187,12 +206,12 @@ impl TestServerBuilder {
         for attempt in 1.. {
             server.set_port(free_port());
             let logged_before = server.log().len();
-            match server.try_start().await {
-                Ok(()) => return server,
+            match server.spawn_and_wait().await {
+                Ok(()) => return Ok(server),
                 Err(e) if attempt < 5 && port_taken(&server.log()[logged_before..], &e) => {
                     eprintln!("port {} was taken ({e}); trying another", server.port);
                 }
-                Err(e) => panic!("{e}\n{}", server.log()),
+                Err(e) => return Err(format!("{e}\n{}", server.log())),
             }
         }
         unreachable!()
@@ -425,14 +444,14 @@ impl TestServer {
     /// Starts the process (again) on the same data directory, port and
     /// environment, and waits until it is healthy.
     pub async fn start_again(&mut self) {
-        if let Err(e) = self.try_start().await {
+        if let Err(e) = self.spawn_and_wait().await {
             panic!("{e}\n{}", self.log());
         }
     }
 
     /// Spawns `hookline serve` and waits for health; on failure the child is
     /// gone and the error says why.
-    async fn try_start(&mut self) -> Result<(), String> {
+    async fn spawn_and_wait(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "start_again while the server is running; stop or kill9 it first");
         let log = OpenOptions::new().create(true).append(true).open(self.log_path()).expect("open server log");
         let mut cmd = self.command();
