@@ -3,7 +3,9 @@
 //! `--deliver` it also runs a loopback receiver behind one endpoint and
 //! reports how long the deliveries took (the server must allow 127.0.0.0/8).
 //!
-//! Usage: hookline-load --url http://127.0.0.1:8071 --token T [-n 20000] [-c 64] [--deliver] [--no-idempotency-key]
+//! Usage: hookline-load --url http://127.0.0.1:8071 [--url …] --token T [-n 20000] [-c 64] [--deliver] [--no-idempotency-key]
+//!
+//! Several `--url`s (nodes sharing one database) share the load round-robin.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 struct Options {
-    url: String,
+    urls: Vec<String>,
     token: String,
     messages: usize,
     concurrency: usize,
@@ -22,7 +24,7 @@ struct Options {
 
 fn parse_args() -> Result<Options, String> {
     let mut o = Options {
-        url: "http://127.0.0.1:8071".into(),
+        urls: Vec::new(),
         token: std::env::var("HOOKLINE_ADMIN_TOKEN").unwrap_or_default(),
         messages: 20_000,
         concurrency: 64,
@@ -33,7 +35,7 @@ fn parse_args() -> Result<Options, String> {
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
         match arg.as_str() {
-            "--url" => o.url = value()?,
+            "--url" => o.urls.push(value()?.trim_end_matches('/').to_string()),
             "--token" => o.token = value()?,
             "-n" | "--messages" => o.messages = value()?.parse().map_err(|_| "-n takes a number")?,
             "-c" | "--concurrency" => o.concurrency = value()?.parse().map_err(|_| "-c takes a number")?,
@@ -48,6 +50,9 @@ fn parse_args() -> Result<Options, String> {
     }
     if o.token.is_empty() {
         return Err("--token (or HOOKLINE_ADMIN_TOKEN) is required".into());
+    }
+    if o.urls.is_empty() {
+        o.urls.push("http://127.0.0.1:8071".into());
     }
     Ok(o)
 }
@@ -69,7 +74,7 @@ async fn main() {
 
 async fn run(o: Options) -> Result<(), String> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(o.concurrency).build().map_err(|e| e.to_string())?;
-    let api = |path: &str| format!("{}/api/v1{path}", o.url.trim_end_matches('/'));
+    let api = |path: &str| format!("{}/api/v1{path}", o.urls[0]);
     let app: Value = post(&client, &api("/app"), &o.token, &json!({"name": "load test"}), None).await?;
     let app_id = app["id"].as_str().ok_or("no app id")?.to_string();
 
@@ -93,9 +98,10 @@ async fn run(o: Options) -> Result<(), String> {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
-    for _ in 0..o.concurrency {
+    for worker in 0..o.concurrency {
         let (client, next, token) = (client.clone(), next.clone(), o.token.clone());
-        let url = api(&format!("/app/{app_id}/msg"));
+        let node = &o.urls[worker % o.urls.len()];
+        let url = format!("{node}/api/v1/app/{app_id}/msg");
         let (total, keys) = (o.messages, o.idempotency_keys);
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -132,10 +138,11 @@ async fn run(o: Options) -> Result<(), String> {
             .unwrap_or_default()
     };
     println!(
-        "accepted {} messages in {:.2} s at concurrency {}: {:.0} messages/s (durable commits), {} errors",
+        "accepted {} messages in {:.2} s at concurrency {} on {} node(s): {:.0} messages/s (durable commits), {} errors",
         latencies.len(),
         elapsed.as_secs_f64(),
         o.concurrency,
+        o.urls.len(),
         latencies.len() as f64 / elapsed.as_secs_f64(),
         errors
     );

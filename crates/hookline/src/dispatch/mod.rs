@@ -45,6 +45,10 @@ const PER_ENDPOINT_IN_FLIGHT: usize = 64;
 const RESERVED_FOR_IDLE_ENDPOINTS: usize = 128;
 /// Longest sleep between claims when nothing signals new work.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Shortest time between two claims that were not saturated: a burst of
+/// wake-ups (one per committed message) makes one claim of several
+/// deliveries instead of one claim each.
+const MIN_CLAIM_INTERVAL: Duration = Duration::from_millis(2);
 /// Longest wait between two tries to record outcomes.
 const MAX_RECORD_BACKOFF: Duration = Duration::from_secs(5);
 /// Most outcomes recorded in one store call.
@@ -112,12 +116,14 @@ impl Dispatcher {
                     Err(e) => tracing::error!(error = %e, "claiming deliveries failed; retrying"),
                 }
             }
+            let claimed_at = tokio::time::Instant::now();
             tokio::select! {
                 _ = new_work.notified() => {}
                 _ = self.in_flight.freed.notified(), if waiting_for_slots => {}
-                _ = tokio::time::sleep(wait.max(Duration::from_millis(2))) => {}
-                _ = shutdown.changed() => {}
+                _ = tokio::time::sleep(wait.max(MIN_CLAIM_INTERVAL)) => {}
+                _ = shutdown.changed() => continue,
             }
+            tokio::time::sleep_until(claimed_at + MIN_CLAIM_INTERVAL).await;
         }
     }
 

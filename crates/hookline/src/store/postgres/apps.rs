@@ -23,9 +23,10 @@ fn row(r: &Row) -> StoreResult<Application> {
 
 impl ApplicationRepo for PgTx<'_, '_> {
     fn insert_application(&mut self, a: &Application) -> StoreResult<()> {
-        self.execute_unique(
+        self.insert_new(
             "an application with this uid",
-            &format!("INSERT INTO application ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
+            1,
+            &format!("INSERT INTO application ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"),
             &[
                 &a.id,
                 &a.uid,

@@ -83,11 +83,13 @@ impl PgTx<'_, '_> {
 
 impl EndpointRepo for PgTx<'_, '_> {
     fn insert_endpoint(&mut self, e: &Endpoint) -> StoreResult<()> {
-        self.execute_unique(
+        self.insert_new(
             "an endpoint with this uid",
+            1,
             &format!(
                 "INSERT INTO endpoint ({COLUMNS})
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                 ON CONFLICT DO NOTHING"
             ),
             &[
                 &e.id,

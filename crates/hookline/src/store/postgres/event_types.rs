@@ -25,9 +25,12 @@ fn row(r: &Row) -> StoreResult<EventType> {
 
 impl EventTypeRepo for PgTx<'_, '_> {
     fn insert_event_type(&mut self, e: &EventType) -> StoreResult<()> {
-        self.execute_unique(
+        self.insert_new(
             "an event type with this name",
-            &format!("INSERT INTO event_type ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
+            1,
+            &format!(
+                "INSERT INTO event_type ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING"
+            ),
             &[
                 &e.name,
                 &e.description,

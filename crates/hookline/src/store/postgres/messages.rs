@@ -32,9 +32,12 @@ pub(super) fn row(r: &Row) -> StoreResult<Message> {
 
 impl MessageRepo for PgTx<'_, '_> {
     fn insert_message(&mut self, m: &Message) -> StoreResult<()> {
-        self.execute_unique(
+        self.insert_new(
             "a message with this eventId",
-            &format!("INSERT INTO message ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
+            1,
+            &format!(
+                "INSERT INTO message ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"
+            ),
             &[
                 &m.id,
                 &m.app_id,
@@ -98,16 +101,17 @@ impl MessageRepo for PgTx<'_, '_> {
         let endpoint_ids: Vec<&str> = sorted.iter().map(|d| d.endpoint_id.as_str()).collect();
         let app_ids: Vec<&str> = sorted.iter().map(|d| d.app_id.as_str()).collect();
         let due: Vec<Option<Timestamp>> = sorted.iter().map(|d| d.due_at).collect();
-        let inserted = self.execute_unique(
+        self.insert_new(
             "a delivery of this message to this endpoint",
+            sorted.len() as u64,
             &format!(
                 "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, updated_at)
                  SELECT d.msg_id, d.endpoint_id, d.app_id, {PENDING}, 0, COALESCE(d.due, now()), now()
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS d(msg_id, endpoint_id, app_id, due)"
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS d(msg_id, endpoint_id, app_id, due)
+                 ON CONFLICT DO NOTHING"
             ),
             &[&msg_ids, &endpoint_ids, &app_ids, &due],
-        );
-        inserted?;
+        )?;
         super::deliveries::enqueue(self, &endpoint_ids, &due)?;
         for d in sorted {
             self.touch(&d.endpoint_id, d.due_at);

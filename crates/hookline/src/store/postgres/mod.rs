@@ -49,8 +49,10 @@ use super::model::Timestamp;
 use super::queue::{AttemptOutcome, ClaimRequest, Claimed, LeaseRef, Purged, Recorded};
 use super::{StoreError, StoreResult, Tx};
 
-/// Connections per node, at most.
-const POOL_SIZE: usize = 24;
+/// Connections per node for API transactions, at most.
+const API_POOL: usize = 24;
+/// Connections per node for the dispatcher's transactions, at most.
+const DISPATCHER_POOL: usize = 8;
 /// Runs of one closure, at most, when its transaction keeps losing races.
 const MAX_TRIES: usize = 8;
 /// Prepared statements kept per connection.
@@ -67,13 +69,38 @@ pub struct PgStore {
     inner: Arc<Inner>,
 }
 
+/// Connections of one kind, and how many may be in use at once.
+struct Pool {
+    idle: Mutex<Vec<PgConn>>,
+    permits: Semaphore,
+    /// API sessions commit durably; the dispatcher's do not (see above).
+    durable: bool,
+}
+
+impl Pool {
+    fn new(size: usize, durable: bool) -> Pool {
+        Pool { idle: Mutex::new(Vec::new()), permits: Semaphore::new(size), durable }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // A sync client closes itself on a runtime of its own, which may not
+        // start on an async thread: drop them on a plain thread.
+        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
+        if !idle.is_empty() {
+            let _ = std::thread::Builder::new().name("hookline-pg-close".into()).spawn(move || drop(idle));
+        }
+    }
+}
+
 struct Inner {
     config: postgres::Config,
     /// With its password: for the LISTEN connection only, never logged.
     url: String,
     url_for_logs: String,
-    idle: Mutex<Vec<PgConn>>,
-    permits: Semaphore,
+    api: Pool,
+    dispatcher: Pool,
     /// Rung after a commit that made deliveries due, here or (through
     /// LISTEN) on another node.
     wake: Arc<Notify>,
@@ -89,9 +116,26 @@ enum Failure {
     Lost,
 }
 
+/// Where a `PgTx`'s statements run: an open transaction (writes), or the
+/// connection itself, each statement on its own (reads: one round trip a
+/// statement instead of three).
+enum Session<'t, 'c> {
+    Transaction(&'t mut Transaction<'c>),
+    Autocommit(&'t mut Client),
+}
+
+macro_rules! on_session {
+    ($session:expr, $method:ident ( $($arg:expr),* )) => {
+        match $session {
+            Session::Transaction(tx) => tx.$method($($arg),*),
+            Session::Autocommit(client) => client.$method($($arg),*),
+        }
+    };
+}
+
 /// A transaction as the repository traits see it.
 pub struct PgTx<'t, 'c> {
-    tx: &'t mut Transaction<'c>,
+    tx: Session<'t, 'c>,
     statements: &'t mut HashMap<String, Statement>,
     /// The first failure a statement reported, which decides whether the
     /// closure is run again.
@@ -101,7 +145,7 @@ pub struct PgTx<'t, 'c> {
 }
 
 impl<'t, 'c> PgTx<'t, 'c> {
-    fn new(tx: &'t mut Transaction<'c>, statements: &'t mut HashMap<String, Statement>) -> PgTx<'t, 'c> {
+    fn new(tx: Session<'t, 'c>, statements: &'t mut HashMap<String, Statement>) -> PgTx<'t, 'c> {
         PgTx { tx, statements, failure: None, touched: Vec::new() }
     }
 
@@ -119,7 +163,7 @@ impl<'t, 'c> PgTx<'t, 'c> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let prepared = self.tx.prepare(sql).map_err(|e| self.fail(e))?;
+        let prepared = on_session!(&mut self.tx, prepare(sql)).map_err(|e| self.fail(e))?;
         if self.statements.len() >= STATEMENT_CACHE {
             self.statements.clear();
         }
@@ -129,22 +173,22 @@ impl<'t, 'c> PgTx<'t, 'c> {
 
     pub(super) fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Vec<Row>> {
         let stmt = self.statement(sql)?;
-        self.tx.query(&stmt, params).map_err(|e| self.fail(e))
+        on_session!(&mut self.tx, query(&stmt, params)).map_err(|e| self.fail(e))
     }
 
     pub(super) fn query_opt(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Option<Row>> {
         let stmt = self.statement(sql)?;
-        self.tx.query_opt(&stmt, params).map_err(|e| self.fail(e))
+        on_session!(&mut self.tx, query_opt(&stmt, params)).map_err(|e| self.fail(e))
     }
 
     pub(super) fn query_one(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<Row> {
         let stmt = self.statement(sql)?;
-        self.tx.query_one(&stmt, params).map_err(|e| self.fail(e))
+        on_session!(&mut self.tx, query_one(&stmt, params)).map_err(|e| self.fail(e))
     }
 
     pub(super) fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> StoreResult<u64> {
         let stmt = self.statement(sql)?;
-        self.tx.execute(&stmt, params).map_err(|e| self.fail(e))
+        on_session!(&mut self.tx, execute(&stmt, params)).map_err(|e| self.fail(e))
     }
 
     /// Runs `sql` with unique violations answered as `Conflict(what)`. The
@@ -157,15 +201,16 @@ impl<'t, 'c> PgTx<'t, 'c> {
         params: &[&(dyn ToSql + Sync)],
     ) -> StoreResult<u64> {
         let stmt = self.statement(sql)?;
-        self.tx.batch_execute("SAVEPOINT unique_write").map_err(|e| self.fail(e))?;
-        match self.tx.execute(&stmt, params) {
+        on_session!(&mut self.tx, batch_execute("SAVEPOINT unique_write")).map_err(|e| self.fail(e))?;
+        match on_session!(&mut self.tx, execute(&stmt, params)) {
             Ok(n) => {
-                self.tx.batch_execute("RELEASE SAVEPOINT unique_write").map_err(|e| self.fail(e))?;
+                on_session!(&mut self.tx, batch_execute("RELEASE SAVEPOINT unique_write")).map_err(|e| self.fail(e))?;
                 Ok(n)
             }
             Err(e) => {
                 // Back to before the statement: the transaction stays usable.
-                self.tx.batch_execute("ROLLBACK TO SAVEPOINT unique_write").map_err(|e| self.fail(e))?;
+                on_session!(&mut self.tx, batch_execute("ROLLBACK TO SAVEPOINT unique_write"))
+                    .map_err(|e| self.fail(e))?;
                 if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
                     Err(StoreError::Conflict(what))
                 } else {
@@ -173,6 +218,31 @@ impl<'t, 'c> PgTx<'t, 'c> {
                 }
             }
         }
+    }
+
+    /// Runs an `INSERT … ON CONFLICT DO NOTHING` that must insert `expected`
+    /// rows; fewer means a unique key was taken: `Conflict(what)`. No
+    /// savepoint, so it is cheap enough for the hot path.
+    pub(super) fn insert_new(
+        &mut self,
+        what: &'static str,
+        expected: u64,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> StoreResult<()> {
+        if self.execute(sql, params)? < expected {
+            return Err(StoreError::Conflict(what));
+        }
+        Ok(())
+    }
+
+    /// Marks this transaction as one to run again (it lost a race that the
+    /// statements could only detect), and returns the error to abort it with.
+    pub(super) fn lost_race(&mut self, what: &str) -> StoreError {
+        if self.failure.is_none() {
+            self.failure = Some(Failure::Retry);
+        }
+        StoreError::Backend(format!("lost a race: {what}"))
     }
 
     /// Records that deliveries of `endpoint_id` fall due at `due` (`None`:
@@ -230,15 +300,15 @@ impl PgStore {
                 config,
                 url: url.to_string(),
                 url_for_logs,
-                idle: Mutex::new(Vec::new()),
-                permits: Semaphore::new(POOL_SIZE),
+                api: Pool::new(API_POOL, true),
+                dispatcher: Pool::new(DISPATCHER_POOL, false),
                 wake: wake.clone(),
                 publisher: wake::Publisher::default(),
             }),
         };
-        let mut conn = store.inner.connect()?;
+        let mut conn = store.inner.connect(true)?;
         schema::migrate(&mut conn.client)?;
-        store.inner.give_back(conn);
+        store.inner.give_back(&store.inner.api, conn);
         Ok(store)
     }
 
@@ -270,7 +340,7 @@ impl PgStore {
         E: From<StoreError> + Send + 'static,
         F: FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
     {
-        let (result, touched) = self.transaction(false, true, f).await;
+        let (result, touched) = self.transaction(false, f).await;
         if result.is_ok() && !touched.is_empty() {
             self.inner.wake.notify_one();
             self.inner.publisher.add(touched);
@@ -286,7 +356,7 @@ impl PgStore {
     {
         let mut f = Some(f);
         let (result, _) = self
-            .transaction(true, true, move |tx| match f.take() {
+            .transaction(true, move |tx| match f.take() {
                 Some(f) => f(tx),
                 None => Err(E::from(StoreError::Backend("a read ran twice".into()))),
             })
@@ -296,17 +366,17 @@ impl PgStore {
 
     /// Runs `f` in a transaction on a blocking thread with a pooled
     /// connection; returns its result and the endpoints it touched.
-    async fn transaction<T, E, F>(&self, read_only: bool, durable: bool, f: F) -> (Result<T, E>, Touched)
+    async fn transaction<T, E, F>(&self, read_only: bool, f: F) -> (Result<T, E>, Touched)
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
     {
-        let Ok(_permit) = self.inner.permits.acquire().await else {
+        let Ok(_permit) = self.inner.api.permits.acquire().await else {
             return (Err(E::from(StoreError::Backend("the connection pool is closed".into()))), Vec::new());
         };
         let inner = self.inner.clone();
-        let task = tokio::task::spawn_blocking(move || inner.run_transaction(read_only, durable, f));
+        let task = tokio::task::spawn_blocking(move || inner.run_transaction(read_only, f));
         task.await
             .unwrap_or_else(|e| (Err(E::from(StoreError::Backend(format!("store task failed: {e}")))), Vec::new()))
     }
@@ -318,23 +388,19 @@ impl PgStore {
         T: Send + 'static,
         F: FnMut(&mut PgTx<'_, '_>) -> StoreResult<T> + Send + 'static,
     {
-        let Ok(_permit) = self.inner.permits.acquire().await else {
+        let Ok(_permit) = self.inner.dispatcher.permits.acquire().await else {
             return Err(StoreError::Backend("the connection pool is closed".into()));
         };
         let inner = self.inner.clone();
         let task = tokio::task::spawn_blocking(move || {
             let mut last = StoreError::Backend("no attempt was made".into());
             for _ in 0..MAX_TRIES {
-                let mut conn = inner.connection()?;
-                match inner.run_once(&mut conn, false, false, &mut op) {
-                    (Run::Done(result), _) => {
-                        inner.give_back(conn);
-                        return result;
-                    }
-                    (Run::Again(e), _) => {
-                        inner.give_back(conn);
-                        last = e;
-                    }
+                let mut conn = inner.connection(&inner.dispatcher)?;
+                let run = Inner::run_once(&mut conn, false, &mut op);
+                inner.give_back(&inner.dispatcher, conn);
+                match run {
+                    (Run::Done(result), _) => return result,
+                    (Run::Again(e), _) => last = e,
                 }
             }
             Err(last)
@@ -377,49 +443,50 @@ impl PgStore {
 }
 
 impl Inner {
-    fn connect(&self) -> StoreResult<PgConn> {
+    fn connect(&self, durable: bool) -> StoreResult<PgConn> {
         let mut client = self
             .config
             .connect(NoTls)
             .map_err(|e| StoreError::Unavailable(format!("cannot connect to {}: {e}", self.url_for_logs)))?;
         // API writes are answered only once durable, whatever the server's
-        // default; dispatcher transactions lower it for themselves.
+        // default; the dispatcher's sessions need not be.
+        let commit = if durable { "on" } else { "off" };
         client
-            .batch_execute("SET synchronous_commit = on; SET application_name = 'hookline'")
+            .batch_execute(&format!("SET synchronous_commit = {commit}; SET application_name = 'hookline'"))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(PgConn { client, statements: HashMap::new() })
     }
 
-    fn connection(&self) -> StoreResult<PgConn> {
+    fn connection(&self, pool: &Pool) -> StoreResult<PgConn> {
         loop {
-            let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let pooled = pool.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
             match pooled {
                 Some(conn) if conn.client.is_closed() => continue,
                 Some(conn) => return Ok(conn),
-                None => return self.connect(),
+                None => return self.connect(pool.durable),
             }
         }
     }
 
-    fn give_back(&self, conn: PgConn) {
+    fn give_back(&self, pool: &Pool, conn: PgConn) {
         if !conn.client.is_closed() {
-            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            pool.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
         }
     }
 
-    fn run_transaction<T, E, F>(&self, read_only: bool, durable: bool, mut f: F) -> (Result<T, E>, Touched)
+    fn run_transaction<T, E, F>(&self, read_only: bool, mut f: F) -> (Result<T, E>, Touched)
     where
         E: From<StoreError>,
         F: FnMut(&mut dyn Tx) -> Result<T, E>,
     {
         let mut last = StoreError::Backend("no attempt was made".into());
         for _ in 0..MAX_TRIES {
-            let mut conn = match self.connection() {
+            let mut conn = match self.connection(&self.api) {
                 Ok(c) => c,
                 Err(e) => return (Err(E::from(e)), Vec::new()),
             };
-            let run = self.run_once(&mut conn, read_only, durable, &mut |tx: &mut PgTx<'_, '_>| f(tx));
-            self.give_back(conn);
+            let run = Inner::run_once(&mut conn, read_only, &mut |tx: &mut PgTx<'_, '_>| f(tx));
+            self.give_back(&self.api, conn);
             match run {
                 (Run::Done(result), touched) => return (result, touched),
                 (Run::Again(e), _) => last = e,
@@ -429,21 +496,23 @@ impl Inner {
     }
 
     /// One run of `f` in one transaction.
-    fn run_once<T, E, F>(&self, conn: &mut PgConn, read_only: bool, durable: bool, f: &mut F) -> (Run<T, E>, Touched)
+    fn run_once<T, E, F>(conn: &mut PgConn, read_only: bool, f: &mut F) -> (Run<T, E>, Touched)
     where
         E: From<StoreError>,
         F: FnMut(&mut PgTx<'_, '_>) -> Result<T, E>,
     {
-        let begun = if read_only {
-            conn.client
-                .build_transaction()
-                .read_only(true)
-                .isolation_level(postgres::IsolationLevel::RepeatableRead)
-                .start()
-        } else {
-            conn.client.transaction()
-        };
-        let mut tx = match begun {
+        if read_only {
+            // Reads need no transaction: each statement is its own snapshot.
+            let mut ptx = PgTx::new(Session::Autocommit(&mut conn.client), &mut conn.statements);
+            let result = f(&mut ptx);
+            return match (result, ptx.failure) {
+                (Err(_), Some(Failure::Lost)) => {
+                    (Run::Again(StoreError::Unavailable("connection lost".into())), Vec::new())
+                }
+                (result, _) => (Run::Done(result), Vec::new()),
+            };
+        }
+        let mut tx = match conn.client.transaction() {
             Ok(tx) => tx,
             Err(e) => {
                 let (failure, error) = classify(e);
@@ -453,12 +522,7 @@ impl Inner {
                 };
             }
         };
-        if !durable {
-            if let Err(e) = tx.batch_execute("SET LOCAL synchronous_commit = off") {
-                return (Run::Again(classify(e).1), Vec::new());
-            }
-        }
-        let mut ptx = PgTx::new(&mut tx, &mut conn.statements);
+        let mut ptx = PgTx::new(Session::Transaction(&mut tx), &mut conn.statements);
         let result = f(&mut ptx);
         let (failure, touched) = (ptx.failure, std::mem::take(&mut ptx.touched));
         match result {

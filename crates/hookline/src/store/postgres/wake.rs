@@ -49,12 +49,18 @@ impl Publisher {
     }
 }
 
+/// Rounds of publishing are at least this far apart: under load, one round
+/// carries the wake-ups of many writes (the local node was woken at once;
+/// this only delays the other nodes, by at most this much).
+const ROUND_INTERVAL: Duration = Duration::from_millis(5);
+
 /// Publishes wake-ups as they come, one round at a time: while a round
-/// runs, the next one fills up.
+/// runs (and for `ROUND_INTERVAL`), the next one fills up.
 pub(super) async fn publish(store: PgStore) {
     let mut failures = 0;
     loop {
         store.inner.publisher.ready.notified().await;
+        tokio::time::sleep(ROUND_INTERVAL).await;
         let pending = store.inner.publisher.take();
         if pending.is_empty() {
             continue;
