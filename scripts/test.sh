@@ -2,9 +2,10 @@
 # Runs every test of the project on a fresh machine: installs the Python
 # packages the interop tests need into .venv, Debian's chromium and the
 # portal tests' npm packages (playwright-core, no browser download), checks
-# formatting and lints,
-# runs the Rust test suites (unit, end-to-end against the real binary, SDK
-# compatibility, crash test) and a seconds-long benchmark smoke run.
+# formatting and lints, runs a seconds-long benchmark smoke run, starts a
+# throwaway PostgreSQL (scripts/pg-test-cluster.sh), then runs the Rust test
+# suites (unit, end-to-end against the real binary, SDK compatibility, crash
+# test) on the embedded store, and the end-to-end tests again on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,5 +37,14 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "== benchmark smoke run"
 scripts/bench.sh --smoke
-echo "== cargo test"
+echo "== PostgreSQL for the tests"
+# Exports HOOKLINE_TEST_DATABASE_URL (the store tests and the e2e servers
+# create their databases through it) and HOOKLINE_TEST_PG_BIN (for tests
+# that run and crash a cluster of their own).
+pg_env=$(scripts/pg-test-cluster.sh start)
+eval "$pg_env"
+trap 'scripts/pg-test-cluster.sh stop' EXIT
+echo "== cargo test (every suite; end-to-end on the embedded store)"
 cargo test --workspace
+echo "== cargo test: end-to-end tests on PostgreSQL"
+HOOKLINE_TEST_BACKEND=postgres cargo test -p hookline --test e2e

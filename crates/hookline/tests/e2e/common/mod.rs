@@ -17,6 +17,40 @@
 //! panics while a `TestServer` is alive, the log's tail is printed. The child
 //! process is killed when the `TestServer` is dropped.
 //!
+//! **Backends.** `HOOKLINE_TEST_BACKEND` (`sqlite`, the default, or
+//! `postgres`) chooses the store of every server ([`backend`]). On
+//! `postgres` each server gets a fresh database on the server at
+//! `HOOKLINE_TEST_DATABASE_URL` (dropped with the server) and a random
+//! `HOOKLINE_MAIN_KEY`; `scripts/test.sh` runs the whole binary on both.
+//! A test whose subject exists on one backend only says so first:
+//!
+//! ```ignore
+//! if skip_unless(Backend::Sqlite, "scans the SQLite files of the data directory") { return; }
+//! assert_eq!(server.backend(), Backend::Postgres);               // or server.is_embedded()
+//! ```
+//!
+//! **Several nodes on one database** (PostgreSQL only: the embedded store
+//! refuses a second `serve` by design, and these helpers panic on it). Nodes
+//! share the database, the main key and the admin token; each has its own
+//! port, data directory and log:
+//!
+//! ```ignore
+//! if skip_unless(Backend::Postgres, "three nodes share one database") { return; }
+//! let nodes = TestServer::start_nodes(3, |b| b.env("HOOKLINE_ALLOWED_PRIVATE_CIDRS", "127.0.0.0/8")).await;
+//! let fourth = TestServer::builder().shares_database_with(&nodes[0]).start().await;
+//! ```
+//!
+//! **Stopping the database** under the servers: a private cluster ([`pg`]):
+//!
+//! ```ignore
+//! let cluster = PgCluster::start().await;                        // initdb + start, free port
+//! let url = cluster.create_database("hl").await;
+//! let first = TestServer::builder().database_url(&url).start().await;   // random main key
+//! let second = TestServer::builder().shares_database_with(&first).start().await;
+//! cluster.stop_immediate().await;                                // pg_ctl -m immediate
+//! cluster.start_again().await;                                   // same directory and port
+//! ```
+//!
 //! Every module of the e2e test binary uses part of it.
 #![allow(dead_code)]
 
@@ -32,6 +66,16 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, RequestBuilder};
 use serde_json::{json, Value};
 
+pub mod backend;
+pub mod pg;
+#[cfg(test)]
+mod tests;
+
+pub use backend::{skip_unless, Backend};
+pub use pg::PgCluster;
+
+use backend::{DatabaseChoice, ServerDatabase};
+
 /// How long a fresh server may take to answer `GET /api/v1/health`.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a SIGTERM'd server may take to exit before it is SIGKILLed.
@@ -45,6 +89,9 @@ pub struct TestServerBuilder {
     env: BTreeMap<String, String>,
     admin_token: Option<String>,
     serve_args: Vec<String>,
+    database: DatabaseChoice,
+    main_key: Option<String>,
+    without_main_key: bool,
 }
 
 impl TestServerBuilder {
@@ -66,11 +113,79 @@ impl TestServerBuilder {
         self
     }
 
-    /// Starts the server and waits until it is healthy.
+    /// Runs the server on PostgreSQL at `url`, a database the test owns (e.g.
+    /// from [`PgCluster::create_database`]), whatever `HOOKLINE_TEST_BACKEND`
+    /// says. The main key is random unless [`main_key`](Self::main_key) sets
+    /// it; further nodes take both with
+    /// [`shares_database_with`](Self::shares_database_with).
+    pub fn database_url(mut self, url: &str) -> Self {
+        self.database = DatabaseChoice::Url(url.to_string());
+        self
+    }
+
+    /// Sets `HOOKLINE_MAIN_KEY` (base64 of 32 bytes). On PostgreSQL the
+    /// harness sets a random one otherwise; on the embedded store the server
+    /// then uses this instead of its key file.
+    pub fn main_key(mut self, key: &str) -> Self {
+        self.main_key = Some(key.to_string());
+        self
+    }
+
+    /// Starts the server with no `HOOKLINE_MAIN_KEY` even on PostgreSQL
+    /// (which must then refuse to start: see [`try_start`](Self::try_start)).
+    pub fn without_main_key(mut self) -> Self {
+        self.without_main_key = true;
+        self
+    }
+
+    /// Another node of `first`'s deployment: the same database, main key
+    /// (unless [`main_key`](Self::main_key) sets another) and admin token
+    /// (unless [`admin_token`](Self::admin_token) sets another); its own
+    /// port, data directory and log. PostgreSQL only: panics when `first`
+    /// runs on the embedded store, which refuses a second node by design.
+    pub fn shares_database_with(mut self, first: &TestServer) -> Self {
+        assert!(
+            first.database.backend == Backend::Postgres,
+            "shares_database_with: several nodes on one database need PostgreSQL, and this server runs on the \
+             {} backend (the embedded store refuses a second node by design). Guard the test with \
+             `if skip_unless(Backend::Postgres, \"…\") {{ return; }}`, or start the first node with \
+             `database_url`.",
+            first.database.backend
+        );
+        self.database = DatabaseChoice::SharedWith(first.database.clone());
+        self.admin_token.get_or_insert_with(|| first.admin_token.clone());
+        self
+    }
+
+    /// Starts the server and waits until it is healthy; panics with the
+    /// server's log if it does not get there.
     pub async fn start(self) -> TestServer {
+        self.try_start().await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts the server and waits until it is healthy, or says why it did
+    /// not (with its log): for tests of a server that must refuse to start.
+    pub async fn try_start(self) -> Result<TestServer, String> {
         let data_dir = tempfile::Builder::new().prefix("hookline-test-").tempdir().expect("create temp dir");
         let admin_token = self.admin_token.unwrap_or_else(|| format!("test-admin-{:016x}", random_u64()));
         let mut env = self.env;
+        // A test that sets these through `env` chose its database itself.
+        let mut choice = self.database;
+        if let (DatabaseChoice::FromEnv, Some(url)) = (&choice, env.get("HOOKLINE_DATABASE_URL")) {
+            choice = DatabaseChoice::Url(url.clone());
+        }
+        let main_key = self.main_key.or_else(|| env.get("HOOKLINE_MAIN_KEY").cloned());
+        let mut database = choice.resolve(main_key);
+        if self.without_main_key {
+            database.main_key = None;
+            env.remove("HOOKLINE_MAIN_KEY");
+        }
+        if let Some(url) = &database.url {
+            env.insert("HOOKLINE_DATABASE_URL".into(), url.clone());
+        }
+        if let Some(key) = &database.main_key {
+            env.insert("HOOKLINE_MAIN_KEY".into(), key.clone());
+        }
         env.entry("HOOKLINE_LOG".into()).or_insert_with(|| "info".into());
         // Plain text in server.log.
         env.entry("NO_COLOR".into()).or_insert_with(|| "1".into());
@@ -84,18 +199,19 @@ impl TestServerBuilder {
             admin_token,
             http: http_client(),
             serve_args: self.serve_args,
+            database,
         };
         // The port was free when chosen, but another process may take it
         // before the server binds it: then try another one.
         for attempt in 1.. {
             server.set_port(free_port());
             let logged_before = server.log().len();
-            match server.try_start().await {
-                Ok(()) => return server,
+            match server.spawn_and_wait().await {
+                Ok(()) => return Ok(server),
                 Err(e) if attempt < 5 && port_taken(&server.log()[logged_before..], &e) => {
                     eprintln!("port {} was taken ({e}); trying another", server.port);
                 }
-                Err(e) => panic!("{e}\n{}", server.log()),
+                Err(e) => return Err(format!("{e}\n{}", server.log())),
             }
         }
         unreachable!()
@@ -111,6 +227,9 @@ pub struct TestServer {
     admin_token: String,
     http: reqwest::Client,
     serve_args: Vec<String>,
+    /// Declared last: a database the harness created is dropped after the
+    /// process is killed.
+    database: ServerDatabase,
 }
 
 impl TestServer {
@@ -121,6 +240,47 @@ impl TestServer {
     /// A server with default settings.
     pub async fn start() -> TestServer {
         TestServer::builder().start().await
+    }
+
+    /// `n` nodes on one database (see
+    /// [`shares_database_with`](TestServerBuilder::shares_database_with)),
+    /// each built by `configure` and started one after the other, so the
+    /// first has migrated the schema before the others start. PostgreSQL
+    /// only: panics on the embedded store.
+    pub async fn start_nodes(n: usize, configure: impl Fn(TestServerBuilder) -> TestServerBuilder) -> Vec<TestServer> {
+        assert!(n >= 1, "start_nodes(0)");
+        let first = configure(TestServer::builder()).start().await;
+        let mut nodes = Vec::with_capacity(n);
+        for _ in 1..n {
+            let node = configure(TestServer::builder().shares_database_with(&first)).start().await;
+            nodes.push(node);
+        }
+        nodes.insert(0, first);
+        nodes
+    }
+
+    // ---- backend -----------------------------------------------------------
+
+    /// The store this server runs on.
+    pub fn backend(&self) -> Backend {
+        self.database.backend
+    }
+
+    /// Whether this server runs on the embedded store (SQLite in its data
+    /// directory).
+    pub fn is_embedded(&self) -> bool {
+        self.database.backend == Backend::Sqlite
+    }
+
+    /// Its `HOOKLINE_DATABASE_URL` (PostgreSQL only).
+    pub fn database_url(&self) -> Option<&str> {
+        self.database.url.as_deref()
+    }
+
+    /// The `HOOKLINE_MAIN_KEY` the harness gave it (PostgreSQL, or when set
+    /// with [`TestServerBuilder::main_key`]).
+    pub fn main_key(&self) -> Option<&str> {
+        self.database.main_key.as_deref()
     }
 
     // ---- addresses and paths ---------------------------------------------
@@ -284,14 +444,14 @@ impl TestServer {
     /// Starts the process (again) on the same data directory, port and
     /// environment, and waits until it is healthy.
     pub async fn start_again(&mut self) {
-        if let Err(e) = self.try_start().await {
+        if let Err(e) = self.spawn_and_wait().await {
             panic!("{e}\n{}", self.log());
         }
     }
 
     /// Spawns `hookline serve` and waits for health; on failure the child is
     /// gone and the error says why.
-    async fn try_start(&mut self) -> Result<(), String> {
+    async fn spawn_and_wait(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "start_again while the server is running; stop or kill9 it first");
         let log = OpenOptions::new().create(true).append(true).open(self.log_path()).expect("open server log");
         let mut cmd = self.command();
