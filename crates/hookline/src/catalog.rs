@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use chrono::Utc;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -166,5 +165,5 @@ fn newest_schema(et: &EventType) -> Option<&Value> {
 /// Imports `path` into a store at start-up or from the CLI.
 pub async fn import_file(store: &crate::store::Store, path: &Path) -> Result<ImportReport, String> {
     let entries = read_catalog(path)?;
-    store.write(move |tx| import(tx, &entries, Utc::now())).await.map_err(|e| e.to_string())
+    store.write(move |tx| import(tx, &entries, crate::store::model::now())).await.map_err(|e| e.to_string())
 }

@@ -34,10 +34,14 @@ pub async fn check(
     if access == Access::Public {
         return next.run(req).await;
     }
-    // A path segment that is not UTF-8 names nothing that exists.
+    // A path segment that is not UTF-8, or holds a NUL, names nothing that
+    // exists (and no store could look it up).
     let Ok(path) = path else {
         return ApiError::not_found().into_response();
     };
+    if path.iter().any(|(_, value)| value.contains('\0')) {
+        return ApiError::not_found().into_response();
+    }
     let (mut parts, body) = req.into_parts();
     if let Err(e) = authorize(&state, access, &path, &mut parts).await {
         return e.into_response();

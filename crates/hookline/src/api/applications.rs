@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
-use chrono::Utc;
+
 use serde::{Deserialize, Serialize};
 
 use super::access::{AppTarget, ScopedApp};
@@ -41,7 +41,7 @@ impl ApplicationIn {
     }
 
     pub fn into_new(self) -> Application {
-        let now = Utc::now();
+        let now = crate::store::model::now();
         Application {
             id: IdKind::Application.generate(),
             uid: self.uid,
@@ -180,7 +180,7 @@ pub async fn update(
             name: input.name,
             rate_limit: input.rate_limit.map(|r| r as u32),
             metadata: input.metadata.unwrap_or_default(),
-            updated_at: Utc::now(),
+            updated_at: crate::store::model::now(),
             ..app
         };
         tx.update_application(&updated)?;
@@ -244,7 +244,7 @@ pub async fn patch(
             if let Some(metadata) = input.metadata {
                 app.metadata = metadata;
             }
-            app.updated_at = Utc::now();
+            app.updated_at = crate::store::model::now();
             tx.update_application(&app)?;
             Ok(ApplicationOut::from(app))
         })

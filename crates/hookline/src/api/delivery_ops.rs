@@ -178,7 +178,7 @@ pub async fn send_example(
     idem: Idem,
     JsonBody(input): JsonBody<SendExampleIn>,
 ) -> ApiResult<Response> {
-    let now = Utc::now();
+    let now = crate::store::model::now();
     let retention = Duration::from_std(state.settings.retention).unwrap_or(Duration::days(90));
     let response = state
         .commit(idem, StatusCode::ACCEPTED, move |tx| {

@@ -5,7 +5,7 @@ use axum::response::Response;
 use axum::Json;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -96,7 +96,7 @@ pub async fn rotate_secret(
     let cipher = state.cipher.clone();
     modify(&state, idem, app.id, key, move |_, ep| {
         let sealed = SealedSecret(cipher.seal(&new_secret, Owner::Endpoint(&ep.id)));
-        let now = Utc::now();
+        let now = crate::store::model::now();
         ep.retired_secrets.retain(|r| r.expires_at > now);
         if grace > 0 {
             let old = std::mem::replace(&mut ep.secret, sealed);

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
-use chrono::Utc;
+
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -206,7 +206,7 @@ fn check_endpoint_in(v: &mut Validation, input: &EndpointIn) -> Vec<u8> {
 
 /// A new endpoint; its secret is sealed for its (new) id.
 fn new_endpoint(cipher: &SecretCipher, app_id: String, input: EndpointIn, secret: &[u8]) -> Endpoint {
-    let now = Utc::now();
+    let now = crate::store::model::now();
     let id = IdKind::Endpoint.generate();
     let secret = SealedSecret(cipher.seal(secret, Owner::Endpoint(&id)));
     Endpoint {
@@ -290,7 +290,7 @@ where
             let mut ep = tx.endpoint_for_update(&app_id, &key)?.ok_or(StoreError::NotFound)?;
             let was_disabled = ep.disabled;
             // Before `change`, so the answer it builds carries the new time.
-            ep.updated_at = Utc::now();
+            ep.updated_at = crate::store::model::now();
             let out = change(tx, &mut ep)?;
             save_endpoint(tx, &ep, was_disabled)?;
             Ok(out)
@@ -319,7 +319,7 @@ pub async fn update(
             match tx.endpoint_for_update(&app.id, &key)? {
                 Some(mut ep) => {
                     let was_disabled = ep.disabled;
-                    ep.updated_at = Utc::now();
+                    ep.updated_at = crate::store::model::now();
                     ep.url = input.url;
                     ep.uid = input.uid;
                     ep.description = input.description.unwrap_or_default();

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
-use chrono::Utc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -104,7 +104,7 @@ impl EventTypeIn {
     }
 
     pub fn into_record(self) -> EventType {
-        let now = Utc::now();
+        let now = crate::store::model::now();
         EventType {
             name: self.name,
             description: self.description,
@@ -222,7 +222,7 @@ pub async fn patch(
             if let Some(vp) = input.validate_payloads {
                 et.validate_payloads = vp;
             }
-            et.updated_at = Utc::now();
+            et.updated_at = crate::store::model::now();
             tx.update_event_type(&et)?;
             Ok(EventTypeOut::from(et))
         })
@@ -240,7 +240,7 @@ pub async fn delete(State(state): State<AppState>, Path(name): Path<String>, q: 
             } else {
                 let mut et = tx.event_type(&name)?.ok_or(StoreError::NotFound)?;
                 et.archived = true;
-                et.updated_at = Utc::now();
+                et.updated_at = crate::store::model::now();
                 tx.update_event_type(&et)?;
             }
             Ok::<_, ApiError>(())

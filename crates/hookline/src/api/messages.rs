@@ -197,7 +197,7 @@ pub async fn create(
     let retention = input.validate(&mut v, state.settings.retention);
     v.finish()?;
     let payload = input.payload.get().to_string();
-    let now = Utc::now();
+    let now = crate::store::model::now();
     let response = state
         .commit(idem, StatusCode::ACCEPTED, move |tx| {
             let app_id = match &target {

@@ -193,7 +193,7 @@ impl Dispatcher {
     /// One attempt, start to recorded outcome. The slot (and with it the
     /// lease renewal) is held until the outcome is in the store.
     async fn attempt(&self, job: DeliveryJob, _slot: Slot) {
-        let started_at = Utc::now();
+        let started_at = crate::store::model::now();
         let result = match &job.payload {
             None => SendResult::failed(FailureKind::Internal, "the message payload has expired or was expunged"),
             Some(payload) => match self.signing_keys(&job) {

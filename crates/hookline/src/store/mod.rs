@@ -36,6 +36,8 @@ pub enum StoreError {
     Backend(String),
     /// The database cannot be reached right now; nothing was committed.
     Unavailable(String),
+    /// A value the backend cannot store (PostgreSQL text holds no NUL).
+    Invalid(&'static str),
 }
 
 impl fmt::Display for StoreError {
@@ -45,6 +47,7 @@ impl fmt::Display for StoreError {
             StoreError::NotFound => write!(f, "not found"),
             StoreError::Backend(e) => write!(f, "store: {e}"),
             StoreError::Unavailable(e) => write!(f, "store unavailable: {e}"),
+            StoreError::Invalid(why) => write!(f, "invalid value: {why}"),
         }
     }
 }

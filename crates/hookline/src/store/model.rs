@@ -6,6 +6,13 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 pub type Timestamp = DateTime<Utc>;
+
+/// The current time as stored: whole milliseconds, the precision the API
+/// shows, so a time read back from any backend equals the one shown when
+/// it was written (and `after=<shown time>` excludes that row).
+pub fn now() -> Timestamp {
+    chrono::SubsecRound::trunc_subsecs(Utc::now(), 3)
+}
 pub type StringMap = BTreeMap<String, String>;
 
 #[derive(Debug, Clone)]

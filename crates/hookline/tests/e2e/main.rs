@@ -17,6 +17,7 @@ mod delivery;
 mod fixtures;
 mod hostile_clients;
 mod hostile_endpoints;
+mod multinode;
 mod openapi;
 mod portal_api;
 mod portal_browser;

@@ -262,6 +262,8 @@ fn classify(e: postgres::Error) -> (Option<Failure>, StoreError) {
             (Some(Failure::Retry), StoreError::Backend(format!("transaction lost a race: {e}")))
         } else if lost.contains(code) {
             (Some(Failure::Lost), StoreError::Unavailable(e.to_string()))
+        } else if *code == SqlState::CHARACTER_NOT_IN_REPERTOIRE || *code == SqlState::UNTRANSLATABLE_CHARACTER {
+            (None, StoreError::Invalid("text must not contain NUL characters"))
         } else if *code == SqlState::FOREIGN_KEY_VIOLATION {
             (None, StoreError::NotFound)
         } else if *code == SqlState::UNIQUE_VIOLATION {
