@@ -33,6 +33,10 @@ pub struct Settings {
     pub public_url: String,
     /// The portal's CSP `frame-ancestors` (who may embed it).
     pub portal_frame_ancestors: String,
+    /// Bearer token `/metrics` requires; unset, it answers loopback only.
+    pub metrics_token: Option<String>,
+    /// OTLP/HTTP endpoint traces are exported to; unset, none are.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Values given as command-line flags; they win over everything else.
@@ -63,6 +67,8 @@ Settings (flag, then env var — set, even empty, it wins — then hookline.toml
   HOOKLINE_LOG_FORMAT                             `json` for JSON lines [text]
   HOOKLINE_PUBLIC_URL                             base of URLs Hookline hands out (portal links) [http://<listen>]
   HOOKLINE_PORTAL_FRAME_ANCESTORS                 CSP frame-ancestors of the portal (who may embed it) [*]
+  HOOKLINE_METRICS_TOKEN                          bearer token GET /metrics requires [unset: loopback clients only]
+  HOOKLINE_OTLP_ENDPOINT                          OTLP/HTTP collector for traces, e.g. http://otel:4318 [unset: none]
 In hookline.toml use the name without the prefix, in lower case: listen = \"0.0.0.0:8071\".";
 
 /// A setting that could not be parsed, named so the operator can fix it.
@@ -152,6 +158,12 @@ impl Settings {
             })?,
             public_url: sources.parsed("public_url", &default_public_url(listen), parse_public_url)?,
             portal_frame_ancestors: sources.parsed("portal_frame_ancestors", "*", parse_frame_ancestors)?,
+            metrics_token: sources.optional("metrics_token"),
+            otlp_endpoint: sources
+                .optional("otlp_endpoint")
+                .map(|s| parse_otlp_endpoint(s.trim()))
+                .transpose()
+                .map_err(|reason| SettingError { name: "HOOKLINE_OTLP_ENDPOINT".into(), reason })?,
         })
     }
 }
@@ -216,6 +228,16 @@ fn parse_public_url(s: &str) -> Result<String, String> {
         return Err(format!("{s:?} must not carry credentials, a query or a fragment"));
     }
     Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// An `http(s)` URL of an OTLP/HTTP collector (`/v1/traces` is appended
+/// unless it is there).
+fn parse_otlp_endpoint(s: &str) -> Result<String, String> {
+    let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL like http://otel-collector:4318 ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("{s:?} must be an http:// or https:// URL with a host"));
+    }
+    Ok(s.to_string())
 }
 
 /// CSP source expressions: `*`, `'self'`, `'none'` or origins, separated by

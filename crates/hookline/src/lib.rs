@@ -9,6 +9,7 @@ pub mod config;
 pub mod dispatch;
 pub mod ids;
 pub mod keys;
+pub mod ops;
 pub mod portal;
 pub mod server;
 pub mod store;

@@ -39,7 +39,24 @@ enum Command {
         event_catalog: Option<PathBuf>,
     },
     /// Apply schema migrations and exit
-    Migrate,
+    Migrate {
+        /// Print the pending migrations without applying them
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Copy the embedded store to FILE, consistently, while `serve` runs
+    /// (not the main key: keep that apart; PostgreSQL: use pg_dump)
+    Backup {
+        /// The new file to write (never overwritten)
+        file: PathBuf,
+    },
+    /// Backlog, due now, oldest due age, failing and disabled endpoints,
+    /// last retention sweep (read from the store; works while `serve` runs)
+    Status {
+        /// One JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
     /// API tokens
     #[command(subcommand)]
     Token(TokenCommand),
@@ -143,10 +160,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&settings);
+    hookline::ops::logging::init(&settings);
     let result = match cli.command {
         Command::Serve { event_catalog } => runtime().block_on(server::serve(settings, event_catalog)),
-        Command::Migrate => server::migrate(&settings).map(|()| println!("migrations applied")),
+        Command::Migrate { dry_run: true } => hookline::ops::upgrade::dry_run(&settings),
+        Command::Migrate { dry_run: false } => server::migrate(&settings).map(|()| println!("migrations applied")),
+        Command::Backup { file } => hookline::ops::backup::run(&settings, &file),
+        Command::Status { json } => runtime().block_on(hookline::ops::status::run(&settings, json)),
         Command::Token(TokenCommand::Create { app, read_only }) => {
             runtime().block_on(create_token(settings, app, read_only))
         }
@@ -205,15 +225,4 @@ async fn import_catalog(settings: Settings, file: PathBuf) -> Result<(), String>
     let report = catalog::import_file(&store, &file).await?;
     println!("{} created, {} updated, {} unchanged", report.created, report.updated, report.unchanged);
     Ok(())
-}
-
-fn init_logging(settings: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if settings.log_json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }

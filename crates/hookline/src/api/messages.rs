@@ -192,23 +192,38 @@ pub async fn create(
     idem: Idem,
     JsonBody(input): JsonBody<MessageIn>,
 ) -> ApiResult<Response> {
+    let handler_started = crate::ops::trace::now();
     let with_content = q.bool("with_content", true)?;
     let mut v = Validation::default();
     let retention = input.validate(&mut v, state.settings.retention);
     v.finish()?;
     let payload = input.payload.get().to_string();
     let now = crate::store::model::now();
+    // The id is chosen once, so that the metrics and the trace below can
+    // name the message this request created (a retried transaction reuses it).
+    let msg_id = IdKind::Message.generate_at(now.timestamp_millis());
+    let event_type = input.event_type.clone();
+    // Whether this request created the message (not an idempotent replay),
+    // and whether its event type is in the catalog.
+    let created = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
+    let created_in_tx = created.clone();
+    let commit_started = crate::ops::trace::now();
+    let id = msg_id.clone();
     let response = state
         .commit(idem, StatusCode::ACCEPTED, move |tx| {
             let app_id = match &target {
                 AppTarget::Existing(app) => app.id.clone(),
                 AppTarget::Missing(uid) => create_inline_app(tx, uid, input.application.clone())?,
             };
-            if let Some(et) = tx.event_type(&input.event_type)? {
-                crate::catalog::check_payload(&et, &payload)?;
-            }
+            let registered = match tx.event_type(&input.event_type)? {
+                Some(et) => {
+                    crate::catalog::check_payload(&et, &payload)?;
+                    true
+                }
+                None => false,
+            };
             let msg = Message {
-                id: IdKind::Message.generate_at(now.timestamp_millis()),
+                id: id.clone(),
                 app_id,
                 event_type: input.event_type.clone(),
                 event_id: input.event_id.clone(),
@@ -221,10 +236,63 @@ pub async fn create(
                 created_at: now,
             };
             store_message(tx, &msg)?;
+            created_in_tx.store(1 + u8::from(registered), std::sync::atomic::Ordering::Relaxed);
             Ok(MessageOut::new(msg, with_content))
         })
         .await?;
+    let created = created.load(std::sync::atomic::Ordering::Relaxed);
+    if created > 0 {
+        crate::ops::metrics::get().message_accepted(&event_type, created == 2);
+        if let (Some(started), Some(store_started), Some(committed)) =
+            (handler_started, commit_started, crate::ops::trace::now())
+        {
+            trace_accept(&msg_id, &event_type, started, (store_started, committed));
+        }
+    }
     Ok(response)
+}
+
+/// The root of the message's trace (`accept`, from the handler to the
+/// answer) and its `store` span (the transaction).
+fn trace_accept(
+    msg_id: &str,
+    event_type: &str,
+    started: std::time::SystemTime,
+    (store_started, committed): (std::time::SystemTime, std::time::SystemTime),
+) {
+    use crate::ops::trace::{emit, Attribute, MessageTrace, SpanRecord};
+    use opentelemetry::trace::SpanKind;
+    let trace = MessageTrace::of(msg_id);
+    emit(
+        &trace,
+        SpanRecord {
+            name: "accept",
+            kind: SpanKind::Server,
+            id: Some(trace.root),
+            parent: None,
+            start: started,
+            end: std::time::SystemTime::now(),
+            attributes: vec![
+                Attribute::new("hookline.msg_id", msg_id.to_string()),
+                Attribute::new("hookline.event_type", event_type.to_string()),
+                Attribute::new("http.route", "/api/v1/app/{app_id}/msg"),
+            ],
+            error: None,
+        },
+    );
+    emit(
+        &trace,
+        SpanRecord {
+            name: "store",
+            kind: SpanKind::Internal,
+            id: None,
+            parent: Some(trace.root),
+            start: store_started,
+            end: committed,
+            attributes: Vec::new(),
+            error: None,
+        },
+    );
 }
 
 /// Svix creates the application on the fly when the message names one.

@@ -22,6 +22,7 @@ mod json;
 mod messages;
 mod openapi;
 mod portal_access;
+mod readiness;
 mod routes;
 
 use std::sync::Arc;
@@ -47,6 +48,8 @@ pub struct Shared {
     pub tokens: TokenAuthority,
     pub cipher: SecretCipher,
     pub settings: Settings,
+    /// The claim loop's heartbeat, for readiness.
+    pub dispatcher_heartbeat: crate::ops::health::Heartbeat,
 }
 
 impl std::ops::Deref for AppState {
@@ -76,8 +79,13 @@ pub const MAX_CONCURRENT_REQUESTS: usize = 512;
 pub fn router(state: AppState) -> Router {
     let mut router: Router<AppState> = Router::new();
     for route in ROUTES {
+        let (method, template) = (route.method, route.path);
         let method_router = (route.handler)()
-            .route_layer(axum::middleware::from_fn_with_state((state.clone(), route.access), access::check));
+            .route_layer(axum::middleware::from_fn_with_state((state.clone(), route.access), access::check))
+            // Outside the access check, so refusals are counted too.
+            .route_layer(axum::middleware::from_fn(
+                move |req: axum::extract::Request, next: axum::middleware::Next| observe(method, template, req, next),
+            ));
         router = router.route(route.path, method_router.clone());
         router = router.route(&format!("{}/", route.path), method_router);
     }
@@ -88,6 +96,19 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(axum::middleware::from_fn(catch_panic))
         .with_state(state)
+}
+
+/// Times one request of a route of the table, labelled by its template.
+async fn observe(
+    method: &'static str,
+    template: &'static str,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    crate::ops::metrics::get().http_request(method, template, response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// A bug in a handler answers a JSON 500 instead of dropping the connection.

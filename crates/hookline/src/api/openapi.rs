@@ -31,6 +31,9 @@ pub fn document() -> Value {
                 "4XX": {"description": "Client error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HttpError"}}}},
             },
         });
+        if route.operation_id == "hookline.health.ready" {
+            op["responses"]["503"] = json!({"description": "Not ready: the store or the dispatcher failed its check", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HttpError"}}}});
+        }
         if matches!(route.method, "POST" | "PUT" | "PATCH") {
             op["requestBody"] = json!({"content": {"application/json": {"schema": {"type": "object"}}}});
             if route.method == "POST" {

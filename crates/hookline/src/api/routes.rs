@@ -5,7 +5,7 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 
 use super::{
     applications, attempts, delivery_ops, endpoint_headers, endpoint_secret, endpoints, event_types, insights,
-    messages, openapi, portal_access, AppState,
+    messages, openapi, portal_access, readiness, AppState,
 };
 
 /// Who may call a route.
@@ -71,6 +71,7 @@ const WRITE: Access = Access::App(Grant::Write);
 
 pub static ROUTES: &[Route] = &[
     route!(GET "/api/v1/health", health, Access::Public, "Health", "v1.health.get", "Health check"),
+    route!(GET "/api/v1/health/ready", readiness::ready, Access::Public, "Health", "hookline.health.ready", "Hookline extension: readiness. 200 when the store answers and the dispatcher runs; 503 with the failing check otherwise"),
     route!(GET "/api/v1/openapi.json", openapi::serve, Access::Public, "Health", "v1.openapi.get", "This API's OpenAPI document"),
     // Applications
     route!(GET "/api/v1/app", applications::list, Access::Admin, "Application", "v1.application.list", "List applications"),

@@ -29,6 +29,9 @@ pub use sweeper::sweep_forever;
 use crate::config::Settings;
 use crate::ids::IdKind;
 use crate::keys::{Owner, SecretCipher};
+use crate::ops::health::Heartbeat;
+use crate::ops::metrics::{self, AttemptOutcome as Measured};
+use crate::ops::trace::{self, Attribute, MessageTrace, SpanRecord};
 use crate::store::model::{Attempt, AttemptTrigger, DeliveryStatus};
 use crate::store::queue::{AttemptOutcome, ClaimRequest, DeliveryJob, LeaseRef, NextStep};
 use crate::store::Store;
@@ -72,6 +75,8 @@ pub struct Dispatcher {
     outcomes: mpsc::Sender<PendingOutcome>,
     /// Taken by the recording loop (again after a restart).
     outcome_queue: tokio::sync::Mutex<mpsc::Receiver<PendingOutcome>>,
+    /// Beats every time the claim loop goes round (readiness reads it).
+    heartbeat: Heartbeat,
 }
 
 impl Dispatcher {
@@ -89,7 +94,18 @@ impl Dispatcher {
             in_flight: Arc::new(InFlight::default()),
             outcomes,
             outcome_queue: tokio::sync::Mutex::new(outcome_queue),
+            heartbeat: Heartbeat::default(),
         }))
+    }
+
+    /// The claim loop's heartbeat.
+    pub fn heartbeat(&self) -> Heartbeat {
+        self.heartbeat.clone()
+    }
+
+    /// Attempts in flight on this node.
+    pub fn in_flight_count(&self) -> usize {
+        self.in_flight.total()
     }
 
     /// Claims and sends until `shutdown` turns true. Attempts run as their
@@ -97,6 +113,7 @@ impl Dispatcher {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let new_work = self.store.wakeups();
         while !*shutdown.borrow() {
+            self.heartbeat.beat();
             let budget = MAX_IN_FLIGHT.saturating_sub(self.in_flight.total());
             let mut wait = POLL_INTERVAL;
             let mut waiting_for_slots = budget == 0;
@@ -161,6 +178,7 @@ impl Dispatcher {
     }
 
     async fn claim(self: &Arc<Self>, budget: usize) -> Result<(usize, Option<chrono::DateTime<Utc>>, bool), String> {
+        let claim_started = trace::now();
         let claimed = self
             .store
             .claim(ClaimRequest {
@@ -178,22 +196,46 @@ impl Dispatcher {
             .await
             .map_err(|e| e.to_string())?;
         let count = claimed.jobs.len();
+        let claim_span = claim_started.zip(trace::now());
         for job in claimed.jobs {
+            // In each message's trace: the claim that took it.
+            let claim_span = claim_span.map(|(start, end)| {
+                let id = trace::new_span_id();
+                let message = MessageTrace::of(&job.msg_id);
+                trace::emit(
+                    &message,
+                    SpanRecord {
+                        name: "claim",
+                        kind: opentelemetry::trace::SpanKind::Internal,
+                        id: Some(id),
+                        parent: Some(message.root),
+                        start,
+                        end,
+                        attributes: vec![
+                            Attribute::new("hookline.endpoint_id", job.endpoint_id.clone()),
+                            Attribute::new("hookline.claim.size", count as i64),
+                        ],
+                        error: None,
+                    },
+                );
+                id
+            });
             let slot = self.in_flight.take(LeaseRef {
                 claim_id: job.claim_id.clone(),
                 msg_id: job.msg_id.clone(),
                 endpoint_id: job.endpoint_id.clone(),
             });
             let this = self.clone();
-            tokio::spawn(async move { this.attempt(job, slot).await });
+            tokio::spawn(async move { this.attempt(job, slot, claim_span).await });
         }
         Ok((count, claimed.next_due, claimed.waiting_for_slots))
     }
 
     /// One attempt, start to recorded outcome. The slot (and with it the
     /// lease renewal) is held until the outcome is in the store.
-    async fn attempt(&self, job: DeliveryJob, _slot: Slot) {
+    async fn attempt(&self, job: DeliveryJob, _slot: Slot, claim_span: Option<opentelemetry::trace::SpanId>) {
         let started_at = crate::store::model::now();
+        let traced_from = trace::now();
         let result = match &job.payload {
             None => SendResult::failed(FailureKind::Internal, "the message payload has expired or was expunged"),
             Some(payload) => match self.signing_keys(&job) {
@@ -222,7 +264,26 @@ impl Dispatcher {
             self.schedule.next_step(job.attempts, report, job.one_shot)
         };
         let error = result.error_text();
-        tracing::debug!(msg = %job.msg_id, endpoint = %job.endpoint_id, status = ?result.status, error = ?error, ?next, "attempt");
+        let measured = if result.failure.as_ref().is_some_and(|(kind, _)| *kind == FailureKind::Forbidden) {
+            Measured::SsrfBlocked
+        } else if report.succeeded() {
+            Measured::Success
+        } else if matches!(next, NextStep::RetryIn(_)) {
+            Measured::RetryScheduled
+        } else {
+            Measured::Failed
+        };
+        // Ids, status, time and error kind only: never the URL (it may hold
+        // a credential), headers or bodies.
+        let number = job.attempts + 1;
+        let duration_ms = result.duration.as_millis() as u64;
+        if report.succeeded() {
+            tracing::debug!(msg = %job.msg_id, endpoint = %job.endpoint_id, status = ?result.status, duration_ms, attempt = number, "attempt succeeded");
+        } else {
+            tracing::info!(msg = %job.msg_id, endpoint = %job.endpoint_id, status = ?result.status, duration_ms, attempt = number, outcome = measured.as_str(), error = error.as_deref().unwrap_or(""), "attempt failed");
+        }
+        let sent_until = trace::now();
+        let (msg_id, endpoint_id, event_type) = (job.msg_id.clone(), job.endpoint_id.clone(), job.event_type.clone());
         let outcome = AttemptOutcome {
             claim_id: job.claim_id,
             attempt: Attempt {
@@ -236,13 +297,57 @@ impl Dispatcher {
                 response: result.body,
                 response_duration_ms: result.duration.as_millis() as i64,
                 trigger: if job.manual { AttemptTrigger::Manual } else { AttemptTrigger::Scheduled },
-                error,
+                error: error.clone(),
                 created_at: started_at,
             },
             next,
             failed_on_our_side,
         };
+        let recording_from = trace::now();
         self.record(outcome).await;
+        metrics::get().attempt(measured, result.duration);
+        if let (Some(claim_span), Some(start), Some(sent), Some(recording)) =
+            (claim_span, traced_from, sent_until, recording_from)
+        {
+            let message = MessageTrace::of(&msg_id);
+            let attempt_span = trace::new_span_id();
+            let mut attributes = vec![
+                Attribute::new("hookline.msg_id", msg_id),
+                Attribute::new("hookline.endpoint_id", endpoint_id),
+                Attribute::new("hookline.event_type", event_type),
+                Attribute::new("hookline.attempt", i64::from(number)),
+                Attribute::new("hookline.outcome", measured.as_str()),
+            ];
+            if let Some(status) = result.status {
+                attributes.push(Attribute::new("http.response.status_code", i64::from(status)));
+            }
+            trace::emit(
+                &message,
+                SpanRecord {
+                    name: "attempt",
+                    kind: opentelemetry::trace::SpanKind::Client,
+                    id: Some(attempt_span),
+                    parent: Some(claim_span),
+                    start,
+                    end: sent,
+                    attributes,
+                    error: (measured != Measured::Success).then(|| error.clone().unwrap_or_else(|| "not a 2xx".into())),
+                },
+            );
+            trace::emit(
+                &message,
+                SpanRecord {
+                    name: "record",
+                    kind: opentelemetry::trace::SpanKind::Internal,
+                    id: None,
+                    parent: Some(attempt_span),
+                    start: recording,
+                    end: std::time::SystemTime::now(),
+                    attributes: Vec::new(),
+                    error: None,
+                },
+            );
+        }
     }
 
     /// Hands an outcome to the recording loop and waits until it is in the

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::ops::metrics::{self, Deleted};
+use crate::ops::status;
 use crate::store::Store;
 
 const BATCH: usize = 500;
@@ -19,11 +21,25 @@ pub async fn sweep_forever(store: Store, retention: Duration, mut shutdown: watc
                 _ = tokio::time::sleep(every) => {}
                 _ = shutdown.changed() => return,
             }
+            // What this sweep deleted; `None` until a batch ran here.
+            let mut swept: Option<Deleted> = None;
             loop {
                 match store.purge_expired(retention, BATCH).await {
                     // Another node is sweeping.
                     Ok(None) => break,
                     Ok(Some(p)) => {
+                        let batch = Deleted {
+                            payloads: p.payloads as u64,
+                            messages: p.messages as u64,
+                            attempts: p.attempts as u64,
+                            idempotency_keys: p.idempotency_keys as u64,
+                        };
+                        metrics::get().retention_deleted(&batch);
+                        let total = swept.get_or_insert_with(Deleted::default);
+                        total.payloads += batch.payloads;
+                        total.messages += batch.messages;
+                        total.attempts += batch.attempts;
+                        total.idempotency_keys += batch.idempotency_keys;
                         if p.payloads + p.messages + p.attempts + p.idempotency_keys > 0 {
                             tracing::info!(
                                 payloads = p.payloads,
@@ -40,8 +56,15 @@ pub async fn sweep_forever(store: Store, retention: Duration, mut shutdown: watc
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "retention sweep failed");
+                        swept = None;
                         break;
                     }
+                }
+            }
+            // For `hookline status`: when the last complete sweep ran.
+            if let Some(deleted) = swept {
+                if let Err(e) = status::record_sweep(&store, deleted).await {
+                    tracing::warn!(error = %e, "recording the retention sweep failed");
                 }
             }
         }

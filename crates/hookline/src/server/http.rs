@@ -12,13 +12,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::{Extension, Router};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tower::Layer;
 
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
 pub const MAX_CONNECTIONS: usize = 4096;
@@ -39,7 +41,7 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
             permit = connections.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
             _ = &mut shutdown => break,
         };
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -52,7 +54,10 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
+        // Each request carries its peer's address (`/metrics` answers
+        // loopback only unless it has a token).
+        let service = Extension(ConnectInfo(peer)).layer(router.clone());
+        let connection = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             // Errors here are the client's (reset, timeout, bad HTTP).

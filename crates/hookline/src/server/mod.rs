@@ -55,6 +55,9 @@ pub fn load_main_key(settings: &Settings) -> Result<MainKey, String> {
 }
 
 pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result<(), String> {
+    if let Some(endpoint) = &settings.otlp_endpoint {
+        crate::ops::trace::init(endpoint)?;
+    }
     // Before anything touches the store: a second `serve` on the same files
     // would release this one's claims and dispatch beside it.
     let _lock = match settings.database_url {
@@ -112,8 +115,15 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
         move || dispatcher.clone().renew_leases(stopped.clone())
     }));
     let sweeper = tokio::spawn(supervise("retention sweeper", background_stopped.clone(), {
-        let (store, retention, stopped) = (store.clone(), settings.retention, background_stopped);
+        let (store, retention, stopped) = (store.clone(), settings.retention, background_stopped.clone());
         move || sweep_forever(store.clone(), retention, stopped.clone())
+    }));
+    let sampler = tokio::spawn(supervise("metrics sampler", background_stopped.clone(), {
+        let (store, dispatcher, stopped) = (store.clone(), dispatcher.clone(), background_stopped);
+        move || {
+            let dispatcher = dispatcher.clone();
+            crate::ops::sampler::sample_forever(store.clone(), move || dispatcher.in_flight_count(), stopped.clone())
+        }
     }));
 
     let portal = crate::portal::router(&settings);
@@ -122,6 +132,7 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
         tokens: TokenAuthority::new(&main_key, settings.admin_token.clone()),
         cipher,
         settings: settings.clone(),
+        dispatcher_heartbeat: dispatcher.heartbeat(),
     });
     let listener =
         TcpListener::bind(settings.listen).await.map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
@@ -142,13 +153,16 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
     let stop_serving = async move {
         let _ = stopping.wait_for(|stopped| *stopped).await;
     };
-    http::serve(listener, api::router(state).merge(portal), stop_serving, Duration::from_secs(10)).await;
+    let metrics = crate::ops::scrape::router(settings.metrics_token.clone());
+    http::serve(listener, api::router(state).merge(portal).merge(metrics), stop_serving, Duration::from_secs(10)).await;
     let _ = claim_loop.await;
     dispatcher.drain(settings.attempt_timeout + Duration::from_secs(2)).await;
     let _ = stop_background.send(true);
     let _ = recorder.await;
     let _ = renewals.await;
     let _ = sweeper.await;
+    let _ = sampler.await;
+    let _ = tokio::task::spawn_blocking(crate::ops::trace::shutdown).await;
     Ok(())
 }
 

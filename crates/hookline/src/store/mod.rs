@@ -56,6 +56,40 @@ impl std::error::Error for StoreError {}
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Where a store's schema stands against the migrations this binary knows.
+#[derive(Debug, Clone)]
+pub struct SchemaState {
+    /// Migrations applied (the schema version).
+    pub current: usize,
+    /// Migrations this binary knows.
+    pub known: usize,
+    /// The ones not applied yet, in order: (version, SQL).
+    pub pending: Vec<(usize, &'static str)>,
+}
+
+impl SchemaState {
+    pub(crate) fn new(current: usize, migrations: &[&'static str]) -> SchemaState {
+        let pending = migrations.iter().enumerate().skip(current).map(|(i, sql)| (i + 1, *sql)).collect();
+        SchemaState { current, known: migrations.len(), pending }
+    }
+
+    /// Refuses a schema written by a newer Hookline, saying what to do.
+    pub fn refuse_newer(&self) -> StoreResult<()> {
+        if self.current > self.known {
+            return Err(StoreError::Backend(format!(
+                "the database is at schema version {}, newer than this hookline ({}) knows ({}): a newer \
+                 release migrated it. Run that release or a later one (every node of a deployment must be \
+                 upgraded together), or restore the backup taken before the upgrade; hookline never migrates a \
+                 schema down",
+                self.current,
+                env!("CARGO_PKG_VERSION"),
+                self.known
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The store a process runs on.
 #[derive(Clone)]
 pub enum Store {

@@ -47,7 +47,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use super::model::Timestamp;
 use super::queue::{AttemptOutcome, ClaimRequest, Claimed, LeaseRef, Purged, Recorded};
-use super::{StoreError, StoreResult, Tx};
+use super::{SchemaState, StoreError, StoreResult, Tx};
 
 /// Connections per node for API transactions, at most.
 const API_POOL: usize = 24;
@@ -292,6 +292,15 @@ impl PgStore {
     /// Connects (checking that the server answers), migrates and returns
     /// the store. Background tasks start with [`start`](Self::start).
     pub fn open(url: &str) -> Result<PgStore, StoreError> {
+        let store = PgStore::open_unmigrated(url)?;
+        let mut conn = store.inner.connect(true)?;
+        schema::migrate(&mut conn.client)?;
+        store.inner.give_back(&store.inner.api, conn);
+        Ok(store)
+    }
+
+    /// The store, without touching the database yet.
+    fn open_unmigrated(url: &str) -> Result<PgStore, StoreError> {
         let config: postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Backend(format!("HOOKLINE_DATABASE_URL is not a PostgreSQL URL: {e}")))?;
@@ -308,15 +317,35 @@ impl PgStore {
                 publisher: wake::Publisher::default(),
             }),
         };
-        let mut conn = store.inner.connect(true)?;
-        schema::migrate(&mut conn.client)?;
-        store.inner.give_back(&store.inner.api, conn);
         Ok(store)
     }
 
     /// Applies migrations without keeping anything open.
     pub fn migrate_only(url: &str) -> Result<(), StoreError> {
         PgStore::open(url).map(drop)
+    }
+
+    /// Connects to a database a `serve` already migrated, for commands that
+    /// only read (`hookline status`): nothing is migrated, and a schema
+    /// other than the one this binary knows is refused.
+    pub fn open_existing(url: &str) -> Result<PgStore, StoreError> {
+        let state = PgStore::schema_state(url)?;
+        state.refuse_newer()?;
+        if !state.pending.is_empty() {
+            return Err(StoreError::Backend(format!(
+                "the database is at schema version {}, this hookline expects {}: run `hookline migrate` (or start \
+                 `hookline serve`) first",
+                state.current, state.known
+            )));
+        }
+        PgStore::open_unmigrated(url)
+    }
+
+    /// The database's schema and the migrations still to apply; changes nothing.
+    pub fn schema_state(url: &str) -> Result<SchemaState, StoreError> {
+        let store = PgStore::open_unmigrated(url)?;
+        let mut conn = store.inner.connect(true)?;
+        schema::state(&mut conn.client)
     }
 
     /// Starts the wake-up publisher and the LISTEN task (on the current
@@ -514,6 +543,7 @@ impl Inner {
                 (result, _) => (Run::Done(result), Vec::new()),
             };
         }
+        let began = std::time::Instant::now();
         let mut tx = match conn.client.transaction() {
             Ok(tx) => tx,
             Err(e) => {
@@ -529,7 +559,10 @@ impl Inner {
         let (failure, touched) = (ptx.failure, std::mem::take(&mut ptx.touched));
         match result {
             Ok(value) => match tx.commit() {
-                Ok(()) => (Run::Done(Ok(value)), touched),
+                Ok(()) => {
+                    crate::ops::metrics::get().store_commit(began.elapsed(), 1);
+                    (Run::Done(Ok(value)), touched)
+                }
                 // A serialization failure at COMMIT means nothing committed.
                 Err(e) if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE) => {
                     (Run::Again(classify(e).1), Vec::new())

@@ -8,7 +8,7 @@
 
 use postgres::Client;
 
-use crate::store::StoreError;
+use crate::store::{SchemaState, StoreError};
 
 /// Any fixed number: the key of the advisory lock migrations run under.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_6c69_6e65; // "hookline"
@@ -150,6 +150,24 @@ pub fn migrate(client: &mut Client) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The schema's version and the migrations still to apply (all of them on
+/// an empty database). Reads only.
+pub fn state(client: &mut Client) -> Result<SchemaState, StoreError> {
+    let backend = |e: postgres::Error| StoreError::Backend(e.to_string());
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_migration') IS NOT NULL", &[])
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        .get(0);
+    let current = if exists {
+        let v: i32 =
+            client.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migration", &[]).map_err(backend)?.get(0);
+        v as usize
+    } else {
+        0
+    };
+    Ok(SchemaState::new(current, MIGRATIONS))
+}
+
 fn apply(client: &mut Client) -> Result<(), StoreError> {
     let backend = |e: postgres::Error| StoreError::Backend(e.to_string());
     client
@@ -160,16 +178,9 @@ fn apply(client: &mut Client) -> Result<(), StoreError> {
              )",
         )
         .map_err(backend)?;
-    let current: i32 =
-        client.query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migration", &[]).map_err(backend)?.get(0);
-    let current = current as usize;
-    if current > MIGRATIONS.len() {
-        return Err(StoreError::Backend(format!(
-            "the database is at schema version {current}, newer than this binary knows ({}); \
-             run a hookline at least as new as the one that migrated it",
-            MIGRATIONS.len()
-        )));
-    }
+    let state = state(client)?;
+    state.refuse_newer()?;
+    let current = state.current;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let version = (index + 1) as i32;
         let mut tx = client.transaction().map_err(backend)?;

@@ -10,6 +10,7 @@
 
 mod apps;
 mod attempts;
+mod backup;
 mod deliveries;
 mod dispatch_queue;
 mod endpoints;
@@ -29,9 +30,13 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::queue::{self, AttemptOutcome, ClaimRequest, Claimed, LeaseRef, NextStep, Purged, Recorded};
-use super::{StoreError, StoreResult, Tx};
+use super::{SchemaState, StoreError, StoreResult, Tx};
+pub use backup::BackupReport;
 use dispatch_queue::SqliteQueue;
 pub use lock::DataDirLock;
+
+/// The database file in the data directory.
+pub const DB_FILE: &str = "hookline.db";
 
 /// Largest number of jobs committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -72,7 +77,7 @@ impl SqliteStore {
     /// Opens (creating if needed) `dir/hookline.db`, migrates it and starts the writer.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
-        let path = dir.join("hookline.db");
+        let path = dir.join(DB_FILE);
         let writer = open_connection(&path, false)?;
         schema::migrate(&writer)?;
         let (jobs, queue) = mpsc::channel::<Job>(4 * MAX_BATCH);
@@ -87,8 +92,48 @@ impl SqliteStore {
     /// Applies migrations without starting anything else.
     pub fn migrate_only(dir: &Path) -> Result<(), StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
-        let conn = open_connection(&dir.join("hookline.db"), false)?;
+        let conn = open_connection(&dir.join(DB_FILE), false)?;
         schema::migrate(&conn)
+    }
+
+    /// Opens an existing store for reading only, beside a running `serve`
+    /// (no lock, no migration, no writer: every write fails). Refuses a
+    /// store whose schema is not the one this binary knows.
+    pub fn open_read_only(dir: &Path) -> Result<SqliteStore, StoreError> {
+        let path = existing_database(dir)?;
+        let conn = open_connection(&path, true)?;
+        let state = schema::state(&conn)?;
+        state.refuse_newer()?;
+        if !state.pending.is_empty() {
+            return Err(StoreError::Backend(format!(
+                "the store at {} is at schema version {}, this hookline expects {}: run `hookline migrate` \
+                 (or start `hookline serve`) first",
+                path.display(),
+                state.current,
+                state.known
+            )));
+        }
+        // No writer: the job queue's receiving end is dropped at once.
+        let (jobs, _) = mpsc::channel::<Job>(1);
+        let wake = Arc::new(Notify::new());
+        Ok(SqliteStore { inner: Arc::new(Inner { jobs, readers: Mutex::new(vec![conn]), path, wake }) })
+    }
+
+    /// The schema of the store in `dir`, read without changing anything;
+    /// `None` when there is no store there yet.
+    pub fn schema_state(dir: &Path) -> Result<Option<SchemaState>, StoreError> {
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = open_connection(&path, true)?;
+        schema::state(&conn).map(Some)
+    }
+
+    /// A consistent copy of the store in `dir` into the new file `dest`,
+    /// while `serve` may be running (see `backup.rs`).
+    pub fn backup(dir: &Path, dest: &Path) -> Result<BackupReport, StoreError> {
+        backup::copy(&existing_database(dir)?, dest)
     }
 
     pub fn wakeups(&self) -> Arc<Notify> {
@@ -219,6 +264,7 @@ where
 fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>) {
     let mut finishers = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
+        let began = std::time::Instant::now();
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             // Never run a job outside a transaction: it would commit on its
             // own while its caller is told it failed.
@@ -245,11 +291,24 @@ fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>) {
         };
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
+        } else {
+            crate::ops::metrics::get().store_commit(began.elapsed(), finishers.len());
         }
         for finish in finishers.drain(..) {
             finish(commit.clone());
         }
     }
+}
+
+fn existing_database(dir: &Path) -> Result<PathBuf, StoreError> {
+    let path = dir.join(DB_FILE);
+    if !path.is_file() {
+        return Err(StoreError::Backend(format!(
+            "no embedded store at {} (set HOOKLINE_DATA_DIR or --data-dir to the directory `serve` uses)",
+            path.display()
+        )));
+    }
+    Ok(path)
 }
 
 fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {

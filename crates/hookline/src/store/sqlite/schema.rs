@@ -3,7 +3,7 @@
 use rusqlite::Connection;
 
 use super::backend;
-use crate::store::StoreError;
+use crate::store::{SchemaState, StoreError};
 
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -157,14 +157,16 @@ CREATE INDEX endpoint_queue_due ON endpoint_queue (next_due) WHERE next_due IS N
 "#,
 ];
 
-pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
+/// The schema's version and the migrations still to apply.
+pub fn state(conn: &Connection) -> Result<SchemaState, StoreError> {
     let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).map_err(backend)? as usize;
-    if current > MIGRATIONS.len() {
-        return Err(StoreError::Backend(format!(
-            "the database is at schema version {current}, newer than this binary knows ({}); upgrade hookline",
-            MIGRATIONS.len()
-        )));
-    }
+    Ok(SchemaState::new(current, MIGRATIONS))
+}
+
+pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let state = state(conn)?;
+    state.refuse_newer()?;
+    let current = state.current;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let version = index + 1;
         conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {version}; COMMIT;")).map_err(
