@@ -12,9 +12,14 @@ use std::io::IsTerminal;
 
 use crate::config::Settings;
 
+/// Libraries that log what they carry at debug: the PostgreSQL client logs
+/// every statement's parameters (payloads, endpoint URLs and headers). They
+/// stay at info unless the filter names them.
+const QUIET_LIBRARIES: &[&str] = &["tokio_postgres", "postgres"];
+
 /// Installs the global subscriber; call once, before anything logs.
 pub fn init(settings: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&settings.log)
+    let filter = tracing_subscriber::EnvFilter::try_new(filter_directives(&settings.log))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if settings.log_json {
@@ -22,6 +27,22 @@ pub fn init(settings: &Settings) {
     } else {
         builder.with_ansi(colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR"))).init();
     }
+}
+
+/// `HOOKLINE_LOG`, with the libraries of [`QUIET_LIBRARIES`] it does not
+/// name held at info.
+fn filter_directives(log: &str) -> String {
+    let mut directives = log.trim().to_string();
+    for library in QUIET_LIBRARIES {
+        let named = log.split(',').any(|d| d.trim().split(['=', '[']).next() == Some(*library));
+        if !named {
+            if !directives.is_empty() {
+                directives.push(',');
+            }
+            directives.push_str(&format!("{library}=info"));
+        }
+    }
+    directives
 }
 
 /// <https://no-color.org>: set and not empty turns colour off.
@@ -32,6 +53,12 @@ fn colour(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::colour;
+
+    #[test]
+    fn database_client_parameters_stay_out_of_a_debug_log_unless_asked_for() {
+        assert_eq!(super::filter_directives("debug"), "debug,tokio_postgres=info,postgres=info");
+        assert_eq!(super::filter_directives("info,tokio_postgres=debug"), "info,tokio_postgres=debug,postgres=info");
+    }
 
     #[test]
     fn colour_only_on_a_terminal_without_no_color() {

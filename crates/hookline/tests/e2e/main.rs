@@ -19,6 +19,7 @@ mod hostile_clients;
 mod hostile_endpoints;
 mod multinode;
 mod openapi;
+mod operations;
 mod portal_api;
 mod portal_browser;
 mod receiving_tools;
