@@ -59,3 +59,6 @@ after_hl=$(ticks "${PIDS[@]}"); after_pg=$(ticks $(pg_pids))
 DELIVERED=$(grep -o 'delivered [0-9]*' "$WORK/out" | grep -o '[0-9]*')
 awk -v hl=$((after_hl - before_hl)) -v pg=$((after_pg - before_pg)) -v hz="$HZ" -v n="$DELIVERED" \
   'BEGIN { printf "CPU per delivered message: hookline %.0f us, postgres %.0f us (%.1f s and %.1f s in all)\n", hl/hz/n*1e6, pg/hz/n*1e6, hl/hz, pg/hz }'
+psql -q "$DB_URL" -c "VACUUM" >/dev/null
+SIZE=$(psql -tA "$DB_URL" -c "SELECT pg_database_size(current_database()) - pg_database_size('template1')")
+awk -v b="$SIZE" -v n="$DELIVERED" 'BEGIN { printf "database size after %d delivered messages: %d bytes over an empty one, %.0f bytes per message\n", n, b, b/n }'
