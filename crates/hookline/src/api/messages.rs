@@ -2,7 +2,8 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,11 +13,12 @@ use super::access::AppTarget;
 use super::applications::{ApplicationIn, ListOut};
 use super::error::{ApiError, ApiResult, Validation};
 use super::extract::{parse_datetime, JsonBody, QueryParams};
-use super::idempotency::Idem;
+use super::idempotency::{replay, Idem};
 use super::json::{check_channels, opt_ts, ts};
+use super::message_writer::{write_batch, Draft, Written};
 use super::AppState;
 use crate::ids::{is_valid_uid, IdKind};
-use crate::store::model::{Application, Message, NewDelivery, Timestamp};
+use crate::store::model::{Application, Message, Timestamp};
 use crate::store::page::Order;
 use crate::store::{MessageFilter, StoreError, Tx};
 
@@ -166,24 +168,9 @@ impl MessageIn {
     }
 }
 
-/// Stores the message and, in the same transaction, one pending delivery per
-/// endpoint that wants it: the delivery rows are the dispatcher's queue.
-fn store_message(tx: &mut dyn Tx, msg: &Message) -> ApiResult<usize> {
-    tx.insert_message(msg)?;
-    let fanout: Vec<NewDelivery> = tx
-        .fanout_targets(&msg.app_id)?
-        .into_iter()
-        .filter(|ep| ep.wants(&msg.event_type, msg.channels.as_deref()))
-        .map(|ep| NewDelivery {
-            msg_id: msg.id.clone(),
-            endpoint_id: ep.id,
-            app_id: msg.app_id.clone(),
-            due_at: msg.deliver_at,
-        })
-        .collect();
-    tx.insert_deliveries(&fanout)?;
-    Ok(fanout.len())
-}
+/// How many times a request whose idempotency key another request holds
+/// looks for that answer (or retries, if that request failed).
+const KEY_BUSY_TRIES: u32 = 20;
 
 pub async fn create(
     State(state): State<AppState>,
@@ -196,35 +183,72 @@ pub async fn create(
     let mut v = Validation::default();
     let retention = input.validate(&mut v, state.settings.retention);
     v.finish()?;
-    let payload = input.payload.get().to_string();
     let now = crate::store::model::now();
-    let response = state
-        .commit(idem, StatusCode::ACCEPTED, move |tx| {
-            let app_id = match &target {
-                AppTarget::Existing(app) => app.id.clone(),
-                AppTarget::Missing(uid) => create_inline_app(tx, uid, input.application.clone())?,
-            };
-            if let Some(et) = tx.event_type(&input.event_type)? {
-                crate::catalog::check_payload(&et, &payload)?;
+    let draft = Draft {
+        message: Message {
+            id: IdKind::Message.generate_at(now.timestamp_millis()),
+            // Set below once known (an inline application is created first).
+            app_id: String::new(),
+            event_type: input.event_type,
+            event_id: input.event_id,
+            channels: input.channels,
+            tags: input.tags,
+            payload: Some(input.payload.get().to_string()),
+            payload_expires_at: now + retention,
+            // A time in the past means now.
+            deliver_at: input.deliver_at.as_deref().and_then(parse_datetime).filter(|t| *t > now),
+            created_at: now,
+        },
+        with_content,
+        idem: idem.key().map(|(k, h)| (k.to_vec(), h.to_vec())),
+    };
+    for tries in 1..=KEY_BUSY_TRIES {
+        let written = match &target {
+            AppTarget::Existing(app) => {
+                let mut draft = draft.clone();
+                draft.message.app_id = app.id.clone();
+                state.messages.write(draft).await?
             }
-            let msg = Message {
-                id: IdKind::Message.generate_at(now.timestamp_millis()),
-                app_id,
-                event_type: input.event_type.clone(),
-                event_id: input.event_id.clone(),
-                channels: input.channels.clone(),
-                tags: input.tags.clone(),
-                payload: Some(payload.clone()),
-                payload_expires_at: now + retention,
-                // A time in the past means now.
-                deliver_at: input.deliver_at.as_deref().and_then(parse_datetime).filter(|t| *t > now),
-                created_at: now,
-            };
-            store_message(tx, &msg)?;
-            Ok(MessageOut::new(msg, with_content))
-        })
-        .await?;
-    Ok(response)
+            AppTarget::Missing(uid) => {
+                let (uid, application, draft, cipher) =
+                    (uid.clone(), input.application.clone(), draft.clone(), state.cipher.clone());
+                state
+                    .store
+                    .write(move |tx| {
+                        let mut draft = draft.clone();
+                        draft.message.app_id = create_inline_app(tx, &uid, application.clone())?;
+                        Ok::<_, ApiError>(write_batch(tx, &[draft], &cipher)?.remove(0))
+                    })
+                    .await??
+            }
+        };
+        match written {
+            Written::Created(body) => {
+                idem.mark_recorded();
+                let mut response = (StatusCode::ACCEPTED, body).into_response();
+                response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                return Ok(response);
+            }
+            Written::Replay(previous) => {
+                idem.mark_recorded();
+                let (key, body_hash) = idem.key().expect("a replay needs a key");
+                return replay(&state, key, previous, body_hash);
+            }
+            Written::KeyBusy => {
+                // The request holding the key has committed by now (or is in
+                // the same batch): replay its answer, or, if it failed and
+                // gave the key back, try again.
+                let (key, body_hash) = idem.key().expect("a busy key needs a key");
+                let lookup = key.to_vec();
+                if let Some(previous) = state.store.read(move |tx| tx.idempotent_response(&lookup)).await? {
+                    idem.mark_recorded();
+                    return replay(&state, key, previous, body_hash);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10 * u64::from(tries))).await;
+            }
+        }
+    }
+    Err(ApiError::conflict("another request with this idempotency key is still being processed; retry"))
 }
 
 /// Svix creates the application on the fly when the message names one.

@@ -19,6 +19,7 @@ mod extract;
 mod idempotency;
 mod insights;
 mod json;
+mod message_writer;
 mod messages;
 mod openapi;
 mod portal_access;
@@ -36,6 +37,7 @@ use crate::keys::SecretCipher;
 use crate::store::Store;
 use error::ApiError;
 
+pub use message_writer::MessageWriter;
 pub use routes::{Access, Grant, ROUTES};
 
 /// What every handler may need; cheap to clone.
@@ -47,6 +49,8 @@ pub struct Shared {
     pub tokens: TokenAuthority,
     pub cipher: SecretCipher,
     pub settings: Settings,
+    /// Message creations, written in batches.
+    pub messages: message_writer::MessageWriter,
 }
 
 impl std::ops::Deref for AppState {
