@@ -41,6 +41,21 @@ pub struct IdemKey {
     recorded: AtomicBool,
 }
 
+impl Idem {
+    /// The stored key (a digest of token, path and header) and the digest
+    /// of the request body, when the request carries a key.
+    pub fn key(&self) -> Option<(&[u8], &[u8])> {
+        self.0.as_ref().map(|k| (k.key.as_slice(), k.body_hash.as_slice()))
+    }
+
+    /// Says the handler recorded (or replayed) the answer itself.
+    pub fn mark_recorded(&self) {
+        if let Some(k) = &self.0 {
+            k.recorded.store(true, Ordering::Release);
+        }
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Idem {
     type Rejection = ApiError;
 
@@ -119,7 +134,12 @@ async fn record_after(state: &AppState, idem: &IdemKey, response: Response) -> R
 
 /// The recorded answer, opened: stored answers are sealed, because some
 /// carry a signing secret or a token.
-fn replay(state: &AppState, key: &[u8], previous: IdempotentResponse, body_hash: &[u8]) -> ApiResult<Response> {
+pub(super) fn replay(
+    state: &AppState,
+    key: &[u8],
+    previous: IdempotentResponse,
+    body_hash: &[u8],
+) -> ApiResult<Response> {
     if previous.body_hash != body_hash {
         return Err(ApiError::invalid(
             &["header", HEADER],

@@ -2,7 +2,8 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,11 +13,12 @@ use super::access::AppTarget;
 use super::applications::{ApplicationIn, ListOut};
 use super::error::{ApiError, ApiResult, Validation};
 use super::extract::{parse_datetime, JsonBody, QueryParams};
-use super::idempotency::Idem;
+use super::idempotency::{replay, Idem};
 use super::json::{check_channels, opt_ts, ts};
+use super::message_writer::{write_batch, Draft, Written};
 use super::AppState;
 use crate::ids::{is_valid_uid, IdKind};
-use crate::store::model::{Application, Message, NewDelivery, Timestamp};
+use crate::store::model::{Application, Message, Timestamp};
 use crate::store::page::Order;
 use crate::store::{MessageFilter, StoreError, Tx};
 
@@ -166,24 +168,9 @@ impl MessageIn {
     }
 }
 
-/// Stores the message and, in the same transaction, one pending delivery per
-/// endpoint that wants it: the delivery rows are the dispatcher's queue.
-fn store_message(tx: &mut dyn Tx, msg: &Message) -> ApiResult<usize> {
-    tx.insert_message(msg)?;
-    let fanout: Vec<NewDelivery> = tx
-        .fanout_targets(&msg.app_id)?
-        .into_iter()
-        .filter(|ep| ep.wants(&msg.event_type, msg.channels.as_deref()))
-        .map(|ep| NewDelivery {
-            msg_id: msg.id.clone(),
-            endpoint_id: ep.id,
-            app_id: msg.app_id.clone(),
-            due_at: msg.deliver_at,
-        })
-        .collect();
-    tx.insert_deliveries(&fanout)?;
-    Ok(fanout.len())
-}
+/// How many times a request whose idempotency key another request holds
+/// looks for that answer (or retries, if that request failed).
+const KEY_BUSY_TRIES: u32 = 20;
 
 pub async fn create(
     State(state): State<AppState>,
@@ -197,72 +184,91 @@ pub async fn create(
     let mut v = Validation::default();
     let retention = input.validate(&mut v, state.settings.retention);
     v.finish()?;
-    let payload = input.payload.get().to_string();
     let now = crate::store::model::now();
-    // The id is chosen once, so that the metrics and the trace below can
-    // name the message this request created (a retried transaction reuses it).
-    let msg_id = IdKind::Message.generate_at(now.timestamp_millis());
-    let event_type = input.event_type.clone();
-    // Whether this request created the message (not an idempotent replay),
-    // and whether its event type is in the catalog.
-    let created = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0));
-    let created_in_tx = created.clone();
-    let commit_started = crate::ops::trace::now();
-    let id = msg_id.clone();
-    let response = state
-        .commit(idem, StatusCode::ACCEPTED, move |tx| {
-            let app_id = match &target {
-                AppTarget::Existing(app) => app.id.clone(),
-                AppTarget::Missing(uid) => create_inline_app(tx, uid, input.application.clone())?,
-            };
-            let registered = match tx.event_type(&input.event_type)? {
-                Some(et) => {
-                    crate::catalog::check_payload(&et, &payload)?;
-                    true
+    let draft = Draft {
+        message: Message {
+            id: IdKind::Message.generate_at(now.timestamp_millis()),
+            // Set below once known (an inline application is created first).
+            app_id: String::new(),
+            event_type: input.event_type,
+            event_id: input.event_id,
+            channels: input.channels,
+            tags: input.tags,
+            payload: Some(input.payload.get().to_string()),
+            payload_expires_at: now + retention,
+            // A time in the past means now.
+            deliver_at: input.deliver_at.as_deref().and_then(parse_datetime).filter(|t| *t > now),
+            created_at: now,
+        },
+        with_content,
+        idem: idem.key().map(|(k, h)| (k.to_vec(), h.to_vec())),
+    };
+    let store_started = crate::ops::trace::now();
+    for tries in 1..=KEY_BUSY_TRIES {
+        let written = match &target {
+            AppTarget::Existing(app) => {
+                let mut draft = draft.clone();
+                draft.message.app_id = app.id.clone();
+                state.messages.write(draft).await?
+            }
+            AppTarget::Missing(uid) => {
+                let (uid, application, draft, cipher) =
+                    (uid.clone(), input.application.clone(), draft.clone(), state.cipher.clone());
+                state
+                    .store
+                    .write(move |tx| {
+                        let mut draft = draft.clone();
+                        draft.message.app_id = create_inline_app(tx, &uid, application.clone())?;
+                        Ok::<_, ApiError>(write_batch(tx, &[draft], &cipher)?.remove(0))
+                    })
+                    .await??
+            }
+        };
+        match written {
+            Written::Created(body, registered) => {
+                idem.mark_recorded();
+                crate::ops::metrics::get().message_accepted(&draft.message.event_type, registered);
+                if let (Some(started), Some(store_started), Some(committed)) =
+                    (handler_started, store_started, crate::ops::trace::now())
+                {
+                    trace_accept(&draft.message, started, (store_started, committed));
                 }
-                None => false,
-            };
-            let msg = Message {
-                id: id.clone(),
-                app_id,
-                event_type: input.event_type.clone(),
-                event_id: input.event_id.clone(),
-                channels: input.channels.clone(),
-                tags: input.tags.clone(),
-                payload: Some(payload.clone()),
-                payload_expires_at: now + retention,
-                // A time in the past means now.
-                deliver_at: input.deliver_at.as_deref().and_then(parse_datetime).filter(|t| *t > now),
-                created_at: now,
-            };
-            store_message(tx, &msg)?;
-            created_in_tx.store(1 + u8::from(registered), std::sync::atomic::Ordering::Relaxed);
-            Ok(MessageOut::new(msg, with_content))
-        })
-        .await?;
-    let created = created.load(std::sync::atomic::Ordering::Relaxed);
-    if created > 0 {
-        crate::ops::metrics::get().message_accepted(&event_type, created == 2);
-        if let (Some(started), Some(store_started), Some(committed)) =
-            (handler_started, commit_started, crate::ops::trace::now())
-        {
-            trace_accept(&msg_id, &event_type, started, (store_started, committed));
+                let mut response = (StatusCode::ACCEPTED, body).into_response();
+                response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                return Ok(response);
+            }
+            Written::Replay(previous) => {
+                idem.mark_recorded();
+                let (key, body_hash) = idem.key().expect("a replay needs a key");
+                return replay(&state, key, previous, body_hash);
+            }
+            Written::KeyBusy => {
+                // The request holding the key has committed by now (or is in
+                // the same batch): replay its answer, or, if it failed and
+                // gave the key back, try again.
+                let (key, body_hash) = idem.key().expect("a busy key needs a key");
+                let lookup = key.to_vec();
+                if let Some(previous) = state.store.read(move |tx| tx.idempotent_response(&lookup)).await? {
+                    idem.mark_recorded();
+                    return replay(&state, key, previous, body_hash);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10 * u64::from(tries))).await;
+            }
         }
     }
-    Ok(response)
+    Err(ApiError::conflict("another request with this idempotency key is still being processed; retry"))
 }
 
 /// The root of the message's trace (`accept`, from the handler to the
-/// answer) and its `store` span (the transaction).
+/// answer) and its `store` span (its batch's transaction, waiting included).
 fn trace_accept(
-    msg_id: &str,
-    event_type: &str,
+    msg: &Message,
     started: std::time::SystemTime,
     (store_started, committed): (std::time::SystemTime, std::time::SystemTime),
 ) {
     use crate::ops::trace::{emit, Attribute, MessageTrace, SpanRecord};
     use opentelemetry::trace::SpanKind;
-    let trace = MessageTrace::of(msg_id);
+    let trace = MessageTrace::of(&msg.id);
     emit(
         &trace,
         SpanRecord {
@@ -273,8 +279,8 @@ fn trace_accept(
             start: started,
             end: std::time::SystemTime::now(),
             attributes: vec![
-                Attribute::new("hookline.msg_id", msg_id.to_string()),
-                Attribute::new("hookline.event_type", event_type.to_string()),
+                Attribute::new("hookline.msg_id", msg.id.clone()),
+                Attribute::new("hookline.event_type", msg.event_type.clone()),
                 Attribute::new("http.route", "/api/v1/app/{app_id}/msg"),
             ],
             error: None,

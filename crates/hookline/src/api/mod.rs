@@ -19,6 +19,7 @@ mod extract;
 mod idempotency;
 mod insights;
 mod json;
+mod message_writer;
 mod messages;
 mod openapi;
 mod portal_access;
@@ -37,6 +38,7 @@ use crate::keys::SecretCipher;
 use crate::store::Store;
 use error::ApiError;
 
+pub use message_writer::MessageWriter;
 pub use routes::{Access, Grant, ROUTES};
 
 /// What every handler may need; cheap to clone.
@@ -48,6 +50,8 @@ pub struct Shared {
     pub tokens: TokenAuthority,
     pub cipher: SecretCipher,
     pub settings: Settings,
+    /// Message creations, written in batches.
+    pub messages: message_writer::MessageWriter,
     /// The claim loop's heartbeat, for readiness.
     pub dispatcher_heartbeat: crate::ops::health::Heartbeat,
 }

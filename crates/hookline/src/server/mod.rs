@@ -127,7 +127,9 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
     }));
 
     let portal = crate::portal::router(&settings);
+    let messages = api::MessageWriter::start(store.clone(), cipher.clone());
     let state = AppState::new(Shared {
+        messages,
         store,
         tokens: TokenAuthority::new(&main_key, settings.admin_token.clone()),
         cipher,

@@ -1,5 +1,7 @@
 //! The operations a transaction offers, grouped by what they touch.
 
+use std::collections::{HashMap, HashSet};
+
 use super::model::*;
 use super::page::{ListQuery, Page};
 use super::StoreResult;
@@ -19,6 +21,8 @@ pub trait ApplicationRepo {
 pub trait EventTypeRepo {
     fn insert_event_type(&mut self, et: &EventType) -> StoreResult<()>;
     fn event_type(&mut self, name: &str) -> StoreResult<Option<EventType>>;
+    /// The event types among `names` that exist.
+    fn event_types_named(&mut self, names: &[String]) -> StoreResult<Vec<EventType>>;
     fn list_event_types(&mut self, query: &ListQuery, include_archived: bool) -> StoreResult<Page<EventType>>;
     fn update_event_type(&mut self, et: &EventType) -> StoreResult<()>;
     fn delete_event_type(&mut self, name: &str) -> StoreResult<()>;
@@ -34,6 +38,8 @@ pub trait EndpointRepo {
     fn list_endpoints(&mut self, app_id: &str, query: &ListQuery) -> StoreResult<Page<Endpoint>>;
     /// What fan-out needs of every endpoint of an application.
     fn fanout_targets(&mut self, app_id: &str) -> StoreResult<Vec<FanoutTarget>>;
+    /// `fanout_targets` of several applications at once, by application.
+    fn fanout_targets_of(&mut self, app_ids: &[String]) -> StoreResult<HashMap<String, Vec<FanoutTarget>>>;
     fn count_endpoints(&mut self, app_id: &str) -> StoreResult<usize>;
     /// Every endpoint of every application (key upgrades; not for requests).
     fn every_endpoint(&mut self) -> StoreResult<Vec<Endpoint>>;
@@ -53,6 +59,9 @@ pub struct MessageFilter {
 
 pub trait MessageRepo {
     fn insert_message(&mut self, msg: &Message) -> StoreResult<()>;
+    /// Inserts several messages; says for each whether it was inserted
+    /// (`false`: its `eventId` is already taken in its application).
+    fn insert_new_messages(&mut self, msgs: &[&Message]) -> StoreResult<Vec<bool>>;
     /// By id, or by `eventId` within the application.
     fn message(&mut self, app_id: &str, key: &str) -> StoreResult<Option<Message>>;
     fn list_messages(&mut self, app_id: &str, filter: &MessageFilter, query: &ListQuery) -> StoreResult<Page<Message>>;
@@ -73,6 +82,16 @@ pub trait IdempotencyRepo {
         response: &IdempotentResponse,
         now: Timestamp,
     ) -> StoreResult<()>;
+    /// The answers recorded for several keys (plain reads, no claim).
+    fn idempotent_responses(&mut self, keys: &[Vec<u8>]) -> StoreResult<HashMap<Vec<u8>, IdempotentResponse>>;
+    /// Takes fresh keys for this transaction with an empty answer, to be
+    /// filled or released before it commits; returns the keys it took. A
+    /// key another transaction holds or answered (within the window) is not
+    /// taken: its request replays that answer once it is there.
+    fn claim_idempotency_keys(&mut self, keys: &[Vec<u8>], now: Timestamp) -> StoreResult<HashSet<Vec<u8>>>;
+    fn fill_idempotent_responses(&mut self, answers: &[(Vec<u8>, IdempotentResponse)]) -> StoreResult<()>;
+    /// Gives claimed keys back (their request failed: no answer is kept).
+    fn release_idempotency_keys(&mut self, keys: &[Vec<u8>]) -> StoreResult<()>;
 }
 
 /// Filters of an attempt listing.

@@ -228,3 +228,27 @@ async fn path_segments_that_are_not_utf8_are_json_404s() {
         assert_eq!(body["code"], "not_found");
     }
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let server = TestServer::start().await;
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port())).await.unwrap();
+    stream.write_all(b"GET /api/v1/health HTTP/1.1\r\nhost: x\r\nx-slow: ").await.unwrap();
+    let started = Instant::now();
+    let mut sink = [0u8; 256];
+    // The server closes the connection once the header deadline (60 s) has
+    // passed; the generous bound is for a loaded machine, not a target.
+    let closed = tokio::time::timeout(Duration::from_secs(150), async {
+        loop {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "a connection with unfinished headers was held for 150 s");
+    assert!(started.elapsed() >= Duration::from_secs(55), "closed after only {:?}", started.elapsed());
+    let (status, _) = server.anonymous().get("/api/v1/health").await;
+    assert_eq!(status, 204);
+}

@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use postgres::Row;
@@ -144,6 +146,27 @@ impl EndpointRepo for PgTx<'_, '_> {
                 })
             })
             .collect()
+    }
+
+    fn fanout_targets_of(&mut self, app_ids: &[String]) -> StoreResult<HashMap<String, Vec<FanoutTarget>>> {
+        let mut by_app: HashMap<String, Vec<FanoutTarget>> = app_ids.iter().map(|a| (a.clone(), Vec::new())).collect();
+        if app_ids.is_empty() {
+            return Ok(by_app);
+        }
+        let rows = self.query(
+            "SELECT app_id, id, disabled, filter_types, channels FROM endpoint WHERE app_id = ANY($1) ORDER BY app_id, id",
+            &[&app_ids],
+        )?;
+        for r in &rows {
+            let target = FanoutTarget {
+                id: col(r, 1)?,
+                disabled: col(r, 2)?,
+                filter_types: opt_from_json(col(r, 3)?)?,
+                channels: opt_from_json(col(r, 4)?)?,
+            };
+            by_app.entry(col(r, 0)?).or_default().push(target);
+        }
+        Ok(by_app)
     }
 
     fn count_endpoints(&mut self, app_id: &str) -> StoreResult<usize> {

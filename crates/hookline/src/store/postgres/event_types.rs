@@ -52,6 +52,16 @@ impl EventTypeRepo for PgTx<'_, '_> {
             .transpose()
     }
 
+    fn event_types_named(&mut self, names: &[String]) -> StoreResult<Vec<EventType>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.query(&format!("SELECT {COLUMNS} FROM event_type WHERE name = ANY($1)"), &[&names])?
+            .iter()
+            .map(row)
+            .collect()
+    }
+
     fn list_event_types(&mut self, query: &ListQuery, include_archived: bool) -> StoreResult<Page<EventType>> {
         let filter = if include_archived { "TRUE" } else { "NOT archived" };
         let base = format!("SELECT {COLUMNS} FROM event_type WHERE {filter}");

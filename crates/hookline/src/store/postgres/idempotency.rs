@@ -1,3 +1,5 @@
+use std::collections::{HashMap, HashSet};
+
 use super::PgTx;
 use crate::store::model::{IdempotentResponse, Timestamp};
 use crate::store::{IdempotencyRepo, StoreResult};
@@ -33,6 +35,67 @@ impl IdempotencyRepo for PgTx<'_, '_> {
         )?;
         if saved == 0 {
             return Err(self.lost_race("a concurrent request with this idempotency key answered first"));
+        }
+        Ok(())
+    }
+
+    fn idempotent_responses(&mut self, keys: &[Vec<u8>]) -> StoreResult<HashMap<Vec<u8>, IdempotentResponse>> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let not_before = chrono::Utc::now() - IDEMPOTENCY_WINDOW;
+        let rows = self.query(
+            "SELECT key, body_hash, status, body FROM idempotency WHERE key = ANY($1) AND created_at > $2",
+            &[&keys, &not_before],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let answer =
+                    IdempotentResponse { body_hash: r.get(1), status: r.get::<_, i32>(2) as u16, body: r.get(3) };
+                (r.get::<_, Vec<u8>>(0), answer)
+            })
+            .collect())
+    }
+
+    fn claim_idempotency_keys(&mut self, keys: &[Vec<u8>], now: Timestamp) -> StoreResult<HashSet<Vec<u8>>> {
+        if keys.is_empty() {
+            return Ok(HashSet::new());
+        }
+        // A key inserted by a transaction still open makes this statement
+        // wait for it; then it is either answered (not taken) or released.
+        let expired = now - IDEMPOTENCY_WINDOW;
+        let rows = self.query(
+            "INSERT INTO idempotency (key, body_hash, status, body, created_at)
+             SELECT k, ''::bytea, 0, ''::bytea, $2 FROM unnest($1::bytea[]) AS k
+             ON CONFLICT (key) DO UPDATE SET body_hash = ''::bytea, status = 0, body = ''::bytea, created_at = $2
+             WHERE idempotency.created_at <= $3
+             RETURNING key",
+            &[&keys, &now, &expired],
+        )?;
+        Ok(rows.iter().map(|r| r.get::<_, Vec<u8>>(0)).collect())
+    }
+
+    fn fill_idempotent_responses(&mut self, answers: &[(Vec<u8>, IdempotentResponse)]) -> StoreResult<()> {
+        if answers.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<&[u8]> = answers.iter().map(|(k, _)| k.as_slice()).collect();
+        let hashes: Vec<&[u8]> = answers.iter().map(|(_, r)| r.body_hash.as_slice()).collect();
+        let statuses: Vec<i32> = answers.iter().map(|(_, r)| i32::from(r.status)).collect();
+        let bodies: Vec<&[u8]> = answers.iter().map(|(_, r)| r.body.as_slice()).collect();
+        self.execute(
+            "UPDATE idempotency i SET body_hash = a.body_hash, status = a.status, body = a.body
+             FROM unnest($1::bytea[], $2::bytea[], $3::int4[], $4::bytea[]) AS a(key, body_hash, status, body)
+             WHERE i.key = a.key",
+            &[&keys, &hashes, &statuses, &bodies],
+        )?;
+        Ok(())
+    }
+
+    fn release_idempotency_keys(&mut self, keys: &[Vec<u8>]) -> StoreResult<()> {
+        if !keys.is_empty() {
+            self.execute("DELETE FROM idempotency WHERE key = ANY($1)", &[&keys])?;
         }
         Ok(())
     }

@@ -54,6 +54,35 @@ impl MessageRepo for PgTx<'_, '_> {
         Ok(())
     }
 
+    fn insert_new_messages(&mut self, msgs: &[&Message]) -> StoreResult<Vec<bool>> {
+        if msgs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let column =
+            |f: &dyn Fn(&Message) -> Option<String>| msgs.iter().map(|m| f(m)).collect::<Vec<Option<String>>>();
+        let ids = column(&|m| Some(m.id.clone()));
+        let apps = column(&|m| Some(m.app_id.clone()));
+        let types = column(&|m| Some(m.event_type.clone()));
+        let event_ids = column(&|m| m.event_id.clone());
+        let channels = column(&|m| opt_json(&m.channels));
+        let tags = column(&|m| opt_json(&m.tags));
+        let payloads = column(&|m| m.payload.clone());
+        let expires: Vec<Timestamp> = msgs.iter().map(|m| m.payload_expires_at).collect();
+        let deliver: Vec<Option<Timestamp>> = msgs.iter().map(|m| m.deliver_at).collect();
+        let created: Vec<Timestamp> = msgs.iter().map(|m| m.created_at).collect();
+        let rows = self.query(
+            &format!(
+                "INSERT INTO message ({COLUMNS})
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                                      $8::timestamptz[], $9::timestamptz[], $10::timestamptz[])
+                 ON CONFLICT DO NOTHING RETURNING id"
+            ),
+            &[&ids, &apps, &types, &event_ids, &channels, &tags, &payloads, &expires, &deliver, &created],
+        )?;
+        let inserted: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+        Ok(msgs.iter().map(|m| inserted.contains(&m.id)).collect())
+    }
+
     fn message(&mut self, app_id: &str, key: &str) -> StoreResult<Option<Message>> {
         let column = if IdKind::Message.matches(key) { "id" } else { "event_id" };
         self.query_opt(&format!("SELECT {COLUMNS} FROM message WHERE app_id = $1 AND {column} = $2"), &[&app_id, &key])?

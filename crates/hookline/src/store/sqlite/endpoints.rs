@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use rusqlite::{params, OptionalExtension, Row};
@@ -128,6 +130,14 @@ impl EndpointRepo for SqliteTx<'_> {
             })
             .map_err(backend)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+    }
+
+    fn fanout_targets_of(&mut self, app_ids: &[String]) -> StoreResult<HashMap<String, Vec<FanoutTarget>>> {
+        let mut by_app = HashMap::new();
+        for app_id in app_ids {
+            by_app.insert(app_id.clone(), self.fanout_targets(app_id)?);
+        }
+        Ok(by_app)
     }
 
     fn count_endpoints(&mut self, app_id: &str) -> StoreResult<usize> {

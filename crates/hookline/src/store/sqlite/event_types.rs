@@ -51,6 +51,14 @@ impl EventTypeRepo for SqliteTx<'_> {
             .map_err(backend)
     }
 
+    fn event_types_named(&mut self, names: &[String]) -> StoreResult<Vec<EventType>> {
+        let mut found = Vec::new();
+        for name in names {
+            found.extend(self.event_type(name)?);
+        }
+        Ok(found)
+    }
+
     fn list_event_types(&mut self, query: &ListQuery, include_archived: bool) -> StoreResult<Page<EventType>> {
         let filter = if include_archived { "1=1" } else { "archived = 0" };
         let base = format!("SELECT {COLUMNS} FROM event_type WHERE {filter}");

@@ -1,3 +1,5 @@
+use std::collections::{HashMap, HashSet};
+
 use rusqlite::{params, OptionalExtension};
 
 use super::sql::*;
@@ -29,6 +31,54 @@ impl IdempotencyRepo for SqliteTx<'_> {
             )
             .and_then(|mut s| s.execute(params![key, r.body_hash, r.status, r.body, ms(&now)]))
             .map_err(conflict_as("a response for this idempotency key"))?;
+        Ok(())
+    }
+
+    fn idempotent_responses(&mut self, keys: &[Vec<u8>]) -> StoreResult<HashMap<Vec<u8>, IdempotentResponse>> {
+        let mut found = HashMap::new();
+        for key in keys {
+            if let Some(r) = self.idempotent_response(key)? {
+                found.insert(key.clone(), r);
+            }
+        }
+        Ok(found)
+    }
+
+    fn claim_idempotency_keys(&mut self, keys: &[Vec<u8>], now: Timestamp) -> StoreResult<HashSet<Vec<u8>>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO idempotency (key, body_hash, status, body, created_at) VALUES (?1, x'', 0, x'', ?2)
+                 ON CONFLICT (key) DO UPDATE SET body_hash = x'', status = 0, body = x'', created_at = ?2
+                 WHERE idempotency.created_at <= ?3",
+            )
+            .map_err(backend)?;
+        let expired = ms(&now) - IDEMPOTENCY_WINDOW_MS;
+        let mut claimed = HashSet::new();
+        for key in keys {
+            if stmt.execute(params![key, ms(&now), expired]).map_err(backend)? > 0 {
+                claimed.insert(key.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
+    fn fill_idempotent_responses(&mut self, answers: &[(Vec<u8>, IdempotentResponse)]) -> StoreResult<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("UPDATE idempotency SET body_hash = ?, status = ?, body = ? WHERE key = ?")
+            .map_err(backend)?;
+        for (key, r) in answers {
+            stmt.execute(params![r.body_hash, r.status, r.body, key]).map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    fn release_idempotency_keys(&mut self, keys: &[Vec<u8>]) -> StoreResult<()> {
+        let mut stmt = self.conn.prepare_cached("DELETE FROM idempotency WHERE key = ?").map_err(backend)?;
+        for key in keys {
+            stmt.execute([key]).map_err(backend)?;
+        }
         Ok(())
     }
 }

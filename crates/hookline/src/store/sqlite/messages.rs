@@ -53,6 +53,18 @@ impl MessageRepo for SqliteTx<'_> {
         Ok(())
     }
 
+    fn insert_new_messages(&mut self, msgs: &[&Message]) -> StoreResult<Vec<bool>> {
+        let mut inserted = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            inserted.push(match self.insert_message(m) {
+                Ok(()) => true,
+                Err(crate::store::StoreError::Conflict(_)) => false,
+                Err(e) => return Err(e),
+            });
+        }
+        Ok(inserted)
+    }
+
     fn message(&mut self, app_id: &str, key: &str) -> StoreResult<Option<Message>> {
         let column = if IdKind::Message.matches(key) { "id" } else { "event_id" };
         self.conn

@@ -551,8 +551,16 @@ fn tail(path: &Path, max: usize) -> String {
     }
 }
 
+/// Idle pooled connections are dropped well before the server closes them
+/// (it closes a connection idle for 60 s), so a request never goes out on a
+/// connection the server is closing at that moment.
 fn http_client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build().expect("build HTTP client")
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .pool_idle_timeout(Duration::from_secs(20))
+        .build()
+        .expect("build HTTP client")
 }
 
 /// A port that is free now on 127.0.0.1, chosen below Linux's ephemeral

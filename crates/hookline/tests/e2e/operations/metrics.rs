@@ -159,7 +159,7 @@ fn exprs(v: &Value, out: &mut Vec<String>) {
         Value::Object(map) => {
             for (k, v) in map {
                 match (k.as_str(), v) {
-                    ("expr" | "query", Value::String(s)) => out.push(s.clone()),
+                    ("expr", Value::String(s)) => out.push(s.clone()),
                     _ => exprs(v, out),
                 }
             }

@@ -1,0 +1,224 @@
+//! Message creation in batches: every request validated while a batch was
+//! being written joins the next one, and a batch is one transaction of a
+//! few multi-row statements (look up keys, claim keys, event types, insert
+//! messages, fan-out targets, insert deliveries, record answers) whatever
+//! its size. The embedded store commits many closures at once anyway; on
+//! PostgreSQL this is what keeps the cost per message to a fraction of a
+//! round trip.
+//!
+//! The answer of each request is the one it would get alone: 202 with its
+//! message, the replay of an earlier answer for its `Idempotency-Key`, 409
+//! for a taken `eventId`, 422 for a payload its event type's schema refuses.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use super::error::{ApiError, ApiResult};
+use super::messages::MessageOut;
+use crate::keys::{Owner, SecretCipher};
+use crate::store::model::{EventType, IdempotentResponse, Message, NewDelivery};
+use crate::store::{Store, StoreResult, Tx};
+
+/// Batches written at once (each waits for its own commit).
+const WRITERS: usize = 2;
+/// Most messages in one batch.
+const MAX_BATCH: usize = 128;
+
+/// A validated message creation.
+#[derive(Clone)]
+pub struct Draft {
+    pub message: Message,
+    pub with_content: bool,
+    /// The request's idempotency key and body digest, if it has a key.
+    pub idem: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// What writing a draft came to.
+pub enum Written {
+    /// Created: the body of the 202 answer, and whether its event type is
+    /// in the catalog (for the metrics' event type label).
+    Created(Vec<u8>, bool),
+    /// Its idempotency key already has an answer (sealed, as stored).
+    Replay(IdempotentResponse),
+    /// Another request took its key first; its answer is there once that
+    /// request's transaction ends.
+    KeyBusy,
+}
+
+struct Pending {
+    draft: Draft,
+    reply: oneshot::Sender<ApiResult<Written>>,
+}
+
+#[derive(Clone)]
+pub struct MessageWriter {
+    queue: mpsc::Sender<Pending>,
+}
+
+impl MessageWriter {
+    /// Starts the writers on the current runtime.
+    pub fn start(store: Store, cipher: SecretCipher) -> MessageWriter {
+        let (queue, receiver) = mpsc::channel(8 * MAX_BATCH);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..WRITERS {
+            tokio::spawn(write_batches(store.clone(), cipher.clone(), receiver.clone()));
+        }
+        MessageWriter { queue }
+    }
+
+    pub async fn write(&self, draft: Draft) -> ApiResult<Written> {
+        let (reply, answer) = oneshot::channel();
+        if self.queue.send(Pending { draft, reply }).await.is_err() {
+            return Err(ApiError::internal("the message writers have stopped"));
+        }
+        answer.await.unwrap_or_else(|_| Err(ApiError::internal("a message writer dropped a request")))
+    }
+}
+
+async fn write_batches(store: Store, cipher: SecretCipher, receiver: Arc<Mutex<mpsc::Receiver<Pending>>>) {
+    loop {
+        // Whatever is waiting (up to MAX_BATCH) goes in this batch; while it
+        // is written, the next one fills up.
+        let batch = {
+            let mut receiver = receiver.lock().await;
+            let Some(first) = receiver.recv().await else { return };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        let (drafts, replies): (Vec<Draft>, Vec<_>) = batch.into_iter().map(|p| (p.draft, p.reply)).unzip();
+        let cipher = cipher.clone();
+        let written = store.write(move |tx| write_batch(tx, &drafts, &cipher)).await;
+        match written {
+            Ok(outcomes) => {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(ApiError::from(e.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Writes a batch of drafts in the current transaction; one outcome per
+/// draft, in order. May run more than once (see `Store::write`).
+pub fn write_batch(tx: &mut dyn Tx, drafts: &[Draft], cipher: &SecretCipher) -> StoreResult<Vec<ApiResult<Written>>> {
+    let now = crate::store::model::now();
+    let mut outcomes: Vec<Option<ApiResult<Written>>> = drafts.iter().map(|_| None).collect();
+
+    // Idempotency keys: an answer already there is replayed; a fresh key is
+    // claimed for this transaction (first come in the batch, first served).
+    let keys: Vec<Vec<u8>> = unique(drafts.iter().filter_map(|d| d.idem.as_ref().map(|(k, _)| k.clone())));
+    let answered = tx.idempotent_responses(&keys)?;
+    let fresh: Vec<Vec<u8>> = keys.into_iter().filter(|k| !answered.contains_key(k)).collect();
+    let claimed = tx.claim_idempotency_keys(&fresh, now)?;
+    let mut mine: HashSet<&[u8]> = HashSet::new();
+    for (i, draft) in drafts.iter().enumerate() {
+        let Some((key, _)) = &draft.idem else { continue };
+        if let Some(previous) = answered.get(key) {
+            outcomes[i] = Some(Ok(Written::Replay(previous.clone())));
+        } else if !claimed.contains(key) || !mine.insert(key.as_slice()) {
+            outcomes[i] = Some(Ok(Written::KeyBusy));
+        }
+    }
+
+    // Payloads their event type's schema refuses.
+    let names: Vec<String> = unique(live(drafts, &outcomes).map(|(_, d)| d.message.event_type.clone()));
+    let types: HashMap<String, EventType> =
+        tx.event_types_named(&names)?.into_iter().map(|et| (et.name.clone(), et)).collect();
+    for (i, draft) in drafts.iter().enumerate() {
+        if outcomes[i].is_some() {
+            continue;
+        }
+        if let (Some(et), Some(payload)) = (types.get(&draft.message.event_type), &draft.message.payload) {
+            if let Err(e) = crate::catalog::check_payload(et, payload) {
+                outcomes[i] = Some(Err(e));
+            }
+        }
+    }
+
+    // The messages; a taken eventId is a conflict.
+    let writing: Vec<usize> = live(drafts, &outcomes).map(|(i, _)| i).collect();
+    let messages: Vec<&Message> = writing.iter().map(|&i| &drafts[i].message).collect();
+    let inserted = tx.insert_new_messages(&messages)?;
+    let mut created = Vec::new();
+    for (&i, ok) in writing.iter().zip(inserted) {
+        if ok {
+            created.push(i);
+        } else {
+            outcomes[i] = Some(Err(ApiError::conflict("a message with this eventId already exists")));
+        }
+    }
+
+    // Their fan-out, in the same transaction: the delivery rows are the queue.
+    let apps: Vec<String> = unique(created.iter().map(|&i| drafts[i].message.app_id.clone()));
+    let targets = tx.fanout_targets_of(&apps)?;
+    let mut deliveries = Vec::new();
+    for &i in &created {
+        let msg = &drafts[i].message;
+        for ep in targets.get(&msg.app_id).into_iter().flatten() {
+            if ep.wants(&msg.event_type, msg.channels.as_deref()) {
+                deliveries.push(NewDelivery {
+                    msg_id: msg.id.clone(),
+                    endpoint_id: ep.id.clone(),
+                    app_id: msg.app_id.clone(),
+                    due_at: msg.deliver_at,
+                });
+            }
+        }
+    }
+    tx.insert_deliveries(&deliveries)?;
+
+    // Answers: recorded (sealed) for the keys of created messages; keys of
+    // refused ones are given back, as a non-2xx answer is never stored.
+    let mut answers = Vec::new();
+    for &i in &created {
+        let draft = &drafts[i];
+        let body = serde_json::to_vec(&MessageOut::new(draft.message.clone(), draft.with_content))
+            .map_err(|e| crate::store::StoreError::Backend(e.to_string()))?;
+        if let Some((key, body_hash)) = &draft.idem {
+            let sealed = cipher.seal(&body, Owner::IdempotencyRecord(key));
+            answers.push((key.clone(), IdempotentResponse { body_hash: body_hash.clone(), status: 202, body: sealed }));
+        }
+        outcomes[i] = Some(Ok(Written::Created(body, types.contains_key(&draft.message.event_type))));
+    }
+    tx.fill_idempotent_responses(&answers)?;
+    let given_back: Vec<Vec<u8>> = drafts
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| matches!(o, Some(Err(_))))
+        .filter_map(|(d, _)| d.idem.as_ref().map(|(k, _)| k.clone()))
+        .filter(|k| mine.contains(k.as_slice()))
+        .collect();
+    tx.release_idempotency_keys(&given_back)?;
+
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| Err(ApiError::internal("a draft was left unwritten"))))
+        .collect())
+}
+
+/// Drafts with no outcome yet.
+fn live<'d>(
+    drafts: &'d [Draft],
+    outcomes: &'d [Option<ApiResult<Written>>],
+) -> impl Iterator<Item = (usize, &'d Draft)> + 'd {
+    drafts.iter().enumerate().filter(move |(i, _)| outcomes[*i].is_none())
+}
+
+/// The distinct values, in first-seen order.
+fn unique<T: Eq + std::hash::Hash + Clone>(values: impl Iterator<Item = T>) -> Vec<T> {
+    let mut seen = HashSet::new();
+    values.filter(|v| seen.insert(v.clone())).collect()
+}
