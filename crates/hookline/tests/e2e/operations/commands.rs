@@ -36,23 +36,57 @@ async fn dry_run_on_an_empty_data_dir_creates_nothing() {
 
 /// Marks the store as migrated by a newer release (schema version 99).
 fn bump_schema(server: &TestServer) {
+    on_store(server, "PRAGMA user_version = 99", "INSERT INTO schema_migration (version) VALUES (99)");
+}
+
+/// Runs SQL on the server's store (stopped, for SQLite).
+fn on_store(server: &TestServer, sqlite: &str, postgres: &str) {
     match server.database_url() {
         None => {
             let conn = rusqlite::Connection::open(server.data_dir().join("hookline.db")).unwrap();
-            conn.execute_batch("PRAGMA user_version = 99").unwrap();
+            conn.execute_batch(sqlite).unwrap();
         }
         Some(url) => {
-            let url = url.to_string();
+            let (url, sql) = (url.to_string(), postgres.to_string());
             std::thread::scope(|s| {
                 s.spawn(move || {
                     let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-                    client.batch_execute("INSERT INTO schema_migration (version) VALUES (99)").unwrap();
+                    client.batch_execute(&sql).unwrap();
                 })
                 .join()
                 .unwrap()
             });
         }
     }
+}
+
+#[tokio::test]
+async fn dry_run_lists_pending_migrations_without_applying_them() {
+    let mut server = TestServer::start().await;
+    assert!(server.stop().await);
+    // Pretend the last migration is not applied yet.
+    let (sqlite_version, pg_latest) = match server.database_url() {
+        None => ("PRAGMA user_version = 2", ""),
+        Some(_) => ("", "DELETE FROM schema_migration WHERE version = (SELECT max(version) FROM schema_migration)"),
+    };
+    on_store(&server, sqlite_version, pg_latest);
+    let mut known = 0;
+    for _ in 0..2 {
+        let out = server.cli_ok(&["migrate", "--dry-run"]).await;
+        assert!(out.contains("1 pending migration(s)"), "{out}");
+        assert!(out.contains("CREATE "), "{out}");
+        known = out.split("this hookline knows ").nth(1).and_then(|r| r.lines().next()).unwrap().parse().unwrap();
+        assert!(out.contains(&format!("  {known}: ")), "{out}");
+    }
+    // The dry runs applied nothing: put the marker back, and it is current.
+    on_store(
+        &server,
+        &format!("PRAGMA user_version = {known}"),
+        &format!("INSERT INTO schema_migration (version) VALUES ({known})"),
+    );
+    let out = server.cli_ok(&["migrate", "--dry-run"]).await;
+    assert!(out.contains("nothing to migrate"), "{out}");
+    server.start_again().await;
 }
 
 #[tokio::test]
