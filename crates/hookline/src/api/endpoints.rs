@@ -314,38 +314,51 @@ pub async fn update(
     let cipher = state.cipher.clone();
     let response = state
         .commit_with_status(idem, move |tx| {
-            let input = input.clone();
             check_types_registered(tx, input.filter_types.as_deref())?;
-            match tx.endpoint_for_update(&app.id, &key)? {
-                Some(mut ep) => {
-                    let was_disabled = ep.disabled;
-                    ep.updated_at = crate::store::model::now();
-                    ep.url = input.url;
-                    ep.uid = input.uid;
-                    ep.description = input.description.unwrap_or_default();
-                    ep.version = input.version.unwrap_or(ep.version);
-                    set_disabled(&mut ep, input.disabled.unwrap_or(false));
-                    ep.rate_limit = input.rate_limit.map(|r| r as u32);
-                    ep.filter_types = input.filter_types;
-                    ep.channels = input.channels;
-                    ep.metadata = input.metadata.unwrap_or_default();
-                    save_endpoint(tx, &ep, was_disabled)?;
-                    Ok((StatusCode::OK, EndpointOut::from(ep)))
-                }
-                None if IdKind::Endpoint.is_creatable_uid(&key) => {
-                    if input.uid.as_ref().is_some_and(|u| *u != key) {
-                        return Err(ApiError::invalid(
-                            &["body", "uid"],
-                            "must match the uid in the path when creating",
-                        ));
+            // A concurrent PUT may create this uid between the look and the
+            // insert: then this one updates what it created.
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                let input = input.clone();
+                match tx.endpoint_for_update(&app.id, &key)? {
+                    Some(mut ep) => {
+                        let was_disabled = ep.disabled;
+                        ep.updated_at = crate::store::model::now();
+                        ep.url = input.url;
+                        ep.uid = input.uid;
+                        ep.description = input.description.unwrap_or_default();
+                        ep.version = input.version.unwrap_or(ep.version);
+                        set_disabled(&mut ep, input.disabled.unwrap_or(false));
+                        ep.rate_limit = input.rate_limit.map(|r| r as u32);
+                        ep.filter_types = input.filter_types;
+                        ep.channels = input.channels;
+                        ep.metadata = input.metadata.unwrap_or_default();
+                        save_endpoint(tx, &ep, was_disabled)?;
+                        return Ok((StatusCode::OK, EndpointOut::from(ep)));
                     }
-                    check_room_for_endpoint(tx, &app.id)?;
-                    let ep =
-                        new_endpoint(&cipher, app.id.clone(), EndpointIn { uid: Some(key.clone()), ..input }, &secret);
-                    tx.insert_endpoint(&ep)?;
-                    Ok((StatusCode::CREATED, EndpointOut::from(ep)))
+                    None if IdKind::Endpoint.is_creatable_uid(&key) => {
+                        if input.uid.as_ref().is_some_and(|u| *u != key) {
+                            return Err(ApiError::invalid(
+                                &["body", "uid"],
+                                "must match the uid in the path when creating",
+                            ));
+                        }
+                        check_room_for_endpoint(tx, &app.id)?;
+                        let ep = new_endpoint(
+                            &cipher,
+                            app.id.clone(),
+                            EndpointIn { uid: Some(key.clone()), ..input },
+                            &secret,
+                        );
+                        match tx.insert_endpoint(&ep) {
+                            Ok(()) => return Ok((StatusCode::CREATED, EndpointOut::from(ep))),
+                            Err(StoreError::Conflict(_)) if tries < 2 => continue,
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    None => return Err(ApiError::not_found()),
                 }
-                None => Err(ApiError::not_found()),
             }
         })
         .await;

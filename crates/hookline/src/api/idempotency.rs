@@ -1,12 +1,13 @@
 //! `Idempotency-Key`: the first 2xx answer to a POST is replayed for the same
 //! key, token and path, for 24 hours.
 //!
-//! Handlers that write commit through `AppState::commit`, which looks the key
-//! up and records the answer inside the same transaction as the write: two
-//! concurrent requests serialize on the store, the second finds the first's
-//! answer, and a crash can never separate "created" from "answered". Routes
-//! that write nothing get their 2xx recorded after the handler returns (a
-//! repeat then runs the handler again and answers the first recorded answer).
+//! Handlers that write commit through `AppState::commit`, which takes the key
+//! inside the same transaction as the write and records the answer before it
+//! commits: a concurrent request with the same key (on any node) waits for
+//! that transaction, then replays its answer, and a crash can never separate
+//! "created" from "answered". Message creation does the same in batches
+//! (`message_writer`). A route that records nothing itself gets its 2xx
+//! recorded after it returns, under the same claim.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,7 +18,6 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use chrono::Utc;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -116,12 +116,12 @@ async fn record_after(state: &AppState, idem: &IdemKey, response: Response) -> R
     let key = idem.key.clone();
     let stored = state
         .store
-        .write(move |tx| match tx.idempotent_response(&key)? {
-            Some(previous) => Ok::<_, ApiError>(Some(previous)),
-            None => {
-                tx.save_idempotent_response(&key, &record, Utc::now())?;
-                Ok(None)
+        .write(move |tx| {
+            if let Some(previous) = take_key(tx, &key)? {
+                return Ok::<_, ApiError>(Some(previous));
             }
+            tx.fill_idempotent_responses(&[(key.clone(), record.clone())])?;
+            Ok(None)
         })
         .await;
     match stored {
@@ -129,6 +129,24 @@ async fn record_after(state: &AppState, idem: &IdemKey, response: Response) -> R
         Ok(Some(previous)) => replay(state, &idem.key, previous, &idem.body_hash).into_response(),
         Ok(None) => Response::from_parts(parts, Body::from(bytes)),
         Err(e) => e.into_response(),
+    }
+}
+
+/// Takes `key` for the current transaction, to be filled with its answer
+/// before it commits (undoing the transaction gives it back); or returns
+/// the answer already recorded for it. Taking a key another transaction
+/// holds waits for that transaction to end, so a concurrent request never
+/// runs its write against the first one's half-done effects.
+fn take_key(tx: &mut dyn Tx, key: &[u8]) -> ApiResult<Option<IdempotentResponse>> {
+    let keys = [key.to_vec()];
+    if !tx.claim_idempotency_keys(&keys, crate::store::model::now())?.is_empty() {
+        return Ok(None);
+    }
+    match tx.idempotent_response(key)? {
+        Some(previous) => Ok(Some(previous)),
+        // Held by a transaction that had not ended when this one looked
+        // (only possible if the claim did not wait, which no backend does).
+        None => Err(ApiError::conflict("a request with this idempotency key is still in progress")),
     }
 }
 
@@ -184,7 +202,7 @@ impl AppState {
             .store
             .write(move |tx| {
                 if let Some(k) = &key {
-                    if let Some(previous) = tx.idempotent_response(&k.key)? {
+                    if let Some(previous) = take_key(tx, &k.key)? {
                         return Ok::<_, ApiError>(Outcome::Replay(previous));
                     }
                 }
@@ -196,7 +214,7 @@ impl AppState {
                         status: status.as_u16(),
                         body: cipher.seal(&body, Owner::IdempotencyRecord(&k.key)),
                     };
-                    tx.save_idempotent_response(&k.key, &record, Utc::now())?;
+                    tx.fill_idempotent_responses(&[(k.key.clone(), record)])?;
                 }
                 Ok(Outcome::Fresh(status, body))
             })

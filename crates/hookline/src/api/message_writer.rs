@@ -19,7 +19,7 @@ use super::error::{ApiError, ApiResult};
 use super::messages::MessageOut;
 use crate::keys::{Owner, SecretCipher};
 use crate::store::model::{EventType, IdempotentResponse, Message, NewDelivery};
-use crate::store::{Store, StoreResult, Tx};
+use crate::store::{Store, StoreError, StoreResult, Tx};
 
 /// Batches written at once (each waits for its own commit).
 const WRITERS: usize = 2;
@@ -94,19 +94,35 @@ async fn write_batches(store: Store, cipher: SecretCipher, receiver: Arc<Mutex<m
             batch
         };
         let (drafts, replies): (Vec<Draft>, Vec<_>) = batch.into_iter().map(|p| (p.draft, p.reply)).unzip();
-        let cipher = cipher.clone();
-        let written = store.write(move |tx| write_batch(tx, &drafts, &cipher)).await;
-        match written {
-            Ok(outcomes) => {
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    let _ = reply.send(outcome);
-                }
+        for (reply, outcome) in replies.into_iter().zip(write_drafts(&store, &cipher, drafts).await) {
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+/// Writes drafts as one batch; one outcome per draft, in order.
+async fn write_drafts(store: &Store, cipher: &SecretCipher, drafts: Vec<Draft>) -> Vec<ApiResult<Written>> {
+    let drafts = Arc::new(drafts);
+    let written = {
+        let (drafts, cipher) = (drafts.clone(), cipher.clone());
+        store.write(move |tx| write_batch(tx, &drafts, &cipher)).await
+    };
+    match written {
+        Ok(outcomes) => outcomes,
+        Err(e @ StoreError::Unavailable(_)) => drafts.iter().map(|_| Err(ApiError::from(e.clone()))).collect(),
+        // One draft's failure (its application deleted a moment ago, an
+        // endpoint deleted between the fan-out read and the insert) must not
+        // become every request's answer: each is written alone.
+        Err(_) => {
+            let mut outcomes = Vec::with_capacity(drafts.len());
+            for draft in drafts.iter() {
+                let (draft, cipher) = (draft.clone(), cipher.clone());
+                let alone = store.write(move |tx| write_batch(tx, std::slice::from_ref(&draft), &cipher)).await;
+                outcomes.push(alone.map_err(ApiError::from).and_then(|mut o| {
+                    o.pop().unwrap_or_else(|| Err(ApiError::internal("a draft was left unwritten")))
+                }));
             }
-            Err(e) => {
-                for reply in replies {
-                    let _ = reply.send(Err(ApiError::from(e.clone())));
-                }
-            }
+            outcomes
         }
     }
 }
@@ -221,4 +237,48 @@ fn live<'d>(
 fn unique<T: Eq + std::hash::Hash + Clone>(values: impl Iterator<Item = T>) -> Vec<T> {
     let mut seen = HashSet::new();
     values.filter(|v| seen.insert(v.clone())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::MainKey;
+    use crate::store::tests::{app, endpoint, message, stores};
+
+    fn draft(id: &str, app_id: &str) -> Draft {
+        let mut message = message(id, app_id);
+        message.payload_expires_at = crate::store::model::now() + chrono::Duration::days(1);
+        Draft { message, with_content: true, idem: None }
+    }
+
+    #[tokio::test]
+    async fn a_draft_that_fails_does_not_fail_the_rest_of_its_batch() {
+        for s in stores().await {
+            s.store
+                .write(|tx| {
+                    tx.insert_application(&app("app_w"))?;
+                    tx.insert_endpoint(&endpoint("ep_w", "app_w", None))
+                })
+                .await
+                .unwrap();
+            let cipher = SecretCipher::new(&MainKey::from_bytes([7; 32]));
+            // The middle one's application is gone (deleted while the
+            // request waited for its batch): its insert breaks a foreign key.
+            let drafts = vec![draft("msg_a", "app_w"), draft("msg_b", "app_gone"), draft("msg_c", "app_w")];
+            let outcomes = write_drafts(&s.store, &cipher, drafts).await;
+            let status: Vec<u16> = outcomes
+                .iter()
+                .map(|o| match o {
+                    Ok(Written::Created(..)) => 202,
+                    Ok(_) => 200,
+                    Err(e) => e.status.as_u16(),
+                })
+                .collect();
+            assert_eq!(status, [202, 404, 202], "{}", s.name);
+            for id in ["msg_a", "msg_c"] {
+                let owed = s.store.read(move |tx| tx.deliveries_of_message("app_w", id)).await.unwrap();
+                assert_eq!(owed.len(), 1, "{}: {id} fanned out", s.name);
+            }
+        }
+    }
 }

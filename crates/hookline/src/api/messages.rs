@@ -50,6 +50,8 @@ pub struct MessageIn {
 /// as raw text, so nothing here parses it; but receivers will, and many
 /// parsers (Python's, serde_json's) fail past a few hundred levels.
 const MAX_PAYLOAD_DEPTH: usize = 100;
+/// Tags are filters for listing messages, not a store.
+const MAX_TAGS: usize = 50;
 
 /// The deepest nesting of `[` and `{` in a JSON text, outside strings.
 fn nesting_depth(json: &str) -> usize {
@@ -129,8 +131,21 @@ impl MessageIn {
             v.push(&["body", "eventType"], "must be 1 to 256 characters of A-Z a-z 0-9 - _ .");
         }
         if let Some(id) = &self.event_id {
-            if id.is_empty() || id.len() > 256 {
-                v.push(&["body", "eventId"], "must be 1 to 256 characters");
+            if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
+                v.push(&["body", "eventId"], "must be 1 to 256 characters, none of them a control character");
+            }
+        }
+        if let Some(tags) = &self.tags {
+            if tags.len() > MAX_TAGS {
+                v.push(&["body", "tags"], format!("must hold at most {MAX_TAGS} tags"));
+            }
+            for tag in tags {
+                if tag.is_empty() || tag.len() > 128 || tag.chars().any(char::is_control) {
+                    v.push(
+                        &["body", "tags"],
+                        format!("{tag:?} must be 1 to 128 characters, none of them a control character"),
+                    );
+                }
             }
         }
         if !self.payload.get().trim_start().starts_with('{') {

@@ -234,6 +234,10 @@ impl Dispatcher {
     /// One attempt, start to recorded outcome. The slot (and with it the
     /// lease renewal) is held until the outcome is in the store.
     async fn attempt(&self, job: DeliveryJob, _slot: Slot, claim_span: Option<opentelemetry::trace::SpanId>) {
+        // The endpoint's rate limit gave this job its start slot.
+        if !job.start_in.is_zero() {
+            tokio::time::sleep(job.start_in).await;
+        }
         let started_at = crate::store::model::now();
         let traced_from = trace::now();
         let result = match &job.payload {

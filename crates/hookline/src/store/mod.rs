@@ -15,7 +15,7 @@ mod repo;
 mod series;
 pub mod sqlite;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use repo::*;
 

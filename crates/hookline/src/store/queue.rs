@@ -16,7 +16,7 @@ use rand::RngCore;
 use super::model::*;
 use super::StoreResult;
 use crate::dispatch::policy::fairness::{idle_first, Slots};
-use crate::dispatch::policy::rate::TokenBucket;
+use crate::dispatch::policy::rate::{self, StartSlots};
 
 /// Endpoints looked at per claim (plus one per endpoint busy on this node,
 /// so busy ones cannot hide the others).
@@ -41,6 +41,9 @@ pub struct DeliveryJob {
     pub manual: bool,
     /// A manual resend of a delivery that had finished: one attempt only.
     pub one_shot: bool,
+    /// How long after the claim the attempt may start: its endpoint's rate
+    /// limit gave it a start slot up to `rate::HORIZON` ahead.
+    pub start_in: std::time::Duration,
 }
 
 /// Where and how an endpoint's deliveries are sent.
@@ -134,8 +137,16 @@ pub struct QueuedEndpoint {
     pub endpoint: Endpoint,
     /// The application's rate limit, the default for its endpoints.
     pub app_rate_limit: Option<u32>,
-    /// `None` for an endpoint that has not sent yet (a full bucket).
-    pub bucket: Option<TokenBucket>,
+    /// The endpoint's next free start slot (`None`: it has not sent yet).
+    pub next_slot: Option<Timestamp>,
+}
+
+/// What a claim reserved for one endpoint.
+struct Plan {
+    candidate: QueuedEndpoint,
+    slots: StartSlots,
+    /// The endpoint's next free start slot once this claim commits.
+    next_slot: Option<Timestamp>,
 }
 
 /// A delivery row a claim took.
@@ -157,8 +168,8 @@ pub struct QueueUpdate {
     pub endpoint_id: String,
     /// When the endpoint is next worth a look; `None` when it has no work.
     pub next_due: Option<Timestamp>,
-    /// Unchanged when `None`.
-    pub bucket: Option<TokenBucket>,
+    /// The next free start slot; unchanged when `None`.
+    pub next_slot: Option<Timestamp>,
 }
 
 /// The mechanics of a claim, one backend's statements each.
@@ -201,14 +212,14 @@ pub fn claim(src: &mut dyn ClaimSource, req: &ClaimRequest) -> StoreResult<Claim
     let mut candidates = src.due_endpoints(now, ENDPOINTS_PER_CLAIM + req.in_flight.len())?;
     idle_first(&mut candidates, |c| in_flight(&c.endpoint.id));
 
-    // Tokens granted beyond the work actually due are handed back, and the
-    // slots they held go to the next candidates: rounds of grants and takes
-    // until the candidates or the budget run out.
+    // Start slots reserved beyond the work actually due are handed back,
+    // and the room they held goes to the next candidates: rounds of
+    // reservations and takes until the candidates or the budget run out.
     let claim_id = new_claim_id();
     let mut claimed = 0;
     let mut waiting = Vec::new();
     let mut rows: Vec<ClaimedRow> = Vec::new();
-    let mut plans: HashMap<String, (QueuedEndpoint, TokenBucket, u32)> = HashMap::new();
+    let mut plans: HashMap<String, Plan> = HashMap::new();
     let mut updates = Vec::new();
     let mut pending = candidates.into_iter().peekable();
     while pending.peek().is_some() && claimed < req.slots.budget {
@@ -218,7 +229,7 @@ pub fn claim(src: &mut dyn ClaimSource, req: &ClaimRequest) -> StoreResult<Claim
             let id = candidate.endpoint.id.clone();
             if candidate.endpoint.disabled {
                 // Its deliveries wait, out of the queue, until it is enabled again.
-                updates.push(QueueUpdate { endpoint_id: id, next_due: None, bucket: None });
+                updates.push(QueueUpdate { endpoint_id: id, next_due: None, next_slot: None });
                 continue;
             }
             let Some(room) = req.slots.room(in_flight(&id), planned) else {
@@ -227,22 +238,21 @@ pub fn claim(src: &mut dyn ClaimSource, req: &ClaimRequest) -> StoreResult<Claim
             };
             let rate =
                 candidate.endpoint.rate_limit.or(candidate.app_rate_limit).unwrap_or(req.default_rate_limit).max(1);
-            let mut bucket = candidate.bucket.unwrap_or_else(|| TokenBucket::full(rate, now));
-            let granted = bucket.take(rate, now, room);
-            planned += granted;
-            if granted > 0 {
-                wants.push((id.clone(), granted));
+            let (slots, next_slot) = rate::reserve(rate, candidate.next_slot, now, room);
+            planned += slots.count;
+            if slots.count > 0 {
+                wants.push((id.clone(), slots.count));
             }
-            plans.insert(id, (candidate, bucket, rate));
+            plans.insert(id, Plan { candidate, slots, next_slot });
         }
         if wants.is_empty() {
             continue;
         }
         let taken_now = src.take(&wants, now, now + req.lease, &claim_id, &req.live_claims)?;
-        for (id, granted) in &wants {
+        for (id, reserved) in &wants {
             let got = taken_now.iter().filter(|r| &r.endpoint_id == id).count();
-            let (_, bucket, rate) = plans.get_mut(id).expect("planned above");
-            bucket.give_back(*rate, granted.saturating_sub(got));
+            let plan = plans.get_mut(id).expect("planned above");
+            plan.next_slot = rate::give_back(&plan.slots, plan.next_slot, reserved.saturating_sub(got));
         }
         claimed += taken_now.len();
         rows.extend(taken_now);
@@ -252,29 +262,24 @@ pub fn claim(src: &mut dyn ClaimSource, req: &ClaimRequest) -> StoreResult<Claim
 
     let looked_at: Vec<String> = plans.keys().cloned().collect();
     let earliest = src.earliest_due(&looked_at)?;
-    for (id, (_, bucket, rate)) in &plans {
-        // Next worth a look: its earliest work, but not before a token is back.
-        let next_due =
-            earliest.get(id).map(
-                |due| {
-                    if bucket.tokens < 1.0 {
-                        (*due).max(bucket.next_token_at(*rate))
-                    } else {
-                        *due
-                    }
-                },
-            );
-        updates.push(QueueUpdate { endpoint_id: id.clone(), next_due, bucket: Some(*bucket) });
+    for (id, plan) in &plans {
+        // Next worth a look: its earliest work, but not before its next
+        // start slot is near.
+        let next_due = earliest.get(id).map(|due| rate::next_look(*due, plan.next_slot));
+        updates.push(QueueUpdate { endpoint_id: id.clone(), next_due, next_slot: plan.next_slot });
     }
     src.update_queue(&updates)?;
     let next_due = src.next_due_except(&waiting)?;
 
     let mut destinations: HashMap<String, Arc<Destination>> = HashMap::new();
+    // Each endpoint's jobs take its reserved slots in order.
+    let mut started: HashMap<String, usize> = HashMap::new();
     let jobs = rows
         .into_iter()
         .map(|row| {
-            let (candidate, ..) = &plans[&row.endpoint_id];
-            let ep = &candidate.endpoint;
+            let plan = &plans[&row.endpoint_id];
+            let ep = &plan.candidate.endpoint;
+            let slot = plan.slots.at(*started.entry(ep.id.clone()).and_modify(|n| *n += 1).or_insert(0));
             let destination = destinations
                 .entry(ep.id.clone())
                 .or_insert_with(|| {
@@ -297,6 +302,7 @@ pub fn claim(src: &mut dyn ClaimSource, req: &ClaimRequest) -> StoreResult<Claim
                 attempts: row.attempts,
                 manual: row.manual != 0,
                 one_shot: row.manual == 1,
+                start_in: (slot - now).to_std().unwrap_or_default(),
             }
         })
         .collect();

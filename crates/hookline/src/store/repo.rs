@@ -72,16 +72,9 @@ pub trait MessageRepo {
 }
 
 pub trait IdempotencyRepo {
-    /// The answer recorded for `key`, if any. Called in a write, it holds
-    /// the key until the transaction ends: a concurrent request with the
-    /// same key (on any node) waits, then finds this one's answer.
+    /// The answer recorded for `key` within the window, if any (a plain
+    /// read: taking a key is `claim_idempotency_keys`).
     fn idempotent_response(&mut self, key: &[u8]) -> StoreResult<Option<IdempotentResponse>>;
-    fn save_idempotent_response(
-        &mut self,
-        key: &[u8],
-        response: &IdempotentResponse,
-        now: Timestamp,
-    ) -> StoreResult<()>;
     /// The answers recorded for several keys (plain reads, no claim).
     fn idempotent_responses(&mut self, keys: &[Vec<u8>]) -> StoreResult<HashMap<Vec<u8>, IdempotentResponse>>;
     /// Takes fresh keys for this transaction with an empty answer, to be

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::TestServer;
+use crate::receiver::Received;
 use serde_json::{json, Value};
 
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -71,5 +72,17 @@ pub async fn wait_status(server: &TestServer, app_id: &str, msg_id: &str, ep_id:
         }
         assert!(Instant::now() < deadline, "delivery never became {status_text}: {dest:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// No window of one second, from the very first delivery on, holds more
+/// than `rate` arrivals. Arrival lags the scheduled start by a variable
+/// delay (tens of milliseconds on a loaded machine), so one more is
+/// allowed: exceeding that takes a lag of a fifth of a second between
+/// neighbours.
+pub fn assert_no_second_holds_more_than(got: &[Received], rate: usize) {
+    for (i, first) in got.iter().enumerate() {
+        let in_window = got[i..].iter().take_while(|r| r.at - first.at < Duration::from_secs(1)).count();
+        assert!(in_window <= rate + 1, "{in_window} deliveries within one second at {rate}/s");
     }
 }

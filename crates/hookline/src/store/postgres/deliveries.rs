@@ -22,6 +22,26 @@ pub(super) fn enqueue(tx: &mut PgTx<'_, '_>, endpoint_ids: &[&str], due: &[Optio
     Ok(())
 }
 
+/// `enqueue` once the writing transaction has committed, for the one race
+/// `enqueue` cannot see: a claim that read the endpoint's deliveries before
+/// that commit and is about to set the entry later. This always locks the
+/// entry, so it waits for such a claim and then applies on top of it.
+pub(super) fn enqueue_committed(
+    tx: &mut PgTx<'_, '_>,
+    endpoint_ids: &[&str],
+    due: &[Option<Timestamp>],
+) -> StoreResult<()> {
+    // LEAST ignores NULL: an entry with nothing due takes the new time.
+    tx.execute(
+        "UPDATE endpoint_queue q SET next_due = LEAST(q.next_due, u.due)
+         FROM (SELECT endpoint_id, MIN(COALESCE(due, now())) AS due
+               FROM unnest($1::text[], $2::timestamptz[]) AS t(endpoint_id, due) GROUP BY endpoint_id) u
+         WHERE q.endpoint_id = u.endpoint_id",
+        &[&endpoint_ids, &due],
+    )?;
+    Ok(())
+}
+
 /// The earliest `next_attempt_at` of an endpoint's deliveries.
 pub(super) fn earliest_due(tx: &mut PgTx<'_, '_>, endpoint_id: &str) -> StoreResult<Option<Timestamp>> {
     Ok(tx

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use super::sql::*;
 use super::PgTx;
 use crate::dispatch::policy::health::{self, HealthChange};
-use crate::dispatch::policy::rate::TokenBucket;
 use crate::store::model::*;
 use crate::store::queue::*;
 use crate::store::StoreResult;
@@ -30,7 +29,7 @@ impl ClaimSource for PgTx<'_, '_> {
         let columns = qualified(super::endpoints::COLUMNS, "e");
         let rows = self.query(
             &format!(
-                "SELECT {columns}, a.rate_limit, q.tokens, q.refilled_at
+                "SELECT {columns}, a.rate_limit, q.next_slot
                  FROM endpoint_queue q JOIN endpoint e ON e.id = q.endpoint_id JOIN application a ON a.id = e.app_id
                  WHERE q.next_due <= $1 ORDER BY q.next_due LIMIT $2
                  FOR UPDATE OF q SKIP LOCKED"
@@ -39,12 +38,11 @@ impl ClaimSource for PgTx<'_, '_> {
         )?;
         rows.iter()
             .map(|r| {
-                let tokens: Option<f64> = col(r, 18)?;
-                let refilled_at: Option<Timestamp> = col(r, 19)?;
+                let next_slot: Option<Timestamp> = col(r, 18)?;
                 Ok(QueuedEndpoint {
                     endpoint: super::endpoints::row_at(r, 0)?,
                     app_rate_limit: col::<Option<i32>>(r, 17)?.map(|n| n as u32),
-                    bucket: tokens.zip(refilled_at).map(|(tokens, refilled_at)| TokenBucket { tokens, refilled_at }),
+                    next_slot,
                 })
             })
             .collect()
@@ -119,15 +117,12 @@ impl ClaimSource for PgTx<'_, '_> {
         }
         let ids: Vec<&str> = updates.iter().map(|u| u.endpoint_id.as_str()).collect();
         let due: Vec<Option<Timestamp>> = updates.iter().map(|u| u.next_due).collect();
-        let tokens: Vec<Option<f64>> = updates.iter().map(|u| u.bucket.map(|b| b.tokens)).collect();
-        let refilled: Vec<Option<Timestamp>> = updates.iter().map(|u| u.bucket.map(|b| b.refilled_at)).collect();
+        let slots: Vec<Option<Timestamp>> = updates.iter().map(|u| u.next_slot).collect();
         self.execute(
-            "UPDATE endpoint_queue q SET next_due = u.next_due,
-               tokens = COALESCE(u.tokens, q.tokens), refilled_at = COALESCE(u.refilled_at, q.refilled_at)
-             FROM unnest($1::text[], $2::timestamptz[], $3::float8[], $4::timestamptz[])
-               AS u(endpoint_id, next_due, tokens, refilled_at)
+            "UPDATE endpoint_queue q SET next_due = u.next_due, next_slot = COALESCE(u.next_slot, q.next_slot)
+             FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS u(endpoint_id, next_due, next_slot)
              WHERE q.endpoint_id = u.endpoint_id",
-            &[&ids, &due, &tokens, &refilled],
+            &[&ids, &due, &slots],
         )?;
         Ok(())
     }
@@ -279,7 +274,7 @@ pub(super) fn extend_leases(tx: &mut PgTx<'_, '_>, leases: &[LeaseRef], lease: c
 }
 
 /// One batch of the retention sweep, by whichever node holds the sweep lock
-/// (`None` for the others); also repairs queue entries now and then.
+/// (`None` for the others).
 pub(super) fn purge_expired(
     tx: &mut PgTx<'_, '_>,
     retention: chrono::Duration,
@@ -290,7 +285,6 @@ pub(super) fn purge_expired(
         return Ok(None);
     }
     let now: Timestamp = tx.query_one("SELECT clock_timestamp()", &[])?.get(0);
-    repair_queue(tx, now)?;
     let cutoff = now - retention;
     let batch = batch as i64;
     let owed = |alias: &str, same_endpoint: bool| {
@@ -335,8 +329,13 @@ pub(super) fn purge_expired(
 /// The safety net of the queue: an entry later than its endpoint's earliest
 /// work (a claim that read before a concurrent fan-out committed, then a
 /// node that died before re-marking it) is brought forward. Rare, and
-/// bounded by `REPAIR_EVERY`.
-fn repair_queue(tx: &mut PgTx<'_, '_>, now: Timestamp) -> StoreResult<()> {
+/// bounded by `REPAIR_EVERY`, and run by whichever node holds the sweep.
+pub(super) fn repair_queue(tx: &mut PgTx<'_, '_>) -> StoreResult<()> {
+    let mine: bool = tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&SWEEP_LOCK])?.get(0);
+    if !mine {
+        return Ok(());
+    }
+    let now: Timestamp = tx.query_one("SELECT clock_timestamp()", &[])?.get(0);
     let last: Option<String> =
         tx.query_opt("SELECT value FROM meta WHERE key = 'queue_repaired_at'", &[])?.map(|r| r.get(0));
     let due_again = last

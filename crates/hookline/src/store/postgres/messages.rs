@@ -58,8 +58,13 @@ impl MessageRepo for PgTx<'_, '_> {
         if msgs.is_empty() {
             return Ok(Vec::new());
         }
+        // Inserted in (app, eventId) order, so two batches that share
+        // eventIds wait on each other in one order rather than deadlock.
+        let mut sorted = msgs.to_vec();
+        sorted.sort_by(|a, b| (&a.app_id, &a.event_id).cmp(&(&b.app_id, &b.event_id)));
+        let ordered = &sorted;
         let column =
-            |f: &dyn Fn(&Message) -> Option<String>| msgs.iter().map(|m| f(m)).collect::<Vec<Option<String>>>();
+            |f: &dyn Fn(&Message) -> Option<String>| ordered.iter().map(|m| f(m)).collect::<Vec<Option<String>>>();
         let ids = column(&|m| Some(m.id.clone()));
         let apps = column(&|m| Some(m.app_id.clone()));
         let types = column(&|m| Some(m.event_type.clone()));
@@ -67,9 +72,9 @@ impl MessageRepo for PgTx<'_, '_> {
         let channels = column(&|m| opt_json(&m.channels));
         let tags = column(&|m| opt_json(&m.tags));
         let payloads = column(&|m| m.payload.clone());
-        let expires: Vec<Timestamp> = msgs.iter().map(|m| m.payload_expires_at).collect();
-        let deliver: Vec<Option<Timestamp>> = msgs.iter().map(|m| m.deliver_at).collect();
-        let created: Vec<Timestamp> = msgs.iter().map(|m| m.created_at).collect();
+        let expires: Vec<Timestamp> = sorted.iter().map(|m| m.payload_expires_at).collect();
+        let deliver: Vec<Option<Timestamp>> = sorted.iter().map(|m| m.deliver_at).collect();
+        let created: Vec<Timestamp> = sorted.iter().map(|m| m.created_at).collect();
         let rows = self.query(
             &format!(
                 "INSERT INTO message ({COLUMNS})

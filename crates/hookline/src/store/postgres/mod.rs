@@ -236,15 +236,6 @@ impl<'t, 'c> PgTx<'t, 'c> {
         Ok(())
     }
 
-    /// Marks this transaction as one to run again (it lost a race that the
-    /// statements could only detect), and returns the error to abort it with.
-    pub(super) fn lost_race(&mut self, what: &str) -> StoreError {
-        if self.failure.is_none() {
-            self.failure = Some(Failure::Retry);
-        }
-        StoreError::Backend(format!("lost a race: {what}"))
-    }
-
     /// Records that deliveries of `endpoint_id` fall due at `due` (`None`:
     /// now): the dispatchers are woken once this transaction commits.
     pub(super) fn touch(&mut self, endpoint_id: &str, due: Option<Timestamp>) {
@@ -301,9 +292,18 @@ impl PgStore {
 
     /// The store, without touching the database yet.
     fn open_unmigrated(url: &str) -> Result<PgStore, StoreError> {
-        let config: postgres::Config = url
+        let mut config: postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Backend(format!("HOOKLINE_DATABASE_URL is not a PostgreSQL URL: {e}")))?;
+        // A server that vanished (no RST: a dead host, a partition) is
+        // noticed in seconds, not after the kernel's two hours; the URL's
+        // own settings win.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(10));
+        }
+        if config.get_keepalives_idle() == std::time::Duration::from_secs(2 * 3600) {
+            config.keepalives_idle(std::time::Duration::from_secs(30));
+        }
         let url_for_logs = redact(url);
         let wake = Arc::new(Notify::new());
         let store = PgStore {
@@ -363,6 +363,15 @@ impl PgStore {
         &self.inner.url_for_logs
     }
 
+    /// Waits until the wake-ups of every committed write are published (a
+    /// publishing round locks queue entries, which a claim then skips).
+    #[cfg(test)]
+    pub(crate) async fn published(&self) {
+        while !self.inner.publisher.idle() {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
     /// `f` runs again (on a fresh transaction) when its transaction lost a
     /// race, or when the connection died before COMMIT.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
@@ -389,7 +398,9 @@ impl PgStore {
         let (result, _) = self
             .transaction(true, move |tx| match f.take() {
                 Some(f) => f(tx),
-                None => Err(E::from(StoreError::Backend("a read ran twice".into()))),
+                // The connection died under the first run (reads take
+                // their closure by value): the caller may simply ask again.
+                None => Err(E::from(StoreError::Unavailable("the connection was lost during a read".into()))),
             })
             .await;
         result
@@ -469,6 +480,9 @@ impl PgStore {
 
     /// `None` when another node holds the sweep.
     pub async fn purge_expired(&self, retention: chrono::Duration, batch: usize) -> StoreResult<Option<Purged>> {
+        // Its own short transaction: the repair locks queue entries, which
+        // must not stay locked while a batch of deletions runs.
+        self.dispatcher_op(dispatch_queue::repair_queue).await?;
         self.dispatcher_op(move |tx| dispatch_queue::purge_expired(tx, retention, batch)).await
     }
 }

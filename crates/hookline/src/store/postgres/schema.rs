@@ -98,13 +98,13 @@ CREATE INDEX delivery_endpoint_due ON delivery (endpoint_id, next_attempt_at) WH
 CREATE INDEX delivery_endpoint_status ON delivery (endpoint_id, status);
 
 -- One row per endpoint, for its life: when it is next worth a look, and its
--- rate limit's token bucket. Claims lock these rows (SKIP LOCKED), so one
--- node at a time claims for an endpoint and the bucket holds for all nodes.
+-- rate limit's next free start slot. Claims lock these rows (SKIP LOCKED),
+-- so one node at a time claims for an endpoint and the limit holds for all
+-- nodes.
 CREATE TABLE endpoint_queue (
     endpoint_id TEXT COLLATE "C" PRIMARY KEY REFERENCES endpoint(id) ON DELETE CASCADE,
     next_due    TIMESTAMPTZ,
-    tokens      DOUBLE PRECISION,
-    refilled_at TIMESTAMPTZ
+    next_slot   TIMESTAMPTZ
 );
 CREATE INDEX endpoint_queue_due ON endpoint_queue (next_due) WHERE next_due IS NOT NULL;
 

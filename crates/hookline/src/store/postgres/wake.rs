@@ -25,27 +25,51 @@ pub(super) const CHANNEL: &str = "hookline_work";
 /// Endpoints made due by committed writes, waiting to be published.
 #[derive(Default)]
 pub(super) struct Publisher {
-    pending: Mutex<HashMap<String, Option<Timestamp>>>,
+    state: Mutex<Round>,
     ready: Notify,
+}
+
+#[derive(Default)]
+struct Round {
+    pending: HashMap<String, Option<Timestamp>>,
+    /// A round taken from `pending` is being published.
+    publishing: bool,
 }
 
 impl Publisher {
     pub(super) fn add(&self, touched: Vec<(String, Option<Timestamp>)>) {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.lock();
         for (endpoint, due) in touched {
-            let entry = pending.entry(endpoint).or_insert(due);
+            let entry = state.pending.entry(endpoint).or_insert(due);
             // The earliest time wins; `None` (now) is the earliest of all.
             *entry = match (*entry, due) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 _ => None,
             };
         }
-        drop(pending);
+        drop(state);
         self.ready.notify_one();
     }
 
     fn take(&self) -> HashMap<String, Option<Timestamp>> {
-        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()))
+        let mut state = self.lock();
+        state.publishing = !state.pending.is_empty();
+        std::mem::take(&mut state.pending)
+    }
+
+    fn round_done(&self) {
+        self.lock().publishing = false;
+    }
+
+    /// Nothing waits to be published and no round is running.
+    #[cfg(test)]
+    pub(super) fn idle(&self) -> bool {
+        let state = self.lock();
+        state.pending.is_empty() && !state.publishing
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Round> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -71,11 +95,12 @@ pub(super) async fn publish(store: PgStore) {
             .dispatcher_op(move |tx| {
                 let ids: Vec<&str> = entries.iter().map(|(id, _)| id.as_str()).collect();
                 let due: Vec<Option<Timestamp>> = entries.iter().map(|(_, due)| *due).collect();
-                super::deliveries::enqueue(tx, &ids, &due)?;
+                super::deliveries::enqueue_committed(tx, &ids, &due)?;
                 tx.execute(&format!("NOTIFY {CHANNEL}"), &[])?;
                 Ok(())
             })
             .await;
+        store.inner.publisher.round_done();
         match sent {
             Ok(()) => failures = 0,
             Err(e) => {

@@ -11,7 +11,6 @@ use super::deliveries::{earliest_due, enqueue, FAILED, PENDING, SENDING, SUCCESS
 use super::sql::*;
 use super::{backend, endpoints};
 use crate::dispatch::policy::health::{self, HealthChange};
-use crate::dispatch::policy::rate::TokenBucket;
 use crate::store::model::*;
 use crate::store::queue::*;
 use crate::store::StoreResult;
@@ -32,21 +31,18 @@ impl ClaimSource for SqliteQueue<'_> {
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
-                "SELECT {columns}, a.rate_limit, q.tokens, q.refilled_at
+                "SELECT {columns}, a.rate_limit, q.next_slot
                  FROM endpoint_queue q JOIN endpoint e ON e.id = q.endpoint_id JOIN application a ON a.id = e.app_id
                  WHERE q.next_due <= ? ORDER BY q.next_due LIMIT ?"
             ))
             .map_err(backend)?;
         let rows = stmt
             .query_map(params![ms(&now), limit as i64], |r| {
-                let tokens: Option<f64> = r.get(18)?;
-                let refilled_at: Option<i64> = r.get(19)?;
+                let next_slot: Option<i64> = r.get(18)?;
                 Ok(QueuedEndpoint {
                     endpoint: endpoints::row(r)?,
                     app_rate_limit: r.get(17)?,
-                    bucket: tokens
-                        .zip(refilled_at)
-                        .map(|(tokens, at)| TokenBucket { tokens, refilled_at: from_ms(at) }),
+                    next_slot: next_slot.map(from_ms),
                 })
             })
             .map_err(backend)?;
@@ -118,15 +114,14 @@ impl ClaimSource for SqliteQueue<'_> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "UPDATE endpoint_queue SET next_due = ?, tokens = COALESCE(?, tokens), refilled_at = COALESCE(?, refilled_at)
-                 WHERE endpoint_id = ?",
+                "UPDATE endpoint_queue SET next_due = ?, next_slot = COALESCE(?, next_slot) WHERE endpoint_id = ?",
             )
             .map_err(backend)?;
         for u in updates {
             stmt.execute(params![
                 u.next_due.as_ref().map(ms),
-                u.bucket.map(|b| b.tokens),
-                u.bucket.map(|b| ms(&b.refilled_at)),
+                // Rounded up: a slot stored early would crowd the one before.
+                u.next_slot.map(|t| ms(&(t + chrono::Duration::microseconds(999)))),
                 u.endpoint_id
             ])
             .map_err(backend)?;

@@ -24,16 +24,6 @@ impl IdempotencyRepo for SqliteTx<'_> {
             .map_err(backend)
     }
 
-    fn save_idempotent_response(&mut self, key: &[u8], r: &IdempotentResponse, now: Timestamp) -> StoreResult<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT OR REPLACE INTO idempotency (key, body_hash, status, body, created_at) VALUES (?, ?, ?, ?, ?)",
-            )
-            .and_then(|mut s| s.execute(params![key, r.body_hash, r.status, r.body, ms(&now)]))
-            .map_err(conflict_as("a response for this idempotency key"))?;
-        Ok(())
-    }
-
     fn idempotent_responses(&mut self, keys: &[Vec<u8>]) -> StoreResult<HashMap<Vec<u8>, IdempotentResponse>> {
         let mut found = HashMap::new();
         for key in keys {

@@ -139,13 +139,13 @@ DELETE FROM idempotency;
 "#,
     // 3: the queue entry of an endpoint lives as long as the endpoint (no
     // insert on the hot path, only a conditional update), and its rate
-    // limit is a token bucket (two columns) instead of a log of starts.
+    // limit is one time (its next free start slot) instead of a log of
+    // starts.
     r#"
 CREATE TABLE endpoint_queue_v3 (
     endpoint_id TEXT PRIMARY KEY REFERENCES endpoint(id) ON DELETE CASCADE,
     next_due    INTEGER,
-    tokens      REAL,
-    refilled_at INTEGER
+    next_slot   INTEGER
 );
 INSERT INTO endpoint_queue_v3 (endpoint_id, next_due)
     SELECT e.id, (SELECT MIN(d.next_attempt_at) FROM delivery d
