@@ -25,9 +25,86 @@ pub enum Scope {
     #[serde(rename = "app")]
     App {
         app: String,
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        read_only: bool,
+        /// What the token may do within the application.
+        #[serde(rename = "c", default = "Capabilities::all", with = "capability_bits")]
+        caps: Capabilities,
     },
+}
+
+/// What an application token may do: Svix's app portal capabilities.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities(u8);
+
+impl Capabilities {
+    pub const VIEW_BASE: Capabilities = Capabilities(1);
+    pub const VIEW_ENDPOINT_SECRET: Capabilities = Capabilities(2);
+    pub const MANAGE_ENDPOINT_SECRET: Capabilities = Capabilities(4);
+    pub const MANAGE_TRANSFORMATIONS: Capabilities = Capabilities(8);
+    pub const CREATE_ATTEMPTS: Capabilities = Capabilities(16);
+    pub const MANAGE_ENDPOINT: Capabilities = Capabilities(32);
+
+    const NAMES: [(&'static str, Capabilities); 6] = [
+        ("ViewBase", Capabilities::VIEW_BASE),
+        ("ViewEndpointSecret", Capabilities::VIEW_ENDPOINT_SECRET),
+        ("ManageEndpointSecret", Capabilities::MANAGE_ENDPOINT_SECRET),
+        ("ManageTransformations", Capabilities::MANAGE_TRANSFORMATIONS),
+        ("CreateAttempts", Capabilities::CREATE_ATTEMPTS),
+        ("ManageEndpoint", Capabilities::MANAGE_ENDPOINT),
+    ];
+
+    /// Svix's default when a token names none.
+    pub const fn all() -> Capabilities {
+        Capabilities(63)
+    }
+
+    /// What a read-only token may do.
+    pub const fn read_only() -> Capabilities {
+        Capabilities::VIEW_BASE
+    }
+
+    /// The named capabilities; the name that is not one, if any.
+    pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Capabilities, &'a str> {
+        let mut caps = Capabilities::VIEW_BASE;
+        for name in names {
+            let (_, cap) = Capabilities::NAMES.iter().find(|(n, _)| *n == name).ok_or(name)?;
+            caps.0 |= cap.0;
+        }
+        Ok(caps)
+    }
+
+    pub fn names(self) -> Vec<&'static str> {
+        Capabilities::NAMES.iter().filter(|(_, c)| self.0 & c.0 != 0).map(|(n, _)| *n).collect()
+    }
+
+    /// Whether the token holds at least one of `any`.
+    pub fn any_of(self, any: &[Capabilities]) -> bool {
+        any.iter().any(|c| self.0 & c.0 == c.0)
+    }
+
+    /// Whether every capability of `other` is also in `self`.
+    pub fn contains(self, other: Capabilities) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl std::fmt::Debug for Capabilities {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+/// Capabilities travel in a token as one small number.
+mod capability_bits {
+    use super::Capabilities;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(c: &Capabilities, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(c.0)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Capabilities, D::Error> {
+        Ok(Capabilities(u8::deserialize(d)? & Capabilities::all().0))
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -37,8 +114,28 @@ struct Claims {
     /// Unix seconds after which the token is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     exp: Option<i64>,
+    /// Unix milliseconds when the token was issued: `expire-all` refuses
+    /// the tokens of an application issued before it.
+    #[serde(default)]
+    iat: i64,
+    /// The session the token was issued for, which `expire-all` may name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
     /// Random, so two tokens with the same scope differ.
     n: String,
+    /// Tokens issued before capabilities were read-only or not; a
+    /// read-only one keeps only `ViewBase`.
+    #[serde(default, rename = "read_only", skip_serializing)]
+    legacy_read_only: bool,
+}
+
+/// How a token is issued.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub scope: Scope,
+    /// Unix seconds after which the token is refused; `None` never expires.
+    pub expires_at: Option<i64>,
+    pub session_id: Option<String>,
 }
 
 /// The identity behind a verified token.
@@ -47,14 +144,27 @@ pub struct Caller {
     pub scope: Scope,
     /// Unix seconds after which the token is refused; `None` never expires.
     pub expires_at: Option<i64>,
+    /// Unix milliseconds when it was issued (0 for the static admin token).
+    pub issued_at: i64,
+    pub session_id: Option<String>,
     /// A stable digest of the token, to key idempotency records by caller
-    /// without storing the token itself.
+    /// (and `auth/logout` revocations) without storing the token itself.
     pub token_digest: [u8; 32],
+    /// The configured static admin token, which cannot be revoked.
+    pub is_static: bool,
 }
 
 impl Caller {
     pub fn is_admin(&self) -> bool {
         matches!(self.scope, Scope::Admin)
+    }
+
+    /// What the caller may do within an application it reaches.
+    pub fn capabilities(&self) -> Capabilities {
+        match &self.scope {
+            Scope::Admin => Capabilities::all(),
+            Scope::App { caps, .. } => *caps,
+        }
     }
 }
 
@@ -72,9 +182,20 @@ impl TokenAuthority {
     }
 
     pub fn issue(&self, scope: Scope, expires_at: Option<i64>) -> String {
+        self.issue_grant(Grant { scope, expires_at, session_id: None })
+    }
+
+    pub fn issue_grant(&self, grant: Grant) -> String {
         let mut nonce = [0u8; 9];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
-        let claims = Claims { scope, exp: expires_at, n: B64URL.encode(nonce) };
+        let claims = Claims {
+            scope: grant.scope,
+            exp: grant.expires_at,
+            iat: chrono::Utc::now().timestamp_millis(),
+            sid: grant.session_id,
+            n: B64URL.encode(nonce),
+            legacy_read_only: false,
+        };
         let payload = B64URL.encode(serde_json::to_vec(&claims).expect("claims serialize"));
         let mac = B64URL.encode(self.mac(payload.as_bytes()));
         format!("{PREFIX}{payload}.{mac}")
@@ -86,7 +207,14 @@ impl TokenAuthority {
         if let Some(admin) = &self.static_admin {
             let expected: [u8; 32] = Sha256::digest(admin.as_bytes()).into();
             if bool::from(expected.ct_eq(&token_digest)) {
-                return Some(Caller { scope: Scope::Admin, expires_at: None, token_digest });
+                return Some(Caller {
+                    scope: Scope::Admin,
+                    expires_at: None,
+                    issued_at: 0,
+                    session_id: None,
+                    token_digest,
+                    is_static: true,
+                });
             }
         }
         let (payload, mac) = token.strip_prefix(PREFIX)?.split_once('.')?;
@@ -94,11 +222,21 @@ impl TokenAuthority {
         if !bool::from(self.mac(payload.as_bytes()).as_slice().ct_eq(&mac)) {
             return None;
         }
-        let claims: Claims = serde_json::from_slice(&B64URL.decode(payload).ok()?).ok()?;
+        let mut claims: Claims = serde_json::from_slice(&B64URL.decode(payload).ok()?).ok()?;
+        if let (true, Scope::App { caps, .. }) = (claims.legacy_read_only, &mut claims.scope) {
+            *caps = Capabilities::read_only();
+        }
         if claims.exp.is_some_and(|exp| exp <= now_unix) {
             return None;
         }
-        Some(Caller { scope: claims.scope, expires_at: claims.exp, token_digest })
+        Some(Caller {
+            scope: claims.scope,
+            expires_at: claims.exp,
+            issued_at: claims.iat,
+            session_id: claims.sid,
+            token_digest,
+            is_static: false,
+        })
     }
 
     fn mac(&self, data: &[u8]) -> [u8; 32] {
@@ -119,10 +257,32 @@ mod tests {
     #[test]
     fn issued_tokens_verify_with_their_scope() {
         let a = authority();
-        let t = a.issue(Scope::App { app: "app_x".into(), read_only: true }, None);
+        let scope = Scope::App { app: "app_x".into(), caps: Capabilities::parse(["ViewEndpointSecret"]).unwrap() };
+        let t = a.issue(scope.clone(), None);
         let c = a.verify(&t, 0).unwrap();
-        assert_eq!(c.scope, Scope::App { app: "app_x".into(), read_only: true });
+        assert_eq!(c.scope, scope);
+        assert_eq!(c.capabilities().names(), ["ViewBase", "ViewEndpointSecret"]);
+        assert!(c.issued_at > 0);
         assert!(a.verify("static-admin", 0).unwrap().is_admin());
+    }
+
+    #[test]
+    fn capabilities_parse_by_svix_name_and_always_include_view_base() {
+        assert_eq!(Capabilities::parse([]).unwrap(), Capabilities::read_only());
+        let caps = Capabilities::parse(["CreateAttempts", "ManageEndpoint"]).unwrap();
+        assert_eq!(caps.names(), ["ViewBase", "CreateAttempts", "ManageEndpoint"]);
+        assert!(caps.any_of(&[Capabilities::VIEW_ENDPOINT_SECRET, Capabilities::MANAGE_ENDPOINT]));
+        assert!(!caps.any_of(&[Capabilities::VIEW_ENDPOINT_SECRET, Capabilities::MANAGE_ENDPOINT_SECRET]));
+        assert_eq!(Capabilities::parse(["ViewBase", "Everything"]), Err("Everything"));
+        assert_eq!(Capabilities::all().names().len(), 6);
+    }
+
+    #[test]
+    fn a_read_only_token_from_before_capabilities_stays_read_only() {
+        let a = authority();
+        let payload = B64URL.encode(br#"{"t":"app","app":"app_x","read_only":true,"n":"x"}"#);
+        let token = format!("{PREFIX}{payload}.{}", B64URL.encode(a.mac(payload.as_bytes())));
+        assert_eq!(a.verify(&token, 0).unwrap().capabilities(), Capabilities::read_only());
     }
 
     #[test]

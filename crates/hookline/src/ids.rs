@@ -18,6 +18,7 @@ pub enum IdKind {
     Endpoint,
     Message,
     Attempt,
+    Task,
 }
 
 impl IdKind {
@@ -27,6 +28,7 @@ impl IdKind {
             IdKind::Endpoint => "ep_",
             IdKind::Message => "msg_",
             IdKind::Attempt => "atmpt_",
+            IdKind::Task => "qtask_",
         }
     }
 

@@ -13,3 +13,4 @@ pub mod ops;
 pub mod portal;
 pub mod server;
 pub mod store;
+pub mod tasks;

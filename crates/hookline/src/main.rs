@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hookline::auth::{Scope, TokenAuthority};
+use hookline::auth::{Capabilities, Scope, TokenAuthority};
 use hookline::config::{parse_duration, FlagValues, Settings, SETTINGS_HELP};
 use hookline::{catalog, cli, server};
 
@@ -200,7 +200,8 @@ async fn create_token(settings: Settings, app: Option<String>, read_only: bool) 
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("no application with id or uid {app:?}"))?;
-            Scope::App { app: found.id, read_only }
+            let caps = if read_only { Capabilities::read_only() } else { Capabilities::all() };
+            Scope::App { app: found.id, caps }
         }
     };
     println!("{}", tokens.issue(scope, None));

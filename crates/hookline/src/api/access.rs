@@ -15,9 +15,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::{Access, AppState, Grant};
-use crate::auth::{Caller, Scope};
+use super::{Access, AppState};
+use crate::auth::{Caller, Capabilities, Scope};
 use crate::store::model::Application;
+use crate::store::AppTokenFacts;
 
 /// The application named in the path, already checked against the caller.
 #[derive(Clone, Debug)]
@@ -61,19 +62,26 @@ async fn authorize(state: &AppState, access: Access, path: &RawPathParams, req: 
         .map(str::trim)
         .ok_or_else(ApiError::unauthorized)?;
     let caller = state.tokens.verify(token, chrono::Utc::now().timestamp()).ok_or_else(ApiError::unauthorized)?;
+    if !caller.is_static && is_revoked(state, &caller).await? {
+        return Err(ApiError::unauthorized());
+    }
 
-    let read_only = matches!(caller.scope, Scope::App { read_only: true, .. });
+    let caps = caller.capabilities();
     match access {
         Access::Public | Access::Authenticated => {}
         Access::Admin | Access::AdminApp | Access::AdminAppOrCreate if !caller.is_admin() => {
             return Err(ApiError::forbidden("This route needs an organization (admin) token"));
         }
         Access::Admin | Access::AdminApp | Access::AdminAppOrCreate => {}
-        Access::AppOrCreate | Access::App(Grant::Write) if read_only => {
-            return Err(ApiError::forbidden("This token is read-only"));
+        Access::AppOrCreate if !caps.contains(Capabilities::MANAGE_ENDPOINT) => {
+            return Err(ApiError::forbidden("This token may not send messages"));
         }
-        Access::App(Grant::ReadSecret) if read_only => {
-            return Err(ApiError::forbidden("This token is read-only and may not read signing secrets"));
+        Access::App(grant) if !caps.any_of(grant.needs()) => {
+            let names: Vec<&str> = grant.needs().iter().flat_map(|c| c.names()).filter(|n| *n != "ViewBase").collect();
+            return Err(ApiError::forbidden(format!(
+                "This token lacks the capability this needs (one of: {})",
+                names.join(", ")
+            )));
         }
         Access::AppOrCreate | Access::App(_) => {}
     }
@@ -113,6 +121,25 @@ async fn resolve_app(state: &AppState, caller: &Caller, key: String) -> Result<A
             Err(ApiError::not_found())
         }
     }
+}
+
+/// Whether the token was logged out, or expired by its application.
+async fn is_revoked(state: &AppState, caller: &Caller) -> Result<bool, ApiError> {
+    let (digest, scope, session_id, issued_at) =
+        (caller.token_digest, caller.scope.clone(), caller.session_id.clone(), caller.issued_at);
+    let now = crate::store::model::now();
+    state
+        .store
+        .read(move |tx| {
+            let app = match &scope {
+                Scope::App { app, .. } => {
+                    Some(AppTokenFacts { app_id: app, session_id: session_id.as_deref(), issued_at })
+                }
+                Scope::Admin => None,
+            };
+            Ok::<_, ApiError>(tx.token_revoked(&digest, app.as_ref(), now)?)
+        })
+        .await
 }
 
 async fn require_live_app(state: &AppState, app_id: String) -> Result<(), ApiError> {

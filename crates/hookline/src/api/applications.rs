@@ -114,6 +114,10 @@ pub struct ListOut<T> {
 }
 
 impl<T> ListOut<T> {
+    pub fn empty() -> ListOut<T> {
+        ListOut { data: Vec::new(), iterator: None, prev_iterator: None, done: true }
+    }
+
     pub fn from_page<U>(page: Page<U>, f: impl FnMut(U) -> T) -> ListOut<T> {
         let page = page.map(f);
         ListOut { data: page.data, iterator: page.iterator, prev_iterator: page.prev_iterator, done: page.done }

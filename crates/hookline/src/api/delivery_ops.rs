@@ -5,11 +5,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::access::ScopedApp;
+use super::background_tasks::TaskStartedOut;
 use super::error::{ApiError, ApiResult};
 use super::extract::{JsonBody, QueryParams};
 use super::idempotency::Idem;
@@ -17,13 +18,8 @@ use super::json::ts;
 use super::messages::MessageOut;
 use super::AppState;
 use crate::ids::IdKind;
-use crate::store::model::{Endpoint, EventType, Message, Timestamp};
-use crate::store::{StoreError, Tx};
-
-/// Deliveries one recover or replay-missing call schedules, at most; the
-/// work runs inside one store transaction, which must stay short. Call
-/// again (the answer's `scheduled` says how many) to go further.
-const RANGE_LIMIT: usize = 10_000;
+use crate::store::model::{BackgroundTask, EventType, Message, TaskKind, TaskStatus, Timestamp};
+use crate::store::StoreError;
 
 #[derive(Deserialize)]
 pub struct RangeIn {
@@ -46,20 +42,6 @@ fn opt_datetime<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Timesta
             .map(Some)
             .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not an RFC 3339 datetime"))),
     }
-}
-
-/// Svix's `RecoverOut` / `ReplayOut`: the work is done by the time we answer.
-#[derive(Serialize)]
-pub struct TaskOut {
-    id: String,
-    status: &'static str,
-    task: &'static str,
-    /// Hookline extension: how many deliveries were scheduled.
-    scheduled: usize,
-}
-
-fn task(kind: &'static str, scheduled: usize) -> TaskOut {
-    TaskOut { id: format!("qtask_{}", &IdKind::Message.generate()[4..]), status: "finished", task: kind, scheduled }
 }
 
 /// Sends a message to one endpoint again, now, as a manual attempt.
@@ -85,34 +67,44 @@ pub async fn resend(
     Ok(response)
 }
 
-/// Schedules, for one endpoint, the messages of a time range that `pick`
-/// chooses (their ids), now, and answers a finished task.
-async fn schedule_range<F>(
+/// Starts a task that schedules, for one endpoint, the messages of a time
+/// range (see `crate::tasks`), and answers it as running.
+async fn start_task(
     state: AppState,
     app_id: String,
     ep_key: String,
     idem: Idem,
     range: RangeIn,
-    kind: &'static str,
-    mut pick: F,
-) -> ApiResult<Response>
-where
-    F: FnMut(&mut dyn Tx, &Endpoint, Timestamp, Timestamp) -> ApiResult<Vec<String>> + Send + 'static,
-{
+    kind: TaskKind,
+) -> ApiResult<Response> {
     if range.until.is_some_and(|u| u <= range.since) {
         return Err(ApiError::invalid(&["body", "until"], "must be after since"));
     }
     let response = state
         .commit(idem, StatusCode::ACCEPTED, move |tx| {
             let ep = tx.endpoint(&app_id, &ep_key)?.ok_or(StoreError::NotFound)?;
-            let until = range.until.unwrap_or_else(|| Utc::now() + Duration::seconds(1));
-            let msg_ids = pick(tx, &ep, range.since, until)?;
-            for msg_id in &msg_ids {
-                tx.schedule_delivery(&app_id, msg_id, &ep.id, None, false)?;
-            }
-            Ok(task(kind, msg_ids.len()))
+            let now = crate::store::model::now();
+            let task = BackgroundTask {
+                id: IdKind::Task.generate_at(now.timestamp_millis()),
+                kind,
+                status: TaskStatus::Running,
+                app_id: app_id.clone(),
+                endpoint_id: ep.id,
+                since: range.since,
+                // An open range ends now: messages sent from here on reach
+                // the endpoint anyway.
+                until: range.until.unwrap_or(now + Duration::milliseconds(1)),
+                cursor: None,
+                scheduled: 0,
+                error: None,
+                created_at: now,
+                updated_at: now,
+            };
+            tx.insert_task(&task)?;
+            Ok(TaskStartedOut::from(&task))
         })
         .await?;
+    state.task_wake.notify_one();
     Ok(response)
 }
 
@@ -125,10 +117,7 @@ pub async fn recover(
     idem: Idem,
     JsonBody(range): JsonBody<RangeIn>,
 ) -> ApiResult<Response> {
-    schedule_range(state, app.id, ep_key, idem, range, "endpoint.recover", |tx, ep, since, until| {
-        Ok(tx.failed_deliveries(&ep.id, since, until, RANGE_LIMIT)?.into_iter().map(|d| d.msg_id).collect())
-    })
-    .await
+    start_task(state, app.id, ep_key, idem, range, TaskKind::EndpointRecover).await
 }
 
 /// Delivers to the endpoint the messages of the range it never got (e.g.
@@ -140,17 +129,7 @@ pub async fn replay_missing(
     idem: Idem,
     JsonBody(range): JsonBody<RangeIn>,
 ) -> ApiResult<Response> {
-    let app_id = app.id.clone();
-    schedule_range(state, app.id, ep_key, idem, range, "endpoint.replay", move |tx, ep, since, until| {
-        let types = ep.filter_types.as_deref();
-        let missing = tx.messages_missing_delivery(&app_id, &ep.id, types, since, until, RANGE_LIMIT)?;
-        Ok(missing
-            .into_iter()
-            .filter(|m| ep.wants(&m.event_type, m.channels.as_deref()) && m.payload.is_some())
-            .map(|m| m.id)
-            .collect())
-    })
-    .await
+    start_task(state, app.id, ep_key, idem, range, TaskKind::EndpointReplay).await
 }
 
 #[derive(Deserialize)]

@@ -29,7 +29,7 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "authentication_failed", "Missing, invalid or expired bearer token")
     }
 
-    pub fn forbidden(why: &str) -> ApiError {
+    pub fn forbidden(why: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "insufficient_access", why)
     }
 

@@ -14,7 +14,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::QueryParams;
 use super::json::{opt_ts, ts};
 use super::AppState;
-use crate::auth::{Caller, Scope};
+use crate::auth::{Caller, Capabilities, Scope};
 use crate::store::model::{EndpointHealth, SeriesBucket, Timestamp};
 use crate::store::{OverviewWindow, StoreError};
 
@@ -24,12 +24,16 @@ const MIN_BUCKET_SECS: i64 = 10;
 const MAX_BUCKET_SECS: i64 = 31 * 86400;
 
 /// What the presented token may do. The portal derives its whole UI from
-/// this one answer; Svix's capabilities will be one more field here.
+/// this one answer.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenOut {
     scope: &'static str,
     app_id: Option<String>,
+    /// Svix's capability names.
+    capabilities: Vec<&'static str>,
+    /// Whether the token may change nothing but what its capabilities
+    /// name besides `ManageEndpoint` (it lacks `ManageEndpoint`).
     read_only: bool,
     #[serde(serialize_with = "opt_ts")]
     expires_at: Option<Timestamp>,
@@ -37,9 +41,17 @@ pub struct TokenOut {
 
 pub async fn token(caller: Caller) -> Json<TokenOut> {
     let expires_at = caller.expires_at.and_then(|t| DateTime::<Utc>::from_timestamp(t, 0));
-    Json(match caller.scope {
-        Scope::Admin => TokenOut { scope: "admin", app_id: None, read_only: false, expires_at },
-        Scope::App { app, read_only } => TokenOut { scope: "app", app_id: Some(app), read_only, expires_at },
+    let caps = caller.capabilities();
+    let (scope, app_id) = match caller.scope {
+        Scope::Admin => ("admin", None),
+        Scope::App { app, .. } => ("app", Some(app)),
+    };
+    Json(TokenOut {
+        scope,
+        app_id,
+        capabilities: caps.names(),
+        read_only: !caps.contains(Capabilities::MANAGE_ENDPOINT),
+        expires_at,
     })
 }
 

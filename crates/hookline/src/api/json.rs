@@ -11,8 +11,12 @@ use crate::store::model::{StringMap, Timestamp};
 pub const MAX_METADATA_ENTRIES: usize = 100;
 
 /// Datetimes go out as RFC 3339 in UTC with milliseconds, like Svix.
+pub fn rfc3339(t: &Timestamp) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
 pub fn ts<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    s.serialize_str(&rfc3339(t))
 }
 
 pub fn opt_ts<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {

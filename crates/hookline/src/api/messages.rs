@@ -317,7 +317,7 @@ fn trace_accept(
 }
 
 /// Svix creates the application on the fly when the message names one.
-fn create_inline_app(tx: &mut dyn Tx, uid: &str, app: Option<ApplicationIn>) -> ApiResult<String> {
+pub(super) fn create_inline_app(tx: &mut dyn Tx, uid: &str, app: Option<ApplicationIn>) -> ApiResult<String> {
     let Some(mut app) = app else {
         return Err(ApiError::not_found());
     };

@@ -8,6 +8,7 @@
 mod access;
 mod applications;
 mod attempts;
+mod background_tasks;
 mod body;
 mod delivery_ops;
 mod endpoint_headers;
@@ -24,6 +25,7 @@ mod messages;
 mod openapi;
 mod portal_access;
 mod readiness;
+mod revocation;
 mod routes;
 
 use std::sync::Arc;
@@ -54,6 +56,8 @@ pub struct Shared {
     pub messages: message_writer::MessageWriter,
     /// The claim loop's heartbeat, for readiness.
     pub dispatcher_heartbeat: crate::ops::health::Heartbeat,
+    /// Rung after a background task is created here.
+    pub task_wake: Arc<tokio::sync::Notify>,
 }
 
 impl std::ops::Deref for AppState {

@@ -6,37 +6,35 @@ use axum::response::Response;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::access::ScopedApp;
-use super::error::{ApiResult, Validation};
+use super::access::AppTarget;
+use super::applications::ApplicationIn;
+use super::error::{ApiError, ApiResult, Validation};
 use super::extract::JsonBody;
 use super::idempotency::Idem;
 use super::AppState;
-use crate::auth::Scope;
+use crate::auth::{Capabilities, Grant, Scope};
 
 const DEFAULT_EXPIRY_SECS: i64 = 7 * 24 * 3600;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct PortalAccessIn {
     /// Seconds until the token expires.
     #[serde(default)]
     expiry: Option<i64>,
+    /// Only `ViewBase`: overrides `capabilities`.
     #[serde(default)]
     read_only: Option<bool>,
-    /// Svix's capabilities. Without `ManageEndpoint` (e.g. `["ViewBase"]`)
-    /// the token is read-only, and read-only tokens never see secrets.
+    /// Svix's capabilities (`ViewBase` is implied); all of them when absent.
     #[serde(default)]
     capabilities: Option<Vec<String>>,
+    /// Created when the application in the path does not exist yet.
+    #[serde(default)]
+    application: Option<ApplicationIn>,
+    /// `expire-all` may name it to revoke only this session's tokens.
+    #[serde(default)]
+    session_id: Option<String>,
 }
-
-const CAPABILITIES: &[&str] = &[
-    "ViewBase",
-    "ViewEndpointSecret",
-    "ManageEndpointSecret",
-    "ManageTransformations",
-    "CreateAttempts",
-    "ManageEndpoint",
-];
 
 #[derive(Serialize)]
 pub struct PortalAccessOut {
@@ -46,7 +44,7 @@ pub struct PortalAccessOut {
 
 pub async fn create(
     State(state): State<AppState>,
-    ScopedApp(app): ScopedApp,
+    target: AppTarget,
     idem: Idem,
     JsonBody(input): JsonBody<Option<PortalAccessIn>>,
 ) -> ApiResult<Response> {
@@ -56,15 +54,40 @@ pub async fn create(
     if !(1..=365 * 24 * 3600).contains(&expiry) {
         v.push(&["body", "expiry"], "must be from 1 second to 1 year");
     }
-    for cap in input.capabilities.iter().flatten() {
-        if !CAPABILITIES.contains(&cap.as_str()) {
-            v.push(&["body", "capabilities"], format!("unknown capability {cap:?}"));
+    let caps = match &input.capabilities {
+        None => Capabilities::all(),
+        Some(names) => Capabilities::parse(names.iter().map(String::as_str)).unwrap_or_else(|unknown| {
+            v.push(&["body", "capabilities"], format!("unknown capability {unknown:?}"));
+            Capabilities::read_only()
+        }),
+    };
+    let caps = if input.read_only == Some(true) { Capabilities::read_only() } else { caps };
+    if let Some(sid) = &input.session_id {
+        if sid.is_empty() || sid.len() > 256 || sid.chars().any(char::is_control) {
+            v.push(&["body", "sessionId"], "must be 1 to 256 characters without control characters");
         }
     }
+    if let Some(app) = &input.application {
+        app.validate(&mut v);
+    }
     v.finish()?;
-    let may_manage = input.capabilities.as_ref().is_none_or(|caps| caps.iter().any(|c| c == "ManageEndpoint"));
-    let read_only = input.read_only.unwrap_or(false) || !may_manage;
-    let token = state.tokens.issue(Scope::App { app: app.id, read_only }, Some(Utc::now().timestamp() + expiry));
-    let url = crate::portal::portal_url(&state.settings.public_url, &token);
-    state.commit(idem, StatusCode::OK, move |_| Ok(PortalAccessOut { url: url.clone(), token: token.clone() })).await
+    let (tokens, public_url) = (state.tokens.clone(), state.settings.public_url.clone());
+    state
+        .commit(idem, StatusCode::OK, move |tx| {
+            let app_id = match &target {
+                AppTarget::Existing(app) => app.id.clone(),
+                AppTarget::Missing(key) => {
+                    let Some(app) = input.application.clone() else { return Err(ApiError::not_found()) };
+                    super::messages::create_inline_app(tx, key, Some(app))?
+                }
+            };
+            let token = tokens.issue_grant(Grant {
+                scope: Scope::App { app: app_id, caps },
+                expires_at: Some(Utc::now().timestamp() + expiry),
+                session_id: input.session_id.clone(),
+            });
+            let url = crate::portal::portal_url(&public_url, &token);
+            Ok(PortalAccessOut { url, token })
+        })
+        .await
 }

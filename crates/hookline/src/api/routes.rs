@@ -3,9 +3,11 @@
 
 use axum::routing::{on, MethodFilter, MethodRouter};
 
+use crate::auth::Capabilities;
+
 use super::{
-    applications, attempts, delivery_ops, endpoint_headers, endpoint_secret, endpoints, event_types, insights,
-    messages, openapi, portal_access, readiness, AppState,
+    applications, attempts, background_tasks, delivery_ops, endpoint_headers, endpoint_secret, endpoints, event_types,
+    insights, messages, openapi, portal_access, readiness, revocation, AppState,
 };
 
 /// Who may call a route.
@@ -35,10 +37,31 @@ pub enum Access {
 pub enum Grant {
     /// Reads that reveal no secret.
     Read,
-    /// Reads that reveal a signing secret: refused to read-only tokens.
+    /// Reads that reveal a signing secret (`ViewEndpointSecret`).
     ReadSecret,
-    /// Anything that changes state.
+    /// Rotating a signing secret (`ManageEndpointSecret`).
+    ManageSecret,
+    /// Resending, recovering, replaying and test events (`CreateAttempts`).
+    CreateAttempts,
+    /// Anything else that changes state (`ManageEndpoint`).
     Write,
+}
+
+impl Grant {
+    /// The capabilities of which an application token needs one.
+    pub fn needs(self) -> &'static [Capabilities] {
+        match self {
+            Grant::Read => &[Capabilities::VIEW_BASE],
+            Grant::ReadSecret => &[
+                Capabilities::VIEW_ENDPOINT_SECRET,
+                Capabilities::MANAGE_ENDPOINT_SECRET,
+                Capabilities::MANAGE_ENDPOINT,
+            ],
+            Grant::ManageSecret => &[Capabilities::MANAGE_ENDPOINT_SECRET, Capabilities::MANAGE_ENDPOINT],
+            Grant::CreateAttempts => &[Capabilities::CREATE_ATTEMPTS, Capabilities::MANAGE_ENDPOINT],
+            Grant::Write => &[Capabilities::MANAGE_ENDPOINT],
+        }
+    }
 }
 
 pub struct Route {
@@ -68,6 +91,8 @@ macro_rules! route {
 const READ: Access = Access::App(Grant::Read);
 const SECRET: Access = Access::App(Grant::ReadSecret);
 const WRITE: Access = Access::App(Grant::Write);
+const ROTATE: Access = Access::App(Grant::ManageSecret);
+const ATTEMPT: Access = Access::App(Grant::CreateAttempts);
 
 pub static ROUTES: &[Route] = &[
     route!(GET "/api/v1/health", health, Access::Public, "Health", "v1.health.get", "Health check"),
@@ -95,14 +120,14 @@ pub static ROUTES: &[Route] = &[
     route!(PATCH "/api/v1/app/{app_id}/endpoint/{endpoint_id}", endpoints::patch, WRITE, "Endpoint", "v1.endpoint.patch", "Partially update an endpoint"),
     route!(DELETE "/api/v1/app/{app_id}/endpoint/{endpoint_id}", endpoints::delete, WRITE, "Endpoint", "v1.endpoint.delete", "Delete an endpoint"),
     route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret", endpoint_secret::get_secret, SECRET, "Endpoint", "v1.endpoint.get-secret", "Get the endpoint's signing secret"),
-    route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", endpoint_secret::rotate_secret, WRITE, "Endpoint", "v1.endpoint.rotate-secret", "Rotate the signing secret; the old one signs too during the grace period"),
+    route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", endpoint_secret::rotate_secret, ROTATE, "Endpoint", "v1.endpoint.rotate-secret", "Rotate the signing secret; the old one signs too during the grace period"),
     route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", endpoint_headers::get_headers, READ, "Endpoint", "v1.endpoint.get-headers", "Get the endpoint's custom headers"),
     route!(PUT "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", endpoint_headers::put_headers, WRITE, "Endpoint", "v1.endpoint.update-headers", "Replace the endpoint's custom headers"),
     route!(PATCH "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", endpoint_headers::patch_headers, WRITE, "Endpoint", "v1.endpoint.patch-headers", "Merge custom headers (null removes one)"),
     route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats", delivery_ops::stats, READ, "Endpoint", "v1.endpoint.get-stats", "Delivery counts of the endpoint by status"),
-    route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover", delivery_ops::recover, WRITE, "Endpoint", "v1.endpoint.recover", "Retry every failed delivery since a time"),
-    route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/replay-missing", delivery_ops::replay_missing, WRITE, "Endpoint", "v1.endpoint.replay-missing", "Deliver messages the endpoint never received"),
-    route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example", delivery_ops::send_example, WRITE, "Endpoint", "v1.endpoint.send-example", "Send an event type's example payload to this endpoint"),
+    route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover", delivery_ops::recover, ATTEMPT, "Endpoint", "v1.endpoint.recover", "Retry every failed delivery since a time"),
+    route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/replay-missing", delivery_ops::replay_missing, ATTEMPT, "Endpoint", "v1.endpoint.replay-missing", "Deliver messages the endpoint never received"),
+    route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example", delivery_ops::send_example, ATTEMPT, "Endpoint", "v1.endpoint.send-example", "Send an event type's example payload to this endpoint"),
     // Messages
     route!(GET "/api/v1/app/{app_id}/msg", messages::list, READ, "Message", "v1.message.list", "List messages, newest first"),
     route!(POST "/api/v1/app/{app_id}/msg", messages::create, Access::AppOrCreate, "Message", "v1.message.create", "Send a message to every endpoint that wants it"),
@@ -114,9 +139,14 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", attempts::get, READ, "Message Attempt", "v1.message-attempt.get", "Get one attempt"),
     route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg", attempts::endpoint_messages, READ, "Message Attempt", "v1.message-attempt.list-attempted-messages", "Messages sent to an endpoint, with their status for it"),
     route!(GET "/api/v1/app/{app_id}/msg/{msg_id}/endpoint", attempts::destinations, READ, "Message Attempt", "v1.message-attempt.list-attempted-destinations", "Endpoints a message was sent to, with its status for each"),
-    route!(POST "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", delivery_ops::resend, WRITE, "Message Attempt", "v1.message-attempt.resend", "Send a message to an endpoint again, now"),
+    route!(POST "/api/v1/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", delivery_ops::resend, ATTEMPT, "Message Attempt", "v1.message-attempt.resend", "Send a message to an endpoint again, now"),
+    // Background tasks
+    route!(GET "/api/v1/background-task", background_tasks::list, Access::Authenticated, "Background Task", "v1.background-task.list", "List background tasks (`status`, `task`), newest first; an application token sees its own"),
+    route!(GET "/api/v1/background-task/{task_id}", background_tasks::get, Access::Authenticated, "Background Task", "v1.background-task.get", "Get a background task"),
     // Authentication
-    route!(POST "/api/v1/auth/app-portal-access/{app_id}", portal_access::create, Access::AdminApp, "Authentication", "v1.authentication.app-portal-access", "A portal URL and token scoped to one application"),
+    route!(POST "/api/v1/auth/app-portal-access/{app_id}", portal_access::create, Access::AdminAppOrCreate, "Authentication", "v1.authentication.app-portal-access", "A portal URL and token scoped to one application (created from `application` if missing), with Svix's capabilities"),
+    route!(POST "/api/v1/auth/app/{app_id}/expire-all", revocation::expire_all, Access::AdminApp, "Authentication", "v1.authentication.expire-all", "Revoke every token of the application issued before now (of the sessions named), after `expiry` seconds"),
+    route!(POST "/api/v1/auth/logout", revocation::logout, Access::Authenticated, "Authentication", "v1.authentication.logout", "Revoke the token that makes this call"),
     // Hookline extensions (not in Svix): what the portal needs beyond the Svix API.
     route!(GET "/api/v1/auth/token", insights::token, Access::Authenticated, "Hookline", "hookline.token.get", "Hookline extension: what the presented token may do (scope, application, read-only, expiry)"),
     route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats/series", insights::series, READ, "Hookline", "hookline.endpoint.stats-series", "Hookline extension: the endpoint's attempts over time (`since`, `until`, `bucket`): successes, failures, latency p50/p90/p99"),

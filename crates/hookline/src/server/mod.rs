@@ -3,6 +3,7 @@
 mod http;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -118,6 +119,11 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
         let (store, retention, stopped) = (store.clone(), settings.retention, background_stopped.clone());
         move || sweep_forever(store.clone(), retention, stopped.clone())
     }));
+    let task_wake = Arc::new(tokio::sync::Notify::new());
+    let task_runner = tokio::spawn(supervise("background tasks", background_stopped.clone(), {
+        let (store, wake, stopped) = (store.clone(), task_wake.clone(), background_stopped.clone());
+        move || crate::tasks::run_forever(store.clone(), wake.clone(), stopped.clone())
+    }));
     let sampler = tokio::spawn(supervise("metrics sampler", background_stopped.clone(), {
         let (store, dispatcher, stopped) = (store.clone(), dispatcher.clone(), background_stopped);
         move || {
@@ -135,6 +141,7 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
         cipher,
         settings: settings.clone(),
         dispatcher_heartbeat: dispatcher.heartbeat(),
+        task_wake,
     });
     let listener =
         TcpListener::bind(settings.listen).await.map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
@@ -163,6 +170,7 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
     let _ = recorder.await;
     let _ = renewals.await;
     let _ = sweeper.await;
+    let _ = task_runner.await;
     let _ = sampler.await;
     let _ = tokio::task::spawn_blocking(crate::ops::trace::shutdown).await;
     Ok(())

@@ -267,3 +267,72 @@ pub struct DeliveryOverview {
     /// Endpoints disabled (by a person or automatically) in the recent window, newest first.
     pub recently_disabled: Vec<EndpointHealth>,
 }
+
+/// What a background task does (Svix's `BackgroundTaskType` names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskKind {
+    /// Retry the endpoint's failed deliveries of a time range.
+    EndpointRecover,
+    /// Deliver to the endpoint the messages of a range it never got.
+    EndpointReplay,
+}
+
+impl TaskKind {
+    pub const ALL: [TaskKind; 2] = [TaskKind::EndpointRecover, TaskKind::EndpointReplay];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::EndpointRecover => "endpoint.recover",
+            TaskKind::EndpointReplay => "endpoint.replay",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TaskKind> {
+        TaskKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    Running,
+    Finished,
+    Failed,
+}
+
+impl TaskStatus {
+    pub const ALL: [TaskStatus; 3] = [TaskStatus::Running, TaskStatus::Finished, TaskStatus::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Running => "running",
+            TaskStatus::Finished => "finished",
+            TaskStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TaskStatus> {
+        TaskStatus::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A recover or replay over a time range, worked through in steps of one
+/// transaction each, so it survives a crash and several nodes share the work.
+#[derive(Debug, Clone)]
+pub struct BackgroundTask {
+    pub id: String,
+    pub kind: TaskKind,
+    pub status: TaskStatus,
+    pub app_id: String,
+    pub endpoint_id: String,
+    /// The range of message creation times the task covers.
+    pub since: Timestamp,
+    pub until: Timestamp,
+    /// The last message id handled: the next step starts after it.
+    pub cursor: Option<String>,
+    /// Deliveries scheduled so far.
+    pub scheduled: u64,
+    /// Why the task failed.
+    pub error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}

@@ -123,23 +123,23 @@ pub trait DeliveryRepo {
         at: Option<Timestamp>,
         manual: bool,
     ) -> StoreResult<()>;
-    /// Failed deliveries to an endpoint of messages created in [since, until), at most `limit`.
+    /// Failed deliveries to an endpoint of messages created in [since,
+    /// until) whose id sorts after `after`, in message id order, at most `limit`.
     fn failed_deliveries(
         &mut self,
         endpoint_id: &str,
-        since: Timestamp,
-        until: Timestamp,
+        range: &MessageRange<'_>,
         limit: usize,
     ) -> StoreResult<Vec<Delivery>>;
-    /// Messages of the app created in [since, until) with no delivery to this
-    /// endpoint, of the given event types (all when `None`), at most `limit`.
+    /// Messages of the app created in [since, until), with an id after
+    /// `after` and no delivery to this endpoint, of the given event types
+    /// (all when `None`), in id order, at most `limit`.
     fn messages_missing_delivery(
         &mut self,
         app_id: &str,
         endpoint_id: &str,
         event_types: Option<&[String]>,
-        since: Timestamp,
-        until: Timestamp,
+        range: &MessageRange<'_>,
         limit: usize,
     ) -> StoreResult<Vec<Message>>;
     /// Puts an endpoint's pending deliveries back in the dispatcher's queue
@@ -151,6 +151,68 @@ pub trait DeliveryRepo {
         since: Option<Timestamp>,
         until: Option<Timestamp>,
     ) -> StoreResult<DeliveryStats>;
+}
+
+/// Messages created in [since, until) whose id sorts after `after`: one
+/// step of a task that walks a range in id order.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageRange<'a> {
+    pub since: Timestamp,
+    pub until: Timestamp,
+    pub after: Option<&'a str>,
+}
+
+/// Filters of a background task listing.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFilter {
+    /// Only this application's tasks (an application token's view).
+    pub app_id: Option<String>,
+    pub status: Option<TaskStatus>,
+    pub kind: Option<TaskKind>,
+}
+
+/// Recover and replay tasks (see `BackgroundTask`).
+pub trait TaskRepo {
+    fn insert_task(&mut self, task: &BackgroundTask) -> StoreResult<()>;
+    fn task(&mut self, id: &str) -> StoreResult<Option<BackgroundTask>>;
+    fn list_tasks(&mut self, filter: &TaskFilter, query: &ListQuery) -> StoreResult<Page<BackgroundTask>>;
+    /// The running task that waited longest for a step, locked for this
+    /// transaction; a task another node is stepping right now is skipped.
+    fn next_running_task(&mut self) -> StoreResult<Option<BackgroundTask>>;
+    fn update_task(&mut self, task: &BackgroundTask) -> StoreResult<()>;
+    /// Deletes tasks that ended before `before`; how many.
+    fn purge_ended_tasks(&mut self, before: Timestamp) -> StoreResult<usize>;
+}
+
+/// Revoked API tokens. Tokens are stateless, so revocation is a list of
+/// what to refuse, checked on every request by every node.
+pub trait TokenRepo {
+    /// Refuses, from `effective_at` on, the tokens of `app_id` issued
+    /// before `issued_before` (Unix ms), of the given sessions or of all.
+    fn expire_app_tokens(
+        &mut self,
+        app_id: &str,
+        session_ids: Option<&[String]>,
+        issued_before: i64,
+        effective_at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Refuses one token (by digest) from now on; the record may go once
+    /// the token has expired anyway (`expires_at`).
+    fn revoke_token(&mut self, digest: &[u8], expires_at: Option<Timestamp>) -> StoreResult<()>;
+    /// Whether a token is refused at `now`: logged out, or expired by its
+    /// application's `expire-all`.
+    fn token_revoked(&mut self, digest: &[u8], app: Option<&AppTokenFacts<'_>>, now: Timestamp) -> StoreResult<bool>;
+    /// Deletes revocations of tokens that have expired by `now`; how many.
+    fn purge_revoked_tokens(&mut self, now: Timestamp) -> StoreResult<usize>;
+}
+
+/// What `expire-all` looks at in an application token.
+#[derive(Debug, Clone, Copy)]
+pub struct AppTokenFacts<'a> {
+    pub app_id: &'a str,
+    pub session_id: Option<&'a str>,
+    /// Unix milliseconds.
+    pub issued_at: i64,
 }
 
 /// Read-only summaries for the portal: time series and the operator's
@@ -199,6 +261,8 @@ pub trait Tx:
     + IdempotencyRepo
     + MetaRepo
     + InsightRepo
+    + TaskRepo
+    + TokenRepo
 {
 }
 
@@ -212,5 +276,7 @@ impl<T> Tx for T where
         + IdempotencyRepo
         + MetaRepo
         + InsightRepo
+        + TaskRepo
+        + TokenRepo
 {
 }

@@ -275,12 +275,13 @@ async fn cli_refuses_a_token_for_an_unknown_application() {
 
 /// A resource of `b` in a path template, by placeholder. A placeholder this
 /// table does not know fails the test: a new route must be added here.
-fn b_value<'t>(placeholder: &str, b: &'t Tenant, b_attempt: &'t str) -> &'t str {
+fn b_value<'t>(placeholder: &str, b: &'t Tenant, (b_attempt, b_task): (&'t str, &'t str)) -> &'t str {
     match placeholder {
         "app_id" => &b.app,
         "endpoint_id" => &b.endpoint,
         "msg_id" => &b.message,
         "attempt_id" => b_attempt,
+        "task_id" => b_task,
         other => panic!("route placeholder {{{other}}} is not covered by the isolation test; add it"),
     }
 }
@@ -304,6 +305,12 @@ async fn every_route_keeps_tenants_apart() {
         assert!(std::time::Instant::now() < deadline, "B's message was never attempted");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
+    // And a background task (a replay with nothing missing: no new attempt).
+    let replay = format!("/api/v1/app/{}/endpoint/{}/replay-missing", b.app, b.endpoint);
+    let (status, task) = server.admin().post(&replay, &json!({"since": "2026-01-01T00:00:00Z"})).await;
+    assert_eq!(status, 202, "{task}");
+    let b_task = str_of(&task, "id").to_string();
+    let b_ids = (b_attempt.as_str(), b_task.as_str());
     let tokens = [
         ("full token", server.token_for_app(&a.app, false).await),
         ("read-only token", server.token_for_app(&a.app, true).await),
@@ -329,6 +336,20 @@ async fn every_route_keeps_tenants_apart() {
                 }
                 continue;
             }
+            if template == "/api/v1/background-task" {
+                // Lists the caller's own application's tasks: none of B's.
+                for (name, token) in &tokens {
+                    let (status, own) = server.api(token).get(template).await;
+                    assert_eq!(status, 200, "{name}: {own}");
+                    assert!(list_data(&own).is_empty(), "{name} sees B's tasks: {own}");
+                }
+                continue;
+            }
+            if template == "/api/v1/auth/logout" {
+                // Revokes the calling token itself, nothing of B's
+                // (`logout_revokes_the_calling_token_only`).
+                continue;
+            }
             let placeholders: Vec<&str> = template.split('{').skip(1).filter_map(|p| p.split('}').next()).collect();
             let mut paths = Vec::new();
             if placeholders.contains(&"app_id") {
@@ -336,7 +357,7 @@ async fn every_route_keeps_tenants_apart() {
                 let mut under_b = template.clone();
                 let mut under_a = template.clone();
                 for p in &placeholders {
-                    let value = b_value(p, &b, &b_attempt);
+                    let value = b_value(p, &b, b_ids);
                     under_b = under_b.replace(&format!("{{{p}}}"), value);
                     let own = if *p == "app_id" { a.app.as_str() } else { value };
                     under_a = under_a.replace(&format!("{{{p}}}"), own);
@@ -350,7 +371,7 @@ async fn every_route_keeps_tenants_apart() {
             } else {
                 let mut path = template.clone();
                 for p in &placeholders {
-                    let value = if *p == "event_type_name" { "shared.type" } else { b_value(p, &b, &b_attempt) };
+                    let value = if *p == "event_type_name" { "shared.type" } else { b_value(p, &b, b_ids) };
                     path = path.replace(&format!("{{{p}}}"), value);
                 }
                 paths.push(path);
@@ -452,4 +473,170 @@ async fn view_base_tokens_read_but_never_write_or_see_secrets() {
 
     let (status, body) = server.admin().post(&access, &json!({"capabilities": ["Everything"]})).await;
     common::assert_invalid_field(status, &body, "capabilities");
+}
+
+/// Each of Svix's capabilities opens exactly its routes: secrets to read,
+/// secrets to rotate, attempts to create, endpoints to manage.
+#[tokio::test]
+async fn each_capability_opens_its_own_routes_and_no_other() {
+    let server = TestServer::start().await;
+    let a = tenant(&server, "tenant-a").await;
+    let access = format!("/api/v1/auth/app-portal-access/{}", a.app);
+    let ep = format!("/api/v1/app/{}/endpoint/{}", a.app, a.endpoint);
+    let since = json!({"since": (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339()});
+    let calls: [(&str, Method, String, Value); 5] = [
+        ("read secret", Method::GET, format!("{ep}/secret"), Value::Null),
+        ("rotate secret", Method::POST, format!("{ep}/secret/rotate"), json!({})),
+        ("recover", Method::POST, format!("{ep}/recover"), since.clone()),
+        ("replay", Method::POST, format!("{ep}/replay-missing"), since),
+        ("create endpoint", Method::POST, format!("/api/v1/app/{}/endpoint", a.app), json!({"url": HOOK_URL})),
+    ];
+    // Which of the calls above each capability (besides ViewBase) allows.
+    let cases: [(&str, [bool; 5]); 5] = [
+        ("ViewBase", [false, false, false, false, false]),
+        ("ViewEndpointSecret", [true, false, false, false, false]),
+        ("ManageEndpointSecret", [true, true, false, false, false]),
+        ("CreateAttempts", [false, false, true, true, false]),
+        ("ManageEndpoint", [true, true, true, true, true]),
+    ];
+    for (cap, allowed) in cases {
+        let (status, body) = server.admin().post(&access, &json!({"capabilities": ["ViewBase", cap]})).await;
+        assert_eq!(status, 200, "{body}");
+        let api = server.api(str_of(&body, "token"));
+        let (status, info) = api.get("/api/v1/auth/token").await;
+        assert_eq!(status, 200);
+        assert!(info["capabilities"].as_array().unwrap().contains(&json!(cap)), "{info}");
+        for ((what, method, path, input), allowed) in calls.iter().zip(allowed) {
+            let mut rb = api.request(method.clone(), path);
+            if !input.is_null() {
+                rb = rb.json(input);
+            }
+            let r = send(rb).await;
+            if allowed {
+                assert!(r.status < 300, "{cap} may {what}: {} {}", r.status, r.body);
+            } else {
+                assert_error(r.status, &r.body, 403);
+            }
+        }
+    }
+}
+
+/// `application` in `app-portal-access` creates the application when the
+/// path names none (Svix's "create on the fly"), once.
+#[tokio::test]
+async fn portal_access_creates_a_missing_application_from_its_body() {
+    let server = TestServer::start().await;
+    let access = "/api/v1/auth/app-portal-access/customer-42";
+    let (status, body) = server.admin().post(access, &json!({})).await;
+    assert_error(status, &body, 404);
+    let (status, body) = server.admin().post(access, &json!({"application": {"name": "Customer 42"}})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, app) = server.api(str_of(&body, "token")).get("/api/v1/app/customer-42").await;
+    assert_eq!(status, 200, "the token reaches the new application: {app}");
+    assert_eq!(app["name"], "Customer 42");
+    // Existing now: `application` is ignored, as Svix does.
+    let (status, _) = server.admin().post(access, &json!({"application": {"name": "Renamed"}})).await;
+    assert_eq!(status, 200);
+    let (_, app) = server.admin().get("/api/v1/app/customer-42").await;
+    assert_eq!(app["name"], "Customer 42");
+    let (_, apps) = server.admin().get("/api/v1/app").await;
+    assert_eq!(apps["data"].as_array().unwrap().len(), 1, "{apps}");
+}
+
+async fn portal_token(server: &TestServer, app: &str, body: Value) -> String {
+    let (status, out) = server.admin().post(&format!("/api/v1/auth/app-portal-access/{app}"), &body).await;
+    assert_eq!(status, 200, "{out}");
+    str_of(&out, "token").to_string()
+}
+
+async fn works(server: &TestServer, token: &str, app: &str) -> bool {
+    let (status, body) = server.api(token).get(&format!("/api/v1/app/{app}")).await;
+    match status {
+        200 => true,
+        401 => false,
+        other => panic!("unexpected {other}: {body}"),
+    }
+}
+
+/// `expire-all` revokes every token of the application issued before the
+/// call (or of the sessions named); tokens issued later, and other
+/// applications' tokens, keep working.
+#[tokio::test]
+async fn expire_all_revokes_the_applications_earlier_tokens() {
+    let server = TestServer::start().await;
+    let a = tenant(&server, "tenant-a").await;
+    let b = tenant(&server, "tenant-b").await;
+    let first = portal_token(&server, &a.app, json!({})).await;
+    let in_session = portal_token(&server, &a.app, json!({"sessionId": "s-1"})).await;
+    let other_session = portal_token(&server, &a.app, json!({"sessionId": "s-2"})).await;
+    let of_b = portal_token(&server, &b.app, json!({})).await;
+
+    let expire = format!("/api/v1/auth/app/{}/expire-all", a.app);
+    let (status, body) = server.admin().post(&expire, &json!({"sessionIds": ["s-1"]})).await;
+    assert_eq!(status, 204, "{body}");
+    assert!(!works(&server, &in_session, &a.app).await, "the named session's token still works");
+    assert!(works(&server, &first, &a.app).await && works(&server, &other_session, &a.app).await);
+
+    let (status, body) = server.admin().post(&expire, &json!({})).await;
+    assert_eq!(status, 204, "{body}");
+    assert!(!works(&server, &first, &a.app).await, "an earlier token still works");
+    assert!(!works(&server, &other_session, &a.app).await, "an earlier session token still works");
+    assert!(works(&server, &of_b, &b.app).await, "another application's token was revoked");
+    let later = portal_token(&server, &a.app, json!({})).await;
+    assert!(works(&server, &later, &a.app).await, "a token issued after expire-all is refused");
+
+    // A grace period: refused only once it has passed.
+    let (status, _) = server.admin().post(&expire, &json!({"expiry": 3600})).await;
+    assert_eq!(status, 204);
+    assert!(works(&server, &later, &a.app).await, "the grace period was not honoured");
+
+    let (status, body) = server.admin().post(&expire, &json!({"expiry": -1})).await;
+    common::assert_invalid_field(status, &body, "expiry");
+    let (status, body) = server.api(&of_b).post(&expire, &json!({})).await;
+    assert_error(status, &body, 403);
+}
+
+/// `logout` revokes the calling token alone; the configured admin token
+/// cannot log out.
+#[tokio::test]
+async fn logout_revokes_the_calling_token_only() {
+    let server = TestServer::start().await;
+    let a = tenant(&server, "tenant-a").await;
+    let leaving = portal_token(&server, &a.app, json!({})).await;
+    let staying = portal_token(&server, &a.app, json!({})).await;
+    let (status, body) = server.api(&leaving).post("/api/v1/auth/logout", &json!({})).await;
+    assert_eq!(status, 204, "{body}");
+    assert!(!works(&server, &leaving, &a.app).await);
+    assert!(works(&server, &staying, &a.app).await);
+    let (status, body) = server.admin().post("/api/v1/auth/logout", &json!({})).await;
+    assert_error(status, &body, 400);
+    let (status, _) = server.admin().get("/api/v1/app").await;
+    assert_eq!(status, 200);
+}
+
+/// A background task belongs to its application: another application's
+/// token neither lists nor reads it.
+#[tokio::test]
+async fn background_tasks_are_scoped_to_their_application() {
+    let server = TestServer::start().await;
+    let a = tenant(&server, "tenant-a").await;
+    let b = tenant(&server, "tenant-b").await;
+    let since = json!({"since": (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339()});
+    let (status, task) =
+        server.admin().post(&format!("/api/v1/app/{}/endpoint/{}/recover", b.app, b.endpoint), &since).await;
+    assert_eq!(status, 202, "{task}");
+    let task_path = format!("/api/v1/background-task/{}", str_of(&task, "id"));
+    let of_a = server.api(&server.token_for_app(&a.app, false).await);
+    let (status, body) = of_a.get(&task_path).await;
+    assert_error(status, &body, 404);
+    let (status, list) = of_a.get("/api/v1/background-task").await;
+    assert_eq!(status, 200, "{list}");
+    assert!(list_data(&list).is_empty(), "{list}");
+    let of_b = server.api(&server.token_for_app(&b.app, false).await);
+    let (status, body) = of_b.get(&task_path).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, list) = of_b.get("/api/v1/background-task").await;
+    assert_eq!(list_data(&list).len(), 1, "{list}");
+    let (status, body) = server.admin().get("/api/v1/background-task?status=sleeping").await;
+    common::assert_invalid_field(status, &body, "status");
 }

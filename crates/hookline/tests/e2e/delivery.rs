@@ -450,6 +450,25 @@ async fn expunged_message_cannot_be_resent() {
     common::assert_error(status, &body, 400);
 }
 
+/// Polls a task started by recover or replay-missing until it ends; its
+/// `background-task` record, which must say `finished`.
+async fn finished_task(server: &TestServer, started: &Value) -> Value {
+    let id = started["id"].as_str().unwrap_or_else(|| panic!("no task id in {started}"));
+    assert!(id.starts_with("qtask_"), "{id}");
+    assert!(started["updatedAt"].is_string(), "Svix's RecoverOut has updatedAt: {started}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, task) = server.admin().get(&format!("/api/v1/background-task/{id}")).await;
+        assert_eq!(status, 200, "{task}");
+        if task["status"] != "running" {
+            assert_eq!(task["status"], "finished", "{task}");
+            return task;
+        }
+        assert!(Instant::now() < deadline, "task still running: {task}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn resend_recover_and_replay_missing() {
     let rx = Receiver::scripted(|_, _| Reply::status(500)).await;
@@ -468,7 +487,9 @@ async fn resend_recover_and_replay_missing() {
     let range = json!({"since": since.to_rfc3339()});
     let (status, task) = server.admin().post(&format!("/api/v1/app/{app}/endpoint/{ep}/recover"), &range).await;
     assert_eq!(status, 202, "{task}");
-    assert_eq!(task["scheduled"], 1);
+    assert_eq!(task["task"], "endpoint.recover");
+    let task = finished_task(&server, &task).await;
+    assert_eq!(task["data"]["messagesScheduled"], 1, "{task}");
     wait_status(&server, &app, &failing, &ep, "success").await;
 
     let (status, body) =
@@ -485,11 +506,13 @@ async fn resend_recover_and_replay_missing() {
 
     let (status, task) = server.admin().post(&format!("/api/v1/app/{app}/endpoint/{ep}/replay-missing"), &range).await;
     assert_eq!(status, 202, "{task}");
-    assert_eq!(task["scheduled"], 1);
+    assert_eq!(task["task"], "endpoint.replay");
+    assert_eq!(finished_task(&server, &task).await["data"]["messagesScheduled"], 1);
     let got = rx.wait_for("/r", 5, WAIT).await;
     assert_eq!(got[4].id(), early);
     let (_, again) = server.admin().post(&format!("/api/v1/app/{app}/endpoint/{ep}/replay-missing"), &range).await;
-    assert_eq!(again["scheduled"], 0, "nothing is missing any more");
+    let again = finished_task(&server, &again).await;
+    assert_eq!(again["data"]["messagesScheduled"], 0, "nothing is missing any more");
 
     let (status, stats) = server.admin().get(&format!("/api/v1/app/{app}/endpoint/{ep}/stats")).await;
     assert_eq!(status, 200);

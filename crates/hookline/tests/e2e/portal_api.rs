@@ -134,7 +134,18 @@ async fn token_route_says_what_the_token_may_do() {
     let server = TestServer::start().await;
     let (status, body) = server.admin().get("/api/v1/auth/token").await;
     assert_eq!(status, 200);
-    assert_eq!(body, json!({"scope": "admin", "appId": null, "readOnly": false, "expiresAt": null}));
+    let all = [
+        "ViewBase",
+        "ViewEndpointSecret",
+        "ManageEndpointSecret",
+        "ManageTransformations",
+        "CreateAttempts",
+        "ManageEndpoint",
+    ];
+    assert_eq!(
+        body,
+        json!({"scope": "admin", "appId": null, "capabilities": all, "readOnly": false, "expiresAt": null})
+    );
     let app = server.create_app("A", None).await;
     let app_id = str_of(&app, "id");
     let token = server.token_for_app(app_id, true).await;
@@ -143,6 +154,7 @@ async fn token_route_says_what_the_token_may_do() {
     assert_eq!(body["scope"], "app");
     assert_eq!(body["appId"], app_id);
     assert_eq!(body["readOnly"], true);
+    assert_eq!(body["capabilities"], json!(["ViewBase"]));
     assert!(body["expiresAt"].is_string(), "{body}");
     let (status, body) = server.anonymous().get("/api/v1/auth/token").await;
     assert_error(status, &body, 401);

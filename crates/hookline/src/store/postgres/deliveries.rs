@@ -5,7 +5,7 @@ use super::attempts::{delivery_row, DELIVERY_COLUMNS};
 use super::sql::*;
 use super::PgTx;
 use crate::store::model::*;
-use crate::store::{DeliveryRepo, StoreResult};
+use crate::store::{DeliveryRepo, MessageRange, StoreResult};
 
 /// Makes each endpoint's queue entry due at its time (`None`: now) at the
 /// latest. A no-op that takes no lock when the entry is already due earlier,
@@ -87,18 +87,18 @@ impl DeliveryRepo for PgTx<'_, '_> {
     fn failed_deliveries(
         &mut self,
         endpoint_id: &str,
-        since: Timestamp,
-        until: Timestamp,
+        range: &MessageRange<'_>,
         limit: usize,
     ) -> StoreResult<Vec<Delivery>> {
         let columns = qualified(DELIVERY_COLUMNS, "d");
+        let after = range.after.unwrap_or("");
         let rows = self.query(
             &format!(
                 "SELECT {columns} FROM delivery d JOIN message m ON m.id = d.msg_id
                  WHERE d.endpoint_id = $1 AND d.status = {FAILED} AND m.created_at >= $2 AND m.created_at < $3
-                 ORDER BY d.msg_id LIMIT $4"
+                 AND d.msg_id > $4 ORDER BY d.msg_id LIMIT $5"
             ),
-            &[&endpoint_id, &since, &until, &(limit as i64)],
+            &[&endpoint_id, &range.since, &range.until, &after, &(limit as i64)],
         )?;
         rows.iter().map(delivery_row).collect()
     }
@@ -108,21 +108,21 @@ impl DeliveryRepo for PgTx<'_, '_> {
         app_id: &str,
         endpoint_id: &str,
         event_types: Option<&[String]>,
-        since: Timestamp,
-        until: Timestamp,
+        range: &MessageRange<'_>,
         limit: usize,
     ) -> StoreResult<Vec<Message>> {
         let columns = qualified(super::messages::COLUMNS, "m");
         let types: Option<Vec<String>> = event_types.map(<[String]>::to_vec);
+        let after = range.after.unwrap_or("");
         let rows = self.query(
             &format!(
                 "SELECT {columns} FROM message m
-                 WHERE m.app_id = $1 AND m.created_at >= $2 AND m.created_at < $3
+                 WHERE m.app_id = $1 AND m.created_at >= $2 AND m.created_at < $3 AND m.id > $7
                  AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = $4)
                  AND ($5::text[] IS NULL OR m.event_type = ANY($5))
                  ORDER BY m.id LIMIT $6"
             ),
-            &[&app_id, &since, &until, &endpoint_id, &types, &(limit as i64)],
+            &[&app_id, &range.since, &range.until, &endpoint_id, &types, &(limit as i64), &after],
         )?;
         rows.iter().map(super::messages::row).collect()
     }

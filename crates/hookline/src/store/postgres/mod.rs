@@ -32,8 +32,10 @@ mod messages;
 mod meta;
 mod schema;
 mod sql;
+mod tasks;
 #[cfg(test)]
 pub mod test_support;
+mod tokens;
 mod wake;
 
 use std::collections::HashMap;

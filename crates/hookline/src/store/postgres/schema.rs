@@ -13,7 +13,8 @@ use crate::store::{SchemaState, StoreError};
 /// Any fixed number: the key of the advisory lock migrations run under.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_6c69_6e65; // "hookline"
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     key   TEXT COLLATE "C" PRIMARY KEY,
     value TEXT NOT NULL
@@ -136,7 +137,42 @@ CREATE TABLE idempotency (
     created_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX idempotency_created ON idempotency (created_at);
-"#];
+"#,
+    // 2: recover and replay run as background tasks, stepped by the nodes'
+    // task runners and readable through `background-task`; tokens can be
+    // revoked.
+    r#"
+CREATE TABLE background_task (
+    id          TEXT COLLATE "C" PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    app_id      TEXT COLLATE "C" NOT NULL,
+    endpoint_id TEXT COLLATE "C" NOT NULL,
+    range_start TIMESTAMPTZ NOT NULL,
+    range_end   TIMESTAMPTZ NOT NULL,
+    cursor      TEXT COLLATE "C",
+    scheduled   BIGINT NOT NULL,
+    error       TEXT,
+    created_at  TIMESTAMPTZ NOT NULL,
+    updated_at  TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX background_task_running ON background_task (updated_at) WHERE status = 'running';
+
+-- Revoked tokens: `expire-all` per application (session '' is every
+-- session), and `logout` per token digest.
+CREATE TABLE token_expiry (
+    app_id        TEXT COLLATE "C" NOT NULL,
+    session_id    TEXT COLLATE "C" NOT NULL,
+    issued_before BIGINT NOT NULL,
+    effective_at  TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (app_id, session_id, issued_before)
+);
+CREATE TABLE revoked_token (
+    digest     BYTEA PRIMARY KEY,
+    expires_at TIMESTAMPTZ
+);
+"#,
+];
 
 pub fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let fail = |what: &str, e: postgres::Error| StoreError::Unavailable(format!("{what}: {e}"));

@@ -7,7 +7,7 @@ use super::attempts::{delivery_row, DELIVERY_COLUMNS};
 use super::sql::*;
 use super::{backend, SqliteTx};
 use crate::store::model::*;
-use crate::store::{DeliveryRepo, StoreResult};
+use crate::store::{DeliveryRepo, MessageRange, StoreResult};
 
 /// Status numbers as stored (`DeliveryStatus`), for SQL text.
 pub(super) const SUCCESS: i64 = DeliveryStatus::Success as i64;
@@ -71,8 +71,7 @@ impl DeliveryRepo for SqliteTx<'_> {
     fn failed_deliveries(
         &mut self,
         endpoint_id: &str,
-        since: Timestamp,
-        until: Timestamp,
+        range: &MessageRange<'_>,
         limit: usize,
     ) -> StoreResult<Vec<Delivery>> {
         let columns = qualified(DELIVERY_COLUMNS, "d");
@@ -81,11 +80,12 @@ impl DeliveryRepo for SqliteTx<'_> {
             .prepare_cached(&format!(
                 "SELECT {columns} FROM delivery d JOIN message m ON m.id = d.msg_id
                  WHERE d.endpoint_id = ? AND d.status = {FAILED} AND m.created_at >= ? AND m.created_at < ?
-                 ORDER BY d.msg_id LIMIT ?"
+                 AND d.msg_id > ? ORDER BY d.msg_id LIMIT ?"
             ))
             .map_err(backend)?;
+        let after = range.after.unwrap_or("");
         let rows = stmt
-            .query_map(params![endpoint_id, ms(&since), ms(&until), limit as i64], delivery_row)
+            .query_map(params![endpoint_id, ms(&range.since), ms(&range.until), after, limit as i64], delivery_row)
             .map_err(backend)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
     }
@@ -95,18 +95,22 @@ impl DeliveryRepo for SqliteTx<'_> {
         app_id: &str,
         endpoint_id: &str,
         event_types: Option<&[String]>,
-        since: Timestamp,
-        until: Timestamp,
+        range: &MessageRange<'_>,
         limit: usize,
     ) -> StoreResult<Vec<Message>> {
         let columns = qualified(super::messages::COLUMNS, "m");
         let mut sql = format!(
             "SELECT {columns} FROM message m
-             WHERE m.app_id = ? AND m.created_at >= ? AND m.created_at < ?
+             WHERE m.app_id = ? AND m.created_at >= ? AND m.created_at < ? AND m.id > ?
              AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = ?)"
         );
-        let mut values: Vec<rusqlite::types::Value> =
-            vec![app_id.to_string().into(), ms(&since).into(), ms(&until).into(), endpoint_id.to_string().into()];
+        let mut values: Vec<rusqlite::types::Value> = vec![
+            app_id.to_string().into(),
+            ms(&range.since).into(),
+            ms(&range.until).into(),
+            range.after.unwrap_or("").to_string().into(),
+            endpoint_id.to_string().into(),
+        ];
         if let Some(types) = event_types {
             sql.push_str(&format!(" AND m.event_type IN ({})", vec!["?"; types.len()].join(",")));
             values.extend(types.iter().map(|t| t.clone().into()));

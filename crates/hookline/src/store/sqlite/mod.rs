@@ -22,6 +22,8 @@ mod messages;
 mod meta;
 mod schema;
 mod sql;
+mod tasks;
+mod tokens;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

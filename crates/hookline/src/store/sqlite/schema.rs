@@ -155,6 +155,39 @@ DROP TABLE endpoint_queue;
 ALTER TABLE endpoint_queue_v3 RENAME TO endpoint_queue;
 CREATE INDEX endpoint_queue_due ON endpoint_queue (next_due) WHERE next_due IS NOT NULL;
 "#,
+    // 4: recover and replay run as background tasks, stepped by a task
+    // runner and readable through `background-task`; tokens can be revoked.
+    r#"
+CREATE TABLE background_task (
+    id          TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    app_id      TEXT NOT NULL,
+    endpoint_id TEXT NOT NULL,
+    range_start INTEGER NOT NULL,
+    range_end   INTEGER NOT NULL,
+    cursor      TEXT,
+    scheduled   INTEGER NOT NULL,
+    error       TEXT,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+CREATE INDEX background_task_running ON background_task (updated_at) WHERE status = 'running';
+
+-- Revoked tokens: `expire-all` per application (session '' is every
+-- session), and `logout` per token digest.
+CREATE TABLE token_expiry (
+    app_id        TEXT NOT NULL,
+    session_id    TEXT NOT NULL,
+    issued_before INTEGER NOT NULL,
+    effective_at  INTEGER NOT NULL,
+    PRIMARY KEY (app_id, session_id, issued_before)
+);
+CREATE TABLE revoked_token (
+    digest     BLOB PRIMARY KEY,
+    expires_at INTEGER
+);
+"#,
 ];
 
 /// The schema's version and the migrations still to apply.

@@ -12,6 +12,7 @@ so after the first failure of the synchronous flow the rest of it is skipped
 import asyncio
 import datetime as dt
 import os
+import time
 import sys
 import traceback
 import uuid
@@ -19,6 +20,7 @@ import uuid
 from svix.api import (
     AppPortalAccessIn,
     ApplicationIn,
+    BackgroundTaskListOptions,
     ApplicationPatch,
     EndpointHeadersIn,
     EndpointHeadersPatchIn,
@@ -35,11 +37,14 @@ from svix.api import (
     MessageListOptions,
     ApplicationListOptions,
     Ordering,
+    RecoverIn,
+    ReplayIn,
     Svix,
     SvixAsync,
     SvixOptions,
 )
 from svix.api.errors.http_error import HttpError
+from svix.models import BackgroundTaskStatus, BackgroundTaskType
 from svix.api.errors.http_validation_error import HTTPValidationError
 
 SERVER_URL = os.environ["SERVER_URL"]
@@ -290,6 +295,26 @@ def sync_flow():
         check(none.data == [], none)
 
     flow.step("message_attempt list_by_msg / list_by_endpoint / destinations", attempts)
+
+    def tasks():
+        since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+        started = [
+            svix.endpoint.recover(app_uid, s["ep"].id, RecoverIn(since=since)),
+            svix.endpoint.replay_missing(app_uid, s["ep"].id, ReplayIn(since=since)),
+        ]
+        check([t.task for t in started] == [BackgroundTaskType.ENDPOINT_RECOVER, BackgroundTaskType.ENDPOINT_REPLAY], started)
+        for t in started:
+            check(t.id.startswith("qtask_") and t.updated_at is not None, t)
+            deadline = time.monotonic() + 30
+            while (got := svix.background_task.get(t.id)).status == BackgroundTaskStatus.RUNNING:
+                check(time.monotonic() < deadline, f"{t.id} still running")
+                time.sleep(0.05)
+            check(got.status == BackgroundTaskStatus.FINISHED and got.task == t.task, got)
+        listed = svix.background_task.list(BackgroundTaskListOptions(task=BackgroundTaskType.ENDPOINT_RECOVER))
+        check(started[0].id in [t.id for t in listed.data], listed)
+        check(all(t.task == BackgroundTaskType.ENDPOINT_RECOVER for t in listed.data), listed)
+
+    flow.step("endpoint.recover / replay_missing run as background tasks to finished", tasks)
 
     def portal():
         access = svix.authentication.app_portal_access(app_uid, AppPortalAccessIn())

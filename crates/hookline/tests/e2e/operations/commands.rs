@@ -66,7 +66,7 @@ async fn dry_run_lists_pending_migrations_without_applying_them() {
     assert!(server.stop().await);
     // Pretend the last migration is not applied yet.
     let (sqlite_version, pg_latest) = match server.database_url() {
-        None => ("PRAGMA user_version = 2", ""),
+        None => ("PRAGMA user_version = 3", ""),
         Some(_) => ("", "DELETE FROM schema_migration WHERE version = (SELECT max(version) FROM schema_migration)"),
     };
     on_store(&server, sqlite_version, pg_latest);

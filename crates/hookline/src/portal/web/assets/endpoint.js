@@ -84,11 +84,11 @@ function renderOverview(body, ctx, hl, series) {
     h('div.columns',
       h('div.col-main',
         attemptsCard(ctx),
-        can.write ? recoverCard(ctx) : null),
+        can.attempts ? recoverCard(ctx) : null),
       h('div.col-side',
         detailsCard(ep),
         secretCard(ctx),
-        can.write ? testCard(ctx) : null)));
+        can.attempts ? testCard(ctx) : null)));
 }
 
 function detailsCard(ep) {
@@ -130,7 +130,7 @@ function secretCard(ctx) {
     h('p.hint', 'Verify each webhook’s signature with this secret (Standard Webhooks / Svix libraries work).'),
     h('div.secret-row', value),
     h('div.actions.left', reveal, copy,
-      can.write ? button('Rotate secret', async () => {
+      can.rotateSecret ? button('Rotate secret', async () => {
         const ok = await confirmDialog('Rotate the signing secret?', 'A new secret signs webhooks from now on. The current one keeps signing alongside it for 24 hours, so you can update your receiver without missing a delivery.', 'Rotate secret', 'primary');
         if (!ok) return;
         await post(`${epPath}/secret/rotate`, {});
@@ -226,8 +226,22 @@ function recoverCard(ctx) {
     submit.disabled = true;
     try {
       const before = await get(`${epPath}/stats`);
-      const task = await post(`${epPath}/recover`, { since: when.toISOString() });
-      const total = task.scheduled ?? 0;
+      const started = await post(`${epPath}/recover`, { since: when.toISOString() });
+      const showTask = (t, text) => progress.replaceChildren(
+        h('div.task', h('span.mono.muted', t.id), badge(t.status, t.status === 'failed' ? 'danger' : 'neutral')),
+        h('span', text));
+      showTask(started, 'Looking for failed messages…');
+      // The task schedules the retries in steps; wait until it has seen them all.
+      const task = await until(async () => {
+        const t = await get(`/background-task/${started.id}`);
+        return t.status !== 'running' && t;
+      }, { interval: 500, timeout: 120000, alive: () => current(my) });
+      if (!task) return;
+      if (task.status === 'failed') {
+        showTask(task, `Recovery failed: ${task.data.error ?? 'unknown error'}`);
+        return;
+      }
+      const total = task.data.messagesScheduled ?? 0;
       const bar = h('progress', { max: String(Math.max(1, total)), value: '0' });
       const label = h('span', total ? `Recovering ${total} failed message${total === 1 ? '' : 's'}…` : 'Nothing to recover: no failed messages since then.');
       progress.replaceChildren(h('div.task', h('span.mono.muted', task.id), badge(task.status, 'neutral')), label, total ? bar : null);

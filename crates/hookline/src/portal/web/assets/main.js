@@ -87,17 +87,19 @@ function reportHeight() {
 
 // ---- what the token may do: the one place the UI asks ---------------------
 /**
- * Svix capabilities (e.g. ViewBase) will arrive in `info.capabilities`; the
- * rest of the portal asks only `can.write` and `can.seeSecrets`.
+ * What the token may do, from its Svix capabilities (`info.capabilities`);
+ * the rest of the portal asks only these flags.
  */
 export function abilities(info) {
-  const caps = Array.isArray(info.capabilities) ? info.capabilities : null;
-  const has = (c) => !caps || caps.includes(c);
-  const write = !info.readOnly && (info.scope === 'admin' || has('ManageEndpoint') || has('All'));
+  const admin = info.scope === 'admin';
+  const caps = Array.isArray(info.capabilities) ? info.capabilities : [];
+  const has = (...any) => admin || any.some((c) => caps.includes(c));
   return {
-    admin: info.scope === 'admin',
-    write,
-    seeSecrets: !info.readOnly && (info.scope === 'admin' || has('ManageEndpointSecret') || has('All')),
+    admin,
+    write: has('ManageEndpoint'),
+    seeSecrets: has('ViewEndpointSecret', 'ManageEndpointSecret', 'ManageEndpoint'),
+    rotateSecret: has('ManageEndpointSecret', 'ManageEndpoint'),
+    attempts: has('CreateAttempts', 'ManageEndpoint'),
   };
 }
 

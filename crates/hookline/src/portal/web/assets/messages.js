@@ -147,7 +147,7 @@ async function renderMessage(main, env, msgId) {
     dests.replaceChildren(...(d.data.length ? d.data.map((ep) => h('div.row.dest-row',
       h('div.row-main', h('a.url', { href: `#/endpoints/${enc(ep.id)}` }, ep.url), h('span.row-sub', ep.nextAttempt ? ['Next attempt ', when(ep.nextAttempt)] : ep.description || '')),
       h('div.row-side', statusBadge(ep.status),
-        can.write ? button('Resend', async () => {
+        can.attempts ? button('Resend', async () => {
           const before = (await loadAttempts()).length;
           await post(`${msgPath}/endpoint/${enc(ep.id)}/resend`, {});
           toast('Resend queued');

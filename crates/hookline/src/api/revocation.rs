@@ -1,0 +1,77 @@
+//! Token revocation: `auth/app/{app}/expire-all` and `auth/logout`.
+//! Tokens are stateless and signed, so a revoked one still verifies; the
+//! access check then asks the store (shared by every node) whether it is
+//! refused.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::Duration;
+use serde::Deserialize;
+
+use super::access::ScopedApp;
+use super::error::{ApiError, ApiResult, Validation};
+use super::extract::JsonBody;
+use super::AppState;
+use crate::auth::Caller;
+
+/// The longest grace period `expire-all` may give the tokens it revokes.
+const MAX_EXPIRY_SECS: i64 = 30 * 86400;
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpireAllIn {
+    /// Seconds the revoked tokens keep working (0, the default: at once).
+    #[serde(default)]
+    expiry: Option<i64>,
+    /// Only the tokens issued for these sessions.
+    #[serde(default)]
+    session_ids: Option<Vec<String>>,
+}
+
+pub async fn expire_all(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    JsonBody(input): JsonBody<Option<ExpireAllIn>>,
+) -> ApiResult<StatusCode> {
+    let input = input.unwrap_or_default();
+    let expiry = input.expiry.unwrap_or(0);
+    let mut v = Validation::default();
+    if !(0..=MAX_EXPIRY_SECS).contains(&expiry) {
+        v.push(&["body", "expiry"], format!("must be from 0 to {MAX_EXPIRY_SECS} seconds"));
+    }
+    if let Some(ids) = &input.session_ids {
+        if ids.is_empty() || ids.len() > 100 || ids.iter().any(|s| s.is_empty() || s.len() > 256) {
+            v.push(&["body", "sessionIds"], "must name 1 to 100 sessions of 1 to 256 characters");
+        }
+    }
+    v.finish()?;
+    let now = crate::store::model::now();
+    let effective_at = now + Duration::seconds(expiry);
+    let issued_before = now.timestamp_millis();
+    state
+        .store
+        .write(move |tx| {
+            tx.expire_app_tokens(&app.id, input.session_ids.as_deref(), issued_before, effective_at)?;
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
+    if caller.is_static {
+        return Err(ApiError::bad_request(
+            "The configured admin token (HOOKLINE_ADMIN_TOKEN) cannot be logged out; change the setting instead",
+        ));
+    }
+    let expires_at = caller.expires_at.and_then(|t| chrono::DateTime::from_timestamp(t, 0));
+    let digest = caller.token_digest;
+    state
+        .store
+        .write(move |tx| {
+            tx.revoke_token(&digest, expires_at)?;
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

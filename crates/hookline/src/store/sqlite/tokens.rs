@@ -1,0 +1,59 @@
+use rusqlite::params;
+
+use super::sql::*;
+use super::{backend, SqliteTx};
+use crate::store::model::Timestamp;
+use crate::store::{AppTokenFacts, StoreResult, TokenRepo};
+
+impl TokenRepo for SqliteTx<'_> {
+    fn expire_app_tokens(
+        &mut self,
+        app_id: &str,
+        session_ids: Option<&[String]>,
+        issued_before: i64,
+        effective_at: Timestamp,
+    ) -> StoreResult<()> {
+        let every = [String::new()];
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO token_expiry (app_id, session_id, issued_before, effective_at) VALUES (?, ?, ?, ?)
+                 ON CONFLICT DO UPDATE SET effective_at = MIN(effective_at, excluded.effective_at)",
+            )
+            .map_err(backend)?;
+        for sid in session_ids.unwrap_or(&every) {
+            stmt.execute(params![app_id, sid, issued_before, ms(&effective_at)]).map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    fn revoke_token(&mut self, digest: &[u8], expires_at: Option<Timestamp>) -> StoreResult<()> {
+        self.conn
+            .prepare_cached("INSERT INTO revoked_token (digest, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .and_then(|mut s| s.execute(params![digest, expires_at.as_ref().map(ms)]))
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn token_revoked(&mut self, digest: &[u8], app: Option<&AppTokenFacts<'_>>, now: Timestamp) -> StoreResult<bool> {
+        let (app_id, sid, issued_at) = match app {
+            Some(a) => (a.app_id, a.session_id.unwrap_or(""), a.issued_at),
+            None => ("", "", 0),
+        };
+        self.conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM revoked_token WHERE digest = ?)
+                     OR EXISTS (SELECT 1 FROM token_expiry WHERE app_id = ? AND session_id IN ('', ?)
+                                AND issued_before > ? AND effective_at <= ?)",
+            )
+            .and_then(|mut s| s.query_row(params![digest, app_id, sid, issued_at, ms(&now)], |r| r.get(0)))
+            .map_err(backend)
+    }
+
+    fn purge_revoked_tokens(&mut self, now: Timestamp) -> StoreResult<usize> {
+        self.conn
+            .prepare_cached("DELETE FROM revoked_token WHERE expires_at < ?")
+            .and_then(|mut s| s.execute([ms(&now)]))
+            .map_err(backend)
+    }
+}

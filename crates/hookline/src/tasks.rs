@@ -1,0 +1,197 @@
+//! Background tasks: recover and replay-missing over a time range.
+//!
+//! The API records a task as `running` and answers at once. A runner on
+//! every node then works through the range in steps: each step is one
+//! transaction that schedules up to `STEP` deliveries and moves the task's
+//! cursor past them, so a crash loses at most a step in progress (rolled
+//! back, then redone) and a range of any size never holds one long
+//! transaction. On PostgreSQL the step locks its task row, so nodes share
+//! the tasks without stepping the same one twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+
+use crate::store::model::{now, BackgroundTask, TaskKind, TaskStatus};
+use crate::store::{MessageRange, Store, StoreError, Tx};
+
+/// Messages one step looks at, at most.
+const STEP: usize = 500;
+
+/// How often an idle runner looks for tasks that other nodes created.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Ended tasks are kept this long for `background-task` reads.
+const KEEP_ENDED: chrono::Duration = chrono::Duration::days(7);
+
+/// Runs one step of the running task that waited longest; the task after
+/// the step, or `None` when no task is running.
+pub fn step(tx: &mut dyn Tx) -> Result<Option<BackgroundTask>, StoreError> {
+    step_of(tx, STEP)
+}
+
+fn step_of(tx: &mut dyn Tx, size: usize) -> Result<Option<BackgroundTask>, StoreError> {
+    let Some(mut task) = tx.next_running_task()? else { return Ok(None) };
+    task.updated_at = now();
+    let Some(ep) = tx.endpoint(&task.app_id, &task.endpoint_id)? else {
+        task.status = TaskStatus::Failed;
+        task.error = Some("the endpoint was deleted".into());
+        tx.update_task(&task)?;
+        return Ok(Some(task));
+    };
+    let range = MessageRange { since: task.since, until: task.until, after: task.cursor.as_deref() };
+    // The ids looked at (for the cursor) and the ones to schedule.
+    let (seen, due): (Vec<String>, Vec<String>) = match task.kind {
+        TaskKind::EndpointRecover => {
+            let ids: Vec<String> = tx.failed_deliveries(&ep.id, &range, size)?.into_iter().map(|d| d.msg_id).collect();
+            (ids.clone(), ids)
+        }
+        TaskKind::EndpointReplay => {
+            let types = ep.filter_types.as_deref();
+            let missing = tx.messages_missing_delivery(&task.app_id, &ep.id, types, &range, size)?;
+            let due = missing
+                .iter()
+                .filter(|m| ep.wants(&m.event_type, m.channels.as_deref()) && m.payload.is_some())
+                .map(|m| m.id.clone())
+                .collect();
+            (missing.into_iter().map(|m| m.id).collect(), due)
+        }
+    };
+    for msg_id in &due {
+        tx.schedule_delivery(&task.app_id, msg_id, &ep.id, None, false)?;
+    }
+    task.scheduled += due.len() as u64;
+    if seen.len() < size {
+        task.status = TaskStatus::Finished;
+    }
+    if let Some(last) = seen.last() {
+        task.cursor = Some(last.clone());
+    }
+    tx.update_task(&task)?;
+    Ok(Some(task))
+}
+
+/// Steps tasks until `shutdown` turns true: at once when `wake` rings (a
+/// task was created here), otherwise every `POLL`.
+pub async fn run_forever(store: Store, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+    let mut last_purge = None::<tokio::time::Instant>;
+    loop {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match store.write(step).await {
+                Ok(Some(_)) => tokio::task::yield_now().await,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "background task step failed; retrying");
+                    break;
+                }
+            }
+        }
+        // Housekeeping of records that outlive their use: ended tasks, and
+        // revocations of tokens that have expired anyway.
+        if last_purge.is_none_or(|at| at.elapsed() > Duration::from_secs(3600)) {
+            let purged = store
+                .write(move |tx| {
+                    let now = now();
+                    Ok::<_, StoreError>((tx.purge_ended_tasks(now - KEEP_ENDED)?, tx.purge_revoked_tokens(now)?))
+                })
+                .await;
+            match purged {
+                Ok(_) => last_purge = Some(tokio::time::Instant::now()),
+                Err(e) => tracing::warn!(error = %e, "purging ended tasks and expired revocations failed"),
+            }
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::{app, endpoint, message, stores};
+
+    fn replay(id: &str, endpoint_id: &str) -> BackgroundTask {
+        let now = now();
+        BackgroundTask {
+            id: id.into(),
+            kind: TaskKind::EndpointReplay,
+            status: TaskStatus::Running,
+            app_id: "app_t".into(),
+            endpoint_id: endpoint_id.into(),
+            since: now - chrono::Duration::minutes(1),
+            until: now + chrono::Duration::minutes(1),
+            cursor: None,
+            scheduled: 0,
+            error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_replay_walks_its_range_in_steps_past_messages_it_skips() {
+        for s in stores().await {
+            s.store
+                .write(|tx| {
+                    tx.insert_application(&app("app_t"))?;
+                    let mut ep = endpoint("ep_t", "app_t", None);
+                    ep.channels = Some(vec!["main".into()]);
+                    tx.insert_endpoint(&ep)?;
+                    // The third message is on a channel the endpoint does not
+                    // want: a step looks at it, schedules nothing, moves on.
+                    for n in 0..5 {
+                        let mut m = message(&format!("msg_{n}"), "app_t");
+                        m.channels = Some(vec![if n == 2 { "other" } else { "main" }.into()]);
+                        tx.insert_message(&m)?;
+                    }
+                    tx.insert_task(&replay("qtask_1", "ep_t"))
+                })
+                .await
+                .unwrap();
+            let mut steps = Vec::new();
+            while let Some(t) = s.store.write(|tx| step_of(tx, 2)).await.unwrap() {
+                steps.push((t.scheduled, t.cursor.clone(), t.status));
+                assert!(steps.len() <= 3, "{}: the task never ends: {steps:?}", s.name);
+            }
+            let running = TaskStatus::Running;
+            let expected = [
+                (2, Some("msg_1".to_string()), running),
+                (3, Some("msg_3".to_string()), running),
+                (4, Some("msg_4".to_string()), TaskStatus::Finished),
+            ];
+            assert_eq!(steps, expected, "{}", s.name);
+            let owed = s.store.read(|tx| tx.deliveries_of_message("app_t", "msg_2")).await.unwrap();
+            assert!(owed.is_empty(), "{}: the unwanted message was scheduled", s.name);
+            let task = s.store.read(|tx| tx.task("qtask_1")).await.unwrap().unwrap();
+            assert_eq!((task.status, task.scheduled), (TaskStatus::Finished, 4), "{}", s.name);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_task_whose_endpoint_is_gone_fails_and_says_why() {
+        for s in stores().await {
+            s.store
+                .write(|tx| {
+                    tx.insert_application(&app("app_t"))?;
+                    tx.insert_task(&replay("qtask_2", "ep_gone"))
+                })
+                .await
+                .unwrap();
+            let task = s.store.write(step).await.unwrap().unwrap();
+            assert_eq!(task.status, TaskStatus::Failed, "{}", s.name);
+            assert_eq!(task.error.as_deref(), Some("the endpoint was deleted"), "{}", s.name);
+            assert!(s.store.write(step).await.unwrap().is_none(), "{}: an ended task is not stepped", s.name);
+            let ended = s.store.read(|tx| tx.list_tasks(&Default::default(), &Default::default())).await.unwrap();
+            assert_eq!(ended.data.len(), 1, "{}", s.name);
+            let purged = s.store.write(|tx| tx.purge_ended_tasks(now() + chrono::Duration::seconds(1))).await.unwrap();
+            assert_eq!(purged, 1, "{}", s.name);
+        }
+    }
+}
