@@ -30,6 +30,10 @@ pub struct CatalogEntry {
     #[serde(default)]
     pub feature_flag: Option<String>,
     #[serde(default)]
+    pub feature_flags: Option<Vec<String>>,
+    #[serde(default)]
+    pub group_name: Option<String>,
+    #[serde(default)]
     pub validate_payloads: bool,
 }
 
@@ -78,6 +82,8 @@ pub fn import(tx: &mut dyn Tx, entries: &[CatalogEntry], now: Timestamp) -> Resu
             deprecated: e.deprecated,
             schemas: e.schemas.clone(),
             feature_flag: e.feature_flag.clone(),
+            feature_flags: e.feature_flags.clone(),
+            group_name: e.group_name.clone(),
             validate_payloads: e.validate_payloads,
             created_at: now,
             updated_at: now,
@@ -103,6 +109,8 @@ fn same_content(a: &EventType, b: &EventType) -> bool {
         && a.deprecated == b.deprecated
         && a.schemas == b.schemas
         && a.feature_flag == b.feature_flag
+        && a.feature_flags == b.feature_flags
+        && a.group_name == b.group_name
         && a.validate_payloads == b.validate_payloads
 }
 

@@ -1,5 +1,7 @@
 //! Delivery attempts and destinations of messages.
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::Serialize;
@@ -10,10 +12,11 @@ use super::endpoints::EndpointOut;
 use super::error::{ApiError, ApiResult};
 use super::extract::QueryParams;
 use super::json::{opt_ts, ts};
+use super::messages::MessageOut;
 use super::AppState;
 use crate::store::model::{Attempt, AttemptTrigger, Delivery, DeliveryStatus, Endpoint, Timestamp};
 use crate::store::page::Order;
-use crate::store::AttemptFilter;
+use crate::store::{AttemptFilter, MessageFilter};
 
 pub fn status_text(s: DeliveryStatus) -> &'static str {
     match s {
@@ -41,6 +44,9 @@ pub struct AttemptOut {
     error: Option<String>,
     #[serde(serialize_with = "ts")]
     timestamp: Timestamp,
+    /// The attempted message, without its payload (`with_msg=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    msg: Option<MessageOut>,
 }
 
 impl AttemptOut {
@@ -61,34 +67,88 @@ impl AttemptOut {
             },
             error: a.error,
             timestamp: a.created_at,
+            msg: None,
         }
     }
 }
 
-fn attempt_filter(q: &QueryParams) -> ApiResult<AttemptFilter> {
-    let status = match q.string("status") {
+/// Svix's `status` filter. `4` (Canceled) is a valid status that Hookline
+/// never gives (it cancels no attempt), so it is `Err(())`: nothing matches.
+fn status_filter(q: &QueryParams) -> ApiResult<Result<Option<DeliveryStatus>, ()>> {
+    // `expanded_statuses` only decides whether canceled attempts show as 4
+    // or 0; with none, both read the same. It is still checked.
+    q.bool("expanded_statuses", false)?;
+    Ok(Ok(match q.string("status").as_deref() {
         None => None,
-        Some(s) => Some(match s.as_str() {
-            "0" => DeliveryStatus::Success,
-            "1" => DeliveryStatus::Pending,
-            "2" => DeliveryStatus::Failed,
-            "3" => DeliveryStatus::Sending,
-            _ => return Err(ApiError::invalid(&["query", "status"], "must be 0, 1, 2 or 3")),
-        }),
+        Some("0") => Some(DeliveryStatus::Success),
+        Some("1") => Some(DeliveryStatus::Pending),
+        Some("2") => Some(DeliveryStatus::Failed),
+        Some("3") => Some(DeliveryStatus::Sending),
+        Some("4") => return Ok(Err(())),
+        Some(_) => return Err(ApiError::invalid(&["query", "status"], "must be 0, 1, 2, 3 or 4")),
+    }))
+}
+
+/// `event_types`, `channel`, `tag`, `before` and `after`.
+fn message_filter(q: &QueryParams) -> ApiResult<MessageFilter> {
+    Ok(MessageFilter {
+        event_types: q.list("event_types"),
+        channel: q.string("channel"),
+        tag: q.string("tag"),
+        before: q.datetime("before")?,
+        after: q.datetime("after")?,
+    })
+}
+
+/// The attempt filters of the query; `None` when nothing can match.
+fn attempt_filter(q: &QueryParams) -> ApiResult<Option<AttemptFilter>> {
+    let Ok(status) = status_filter(q)? else { return Ok(None) };
+    let status_code_class = match q.string("status_code_class") {
+        None => None,
+        Some(s) => match s.parse::<u16>() {
+            Ok(class @ (0 | 100 | 200 | 300 | 400 | 500)) => Some(class),
+            _ => {
+                return Err(ApiError::invalid(&["query", "status_code_class"], "must be 0, 100, 200, 300, 400 or 500"))
+            }
+        },
     };
-    Ok(AttemptFilter { status, before: q.datetime("before")?, after: q.datetime("after")?, ..Default::default() })
+    let message = message_filter(q)?;
+    let (before, after) = (message.before, message.after);
+    Ok(Some(AttemptFilter { status, status_code_class, before, after, message, ..Default::default() }))
 }
 
 async fn list_attempts(
     state: &AppState,
     app_id: String,
-    filter: AttemptFilter,
+    filter: Option<AttemptFilter>,
     q: &QueryParams,
 ) -> ApiResult<Json<ListOut<AttemptOut>>> {
     let query = q.list_query(Order::Descending)?;
     let with_content = q.bool("with_content", true)?;
-    let page = state.store.read(move |tx| Ok::<_, ApiError>(tx.list_attempts(&app_id, &filter, &query)?)).await?;
-    Ok(Json(ListOut::from_page(page, |a| AttemptOut::new(a, with_content))))
+    let with_msg = q.bool("with_msg", false)?;
+    let Some(filter) = filter else { return Ok(Json(ListOut::empty())) };
+    let (page, messages) = state
+        .store
+        .read(move |tx| {
+            let page = tx.list_attempts(&app_id, &filter, &query)?;
+            let mut messages = HashMap::new();
+            if with_msg {
+                for a in &page.data {
+                    if !messages.contains_key(&a.msg_id) {
+                        if let Some(m) = tx.message(&app_id, &a.msg_id)? {
+                            messages.insert(a.msg_id.clone(), m);
+                        }
+                    }
+                }
+            }
+            Ok::<_, ApiError>((page, messages))
+        })
+        .await?;
+    Ok(Json(ListOut::from_page(page, |a| {
+        // Svix never includes the payload here, whatever `with_content` says.
+        let msg = messages.get(&a.msg_id).map(|m| MessageOut::new(m.clone(), false));
+        AttemptOut { msg, ..AttemptOut::new(a, with_content) }
+    })))
 }
 
 pub async fn by_message(
@@ -104,7 +164,9 @@ pub async fn by_message(
         .await?
         .ok_or_else(ApiError::not_found)?;
     let mut filter = attempt_filter(&q)?;
-    filter.msg_id = Some(msg.id);
+    if let Some(f) = &mut filter {
+        f.msg_id = Some(msg.id);
+    }
     if let Some(ep) = q.string("endpoint_id") {
         let app_id = app.id.clone();
         let ep = state
@@ -112,7 +174,9 @@ pub async fn by_message(
             .read(move |tx| Ok::<_, ApiError>(tx.endpoint(&app_id, &ep)?))
             .await?
             .ok_or_else(ApiError::not_found)?;
-        filter.endpoint_id = Some(ep.id);
+        if let Some(f) = &mut filter {
+            f.endpoint_id = Some(ep.id);
+        }
     }
     list_attempts(&state, app.id, filter, &q).await
 }
@@ -125,7 +189,9 @@ pub async fn by_endpoint(
 ) -> ApiResult<Json<ListOut<AttemptOut>>> {
     let ep = super::endpoints::load(&state, app.id.clone(), ep_key).await?;
     let mut filter = attempt_filter(&q)?;
-    filter.endpoint_id = Some(ep.id);
+    if let Some(f) = &mut filter {
+        f.endpoint_id = Some(ep.id);
+    }
     list_attempts(&state, app.id, filter, &q).await
 }
 
@@ -133,7 +199,9 @@ pub async fn get(
     State(state): State<AppState>,
     ScopedApp(app): ScopedApp,
     Path((_, msg_key, attempt_id)): Path<(String, String, String)>,
+    q: QueryParams,
 ) -> ApiResult<Json<AttemptOut>> {
+    q.bool("expanded_statuses", false)?;
     let attempt = state
         .store
         .read(move |tx| {
@@ -168,31 +236,38 @@ impl DestinationOut {
     }
 }
 
+/// The endpoints a message was sent to, by endpoint id, a page at a time.
 pub async fn destinations(
     State(state): State<AppState>,
     ScopedApp(app): ScopedApp,
     Path((_, msg_key)): Path<(String, String)>,
+    q: QueryParams,
 ) -> ApiResult<Json<ListOut<DestinationOut>>> {
-    let rows = state
+    let query = q.list_query(Order::Ascending)?;
+    let page = state
         .store
         .read(move |tx| {
             let msg = tx.message(&app.id, &msg_key)?.ok_or_else(ApiError::not_found)?;
-            let mut out = Vec::new();
-            for d in tx.deliveries_of_message(&app.id, &msg.id)? {
+            let page = tx.list_message_deliveries(&app.id, &msg.id, &query)?;
+            let mut endpoints = HashMap::new();
+            for d in &page.data {
                 if let Some(ep) = tx.endpoint(&app.id, &d.endpoint_id)? {
-                    out.push(DestinationOut::new(ep, d));
+                    endpoints.insert(ep.id.clone(), ep);
                 }
             }
-            Ok::<_, ApiError>(out)
+            Ok::<_, ApiError>((page, endpoints))
         })
         .await?;
+    let (page, mut endpoints) = page;
+    // A delivery row goes with its endpoint (ON DELETE CASCADE), so every
+    // one has its endpoint; the filter only guards the snapshot's edge.
     let page = crate::store::page::Page {
-        iterator: rows.last().map(|d| d.endpoint.id.clone()),
-        prev_iterator: rows.first().map(|d| format!("-{}", d.endpoint.id)),
-        done: true,
-        data: rows,
+        data: page.data.into_iter().filter_map(|d| endpoints.remove(&d.endpoint_id).map(|ep| (ep, d))).collect(),
+        iterator: page.iterator,
+        prev_iterator: page.prev_iterator,
+        done: page.done,
     };
-    Ok(Json(ListOut::from_page(page, |d| d)))
+    Ok(Json(ListOut::from_page(page, |(ep, d)| DestinationOut::new(ep, d))))
 }
 
 /// Svix's `EndpointMessageOut`: a message plus where it stands for one endpoint.
@@ -216,12 +291,14 @@ pub async fn endpoint_messages(
 ) -> ApiResult<Json<ListOut<EndpointMessageOut>>> {
     let query = q.list_query(Order::Descending)?;
     let with_content = q.bool("with_content", true)?;
-    let status = attempt_filter(&q)?.status;
+    let status = status_filter(&q)?;
+    let filter = message_filter(&q)?;
     let page = state
         .store
         .read(move |tx| {
             let ep = tx.endpoint(&app.id, &ep_key)?.ok_or_else(ApiError::not_found)?;
-            Ok::<_, ApiError>(tx.list_endpoint_messages(&ep.id, status, &query)?)
+            let Ok(status) = status else { return Ok(crate::store::page::Page::empty()) };
+            Ok::<_, ApiError>(tx.list_endpoint_messages(&ep.id, status, &filter, &query)?)
         })
         .await?;
     Ok(Json(ListOut::from_page(page, |(d, m)| EndpointMessageOut {

@@ -34,6 +34,10 @@ pub struct EventTypeIn {
     #[serde(default)]
     pub feature_flag: Option<String>,
     #[serde(default)]
+    pub feature_flags: Option<Vec<String>>,
+    #[serde(default)]
+    pub group_name: Option<String>,
+    #[serde(default)]
     pub validate_payloads: bool,
 }
 
@@ -47,6 +51,10 @@ pub struct EventTypePatch {
     schemas: Option<Option<Value>>,
     #[serde(default, deserialize_with = "double_option")]
     feature_flag: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    feature_flags: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "double_option")]
+    group_name: Option<Option<String>>,
     validate_payloads: Option<bool>,
 }
 
@@ -59,6 +67,8 @@ pub struct EventTypeOut {
     deprecated: bool,
     schemas: Option<Value>,
     feature_flag: Option<String>,
+    feature_flags: Option<Vec<String>>,
+    group_name: Option<String>,
     validate_payloads: bool,
     #[serde(serialize_with = "ts")]
     created_at: Timestamp,
@@ -75,10 +85,28 @@ impl From<EventType> for EventTypeOut {
             deprecated: e.deprecated,
             schemas: e.schemas,
             feature_flag: e.feature_flag,
+            feature_flags: e.feature_flags,
+            group_name: e.group_name,
             validate_payloads: e.validate_payloads,
             created_at: e.created_at,
             updated_at: e.updated_at,
         }
+    }
+}
+
+/// Svix's limits: flags and groups are short names.
+fn check_flags_and_group(v: &mut Validation, flag: Option<&str>, flags: Option<&[String]>, group: Option<&str>) {
+    let is_name = |s: &str| (1..=256).contains(&s.len()) && !s.chars().any(char::is_control);
+    if flag.is_some_and(|f| !is_name(f)) {
+        v.push(&["body", "featureFlag"], "must be 1 to 256 characters without control characters");
+    }
+    if let Some(flags) = flags {
+        if flags.len() > 10 || flags.iter().any(|f| !is_name(f)) {
+            v.push(&["body", "featureFlags"], "must hold at most 10 flags of 1 to 256 characters");
+        }
+    }
+    if group.is_some_and(|g| !is_name(g)) {
+        v.push(&["body", "groupName"], "must be 1 to 256 characters without control characters");
     }
 }
 
@@ -101,6 +129,12 @@ impl EventTypeIn {
             v.push(&["body", "name"], "must be 1 to 256 characters of A-Z a-z 0-9 - _ .");
         }
         check_schemas(v, self.schemas.as_ref());
+        check_flags_and_group(
+            v,
+            self.feature_flag.as_deref(),
+            self.feature_flags.as_deref(),
+            self.group_name.as_deref(),
+        );
     }
 
     pub fn into_record(self) -> EventType {
@@ -112,6 +146,8 @@ impl EventTypeIn {
             deprecated: self.deprecated,
             schemas: self.schemas,
             feature_flag: self.feature_flag,
+            feature_flags: self.feature_flags,
+            group_name: self.group_name,
             validate_payloads: self.validate_payloads,
             created_at: now,
             updated_at: now,
@@ -199,6 +235,12 @@ pub async fn patch(
 ) -> ApiResult<Response> {
     let mut v = Validation::default();
     check_schemas(&mut v, input.schemas.as_ref().and_then(|s| s.as_ref()));
+    check_flags_and_group(
+        &mut v,
+        input.feature_flag.clone().flatten().as_deref(),
+        input.feature_flags.clone().flatten().as_deref(),
+        input.group_name.clone().flatten().as_deref(),
+    );
     v.finish()?;
     state
         .commit(idem, StatusCode::OK, move |tx| {
@@ -218,6 +260,12 @@ pub async fn patch(
             }
             if let Some(f) = input.feature_flag {
                 et.feature_flag = f;
+            }
+            if let Some(f) = input.feature_flags {
+                et.feature_flags = f;
+            }
+            if let Some(g) = input.group_name {
+                et.group_name = g;
             }
             if let Some(vp) = input.validate_payloads {
                 et.validate_payloads = vp;

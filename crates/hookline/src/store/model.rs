@@ -34,6 +34,10 @@ pub struct EventType {
     pub deprecated: bool,
     pub schemas: Option<Value>,
     pub feature_flag: Option<String>,
+    /// Svix's newer form of `feature_flag`: any of several flags.
+    pub feature_flags: Option<Vec<String>>,
+    /// Where the portal's catalog files it.
+    pub group_name: Option<String>,
     /// Hookline extension: reject message payloads that fail the schema.
     pub validate_payloads: bool,
     pub created_at: Timestamp,

@@ -64,6 +64,10 @@ impl<T> Page<T> {
         }
     }
 
+    pub fn empty() -> Page<T> {
+        Page { data: Vec::new(), iterator: None, prev_iterator: None, done: true }
+    }
+
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
         Page {
             data: self.data.into_iter().map(f).collect(),

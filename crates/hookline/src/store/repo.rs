@@ -57,6 +57,13 @@ pub struct MessageFilter {
     pub after: Option<Timestamp>,
 }
 
+impl MessageFilter {
+    /// Whether it asks anything of the message itself (type, channel, tag).
+    pub fn matches_content(&self) -> bool {
+        !self.event_types.is_empty() || self.channel.is_some() || self.tag.is_some()
+    }
+}
+
 pub trait MessageRepo {
     fn insert_message(&mut self, msg: &Message) -> StoreResult<()>;
     /// Inserts several messages; says for each whether it was inserted
@@ -93,8 +100,12 @@ pub struct AttemptFilter {
     pub msg_id: Option<String>,
     pub endpoint_id: Option<String>,
     pub status: Option<DeliveryStatus>,
+    /// The hundred the response status is in (`0`: no response).
+    pub status_code_class: Option<u16>,
     pub before: Option<Timestamp>,
     pub after: Option<Timestamp>,
+    /// What the attempted message must be (its times are not used).
+    pub message: MessageFilter,
 }
 
 pub trait AttemptRepo {
@@ -102,13 +113,18 @@ pub trait AttemptRepo {
     fn attempt(&mut self, app_id: &str, msg_id: &str, attempt_id: &str) -> StoreResult<Option<Attempt>>;
     /// Every delivery of one message, one per endpoint it was sent to.
     fn deliveries_of_message(&mut self, app_id: &str, msg_id: &str) -> StoreResult<Vec<Delivery>>;
-    /// The messages owed to one endpoint, newest first, with their delivery.
+    /// The messages owed to one endpoint that match `filter`, with their
+    /// delivery, by message id.
     fn list_endpoint_messages(
         &mut self,
         endpoint_id: &str,
         status: Option<DeliveryStatus>,
+        filter: &MessageFilter,
         query: &ListQuery,
     ) -> StoreResult<Page<(Delivery, Message)>>;
+    /// The deliveries of one message, by endpoint id, a page at a time.
+    fn list_message_deliveries(&mut self, app_id: &str, msg_id: &str, query: &ListQuery)
+        -> StoreResult<Page<Delivery>>;
 }
 
 /// The API's side of deliveries (the dispatcher's is `queue`).

@@ -765,3 +765,47 @@ async fn messages_filter_by_tag() {
     let (_, list) = server.admin().get(&format!("{path}?tag=none")).await;
     assert!(list["data"].as_array().unwrap().is_empty());
 }
+
+/// Svix input that must round-trip: event types' `featureFlags` and
+/// `groupName`, channels with `+`; and an endpoint PATCH with an empty
+/// `filterTypes`, which Svix's server refuses ("filterTypes can't be
+/// empty"), is a 422 here too.
+#[tokio::test]
+async fn svix_fields_round_trip_and_empty_filter_types_are_refused_like_svix() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let (status, et) = admin
+        .post(
+            "/api/v1/event-type",
+            &json!({"name": "invoice.paid", "description": "d", "featureFlags": ["beta"], "groupName": "billing"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{et}");
+    assert_eq!((et["featureFlags"].clone(), et["groupName"].clone()), (json!(["beta"]), json!("billing")));
+    let (status, et) = admin.patch("/api/v1/event-type/invoice.paid", &json!({"groupName": null})).await;
+    assert_eq!(status, 200, "{et}");
+    assert_eq!((et["featureFlags"].clone(), et["groupName"].clone()), (json!(["beta"]), Value::Null));
+    let (_, et) = admin.get("/api/v1/event-type/invoice.paid").await;
+    assert_eq!(et["featureFlags"], json!(["beta"]), "{et}");
+    let (status, body) = admin.post("/api/v1/event-type", &json!({"name": "x.y", "groupName": ""})).await;
+    crate::common::assert_invalid_field(status, &body, "groupName");
+
+    let (status, app) = admin.post("/api/v1/app", &json!({"name": "a"})).await;
+    assert_eq!(status, 201);
+    let app = app["id"].as_str().unwrap().to_string();
+    let (status, ep) = admin
+        .post(
+            &format!("/api/v1/app/{app}/endpoint"),
+            &json!({"url": "https://example.invalid/h", "channels": ["team+ops"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{ep}");
+    assert_eq!(ep["channels"], json!(["team+ops"]));
+    let (status, msg) = admin
+        .post(&format!("/api/v1/app/{app}/msg"), &json!({"eventType": "a", "channels": ["team+ops"], "payload": {}}))
+        .await;
+    assert_eq!(status, 202, "{msg}");
+    let ep_path = format!("/api/v1/app/{app}/endpoint/{}", ep["id"].as_str().unwrap());
+    let (status, body) = admin.patch(&ep_path, &json!({"filterTypes": []})).await;
+    crate::common::assert_invalid_field(status, &body, "filterTypes");
+}

@@ -6,6 +6,7 @@ mod common;
 mod receiver;
 
 mod api_errors;
+mod api_filters;
 mod api_fuzz;
 mod api_idempotency;
 mod api_isolation;

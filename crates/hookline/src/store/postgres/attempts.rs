@@ -4,7 +4,7 @@ use super::sql::*;
 use super::PgTx;
 use crate::store::model::{Attempt, AttemptTrigger, Delivery, DeliveryStatus, Message, Timestamp};
 use crate::store::page::{ListQuery, Page};
-use crate::store::{AttemptFilter, AttemptRepo, StoreResult};
+use crate::store::{AttemptFilter, AttemptRepo, MessageFilter, StoreResult};
 
 pub(super) const COLUMNS: &str = "id, msg_id, endpoint_id, app_id, url, status, response_status_code, response, \
                                   response_duration_ms, trigger_type, error, created_at";
@@ -53,6 +53,19 @@ impl AttemptRepo for PgTx<'_, '_> {
         if let Some(s) = f.status {
             base.push_str(&format!(" AND status = {}", params.add(s as i16)));
         }
+        match f.status_code_class {
+            None => {}
+            Some(0) => base.push_str(" AND response_status_code = 0"),
+            Some(class) => {
+                let (low, high) = (params.add(i32::from(class)), params.add(i32::from(class) + 100));
+                base.push_str(&format!(" AND response_status_code >= {low} AND response_status_code < {high}"));
+            }
+        }
+        if f.message.matches_content() {
+            base.push_str(" AND EXISTS (SELECT 1 FROM message m WHERE m.id = attempt.msg_id");
+            super::messages::push_content_match(&mut base, "m", &f.message, &mut params);
+            base.push(')');
+        }
         if let Some(b) = f.before {
             base.push_str(&format!(" AND created_at < {}", params.add(b)));
         }
@@ -79,10 +92,26 @@ impl AttemptRepo for PgTx<'_, '_> {
         rows.iter().map(delivery_row).collect()
     }
 
+    fn list_message_deliveries(
+        &mut self,
+        app_id: &str,
+        msg_id: &str,
+        query: &ListQuery,
+    ) -> StoreResult<Page<Delivery>> {
+        let mut params = Params::default();
+        let base = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM delivery WHERE app_id = {} AND msg_id = {}",
+            params.add(app_id.to_string()),
+            params.add(msg_id.to_string())
+        );
+        paginate(self, &base, params, "endpoint_id", query, delivery_row, |d| d.endpoint_id.clone())
+    }
+
     fn list_endpoint_messages(
         &mut self,
         endpoint_id: &str,
         status: Option<DeliveryStatus>,
+        filter: &MessageFilter,
         query: &ListQuery,
     ) -> StoreResult<Page<(Delivery, Message)>> {
         let delivery_columns = qualified(DELIVERY_COLUMNS, "d");
@@ -96,6 +125,8 @@ impl AttemptRepo for PgTx<'_, '_> {
         if let Some(s) = status {
             base.push_str(&format!(" AND d.status = {}", params.add(s as i16)));
         }
+        super::messages::push_content_match(&mut base, "m", filter, &mut params);
+        super::messages::push_time_range(&mut base, "m", filter, &mut params);
         let width = DELIVERY_COLUMNS.split(", ").count();
         paginate(
             self,

@@ -6,8 +6,8 @@ use crate::store::model::EventType;
 use crate::store::page::{ListQuery, Page};
 use crate::store::{EventTypeRepo, StoreError, StoreResult};
 
-const COLUMNS: &str =
-    "name, description, archived, deprecated, schemas, feature_flag, validate_payloads, created_at, updated_at";
+const COLUMNS: &str = "name, description, archived, deprecated, schemas, feature_flag, validate_payloads, created_at, \
+                       updated_at, feature_flags, group_name";
 
 fn row(r: &Row) -> StoreResult<EventType> {
     Ok(EventType {
@@ -20,6 +20,8 @@ fn row(r: &Row) -> StoreResult<EventType> {
         validate_payloads: col(r, 6)?,
         created_at: col(r, 7)?,
         updated_at: col(r, 8)?,
+        feature_flags: opt_from_json(col(r, 9)?)?,
+        group_name: col(r, 10)?,
     })
 }
 
@@ -29,7 +31,7 @@ impl EventTypeRepo for PgTx<'_, '_> {
             "an event type with this name",
             1,
             &format!(
-                "INSERT INTO event_type ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING"
+                "INSERT INTO event_type ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING"
             ),
             &[
                 &e.name,
@@ -41,6 +43,8 @@ impl EventTypeRepo for PgTx<'_, '_> {
                 &e.validate_payloads,
                 &e.created_at,
                 &e.updated_at,
+                &opt_json(&e.feature_flags),
+                &e.group_name,
             ],
         )?;
         Ok(())
@@ -71,7 +75,7 @@ impl EventTypeRepo for PgTx<'_, '_> {
     fn update_event_type(&mut self, e: &EventType) -> StoreResult<()> {
         let changed = self.execute(
             "UPDATE event_type SET description = $1, archived = $2, deprecated = $3, schemas = $4, feature_flag = $5,
-             validate_payloads = $6, updated_at = $7 WHERE name = $8",
+             validate_payloads = $6, updated_at = $7, feature_flags = $9, group_name = $10 WHERE name = $8",
             &[
                 &e.description,
                 &e.archived,
@@ -81,6 +85,8 @@ impl EventTypeRepo for PgTx<'_, '_> {
                 &e.validate_payloads,
                 &e.updated_at,
                 &e.name,
+                &opt_json(&e.feature_flags),
+                &e.group_name,
             ],
         )?;
         if changed == 0 {

@@ -98,21 +98,8 @@ impl MessageRepo for PgTx<'_, '_> {
     fn list_messages(&mut self, app_id: &str, filter: &MessageFilter, query: &ListQuery) -> StoreResult<Page<Message>> {
         let mut params = Params::default();
         let mut base = format!("SELECT {COLUMNS} FROM message WHERE app_id = {}", params.add(app_id.to_string()));
-        if !filter.event_types.is_empty() {
-            base.push_str(&format!(" AND event_type = ANY({})", params.add(filter.event_types.clone())));
-        }
-        if let Some(tag) = &filter.tag {
-            base.push_str(&format!(" AND tags IS NOT NULL AND tags::jsonb ? {}", params.add(tag.clone())));
-        }
-        if let Some(channel) = &filter.channel {
-            base.push_str(&format!(" AND channels IS NOT NULL AND channels::jsonb ? {}", params.add(channel.clone())));
-        }
-        if let Some(before) = filter.before {
-            base.push_str(&format!(" AND created_at < {}", params.add(before)));
-        }
-        if let Some(after) = filter.after {
-            base.push_str(&format!(" AND created_at > {}", params.add(after)));
-        }
+        push_content_match(&mut base, "message", filter, &mut params);
+        push_time_range(&mut base, "message", filter, &mut params);
         paginate(self, &base, params, "id", query, row, |m| m.id.clone())
     }
 
@@ -151,5 +138,31 @@ impl MessageRepo for PgTx<'_, '_> {
             self.touch(&d.endpoint_id, d.due_at);
         }
         Ok(())
+    }
+}
+
+/// Appends `AND …` conditions on the event type, channel and tag of the
+/// message table aliased `alias`.
+pub(super) fn push_content_match(sql: &mut String, alias: &str, f: &MessageFilter, params: &mut Params) {
+    if !f.event_types.is_empty() {
+        sql.push_str(&format!(" AND {alias}.event_type = ANY({})", params.add(f.event_types.clone())));
+    }
+    if let Some(tag) = &f.tag {
+        sql.push_str(&format!(" AND {alias}.tags IS NOT NULL AND {alias}.tags::jsonb ? {}", params.add(tag.clone())));
+    }
+    if let Some(channel) = &f.channel {
+        let p = params.add(channel.clone());
+        sql.push_str(&format!(" AND {alias}.channels IS NOT NULL AND {alias}.channels::jsonb ? {p}"));
+    }
+}
+
+/// Appends `AND …` conditions on the creation time of the message table
+/// aliased `alias` (`before` and `after` are exclusive).
+pub(super) fn push_time_range(sql: &mut String, alias: &str, f: &MessageFilter, params: &mut Params) {
+    if let Some(before) = f.before {
+        sql.push_str(&format!(" AND {alias}.created_at < {}", params.add(before)));
+    }
+    if let Some(after) = f.after {
+        sql.push_str(&format!(" AND {alias}.created_at > {}", params.add(after)));
     }
 }

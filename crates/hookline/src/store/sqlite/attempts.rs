@@ -5,7 +5,7 @@ use super::sql::*;
 use super::{backend, SqliteTx};
 use crate::store::model::{Attempt, AttemptTrigger, Delivery, DeliveryStatus, Message};
 use crate::store::page::{ListQuery, Page};
-use crate::store::{AttemptFilter, AttemptRepo, StoreResult};
+use crate::store::{AttemptFilter, AttemptRepo, MessageFilter, StoreResult};
 
 const COLUMNS: &str = "id, msg_id, endpoint_id, app_id, url, status, response_status_code, response, \
                        response_duration_ms, trigger_type, error, created_at";
@@ -57,6 +57,20 @@ impl AttemptRepo for SqliteTx<'_> {
             base.push_str(" AND status = ?");
             params.push((s as i64).into());
         }
+        match f.status_code_class {
+            None => {}
+            Some(0) => base.push_str(" AND response_status_code = 0"),
+            Some(class) => {
+                base.push_str(" AND response_status_code >= ? AND response_status_code < ?");
+                params.push(i64::from(class).into());
+                params.push((i64::from(class) + 100).into());
+            }
+        }
+        if f.message.matches_content() {
+            base.push_str(" AND EXISTS (SELECT 1 FROM message m WHERE m.id = attempt.msg_id");
+            super::messages::push_content_match(&mut base, "m", &f.message, &mut params);
+            base.push(')');
+        }
         if let Some(b) = &f.before {
             base.push_str(" AND created_at < ?");
             params.push(ms(b).into());
@@ -79,6 +93,7 @@ impl AttemptRepo for SqliteTx<'_> {
         &mut self,
         endpoint_id: &str,
         status: Option<DeliveryStatus>,
+        filter: &MessageFilter,
         query: &ListQuery,
     ) -> StoreResult<Page<(Delivery, Message)>> {
         let delivery_columns = qualified(DELIVERY_COLUMNS, "d");
@@ -92,6 +107,8 @@ impl AttemptRepo for SqliteTx<'_> {
             base.push_str(" AND d.status = ?");
             params.push((s as i64).into());
         }
+        super::messages::push_content_match(&mut base, "m", filter, &mut params);
+        super::messages::push_time_range(&mut base, "m", filter, &mut params);
         let width = DELIVERY_COLUMNS.split(", ").count();
         paginate(
             self.conn,
@@ -113,5 +130,16 @@ impl AttemptRepo for SqliteTx<'_> {
             .map_err(backend)?;
         let rows = stmt.query_map([app_id, msg_id], delivery_row).map_err(backend)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+    }
+
+    fn list_message_deliveries(
+        &mut self,
+        app_id: &str,
+        msg_id: &str,
+        query: &ListQuery,
+    ) -> StoreResult<Page<Delivery>> {
+        let base = format!("SELECT {DELIVERY_COLUMNS} FROM delivery WHERE app_id = ? AND msg_id = ?");
+        let params = vec![SqlValue::Text(app_id.into()), SqlValue::Text(msg_id.into())];
+        paginate(self.conn, &base, params, "endpoint_id", query, delivery_row, |d| d.endpoint_id.clone())
     }
 }

@@ -6,8 +6,8 @@ use crate::store::model::EventType;
 use crate::store::page::{ListQuery, Page};
 use crate::store::{EventTypeRepo, StoreError, StoreResult};
 
-const COLUMNS: &str =
-    "name, description, archived, deprecated, schemas, feature_flag, validate_payloads, created_at, updated_at";
+const COLUMNS: &str = "name, description, archived, deprecated, schemas, feature_flag, validate_payloads, created_at, \
+                       updated_at, feature_flags, group_name";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<EventType> {
     Ok(EventType {
@@ -20,13 +20,15 @@ fn row(r: &Row<'_>) -> rusqlite::Result<EventType> {
         validate_payloads: r.get(6)?,
         created_at: from_ms(r.get(7)?),
         updated_at: from_ms(r.get(8)?),
+        feature_flags: opt_from_json(r.get(9)?)?,
+        group_name: r.get(10)?,
     })
 }
 
 impl EventTypeRepo for SqliteTx<'_> {
     fn insert_event_type(&mut self, e: &EventType) -> StoreResult<()> {
         self.conn
-            .prepare_cached(&format!("INSERT INTO event_type ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"))
+            .prepare_cached(&format!("INSERT INTO event_type ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
             .and_then(|mut s| {
                 s.execute(params![
                     e.name,
@@ -37,7 +39,9 @@ impl EventTypeRepo for SqliteTx<'_> {
                     e.feature_flag,
                     e.validate_payloads,
                     ms(&e.created_at),
-                    ms(&e.updated_at)
+                    ms(&e.updated_at),
+                    opt_json(&e.feature_flags),
+                    e.group_name
                 ])
             })
             .map_err(conflict_as("an event type with this name"))?;
@@ -70,7 +74,7 @@ impl EventTypeRepo for SqliteTx<'_> {
             .conn
             .prepare_cached(
                 "UPDATE event_type SET description = ?, archived = ?, deprecated = ?, schemas = ?, feature_flag = ?,
-                 validate_payloads = ?, updated_at = ? WHERE name = ?",
+                 validate_payloads = ?, updated_at = ?, feature_flags = ?, group_name = ? WHERE name = ?",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -81,6 +85,8 @@ impl EventTypeRepo for SqliteTx<'_> {
                     e.feature_flag,
                     e.validate_payloads,
                     ms(&e.updated_at),
+                    opt_json(&e.feature_flags),
+                    e.group_name,
                     e.name
                 ])
             })

@@ -76,26 +76,8 @@ impl MessageRepo for SqliteTx<'_> {
     fn list_messages(&mut self, app_id: &str, filter: &MessageFilter, query: &ListQuery) -> StoreResult<Page<Message>> {
         let mut base = format!("SELECT {COLUMNS} FROM message WHERE app_id = ?");
         let mut params: Vec<SqlValue> = vec![app_id.to_string().into()];
-        if !filter.event_types.is_empty() {
-            base.push_str(&format!(" AND event_type IN ({})", vec!["?"; filter.event_types.len()].join(",")));
-            params.extend(filter.event_types.iter().map(|t| SqlValue::Text(t.clone())));
-        }
-        if let Some(tag) = &filter.tag {
-            base.push_str(" AND EXISTS (SELECT 1 FROM json_each(message.tags) WHERE json_each.value = ?)");
-            params.push(tag.clone().into());
-        }
-        if let Some(channel) = &filter.channel {
-            base.push_str(" AND EXISTS (SELECT 1 FROM json_each(message.channels) WHERE json_each.value = ?)");
-            params.push(channel.clone().into());
-        }
-        if let Some(before) = &filter.before {
-            base.push_str(" AND created_at < ?");
-            params.push(ms(before).into());
-        }
-        if let Some(after) = &filter.after {
-            base.push_str(" AND created_at > ?");
-            params.push(ms(after).into());
-        }
+        push_content_match(&mut base, "message", filter, &mut params);
+        push_time_range(&mut base, "message", filter, &mut params);
         paginate(self.conn, &base, params, "id", query, row, |m| m.id.clone())
     }
 
@@ -130,5 +112,35 @@ impl MessageRepo for SqliteTx<'_> {
         }
         self.wake |= !deliveries.is_empty();
         Ok(())
+    }
+}
+
+/// Appends `AND …` conditions on the event type, channel and tag of the
+/// message table aliased `alias`.
+pub(super) fn push_content_match(sql: &mut String, alias: &str, f: &MessageFilter, params: &mut Vec<SqlValue>) {
+    if !f.event_types.is_empty() {
+        sql.push_str(&format!(" AND {alias}.event_type IN ({})", vec!["?"; f.event_types.len()].join(",")));
+        params.extend(f.event_types.iter().map(|t| SqlValue::Text(t.clone())));
+    }
+    if let Some(tag) = &f.tag {
+        sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM json_each({alias}.tags) WHERE json_each.value = ?)"));
+        params.push(tag.clone().into());
+    }
+    if let Some(channel) = &f.channel {
+        sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM json_each({alias}.channels) WHERE json_each.value = ?)"));
+        params.push(channel.clone().into());
+    }
+}
+
+/// Appends `AND …` conditions on the creation time of the message table
+/// aliased `alias` (`before` and `after` are exclusive).
+pub(super) fn push_time_range(sql: &mut String, alias: &str, f: &MessageFilter, params: &mut Vec<SqlValue>) {
+    if let Some(before) = &f.before {
+        sql.push_str(&format!(" AND {alias}.created_at < ?"));
+        params.push(ms(before).into());
+    }
+    if let Some(after) = &f.after {
+        sql.push_str(&format!(" AND {alias}.created_at > ?"));
+        params.push(ms(after).into());
     }
 }

@@ -187,6 +187,10 @@ CREATE TABLE revoked_token (
     digest     BLOB PRIMARY KEY,
     expires_at INTEGER
 );
+
+-- Svix's event type fields: several feature flags (JSON), a group.
+ALTER TABLE event_type ADD COLUMN feature_flags TEXT;
+ALTER TABLE event_type ADD COLUMN group_name TEXT;
 "#,
 ];
 
