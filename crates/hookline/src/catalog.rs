@@ -74,21 +74,8 @@ pub struct ImportReport {
 /// Upserts every entry; running it twice changes nothing the second time.
 pub fn import(tx: &mut dyn Tx, entries: &[CatalogEntry], now: Timestamp) -> Result<ImportReport, StoreError> {
     let mut report = ImportReport::default();
-    for e in entries {
-        let wanted = EventType {
-            name: e.name.clone(),
-            description: e.description.clone(),
-            archived: e.archived,
-            deprecated: e.deprecated,
-            schemas: e.schemas.clone(),
-            feature_flag: e.feature_flag.clone(),
-            feature_flags: e.feature_flags.clone(),
-            group_name: e.group_name.clone(),
-            validate_payloads: e.validate_payloads,
-            created_at: now,
-            updated_at: now,
-        };
-        match tx.event_type(&e.name)? {
+    for (wanted, existing) in plan(tx, entries, now)? {
+        match existing {
             None => {
                 tx.insert_event_type(&wanted)?;
                 report.created += 1;
@@ -103,7 +90,34 @@ pub fn import(tx: &mut dyn Tx, entries: &[CatalogEntry], now: Timestamp) -> Resu
     Ok(report)
 }
 
-fn same_content(a: &EventType, b: &EventType) -> bool {
+/// Each entry as the event type it asks for, with the one stored now.
+pub fn plan(
+    tx: &mut dyn Tx,
+    entries: &[CatalogEntry],
+    now: Timestamp,
+) -> Result<Vec<(EventType, Option<EventType>)>, StoreError> {
+    let mut planned = Vec::with_capacity(entries.len());
+    for e in entries {
+        let wanted = EventType {
+            name: e.name.clone(),
+            description: e.description.clone(),
+            archived: e.archived,
+            deprecated: e.deprecated,
+            schemas: e.schemas.clone(),
+            feature_flag: e.feature_flag.clone(),
+            feature_flags: e.feature_flags.clone(),
+            group_name: e.group_name.clone(),
+            validate_payloads: e.validate_payloads,
+            created_at: now,
+            updated_at: now,
+        };
+        let existing = tx.event_type(&e.name)?;
+        planned.push((wanted, existing));
+    }
+    Ok(planned)
+}
+
+pub fn same_content(a: &EventType, b: &EventType) -> bool {
     a.description == b.description
         && a.archived == b.archived
         && a.deprecated == b.deprecated

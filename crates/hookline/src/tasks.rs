@@ -1,4 +1,5 @@
-//! Background tasks: recover and replay-missing over a time range.
+//! Background tasks: recover and replay-missing over a time range, and
+//! purging an application's payloads.
 //!
 //! The API records a task as `running` and answers at once. A runner on
 //! every node then works through the range in steps: each step is one
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
+use crate::ids::IdKind;
 use crate::store::model::{now, BackgroundTask, TaskKind, TaskStatus};
 use crate::store::{MessageRange, Store, StoreError, Tx};
 
@@ -34,35 +36,11 @@ pub fn step(tx: &mut dyn Tx) -> Result<Option<BackgroundTask>, StoreError> {
 fn step_of(tx: &mut dyn Tx, size: usize) -> Result<Option<BackgroundTask>, StoreError> {
     let Some(mut task) = tx.next_running_task()? else { return Ok(None) };
     task.updated_at = now();
-    let Some(ep) = tx.endpoint(&task.app_id, &task.endpoint_id)? else {
-        task.status = TaskStatus::Failed;
-        task.error = Some("the endpoint was deleted".into());
-        tx.update_task(&task)?;
-        return Ok(Some(task));
+    let seen = match task.kind {
+        TaskKind::EndpointRecover | TaskKind::EndpointReplay => schedule_step(tx, &mut task, size)?,
+        TaskKind::ApplicationPurgeContent => purge_step(tx, &mut task, size)?,
     };
-    let range = MessageRange { since: task.since, until: task.until, after: task.cursor.as_deref() };
-    // The ids looked at (for the cursor) and the ones to schedule.
-    let (seen, due): (Vec<String>, Vec<String>) = match task.kind {
-        TaskKind::EndpointRecover => {
-            let ids: Vec<String> = tx.failed_deliveries(&ep.id, &range, size)?.into_iter().map(|d| d.msg_id).collect();
-            (ids.clone(), ids)
-        }
-        TaskKind::EndpointReplay => {
-            let types = ep.filter_types.as_deref();
-            let missing = tx.messages_missing_delivery(&task.app_id, &ep.id, types, &range, size)?;
-            let due = missing
-                .iter()
-                .filter(|m| ep.wants(&m.event_type, m.channels.as_deref()) && m.payload.is_some())
-                .map(|m| m.id.clone())
-                .collect();
-            (missing.into_iter().map(|m| m.id).collect(), due)
-        }
-    };
-    for msg_id in &due {
-        tx.schedule_delivery(&task.app_id, msg_id, &ep.id, None, false)?;
-    }
-    task.scheduled += due.len() as u64;
-    if seen.len() < size {
+    if task.status == TaskStatus::Running && seen.len() < size {
         task.status = TaskStatus::Finished;
     }
     if let Some(last) = seen.last() {
@@ -70,6 +48,46 @@ fn step_of(tx: &mut dyn Tx, size: usize) -> Result<Option<BackgroundTask>, Store
     }
     tx.update_task(&task)?;
     Ok(Some(task))
+}
+
+/// Recover or replay: schedules the step's deliveries; the ids looked at.
+fn schedule_step(tx: &mut dyn Tx, task: &mut BackgroundTask, size: usize) -> Result<Vec<String>, StoreError> {
+    let Some(ep) = tx.endpoint(&task.app_id, &task.endpoint_id)? else {
+        task.status = TaskStatus::Failed;
+        task.error = Some("the endpoint was deleted".into());
+        return Ok(Vec::new());
+    };
+    let range = MessageRange { since: task.since, until: task.until, after: task.cursor.as_deref() };
+    let (seen, due): (Vec<String>, Vec<String>) = if task.kind == TaskKind::EndpointRecover {
+        let ids: Vec<String> = tx.failed_deliveries(&ep.id, &range, size)?.into_iter().map(|d| d.msg_id).collect();
+        (ids.clone(), ids)
+    } else {
+        let types = ep.filter_types.as_deref();
+        let missing = tx.messages_missing_delivery(&task.app_id, &ep.id, types, &range, size)?;
+        let due = missing
+            .iter()
+            .filter(|m| ep.wants(&m.event_type, m.channels.as_deref()) && m.payload.is_some())
+            .map(|m| m.id.clone())
+            .collect();
+        (missing.into_iter().map(|m| m.id).collect(), due)
+    };
+    for msg_id in &due {
+        tx.schedule_delivery(&task.app_id, msg_id, &ep.id, None, false)?;
+    }
+    task.scheduled += due.len() as u64;
+    Ok(seen)
+}
+
+/// Purge: deletes the step's payloads; the ids purged.
+fn purge_step(tx: &mut dyn Tx, task: &mut BackgroundTask, size: usize) -> Result<Vec<String>, StoreError> {
+    let after = task.cursor.clone().unwrap_or_default();
+    let before = IdKind::Message.floor_at(task.until.timestamp_millis());
+    let ids = tx.message_ids_with_payload(&task.app_id, &after, &before, size)?;
+    for id in &ids {
+        tx.expunge_message_payload(&task.app_id, id)?;
+    }
+    task.scheduled += ids.len() as u64;
+    Ok(ids)
 }
 
 /// Steps tasks until `shutdown` turns true: at once when `wake` rings (a

@@ -8,8 +8,9 @@
 
 use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{RawPathParams, Request, State};
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use axum::http::request::Parts;
+use axum::http::HeaderValue;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -45,12 +46,26 @@ pub async fn check(
     }
     let (mut parts, body) = req.into_parts();
     if let Err(e) = authorize(&state, access, &path, &mut parts).await {
-        return e.into_response();
+        let mut response = e.into_response();
+        // The body was never read: the connection cannot carry another
+        // request, and a client that reused it would see it cut. Say so.
+        if has_body(&parts) {
+            response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        return response;
     }
     match super::body::buffer(body, state.settings.max_payload).await {
         Ok(body) => super::idempotency::apply(state, Request::from_parts(parts, body), next).await,
         Err(e) => e.into_response(),
     }
+}
+
+fn has_body(parts: &Parts) -> bool {
+    parts.headers.contains_key(TRANSFER_ENCODING)
+        || parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .is_some_and(|v| v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()) != Some(0))
 }
 
 async fn authorize(state: &AppState, access: Access, path: &RawPathParams, req: &mut Parts) -> Result<(), ApiError> {

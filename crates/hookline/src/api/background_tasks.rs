@@ -47,13 +47,17 @@ pub struct TaskOut {
 
 impl From<BackgroundTask> for TaskOut {
     fn from(t: BackgroundTask) -> TaskOut {
-        let mut data = json!({
-            "appId": t.app_id,
-            "endpointId": t.endpoint_id,
-            "since": super::json::rfc3339(&t.since),
-            "until": super::json::rfc3339(&t.until),
-            "messagesScheduled": t.scheduled,
-        });
+        let mut data = match t.kind {
+            TaskKind::EndpointRecover | TaskKind::EndpointReplay => json!({
+                "appId": t.app_id,
+                "endpointId": t.endpoint_id,
+                "since": super::json::rfc3339(&t.since),
+                "until": super::json::rfc3339(&t.until),
+                "messagesScheduled": t.scheduled,
+            }),
+            // Svix's documented shape for this task.
+            TaskKind::ApplicationPurgeContent => json!({"appId": t.app_id, "messagesPurged": t.scheduled}),
+        };
         if let Some(error) = &t.error {
             data["error"] = json!(error);
         }
@@ -92,14 +96,8 @@ pub async fn list(State(state): State<AppState>, caller: Caller, q: QueryParams)
 }
 
 /// Svix's task types that Hookline has no such work for.
-const SVIX_ONLY_TASKS: &[&str] = &[
-    "application.stats",
-    "message.broadcast",
-    "sdk.generate",
-    "event-type.aggregate",
-    "application.purge_content",
-    "endpoint.bulk-replay",
-];
+const SVIX_ONLY_TASKS: &[&str] =
+    &["application.stats", "message.broadcast", "sdk.generate", "event-type.aggregate", "endpoint.bulk-replay"];
 
 pub async fn get(
     State(state): State<AppState>,

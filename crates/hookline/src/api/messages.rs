@@ -387,6 +387,42 @@ pub async fn expunge_content(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrecheckIn {
+    event_type: String,
+    #[serde(default)]
+    channels: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+pub struct PrecheckOut {
+    active: bool,
+}
+
+/// Whether a message of this type (and channels) would reach any endpoint
+/// now, so a platform can skip building payloads nobody receives.
+pub async fn precheck(
+    State(state): State<AppState>,
+    super::access::ScopedApp(app): super::access::ScopedApp,
+    JsonBody(input): JsonBody<PrecheckIn>,
+) -> ApiResult<Json<PrecheckOut>> {
+    let mut v = Validation::default();
+    if !crate::ids::is_valid_uid(&input.event_type) {
+        v.push(&["body", "eventType"], "must be 1 to 256 characters of A-Z a-z 0-9 - _ .");
+    }
+    super::json::check_channels(&mut v, input.channels.as_deref());
+    v.finish()?;
+    let active = state
+        .store
+        .read(move |tx| {
+            let targets = tx.fanout_targets(&app.id)?;
+            Ok::<_, ApiError>(targets.iter().any(|t| t.wants(&input.event_type, input.channels.as_deref())))
+        })
+        .await?;
+    Ok(Json(PrecheckOut { active }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::nesting_depth;

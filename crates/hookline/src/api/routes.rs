@@ -6,8 +6,9 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use crate::auth::Capabilities;
 
 use super::{
-    applications, attempts, background_tasks, delivery_ops, endpoint_headers, endpoint_secret, endpoints, event_types,
-    insights, messages, openapi, portal_access, readiness, revocation, AppState,
+    applications, attempts, background_tasks, delivery_ops, endpoint_headers, endpoint_secret, endpoints,
+    event_type_import, event_types, expunge, insights, messages, openapi, portal_access, readiness, revocation,
+    AppState,
 };
 
 /// Who may call a route.
@@ -108,6 +109,7 @@ pub static ROUTES: &[Route] = &[
     // Event types
     route!(GET "/api/v1/event-type", event_types::list, Access::Authenticated, "Event Type", "v1.event-type.list", "List event types"),
     route!(POST "/api/v1/event-type", event_types::create, Access::Admin, "Event Type", "v1.event-type.create", "Create an event type"),
+    route!(POST "/api/v1/event-type/import/openapi", event_type_import::import, Access::Admin, "Event Type", "v1.event-type.import-openapi", "Create or update event types from the webhooks of an OpenAPI 3.1 document (JSON)"),
     route!(GET "/api/v1/event-type/{event_type_name}", event_types::get, Access::Authenticated, "Event Type", "v1.event-type.get", "Get an event type"),
     route!(PUT "/api/v1/event-type/{event_type_name}", event_types::update, Access::Admin, "Event Type", "v1.event-type.update", "Update (or create) an event type"),
     route!(PATCH "/api/v1/event-type/{event_type_name}", event_types::patch, Access::Admin, "Event Type", "v1.event-type.patch", "Partially update an event type"),
@@ -133,9 +135,13 @@ pub static ROUTES: &[Route] = &[
     route!(POST "/api/v1/app/{app_id}/msg", messages::create, Access::AppOrCreate, "Message", "v1.message.create", "Send a message to every endpoint that wants it"),
     route!(GET "/api/v1/app/{app_id}/msg/{msg_id}", messages::get, READ, "Message", "v1.message.get", "Get a message by id or eventId"),
     route!(DELETE "/api/v1/app/{app_id}/msg/{msg_id}/content", messages::expunge_content, WRITE, "Message", "v1.message.expunge-content", "Delete a message's payload"),
+    route!(POST "/api/v1/app/{app_id}/msg/precheck/active", messages::precheck, READ, "Message", "v1.message.precheck", "Whether a message of this event type (and channels) would reach any endpoint"),
+    route!(POST "/api/v1/app/{app_id}/msg/bulk-expunge", expunge::bulk, WRITE, "Message", "v1.message.bulk-expunge", "Delete the payloads of the named messages"),
+    route!(POST "/api/v1/app/{app_id}/msg/expunge-all-contents", expunge::all_contents, WRITE, "Message", "v1.message.expunge-all-contents", "Delete every payload of the application (a background task)"),
     // Attempts
     route!(GET "/api/v1/app/{app_id}/attempt/msg/{msg_id}", attempts::by_message, READ, "Message Attempt", "v1.message-attempt.list-by-msg", "List attempts of a message"),
     route!(GET "/api/v1/app/{app_id}/attempt/endpoint/{endpoint_id}", attempts::by_endpoint, READ, "Message Attempt", "v1.message-attempt.list-by-endpoint", "List attempts to an endpoint"),
+    route!(DELETE "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/content", expunge::attempt_content, WRITE, "Message Attempt", "v1.message-attempt.expunge-content", "Delete an attempt's response body"),
     route!(GET "/api/v1/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", attempts::get, READ, "Message Attempt", "v1.message-attempt.get", "Get one attempt"),
     route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/msg", attempts::endpoint_messages, READ, "Message Attempt", "v1.message-attempt.list-attempted-messages", "Messages sent to an endpoint, with their status for it"),
     route!(GET "/api/v1/app/{app_id}/msg/{msg_id}/endpoint", attempts::destinations, READ, "Message Attempt", "v1.message-attempt.list-attempted-destinations", "Endpoints a message was sent to, with its status for each"),

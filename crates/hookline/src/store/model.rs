@@ -279,15 +279,20 @@ pub enum TaskKind {
     EndpointRecover,
     /// Deliver to the endpoint the messages of a range it never got.
     EndpointReplay,
+    /// Delete the payload of every message of an application created
+    /// before the task (no endpoint).
+    ApplicationPurgeContent,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 2] = [TaskKind::EndpointRecover, TaskKind::EndpointReplay];
+    pub const ALL: [TaskKind; 3] =
+        [TaskKind::EndpointRecover, TaskKind::EndpointReplay, TaskKind::ApplicationPurgeContent];
 
     pub fn as_str(self) -> &'static str {
         match self {
             TaskKind::EndpointRecover => "endpoint.recover",
             TaskKind::EndpointReplay => "endpoint.replay",
+            TaskKind::ApplicationPurgeContent => "application.purge_content",
         }
     }
 
@@ -327,13 +332,14 @@ pub struct BackgroundTask {
     pub kind: TaskKind,
     pub status: TaskStatus,
     pub app_id: String,
+    /// Empty for a task of the whole application.
     pub endpoint_id: String,
     /// The range of message creation times the task covers.
     pub since: Timestamp,
     pub until: Timestamp,
     /// The last message id handled: the next step starts after it.
     pub cursor: Option<String>,
-    /// Deliveries scheduled so far.
+    /// What the task did so far: deliveries scheduled, or payloads purged.
     pub scheduled: u64,
     /// Why the task failed.
     pub error: Option<String>,

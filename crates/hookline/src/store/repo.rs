@@ -73,6 +73,15 @@ pub trait MessageRepo {
     fn message(&mut self, app_id: &str, key: &str) -> StoreResult<Option<Message>>;
     fn list_messages(&mut self, app_id: &str, filter: &MessageFilter, query: &ListQuery) -> StoreResult<Page<Message>>;
     fn expunge_message_payload(&mut self, app_id: &str, msg_id: &str) -> StoreResult<()>;
+    /// Ids of the app's messages that still hold a payload, sorting after
+    /// `after` and before `before`, in id order, at most `limit`.
+    fn message_ids_with_payload(
+        &mut self,
+        app_id: &str,
+        after: &str,
+        before: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<String>>;
     /// A message's fan-out: one pending delivery each (written in endpoint
     /// order, so concurrent fan-outs cannot deadlock); wakes the dispatcher.
     fn insert_deliveries(&mut self, deliveries: &[NewDelivery]) -> StoreResult<()>;
@@ -111,6 +120,8 @@ pub struct AttemptFilter {
 pub trait AttemptRepo {
     fn list_attempts(&mut self, app_id: &str, filter: &AttemptFilter, query: &ListQuery) -> StoreResult<Page<Attempt>>;
     fn attempt(&mut self, app_id: &str, msg_id: &str, attempt_id: &str) -> StoreResult<Option<Attempt>>;
+    /// Empties the response body an attempt recorded.
+    fn expunge_attempt_response(&mut self, app_id: &str, msg_id: &str, attempt_id: &str) -> StoreResult<()>;
     /// Every delivery of one message, one per endpoint it was sent to.
     fn deliveries_of_message(&mut self, app_id: &str, msg_id: &str) -> StoreResult<Vec<Delivery>>;
     /// The messages owed to one endpoint that match `filter`, with their

@@ -164,6 +164,9 @@ async fn read_only_token_cannot_write() {
     for (method, path, body) in writes {
         let r = send(api.request(method.clone(), &path).json(&body)).await;
         assert_error(r.status, &r.body, 403);
+        // Refused before its body was read: the connection is not reused
+        // (a client that sent another request on it would see it cut).
+        assert_eq!(r.header("connection"), Some("close"), "{method} {path}");
     }
     let (status, body) = api.get(&ep).await;
     assert_eq!(status, 200, "reads are allowed: {body}");

@@ -11,6 +11,7 @@ mod api_fuzz;
 mod api_idempotency;
 mod api_isolation;
 mod api_pagination;
+mod api_parity;
 mod api_resources;
 mod api_upsert;
 mod crash;

@@ -107,6 +107,17 @@ impl AttemptRepo for PgTx<'_, '_> {
         paginate(self, &base, params, "endpoint_id", query, delivery_row, |d| d.endpoint_id.clone())
     }
 
+    fn expunge_attempt_response(&mut self, app_id: &str, msg_id: &str, attempt_id: &str) -> StoreResult<()> {
+        let changed = self.execute(
+            "UPDATE attempt SET response = '' WHERE app_id = $1 AND msg_id = $2 AND id = $3",
+            &[&app_id, &msg_id, &attempt_id],
+        )?;
+        if changed == 0 {
+            return Err(crate::store::StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     fn list_endpoint_messages(
         &mut self,
         endpoint_id: &str,

@@ -103,6 +103,21 @@ impl MessageRepo for PgTx<'_, '_> {
         paginate(self, &base, params, "id", query, row, |m| m.id.clone())
     }
 
+    fn message_ids_with_payload(
+        &mut self,
+        app_id: &str,
+        after: &str,
+        before: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        let rows = self.query(
+            "SELECT id FROM message WHERE app_id = $1 AND id > $2 AND id < $3 AND payload IS NOT NULL
+             ORDER BY id LIMIT $4",
+            &[&app_id, &after, &before, &(limit as i64)],
+        )?;
+        rows.iter().map(|r| col(r, 0)).collect()
+    }
+
     fn expunge_message_payload(&mut self, app_id: &str, msg_id: &str) -> StoreResult<()> {
         if self.execute("UPDATE message SET payload = NULL WHERE app_id = $1 AND id = $2", &[&app_id, &msg_id])? == 0 {
             return Err(StoreError::NotFound);

@@ -89,6 +89,18 @@ impl AttemptRepo for SqliteTx<'_> {
             .map_err(backend)
     }
 
+    fn expunge_attempt_response(&mut self, app_id: &str, msg_id: &str, attempt_id: &str) -> StoreResult<()> {
+        let changed = self
+            .conn
+            .prepare_cached("UPDATE attempt SET response = '' WHERE app_id = ? AND msg_id = ? AND id = ?")
+            .and_then(|mut s| s.execute(params![app_id, msg_id, attempt_id]))
+            .map_err(backend)?;
+        if changed == 0 {
+            return Err(crate::store::StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     fn list_endpoint_messages(
         &mut self,
         endpoint_id: &str,

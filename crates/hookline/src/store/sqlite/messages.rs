@@ -92,6 +92,24 @@ impl MessageRepo for SqliteTx<'_> {
         Ok(())
     }
 
+    fn message_ids_with_payload(
+        &mut self,
+        app_id: &str,
+        after: &str,
+        before: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM message WHERE app_id = ? AND id > ? AND id < ? AND payload IS NOT NULL
+                 ORDER BY id LIMIT ?",
+            )
+            .map_err(backend)?;
+        let rows = stmt.query_map(params![app_id, after, before, limit as i64], |r| r.get(0)).map_err(backend)?;
+        rows.collect::<rusqlite::Result<Vec<String>>>().map_err(backend)
+    }
+
     fn insert_deliveries(&mut self, deliveries: &[NewDelivery]) -> StoreResult<()> {
         let now = chrono::Utc::now();
         let mut sorted: Vec<&NewDelivery> = deliveries.iter().collect();

@@ -20,6 +20,10 @@ import uuid
 from svix.api import (
     AppPortalAccessIn,
     ApplicationIn,
+    ApplicationTokenExpireIn,
+    BulkExpungeContentsIn,
+    EventTypeImportOpenApiIn,
+    MessagePrecheckIn,
     BackgroundTaskListOptions,
     ApplicationPatch,
     EndpointHeadersIn,
@@ -44,7 +48,7 @@ from svix.api import (
     SvixOptions,
 )
 from svix.api.errors.http_error import HttpError
-from svix.models import BackgroundTaskStatus, BackgroundTaskType
+from svix.models import AppPortalCapability, BackgroundTaskStatus, BackgroundTaskType, BulkExpungeStatus
 from svix.api.errors.http_validation_error import HTTPValidationError
 
 SERVER_URL = os.environ["SERVER_URL"]
@@ -340,6 +344,34 @@ def sync_flow():
         raise AssertionError("expected HTTPValidationError")
 
     flow.step("a 422 surfaces as HTTPValidationError naming the field", validation_error)
+
+    def tokens():
+        caps = [AppPortalCapability.VIEW_BASE, AppPortalCapability.VIEW_ENDPOINT_SECRET]
+        viewer = Svix(svix.authentication.app_portal_access(app_uid, AppPortalAccessIn(capabilities=caps)).token, options())
+        check(viewer.endpoint.get_secret(app_uid, s["ep"].id).key.startswith("whsec_"), "ViewEndpointSecret reads the secret")
+        expect_http_error(403, viewer.endpoint.rotate_secret, app_uid, s["ep"].id, EndpointSecretRotateIn())
+        leaving = Svix(svix.authentication.app_portal_access(app_uid, AppPortalAccessIn()).token, options())
+        leaving.authentication.logout()
+        expect_http_error(401, leaving.application.get, app_uid)
+        check(viewer.application.get(app_uid).id == s["app"].id, "logout revoked another token")
+        svix.authentication.expire_all(app_uid, ApplicationTokenExpireIn())
+        expect_http_error(401, viewer.application.get, app_uid)
+
+    flow.step("capabilities, authentication.logout and expire_all", tokens)
+
+    def data_and_catalog():
+        check(svix.message.precheck(app_uid, MessagePrecheckIn(event_type=event_type, channels=["billing"])).active is True, "precheck")
+        check(svix.message.precheck(app_uid, MessagePrecheckIn(event_type="no.such")).active is False, "precheck")
+        out = svix.message.bulk_expunge_content(app_uid, BulkExpungeContentsIn(ids=[s["other"].id, "msg_none"]))
+        check(out.results == {s["other"].id: BulkExpungeStatus.EXPUNGED, "msg_none": BulkExpungeStatus.NOT_FOUND}, out)
+        task = svix.message.expunge_all_contents(app_uid)
+        check(task.task == BackgroundTaskType.APPLICATION_PURGE_CONTENT, task)
+        spec = {"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+                "webhooks": {f"imported.{RUN}": {"post": {"summary": "Imported"}}}}
+        imported = svix.event_type.import_openapi(EventTypeImportOpenApiIn(spec=spec))
+        check(imported.data.modified == [f"imported.{RUN}"], imported)
+
+    flow.step("message precheck / bulk_expunge / expunge_all_contents, event_type.import_openapi", data_and_catalog)
 
     def expunge():
         svix.message.expunge_content(app_uid, s["msg"].id)
