@@ -1,6 +1,6 @@
 //! Several nodes on one PostgreSQL database: load spread over all of them,
 //! one killed, the database itself crashed, and the promises that must hold
-//! across nodes (rate limits, idempotency keys, tokens).
+//! across nodes (rate limits, idempotency keys, tokens and their revocation).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -206,6 +206,16 @@ async fn a_token_minted_on_one_node_works_on_another() {
     let (_, a) = nodes[0].admin().get(&secret_path).await;
     let (_, b) = nodes[2].admin().get(&secret_path).await;
     assert_eq!(a["key"], b["key"]);
+    // Revocation holds on every node at once: logout on one, expire-all on
+    // another, and the third refuses both tokens on the next request.
+    let (status, body) = nodes[1].api(&cli_token).post("/api/v1/auth/logout", &json!({})).await;
+    assert_eq!(status, 204, "{body}");
+    let (status, _) = nodes[2].api(&cli_token).get("/api/v1/app/tokens").await;
+    assert_eq!(status, 401, "a logged-out token still works on another node");
+    let (status, body) = nodes[0].admin().post(&format!("/api/v1/auth/app/{app}/expire-all"), &json!({})).await;
+    assert_eq!(status, 204, "{body}");
+    let (status, _) = nodes[2].api(&token).get(&format!("/api/v1/app/{app}")).await;
+    assert_eq!(status, 401, "an expired-all token still works on another node");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
