@@ -114,10 +114,11 @@ struct Claims {
     /// Unix seconds after which the token is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     exp: Option<i64>,
-    /// Unix milliseconds when the token was issued: `expire-all` refuses
-    /// the tokens of an application issued before it.
+    /// The application's token generation when the token was issued:
+    /// `expire-all` starts a new one and refuses the older tokens. A counter
+    /// in the store, not a time, so no node's clock decides.
     #[serde(default)]
-    iat: i64,
+    g: i64,
     /// The session the token was issued for, which `expire-all` may name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sid: Option<String>,
@@ -136,6 +137,8 @@ pub struct Grant {
     /// Unix seconds after which the token is refused; `None` never expires.
     pub expires_at: Option<i64>,
     pub session_id: Option<String>,
+    /// The application's token generation (0 for admin tokens).
+    pub generation: i64,
 }
 
 /// The identity behind a verified token.
@@ -144,8 +147,8 @@ pub struct Caller {
     pub scope: Scope,
     /// Unix seconds after which the token is refused; `None` never expires.
     pub expires_at: Option<i64>,
-    /// Unix milliseconds when it was issued (0 for the static admin token).
-    pub issued_at: i64,
+    /// Its application's token generation when it was issued.
+    pub generation: i64,
     pub session_id: Option<String>,
     /// A stable digest of the token, to key idempotency records by caller
     /// (and `auth/logout` revocations) without storing the token itself.
@@ -182,7 +185,7 @@ impl TokenAuthority {
     }
 
     pub fn issue(&self, scope: Scope, expires_at: Option<i64>) -> String {
-        self.issue_grant(Grant { scope, expires_at, session_id: None })
+        self.issue_grant(Grant { scope, expires_at, session_id: None, generation: 0 })
     }
 
     pub fn issue_grant(&self, grant: Grant) -> String {
@@ -191,7 +194,7 @@ impl TokenAuthority {
         let claims = Claims {
             scope: grant.scope,
             exp: grant.expires_at,
-            iat: chrono::Utc::now().timestamp_millis(),
+            g: grant.generation,
             sid: grant.session_id,
             n: B64URL.encode(nonce),
             legacy_read_only: false,
@@ -210,7 +213,7 @@ impl TokenAuthority {
                 return Some(Caller {
                     scope: Scope::Admin,
                     expires_at: None,
-                    issued_at: 0,
+                    generation: 0,
                     session_id: None,
                     token_digest,
                     is_static: true,
@@ -232,7 +235,7 @@ impl TokenAuthority {
         Some(Caller {
             scope: claims.scope,
             expires_at: claims.exp,
-            issued_at: claims.iat,
+            generation: claims.g,
             session_id: claims.sid,
             token_digest,
             is_static: false,
@@ -262,7 +265,7 @@ mod tests {
         let c = a.verify(&t, 0).unwrap();
         assert_eq!(c.scope, scope);
         assert_eq!(c.capabilities().names(), ["ViewBase", "ViewEndpointSecret"]);
-        assert!(c.issued_at > 0);
+        assert_eq!(c.generation, 0);
         assert!(a.verify("static-admin", 0).unwrap().is_admin());
     }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use hookline::auth::{Capabilities, Scope, TokenAuthority};
+use hookline::auth::{Capabilities, Grant, Scope, TokenAuthority};
 use hookline::config::{parse_duration, FlagValues, Settings, SETTINGS_HELP};
 use hookline::{catalog, cli, server};
 
@@ -190,21 +190,25 @@ fn runtime() -> tokio::runtime::Runtime {
 async fn create_token(settings: Settings, app: Option<String>, read_only: bool) -> Result<(), String> {
     let key = server::load_main_key(&settings)?;
     let tokens = TokenAuthority::new(&key, None);
-    let scope = match app {
-        None => Scope::Admin,
+    let grant = match app {
+        None => Grant { scope: Scope::Admin, expires_at: None, session_id: None, generation: 0 },
         Some(app) => {
             let store = server::open_store(&settings).await?;
             let lookup = app.clone();
-            let found = store
-                .read(move |tx| tx.application(&lookup))
+            let (found, generation) = store
+                .read(move |tx| {
+                    let Some(found) = tx.application(&lookup)? else { return Ok(None) };
+                    let generation = tx.app_token_generation(&found.id)?;
+                    Ok::<_, hookline::store::StoreError>(Some((found, generation)))
+                })
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("no application with id or uid {app:?}"))?;
             let caps = if read_only { Capabilities::read_only() } else { Capabilities::all() };
-            Scope::App { app: found.id, caps }
+            Grant { scope: Scope::App { app: found.id, caps }, expires_at: None, session_id: None, generation }
         }
     };
-    println!("{}", tokens.issue(scope, None));
+    println!("{}", tokens.issue_grant(grant));
     Ok(())
 }
 

@@ -103,7 +103,10 @@ pub async fn run_forever(store: Store, wake: Arc<Notify>, mut shutdown: watch::R
                 Ok(Some(_)) => tokio::task::yield_now().await,
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::warn!(error = %e, "background task step failed; retrying");
+                    tracing::warn!(error = %e, "background task step failed; trying the others first");
+                    if let Err(e) = store.write(|tx| tx.defer_next_running_task(now())).await {
+                        tracing::warn!(error = %e, "deferring a failed background task failed");
+                    }
                     break;
                 }
             }

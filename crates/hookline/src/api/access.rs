@@ -38,14 +38,13 @@ pub async fn check(
     }
     // A path segment that is not UTF-8, or holds a NUL, names nothing that
     // exists (and no store could look it up).
-    let Ok(path) = path else {
-        return ApiError::not_found().into_response();
-    };
-    if path.iter().any(|(_, value)| value.contains('\0')) {
-        return ApiError::not_found().into_response();
-    }
     let (mut parts, body) = req.into_parts();
-    if let Err(e) = authorize(&state, access, &path, &mut parts).await {
+    let refused = match path {
+        Err(_) => Err(ApiError::not_found()),
+        Ok(path) if path.iter().any(|(_, value)| value.contains('\0')) => Err(ApiError::not_found()),
+        Ok(path) => authorize(&state, access, &path, &mut parts).await,
+    };
+    if let Err(e) = refused {
         let mut response = e.into_response();
         // The body was never read: the connection cannot carry another
         // request, and a client that reused it would see it cut. Say so.
@@ -140,15 +139,15 @@ async fn resolve_app(state: &AppState, caller: &Caller, key: String) -> Result<A
 
 /// Whether the token was logged out, or expired by its application.
 async fn is_revoked(state: &AppState, caller: &Caller) -> Result<bool, ApiError> {
-    let (digest, scope, session_id, issued_at) =
-        (caller.token_digest, caller.scope.clone(), caller.session_id.clone(), caller.issued_at);
+    let (digest, scope, session_id, generation) =
+        (caller.token_digest, caller.scope.clone(), caller.session_id.clone(), caller.generation);
     let now = crate::store::model::now();
     state
         .store
         .read(move |tx| {
             let app = match &scope {
                 Scope::App { app, .. } => {
-                    Some(AppTokenFacts { app_id: app, session_id: session_id.as_deref(), issued_at })
+                    Some(AppTokenFacts { app_id: app, session_id: session_id.as_deref(), generation })
                 }
                 Scope::Admin => None,
             };

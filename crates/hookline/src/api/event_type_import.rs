@@ -15,9 +15,6 @@ use crate::store::model::{now, EventType};
 use crate::store::page::{Cursor, ListQuery, Order};
 use crate::store::{StoreError, Tx};
 
-/// How deep `$ref`s are followed; a deeper (or cyclic) one stays open (`{}`).
-const MAX_REF_DEPTH: usize = 32;
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImportIn {
@@ -56,10 +53,12 @@ pub async fn import(State(state): State<AppState>, JsonBody(input): JsonBody<Imp
     let (dry_run, replace_all) = (input.dry_run, input.replace_all);
     let run = move |tx: &mut dyn Tx| -> ApiResult<ImportData> {
         let mut entries = entries.clone();
-        // Payload validation is Hookline's own setting: an import keeps it.
+        // What a document does not say is kept: payload validation
+        // (Hookline's own) and the older single `featureFlag`.
         for e in &mut entries {
             if let Some(existing) = tx.event_type(&e.name)? {
                 e.validate_payloads = existing.validate_payloads;
+                e.feature_flag = existing.feature_flag;
             }
         }
         let mut changes: Vec<EventType> = Vec::new();
@@ -144,7 +143,22 @@ fn entries_of(spec: &Value) -> ApiResult<Vec<CatalogEntry>> {
             continue;
         };
         let text = |key: &str| op.get(key).and_then(Value::as_str).map(str::to_string);
-        let schema = op.pointer("/requestBody/content/application~1json/schema").map(|s| resolve_refs(s, spec, 0));
+        let schema = match op.pointer("/requestBody/content/application~1json/schema") {
+            None => None,
+            Some(s) => match inline_refs(s, spec) {
+                Some(schema) => Some(schema),
+                None => {
+                    v.push(
+                        &["body", "spec", "webhooks", name],
+                        format!(
+                            "its payload schema, with $refs inlined, passes {MAX_SCHEMA_NODES} nodes or \
+                             {MAX_SCHEMA_DEPTH} levels"
+                        ),
+                    );
+                    continue;
+                }
+            },
+        };
         if let Some(schema) = &schema {
             if let Err(e) = jsonschema::validator_for(schema) {
                 v.push(&["body", "spec", "webhooks", name], format!("its payload schema is not valid: {e}"));
@@ -170,20 +184,55 @@ fn entries_of(spec: &Value) -> ApiResult<Vec<CatalogEntry>> {
     Ok(entries)
 }
 
-/// The schema with each local `$ref` (`#/…`) replaced by what it names.
-fn resolve_refs(schema: &Value, spec: &Value, depth: usize) -> Value {
+/// Bounds on a schema after its `$ref`s are inlined: what the store (and
+/// every later read of the event type) can hold.
+const MAX_SCHEMA_NODES: usize = 10_000;
+const MAX_SCHEMA_DEPTH: usize = 64;
+
+/// The schema with each local `$ref` (`#/…`) replaced by what it names. A
+/// recursive reference stays open (`{}`, any value): inlining it has no end.
+/// `None` when the result would pass the bounds above.
+fn inline_refs(schema: &Value, spec: &Value) -> Option<Value> {
+    let mut budget = MAX_SCHEMA_NODES;
+    resolve_refs(schema, spec, &mut Vec::new(), 0, &mut budget)
+}
+
+fn resolve_refs<'s>(
+    schema: &'s Value,
+    spec: &'s Value,
+    path: &mut Vec<&'s str>,
+    depth: usize,
+    budget: &mut usize,
+) -> Option<Value> {
+    if depth > MAX_SCHEMA_DEPTH || *budget == 0 {
+        return None;
+    }
+    *budget -= 1;
     match schema {
         Value::Object(map) => {
             if let Some(target) = map.get("$ref").and_then(Value::as_str) {
                 let found = target.strip_prefix('#').and_then(|pointer| spec.pointer(pointer));
                 return match found {
-                    Some(found) if depth < MAX_REF_DEPTH => resolve_refs(found, spec, depth + 1),
-                    _ => Value::Object(Map::new()),
+                    Some(found) if !path.contains(&target) => {
+                        path.push(target);
+                        let resolved = resolve_refs(found, spec, path, depth, budget);
+                        path.pop();
+                        resolved
+                    }
+                    _ => Some(Value::Object(Map::new())),
                 };
             }
-            Value::Object(map.iter().map(|(k, v)| (k.clone(), resolve_refs(v, spec, depth))).collect())
+            let mut out = Map::new();
+            for (k, v) in map {
+                out.insert(k.clone(), resolve_refs(v, spec, path, depth + 1, budget)?);
+            }
+            Some(Value::Object(out))
         }
-        Value::Array(items) => Value::Array(items.iter().map(|v| resolve_refs(v, spec, depth)).collect()),
-        other => other.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| resolve_refs(v, spec, path, depth + 1, budget))
+            .collect::<Option<Vec<_>>>()
+            .map(Value::Array),
+        other => Some(other.clone()),
     }
 }

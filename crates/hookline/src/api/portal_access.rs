@@ -81,10 +81,12 @@ pub async fn create(
                     super::messages::create_inline_app(tx, key, Some(app))?
                 }
             };
+            let generation = tx.app_token_generation(&app_id)?;
             let token = tokens.issue_grant(Grant {
                 scope: Scope::App { app: app_id, caps },
                 expires_at: Some(Utc::now().timestamp() + expiry),
                 session_id: input.session_id.clone(),
+                generation,
             });
             let url = crate::portal::portal_url(&public_url, &token);
             Ok(PortalAccessOut { url, token })

@@ -45,13 +45,11 @@ pub async fn expire_all(
         }
     }
     v.finish()?;
-    let now = crate::store::model::now();
-    let effective_at = now + Duration::seconds(expiry);
-    let issued_before = now.timestamp_millis();
+    let effective_at = crate::store::model::now() + Duration::seconds(expiry);
     state
         .store
         .write(move |tx| {
-            tx.expire_app_tokens(&app.id, input.session_ids.as_deref(), issued_before, effective_at)?;
+            tx.expire_app_tokens(&app.id, input.session_ids.as_deref(), effective_at)?;
             Ok::<_, ApiError>(())
         })
         .await?;

@@ -151,7 +151,8 @@ pub trait DeliveryRepo {
         manual: bool,
     ) -> StoreResult<()>;
     /// Failed deliveries to an endpoint of messages created in [since,
-    /// until) whose id sorts after `after`, in message id order, at most `limit`.
+    /// until) whose id sorts after `after` and that still hold their payload
+    /// (nothing else can be sent again), in message id order, at most `limit`.
     fn failed_deliveries(
         &mut self,
         endpoint_id: &str,
@@ -207,6 +208,9 @@ pub trait TaskRepo {
     /// transaction; a task another node is stepping right now is skipped.
     fn next_running_task(&mut self) -> StoreResult<Option<BackgroundTask>>;
     fn update_task(&mut self, task: &BackgroundTask) -> StoreResult<()>;
+    /// Sends the task `next_running_task` would give to the back of the
+    /// line (its step failed), so one broken task cannot stall the others.
+    fn defer_next_running_task(&mut self, now: Timestamp) -> StoreResult<()>;
     /// Deletes tasks that ended before `before`; how many.
     fn purge_ended_tasks(&mut self, before: Timestamp) -> StoreResult<usize>;
 }
@@ -214,13 +218,16 @@ pub trait TaskRepo {
 /// Revoked API tokens. Tokens are stateless, so revocation is a list of
 /// what to refuse, checked on every request by every node.
 pub trait TokenRepo {
-    /// Refuses, from `effective_at` on, the tokens of `app_id` issued
-    /// before `issued_before` (Unix ms), of the given sessions or of all.
+    /// The application's current token generation (0 before any
+    /// `expire-all`), which a token issued now carries.
+    fn app_token_generation(&mut self, app_id: &str) -> StoreResult<i64>;
+    /// Starts a new token generation for the application and refuses, from
+    /// `effective_at` on, its tokens of older generations, of the given
+    /// sessions or of all.
     fn expire_app_tokens(
         &mut self,
         app_id: &str,
         session_ids: Option<&[String]>,
-        issued_before: i64,
         effective_at: Timestamp,
     ) -> StoreResult<()>;
     /// Refuses one token (by digest) from now on; the record may go once
@@ -238,8 +245,7 @@ pub trait TokenRepo {
 pub struct AppTokenFacts<'a> {
     pub app_id: &'a str,
     pub session_id: Option<&'a str>,
-    /// Unix milliseconds.
-    pub issued_at: i64,
+    pub generation: i64,
 }
 
 /// Read-only summaries for the portal: time series and the operator's

@@ -572,7 +572,7 @@ async fn expire_all_revokes_the_applications_earlier_tokens() {
     let of_b = portal_token(&server, &b.app, json!({})).await;
 
     let expire = format!("/api/v1/auth/app/{}/expire-all", a.app);
-    let (status, body) = server.admin().post(&expire, &json!({"sessionIds": ["s-1"]})).await;
+    let (status, body) = server.admin().post(&expire, &json!({"sessionIds": ["s-1", "s-1"]})).await;
     assert_eq!(status, 204, "{body}");
     assert!(!works(&server, &in_session, &a.app).await, "the named session's token still works");
     assert!(works(&server, &first, &a.app).await && works(&server, &other_session, &a.app).await);

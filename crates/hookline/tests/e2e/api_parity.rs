@@ -152,6 +152,25 @@ async fn event_types_import_from_an_openapi_document() {
     let (_, et) = server.admin().get("/api/v1/event-type/old.type").await;
     assert_eq!(et["archived"], true);
 
+    // Recursive schemas: each recursion stays open rather than unrolled, and
+    // what is stored reads back.
+    let tree = json!({
+        "webhooks": {"tree.changed": {"post": {"requestBody": {"content": {"application/json": {"schema":
+            {"$ref": "#/components/schemas/Node"}}}}}}},
+        "components": {"schemas": {"Node": {"type": "object", "properties": {
+            "left": {"$ref": "#/components/schemas/Node"},
+            "right": {"$ref": "#/components/schemas/Node"},
+            "parent": {"oneOf": [{"$ref": "#/components/schemas/Node"}, {"type": "null"}]}
+        }}}}
+    });
+    let (status, out) = server.admin().post(import, &json!({"spec": tree})).await;
+    assert_eq!(status, 200, "{out}");
+    let (status, et) = server.admin().get("/api/v1/event-type/tree.changed").await;
+    assert_eq!(status, 200, "{et}");
+    assert_eq!(et["schemas"]["1"]["properties"]["left"], json!({}), "{et}");
+    let (status, list) = server.admin().get("/api/v1/event-type").await;
+    assert_eq!(status, 200, "{list}");
+
     for (body, expected) in [
         (json!({}), 400),
         (json!({"spec": spec(), "specRaw": "{}"}), 400),

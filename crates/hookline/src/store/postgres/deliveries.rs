@@ -96,6 +96,7 @@ impl DeliveryRepo for PgTx<'_, '_> {
             &format!(
                 "SELECT {columns} FROM delivery d JOIN message m ON m.id = d.msg_id
                  WHERE d.endpoint_id = $1 AND d.status = {FAILED} AND m.created_at >= $2 AND m.created_at < $3
+                 AND m.payload IS NOT NULL
                  AND d.msg_id > $4 ORDER BY d.msg_id LIMIT $5"
             ),
             &[&endpoint_id, &range.since, &range.until, &after, &(limit as i64)],

@@ -158,14 +158,18 @@ CREATE TABLE background_task (
 );
 CREATE INDEX background_task_running ON background_task (updated_at) WHERE status = 'running';
 
--- Revoked tokens: `expire-all` per application (session '' is every
--- session), and `logout` per token digest.
+-- Revoked tokens: `expire-all` per application and token generation
+-- (session '' is every session), and `logout` per token digest.
 CREATE TABLE token_expiry (
     app_id        TEXT COLLATE "C" NOT NULL,
     session_id    TEXT COLLATE "C" NOT NULL,
-    issued_before BIGINT NOT NULL,
+    generation    BIGINT NOT NULL,
     effective_at  TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (app_id, session_id, issued_before)
+    PRIMARY KEY (app_id, session_id, generation)
+);
+CREATE TABLE app_token_generation (
+    app_id     TEXT COLLATE "C" PRIMARY KEY,
+    generation BIGINT NOT NULL
 );
 CREATE TABLE revoked_token (
     digest     BYTEA PRIMARY KEY,

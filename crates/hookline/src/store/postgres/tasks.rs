@@ -103,6 +103,15 @@ impl TaskRepo for PgTx<'_, '_> {
         Ok(())
     }
 
+    fn defer_next_running_task(&mut self, now: Timestamp) -> StoreResult<()> {
+        self.execute(
+            "UPDATE background_task SET updated_at = $1 WHERE id = (SELECT id FROM background_task
+             WHERE status = 'running' ORDER BY updated_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)",
+            &[&now],
+        )?;
+        Ok(())
+    }
+
     fn purge_ended_tasks(&mut self, before: Timestamp) -> StoreResult<usize> {
         Ok(self.execute("DELETE FROM background_task WHERE status <> 'running' AND updated_at < $1", &[&before])?
             as usize)

@@ -3,21 +3,33 @@ use crate::store::model::Timestamp;
 use crate::store::{AppTokenFacts, StoreResult, TokenRepo};
 
 impl TokenRepo for PgTx<'_, '_> {
+    fn app_token_generation(&mut self, app_id: &str) -> StoreResult<i64> {
+        let row = self.query_opt("SELECT generation FROM app_token_generation WHERE app_id = $1", &[&app_id])?;
+        Ok(row.map(|r| r.get::<_, i64>(0)).unwrap_or(0))
+    }
+
     fn expire_app_tokens(
         &mut self,
         app_id: &str,
         session_ids: Option<&[String]>,
-        issued_before: i64,
         effective_at: Timestamp,
     ) -> StoreResult<()> {
-        let every = [String::new()];
-        let sessions: Vec<String> = session_ids.unwrap_or(&every).to_vec();
+        let generation: i64 = self
+            .query_opt(
+                "INSERT INTO app_token_generation (app_id, generation) VALUES ($1, 1)
+                 ON CONFLICT (app_id) DO UPDATE SET generation = app_token_generation.generation + 1
+                 RETURNING generation",
+                &[&app_id],
+            )?
+            .map(|r| r.get(0))
+            .unwrap_or(1);
+        let mut sessions: Vec<String> = session_ids.map(<[String]>::to_vec).unwrap_or_else(|| vec![String::new()]);
+        sessions.sort();
+        sessions.dedup();
         self.execute(
-            "INSERT INTO token_expiry (app_id, session_id, issued_before, effective_at)
-             SELECT $1, sid, $3, $4 FROM unnest($2::text[]) AS sid ORDER BY sid
-             ON CONFLICT (app_id, session_id, issued_before)
-             DO UPDATE SET effective_at = LEAST(token_expiry.effective_at, excluded.effective_at)",
-            &[&app_id, &sessions, &issued_before, &effective_at],
+            "INSERT INTO token_expiry (app_id, session_id, generation, effective_at)
+             SELECT $1, sid, $3, $4 FROM unnest($2::text[]) AS sid ON CONFLICT DO NOTHING",
+            &[&app_id, &sessions, &generation, &effective_at],
         )?;
         Ok(())
     }
@@ -31,15 +43,15 @@ impl TokenRepo for PgTx<'_, '_> {
     }
 
     fn token_revoked(&mut self, digest: &[u8], app: Option<&AppTokenFacts<'_>>, now: Timestamp) -> StoreResult<bool> {
-        let (app_id, sid, issued_at) = match app {
-            Some(a) => (a.app_id, a.session_id.unwrap_or(""), a.issued_at),
-            None => ("", "", 0),
+        let (app_id, sid, generation) = match app {
+            Some(a) => (a.app_id, a.session_id.unwrap_or(""), a.generation),
+            None => ("", "", 0i64),
         };
         let row = self.query_opt(
             "SELECT EXISTS (SELECT 1 FROM revoked_token WHERE digest = $1)
                  OR EXISTS (SELECT 1 FROM token_expiry WHERE app_id = $2 AND session_id IN ('', $3)
-                            AND issued_before > $4 AND effective_at <= $5)",
-            &[&digest, &app_id, &sid, &issued_at, &now],
+                            AND generation > $4 AND effective_at <= $5)",
+            &[&digest, &app_id, &sid, &generation, &now],
         )?;
         Ok(row.map(|r| r.get::<_, bool>(0)).unwrap_or(false))
     }

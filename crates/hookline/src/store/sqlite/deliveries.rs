@@ -80,6 +80,7 @@ impl DeliveryRepo for SqliteTx<'_> {
             .prepare_cached(&format!(
                 "SELECT {columns} FROM delivery d JOIN message m ON m.id = d.msg_id
                  WHERE d.endpoint_id = ? AND d.status = {FAILED} AND m.created_at >= ? AND m.created_at < ?
+                 AND m.payload IS NOT NULL
                  AND d.msg_id > ? ORDER BY d.msg_id LIMIT ?"
             ))
             .map_err(backend)?;

@@ -174,14 +174,18 @@ CREATE TABLE background_task (
 );
 CREATE INDEX background_task_running ON background_task (updated_at) WHERE status = 'running';
 
--- Revoked tokens: `expire-all` per application (session '' is every
--- session), and `logout` per token digest.
+-- Revoked tokens: `expire-all` per application and token generation
+-- (session '' is every session), and `logout` per token digest.
 CREATE TABLE token_expiry (
     app_id        TEXT NOT NULL,
     session_id    TEXT NOT NULL,
-    issued_before INTEGER NOT NULL,
+    generation    INTEGER NOT NULL,
     effective_at  INTEGER NOT NULL,
-    PRIMARY KEY (app_id, session_id, issued_before)
+    PRIMARY KEY (app_id, session_id, generation)
+);
+CREATE TABLE app_token_generation (
+    app_id     TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL
 );
 CREATE TABLE revoked_token (
     digest     BLOB PRIMARY KEY,

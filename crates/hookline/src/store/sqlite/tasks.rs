@@ -109,6 +109,17 @@ impl TaskRepo for SqliteTx<'_> {
         Ok(())
     }
 
+    fn defer_next_running_task(&mut self, now: Timestamp) -> StoreResult<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE background_task SET updated_at = ? WHERE id = (SELECT id FROM background_task
+                 WHERE status = 'running' ORDER BY updated_at, id LIMIT 1)",
+            )
+            .and_then(|mut s| s.execute([ms(&now)]))
+            .map_err(backend)?;
+        Ok(())
+    }
+
     fn purge_ended_tasks(&mut self, before: Timestamp) -> StoreResult<usize> {
         self.conn
             .prepare_cached("DELETE FROM background_task WHERE status <> 'running' AND updated_at < ?")

@@ -1,4 +1,4 @@
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::sql::*;
 use super::{backend, SqliteTx};
@@ -6,23 +6,38 @@ use crate::store::model::Timestamp;
 use crate::store::{AppTokenFacts, StoreResult, TokenRepo};
 
 impl TokenRepo for SqliteTx<'_> {
+    fn app_token_generation(&mut self, app_id: &str) -> StoreResult<i64> {
+        self.conn
+            .prepare_cached("SELECT generation FROM app_token_generation WHERE app_id = ?")
+            .and_then(|mut s| s.query_row([app_id], |r| r.get(0)).optional())
+            .map(Option::unwrap_or_default)
+            .map_err(backend)
+    }
+
     fn expire_app_tokens(
         &mut self,
         app_id: &str,
         session_ids: Option<&[String]>,
-        issued_before: i64,
         effective_at: Timestamp,
     ) -> StoreResult<()> {
-        let every = [String::new()];
+        let generation: i64 = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO app_token_generation (app_id, generation) VALUES (?, 1)
+                 ON CONFLICT (app_id) DO UPDATE SET generation = generation + 1 RETURNING generation",
+            )
+            .and_then(|mut s| s.query_row([app_id], |r| r.get(0)))
+            .map_err(backend)?;
         let mut stmt = self
             .conn
             .prepare_cached(
-                "INSERT INTO token_expiry (app_id, session_id, issued_before, effective_at) VALUES (?, ?, ?, ?)
-                 ON CONFLICT DO UPDATE SET effective_at = MIN(effective_at, excluded.effective_at)",
+                "INSERT INTO token_expiry (app_id, session_id, generation, effective_at) VALUES (?, ?, ?, ?)
+                 ON CONFLICT DO NOTHING",
             )
             .map_err(backend)?;
+        let every = [String::new()];
         for sid in session_ids.unwrap_or(&every) {
-            stmt.execute(params![app_id, sid, issued_before, ms(&effective_at)]).map_err(backend)?;
+            stmt.execute(params![app_id, sid, generation, ms(&effective_at)]).map_err(backend)?;
         }
         Ok(())
     }
@@ -36,17 +51,17 @@ impl TokenRepo for SqliteTx<'_> {
     }
 
     fn token_revoked(&mut self, digest: &[u8], app: Option<&AppTokenFacts<'_>>, now: Timestamp) -> StoreResult<bool> {
-        let (app_id, sid, issued_at) = match app {
-            Some(a) => (a.app_id, a.session_id.unwrap_or(""), a.issued_at),
+        let (app_id, sid, generation) = match app {
+            Some(a) => (a.app_id, a.session_id.unwrap_or(""), a.generation),
             None => ("", "", 0),
         };
         self.conn
             .prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM revoked_token WHERE digest = ?)
                      OR EXISTS (SELECT 1 FROM token_expiry WHERE app_id = ? AND session_id IN ('', ?)
-                                AND issued_before > ? AND effective_at <= ?)",
+                                AND generation > ? AND effective_at <= ?)",
             )
-            .and_then(|mut s| s.query_row(params![digest, app_id, sid, issued_at, ms(&now)], |r| r.get(0)))
+            .and_then(|mut s| s.query_row(params![digest, app_id, sid, generation, ms(&now)], |r| r.get(0)))
             .map_err(backend)
     }
 
