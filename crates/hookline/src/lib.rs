@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod endpoint_key;
 pub mod ids;
 pub mod keys;
 pub mod ops;

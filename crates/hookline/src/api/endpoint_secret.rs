@@ -3,8 +3,6 @@
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::Json;
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
 use chrono::Duration;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -15,6 +13,7 @@ use super::error::{ApiError, ApiResult, Validation};
 use super::extract::JsonBody;
 use super::idempotency::Idem;
 use super::AppState;
+pub use crate::endpoint_key::{format_secret, parse_secret};
 use crate::keys::Owner;
 use crate::store::model::{RetiredSecret, SealedSecret};
 use zeroize::Zeroizing;
@@ -35,20 +34,6 @@ pub struct RotateIn {
     key: Option<String>,
     #[serde(default)]
     grace_period_seconds: Option<i64>,
-}
-
-/// Decodes `whsec_<base64>` (prefix optional); Svix accepts 24 to 75 bytes.
-pub fn parse_secret(text: &str) -> Result<Vec<u8>, String> {
-    let b64 = text.strip_prefix("whsec_").unwrap_or(text);
-    let bytes = B64.decode(b64).map_err(|_| "must be base64, optionally prefixed with whsec_".to_string())?;
-    if !(24..=75).contains(&bytes.len()) {
-        return Err(format!("must encode 24 to 75 bytes, not {}", bytes.len()));
-    }
-    Ok(bytes)
-}
-
-pub fn format_secret(bytes: &[u8]) -> String {
-    format!("whsec_{}", B64.encode(bytes))
 }
 
 pub(super) fn generate_secret() -> Vec<u8> {
@@ -113,6 +98,8 @@ pub async fn rotate_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
 
     #[test]
     fn secrets_follow_svix_rules() {

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use hookline_signature::Secret;
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use policy::retry::{AttemptReport, RetrySchedule};
@@ -415,9 +414,8 @@ impl Dispatcher {
         let keys = std::iter::once(&destination.secret)
             .chain(live)
             .map(|sealed| {
-                let mut bytes = self.cipher.open(&sealed.0, Owner::Endpoint(&job.endpoint_id))?;
-                // Moved, not copied: the `Secret` wipes the bytes when dropped.
-                Secret::from_bytes(std::mem::take(&mut *bytes)).map_err(|e| format!("endpoint secret is unusable: {e}"))
+                let bytes = self.cipher.open(&sealed.0, Owner::Endpoint(&job.endpoint_id))?;
+                crate::endpoint_key::sender_key(bytes).map_err(|e| format!("endpoint secret is unusable: {e}"))
             })
             .collect::<Result<Vec<_>, String>>()?;
         Ok(SigningKeys(keys))

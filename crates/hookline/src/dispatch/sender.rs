@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use hookline_signature::{Secret, SignatureHeader};
+use hookline_signature::{SenderKey, SignatureHeader};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
 
 use super::policy::retry::parse_retry_after;
@@ -17,7 +17,7 @@ const MAX_RESPONSE_BYTES: usize = 20_000;
 
 /// The keys that sign one attempt: the current secret and any retired ones
 /// still inside their grace period (wiped from memory when dropped).
-pub struct SigningKeys(pub Vec<Secret>);
+pub struct SigningKeys(pub Vec<SenderKey>);
 
 /// Why an attempt got no usable answer, in words an operator can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -382,6 +382,37 @@ async fn rotation_signs_with_old_and_new_secret_during_grace() {
     assert!(Verifier::new(new.parse::<Secret>().unwrap()).verify(&headers, &r.body).is_err());
 }
 
+/// Svix's `whsk_` keys: the endpoint's deliveries carry an ed25519 `v1a`
+/// signature that verifies with the public half, and nothing verifies
+/// with a symmetric secret.
+#[tokio::test]
+async fn a_whsk_endpoint_key_signs_v1a() {
+    let rx = Receiver::start().await;
+    let server = server_with(&[]).await;
+    let key: hookline_signature::SigningKey = "whsk_nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=".parse().unwrap();
+    let text = "whsk_nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=";
+    let (app, ep, shown) = app_with_endpoint(&server, &rx.url("/ed"), json!({"secret": text})).await;
+    assert_eq!(shown, text, "GET secret shows the whsk_ key");
+    send(&server, &app, json!({"signed": "ed25519"})).await;
+    let r = &rx.wait_for("/ed", 1, WAIT).await[0];
+    assert!(r.header("webhook-signature").starts_with("v1a,"), "{}", r.header("webhook-signature"));
+    let headers: Vec<(String, String)> = r.headers.clone().into_iter().collect();
+    let public = hookline_signature::ReceiverKey::Ed25519(key.verifying_key());
+    Verifier::new(public).verify(&headers, &r.body).unwrap_or_else(|e| panic!("v1a did not verify: {e}"));
+    // Rotating to a generated key goes back to whsec_ and v1.
+    let (status, rotated) = server
+        .admin()
+        .post(&format!("/api/v1/app/{app}/endpoint/{ep}/secret/rotate"), &json!({"gracePeriodSeconds": 0}))
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    assert!(rotated["key"].as_str().unwrap().starts_with("whsec_"), "{rotated}");
+    let (status, body) = server
+        .admin()
+        .post(&format!("/api/v1/app/{app}/endpoint"), &json!({"url": rx.url("/x"), "secret": "whsk_c2hvcnQ="}))
+        .await;
+    crate::common::assert_invalid_field(status, &body, "secret");
+}
+
 #[tokio::test]
 async fn ssrf_guard_refuses_loopback_without_allowance() {
     let rx = Receiver::start().await;
