@@ -10,6 +10,7 @@ pub mod dispatch;
 pub mod endpoint_key;
 pub mod ids;
 pub mod keys;
+pub mod operational;
 pub mod ops;
 pub mod portal;
 pub mod server;

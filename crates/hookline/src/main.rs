@@ -197,7 +197,8 @@ async fn create_token(settings: Settings, app: Option<String>, read_only: bool) 
             let lookup = app.clone();
             let (found, generation) = store
                 .read(move |tx| {
-                    let Some(found) = tx.application(&lookup)? else { return Ok(None) };
+                    let found = tx.application(&lookup)?.filter(|a| a.id != hookline::operational::APP_ID);
+                    let Some(found) = found else { return Ok(None) };
                     let generation = tx.app_token_generation(&found.id)?;
                     Ok::<_, hookline::store::StoreError>(Some((found, generation)))
                 })

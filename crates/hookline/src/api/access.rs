@@ -125,6 +125,9 @@ async fn authorize(state: &AppState, access: Access, path: &RawPathParams, req: 
 /// the path names.
 async fn resolve_app(state: &AppState, caller: &Caller, key: String) -> Result<Application, ApiError> {
     let found = state.store.read(move |tx| Ok::<_, ApiError>(tx.application(&key)?)).await?;
+    // The operational webhooks' internal application is reached only
+    // through `/operational-webhook`.
+    let found = found.filter(|app| app.id != crate::operational::APP_ID);
     match (&caller.scope, found) {
         (Scope::Admin, Some(app)) => Ok(app),
         (Scope::Admin, None) => Err(ApiError::not_found()),

@@ -19,6 +19,7 @@ use super::json::{check_channels, check_metadata, check_rate_limit, check_uid, t
 use super::AppState;
 use crate::ids::IdKind;
 use crate::keys::{Owner, SecretCipher};
+use crate::operational::{self, EndpointChange};
 use crate::store::model::{Endpoint, SealedSecret, StringMap, Timestamp};
 use crate::store::page::Order;
 use crate::store::{StoreError, Tx};
@@ -163,14 +164,34 @@ fn check_room_for_endpoint(tx: &mut dyn Tx, app_id: &str) -> ApiResult<()> {
 
 /// Filtering on an event type that is not in the catalog is a mistake the
 /// customer would never notice otherwise: refuse it (422), as Svix does.
-fn check_types_registered(tx: &mut dyn Tx, types: Option<&[String]>) -> ApiResult<()> {
+/// (Operational endpoints filter on the operational event types.)
+fn check_types_registered(tx: &mut dyn Tx, app_id: &str, types: Option<&[String]>) -> ApiResult<()> {
     let mut v = Validation::default();
     for name in types.unwrap_or_default() {
-        if tx.event_type(name)?.is_none() {
+        let known = match app_id {
+            operational::APP_ID => operational::EVENT_TYPES.contains(&name.as_str()),
+            _ => tx.event_type(name)?.is_some(),
+        };
+        if !known {
             v.push(&["body", "filterTypes"], format!("event type {name:?} does not exist"));
         }
     }
     v.finish()
+}
+
+/// Tells the operational webhooks how an endpoint changed: its own change,
+/// and being disabled or enabled on the way.
+fn announce(tx: &mut dyn Tx, ep: &Endpoint, change: EndpointChange, was_disabled: bool) -> ApiResult<()> {
+    if ep.app_id == operational::APP_ID {
+        return Ok(());
+    }
+    let app = tx.application(&ep.app_id)?.ok_or(StoreError::NotFound)?;
+    operational::endpoint_changed(tx, &app, ep, change)?;
+    if change != EndpointChange::Deleted && ep.disabled != was_disabled {
+        let toggled = if ep.disabled { EndpointChange::Disabled } else { EndpointChange::Enabled };
+        operational::endpoint_changed(tx, &app, ep, toggled)?;
+    }
+    Ok(())
 }
 
 // ---- handlers -------------------------------------------------------------
@@ -242,9 +263,10 @@ pub async fn create(
     let ep = new_endpoint(&state.cipher, app.id, input, &secret);
     state
         .commit(idem, StatusCode::CREATED, move |tx| {
-            check_types_registered(tx, ep.filter_types.as_deref())?;
+            check_types_registered(tx, &ep.app_id, ep.filter_types.as_deref())?;
             check_room_for_endpoint(tx, &ep.app_id)?;
             tx.insert_endpoint(&ep)?;
+            announce(tx, &ep, EndpointChange::Created, ep.disabled)?;
             Ok(EndpointOut::from(ep.clone()))
         })
         .await
@@ -293,6 +315,7 @@ where
             ep.updated_at = crate::store::model::now();
             let out = change(tx, &mut ep)?;
             save_endpoint(tx, &ep, was_disabled)?;
+            announce(tx, &ep, EndpointChange::Updated, was_disabled)?;
             Ok(out)
         })
         .await;
@@ -314,7 +337,7 @@ pub async fn update(
     let cipher = state.cipher.clone();
     let response = state
         .commit_with_status(idem, move |tx| {
-            check_types_registered(tx, input.filter_types.as_deref())?;
+            check_types_registered(tx, &app.id, input.filter_types.as_deref())?;
             // A concurrent PUT may create this uid between the look and the
             // insert: then this one updates what it created.
             let mut tries = 0;
@@ -335,6 +358,7 @@ pub async fn update(
                         ep.channels = input.channels;
                         ep.metadata = input.metadata.unwrap_or_default();
                         save_endpoint(tx, &ep, was_disabled)?;
+                        announce(tx, &ep, EndpointChange::Updated, was_disabled)?;
                         return Ok((StatusCode::OK, EndpointOut::from(ep)));
                     }
                     None if IdKind::Endpoint.is_creatable_uid(&key) => {
@@ -352,7 +376,10 @@ pub async fn update(
                             &secret,
                         );
                         match tx.insert_endpoint(&ep) {
-                            Ok(()) => return Ok((StatusCode::CREATED, EndpointOut::from(ep))),
+                            Ok(()) => {
+                                announce(tx, &ep, EndpointChange::Created, ep.disabled)?;
+                                return Ok((StatusCode::CREATED, EndpointOut::from(ep)));
+                            }
                             Err(StoreError::Conflict(_)) if tries < 2 => continue,
                             Err(e) => return Err(e.into()),
                         }
@@ -400,7 +427,7 @@ pub async fn patch(
     modify(&state, idem, app.id, key, move |tx, ep| {
         let input = input.clone();
         if let Some(types) = &input.filter_types {
-            check_types_registered(tx, types.as_deref())?;
+            check_types_registered(tx, &ep.app_id, types.as_deref())?;
         }
         if let Some(url) = input.url {
             ep.url = url;
@@ -447,6 +474,7 @@ pub async fn delete(
         .write(move |tx| {
             let ep = tx.endpoint(&app.id, &key)?.ok_or(StoreError::NotFound)?;
             tx.delete_endpoint(&app.id, &ep.id)?;
+            announce(tx, &ep, EndpointChange::Deleted, ep.disabled)?;
             Ok::<_, ApiError>(())
         })
         .await?;

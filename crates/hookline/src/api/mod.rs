@@ -25,6 +25,7 @@ mod json;
 mod message_writer;
 mod messages;
 mod openapi;
+mod operational_webhooks;
 mod portal_access;
 mod readiness;
 mod revocation;

@@ -7,8 +7,8 @@ use crate::auth::Capabilities;
 
 use super::{
     applications, attempts, background_tasks, delivery_ops, endpoint_headers, endpoint_secret, endpoints,
-    event_type_import, event_types, expunge, insights, messages, openapi, portal_access, readiness, revocation,
-    AppState,
+    event_type_import, event_types, expunge, insights, messages, openapi, operational_webhooks, portal_access,
+    readiness, revocation, AppState,
 };
 
 /// Who may call a route.
@@ -149,6 +149,16 @@ pub static ROUTES: &[Route] = &[
     // Background tasks
     route!(GET "/api/v1/background-task", background_tasks::list, Access::Authenticated, "Background Task", "v1.background-task.list", "List background tasks (`status`, `task`), newest first; an application token sees its own"),
     route!(GET "/api/v1/background-task/{task_id}", background_tasks::get, Access::Authenticated, "Background Task", "v1.background-task.get", "Get a background task"),
+    // Operational webhooks: the platform's own endpoints for what happens to its customers' endpoints
+    route!(GET "/api/v1/operational-webhook/endpoint", operational_webhooks::list, Access::Admin, "Webhook Endpoint", "v1.operational-webhook.endpoint.list", "List operational webhook endpoints"),
+    route!(POST "/api/v1/operational-webhook/endpoint", operational_webhooks::create, Access::Admin, "Webhook Endpoint", "v1.operational-webhook.endpoint.create", "Create an operational webhook endpoint (eventTypes: endpoint.created/updated/deleted/disabled/enabled, message.attempt.exhausted)"),
+    route!(GET "/api/v1/operational-webhook/endpoint/{endpoint_id}", operational_webhooks::get, Access::Admin, "Webhook Endpoint", "v1.operational-webhook.endpoint.get", "Get an operational webhook endpoint"),
+    route!(PUT "/api/v1/operational-webhook/endpoint/{endpoint_id}", operational_webhooks::update, Access::Admin, "Webhook Endpoint", "v1.operational-webhook.endpoint.update", "Update an operational webhook endpoint"),
+    route!(DELETE "/api/v1/operational-webhook/endpoint/{endpoint_id}", operational_webhooks::delete, Access::Admin, "Webhook Endpoint", "v1.operational-webhook.endpoint.delete", "Delete an operational webhook endpoint"),
+    route!(GET "/api/v1/operational-webhook/endpoint/{endpoint_id}/secret", operational_webhooks::get_secret, Access::Admin, "Webhook Endpoint", "v1.operational-webhook.endpoint.get-secret", "Get an operational webhook endpoint's signing secret"),
+    route!(POST "/api/v1/operational-webhook/endpoint/{endpoint_id}/secret/rotate", operational_webhooks::rotate_secret, Access::Admin, "Webhook Endpoint", "v1.operational-webhook.endpoint.rotate-secret", "Rotate an operational webhook endpoint's signing secret"),
+    route!(GET "/api/v1/operational-webhook/endpoint/{endpoint_id}/headers", operational_webhooks::get_headers, Access::Admin, "Webhook Endpoint", "v1.operational-webhook.endpoint.get-headers", "Get an operational webhook endpoint's custom headers"),
+    route!(PUT "/api/v1/operational-webhook/endpoint/{endpoint_id}/headers", operational_webhooks::put_headers, Access::Admin, "Webhook Endpoint", "v1.operational-webhook.endpoint.update-headers", "Replace an operational webhook endpoint's custom headers"),
     // Authentication
     route!(POST "/api/v1/auth/app-portal-access/{app_id}", portal_access::create, Access::AdminAppOrCreate, "Authentication", "v1.authentication.app-portal-access", "A portal URL and token scoped to one application (created from `application` if missing), with Svix's capabilities"),
     route!(POST "/api/v1/auth/app/{app_id}/expire-all", revocation::expire_all, Access::AdminApp, "Authentication", "v1.authentication.expire-all", "Revoke every token of the application issued before now (of the sessions named), after `expiry` seconds"),

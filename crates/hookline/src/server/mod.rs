@@ -88,6 +88,10 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
     let main_key = load_main_key(&settings)?;
     let cipher = SecretCipher::new(&main_key);
     crate::keys::bind_store(&store, &main_key, &cipher).await?;
+    store
+        .write(crate::operational::ensure_app)
+        .await
+        .map_err(|e| format!("creating the operational webhooks' application: {e}"))?;
     // Claims held by a previous run of this process are void: the data-dir
     // lock proves nothing else is using the embedded store's files. (On a
     // shared database, other nodes' claims are live leases: never this.)

@@ -112,6 +112,8 @@ pub struct AttemptOutcome {
 pub struct Recorded {
     /// Endpoints this batch disabled (failing too long, or 410 Gone).
     pub disabled: Vec<String>,
+    /// Whether it sent operational webhooks (new deliveries to wake for).
+    pub operational_events: bool,
 }
 
 /// What a retention sweep removed.

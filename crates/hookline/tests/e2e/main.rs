@@ -21,6 +21,7 @@ mod hostile_clients;
 mod hostile_endpoints;
 mod multinode;
 mod openapi;
+mod operational_webhooks;
 mod operations;
 mod portal_api;
 mod portal_browser;

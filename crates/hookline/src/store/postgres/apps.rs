@@ -54,8 +54,10 @@ impl ApplicationRepo for PgTx<'_, '_> {
     }
 
     fn list_applications(&mut self, query: &ListQuery) -> StoreResult<Page<Application>> {
-        let base = format!("SELECT {COLUMNS} FROM application WHERE TRUE");
-        paginate(self, &base, Params::default(), "id", query, row, |a| a.id.clone())
+        // The operational webhooks' internal application is nobody's to list.
+        let mut params = Params::default();
+        let base = format!("SELECT {COLUMNS} FROM application WHERE id <> {}", params.add(crate::operational::APP_ID));
+        paginate(self, &base, params, "id", query, row, |a| a.id.clone())
     }
 
     fn update_application(&mut self, a: &Application) -> StoreResult<()> {

@@ -219,6 +219,7 @@ pub(super) fn record_outcomes(
         let times: Vec<Option<Timestamp>> = due.iter().map(|(_, at)| Some(*at)).collect();
         super::deliveries::enqueue(tx, &ids, &times)?;
     }
+    recorded.operational_events = crate::operational::attempts_recorded(tx, outcomes, &recorded.disabled)?;
     Ok(recorded)
 }
 

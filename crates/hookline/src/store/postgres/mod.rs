@@ -443,7 +443,14 @@ impl PgStore {
                 let run = Inner::run_once(&mut conn, false, &mut op);
                 inner.give_back(&inner.dispatcher, conn);
                 match run {
-                    (Run::Done(result), _) => return result,
+                    // New deliveries (operational webhooks) wake the nodes.
+                    (Run::Done(result), touched) => {
+                        if result.is_ok() && !touched.is_empty() {
+                            inner.wake.notify_one();
+                            inner.publisher.add(touched);
+                        }
+                        return result;
+                    }
                     (Run::Again(e), _) => last = e,
                 }
             }

@@ -57,8 +57,10 @@ impl ApplicationRepo for SqliteTx<'_> {
     }
 
     fn list_applications(&mut self, query: &ListQuery) -> StoreResult<Page<Application>> {
-        let base = format!("SELECT {COLUMNS} FROM application WHERE 1=1");
-        paginate(self.conn, &base, vec![], "id", query, row, |a| a.id.clone())
+        // The operational webhooks' internal application is nobody's to list.
+        let base = format!("SELECT {COLUMNS} FROM application WHERE id <> ?");
+        let params = vec![crate::operational::APP_ID.to_string().into()];
+        paginate(self.conn, &base, params, "id", query, row, |a| a.id.clone())
     }
 
     fn update_application(&mut self, a: &Application) -> StoreResult<()> {

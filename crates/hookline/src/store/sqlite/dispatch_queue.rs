@@ -204,6 +204,8 @@ pub(super) fn record_outcomes(
             recorded.disabled.push(endpoint_id);
         }
     }
+    let mut tx = super::SqliteTx { conn, wake: false };
+    recorded.operational_events = crate::operational::attempts_recorded(&mut tx, outcomes, &recorded.disabled)?;
     Ok(recorded)
 }
 

@@ -170,7 +170,12 @@ impl SqliteStore {
     ) -> StoreResult<Recorded> {
         // A retry due now must wake the claim loop like new work does.
         let wake = outcomes.iter().any(|o| matches!(o.next, NextStep::RetryIn(_)));
-        self.on_writer(move |conn| (dispatch_queue::record_outcomes(conn, &outcomes, disable_after), wake)).await
+        self.on_writer(move |conn| {
+            let recorded = dispatch_queue::record_outcomes(conn, &outcomes, disable_after);
+            let events = recorded.as_ref().is_ok_and(|r| r.operational_events);
+            (recorded, wake || events)
+        })
+        .await
     }
 
     pub async fn extend_leases(&self, leases: Vec<LeaseRef>, lease: chrono::Duration) -> StoreResult<usize> {

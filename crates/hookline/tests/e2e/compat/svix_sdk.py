@@ -24,6 +24,7 @@ from svix.api import (
     BulkExpungeContentsIn,
     EventTypeImportOpenApiIn,
     MessagePrecheckIn,
+    OperationalWebhookEndpointIn,
     BackgroundTaskListOptions,
     ApplicationPatch,
     EndpointHeadersIn,
@@ -372,6 +373,18 @@ def sync_flow():
         check(imported.data.modified == [f"imported.{RUN}"], imported)
 
     flow.step("message precheck / bulk_expunge / expunge_all_contents, event_type.import_openapi", data_and_catalog)
+
+    def operational():
+        ops = svix.operational_webhook.endpoint
+        created = ops.create(OperationalWebhookEndpointIn(url=HOOK_URL, event_types=["endpoint.disabled"]))
+        check(created.event_types == ["endpoint.disabled"], created)
+        check(ops.get(created.id).url == HOOK_URL, "operational endpoint get")
+        check(created.id in [e.id for e in ops.list().data], "operational endpoint list")
+        check(ops.get_secret(created.id).key.startswith("whsec_"), "operational endpoint secret")
+        ops.delete(created.id)
+        expect_http_error(404, ops.get, created.id)
+
+    flow.step("operational_webhook.endpoint create / get / list / secret / delete", operational)
 
     def expunge():
         svix.message.expunge_content(app_uid, s["msg"].id)

@@ -1,0 +1,170 @@
+//! Operational webhooks: Hookline tells the platform what happens to its
+//! customers' endpoints (created, updated, deleted, disabled, enabled) and
+//! to deliveries that gave up, with Svix's event types and payloads.
+//!
+//! They travel the same road as every webhook: the operational endpoints
+//! belong to an internal application that the API never shows, and each
+//! event is a message of that application, written in the transaction that
+//! made it happen. Retries, leases, signatures and crash safety come with it.
+
+use chrono::SecondsFormat;
+use serde_json::{json, Value};
+
+use crate::ids::IdKind;
+use crate::store::model::{now, Application, Endpoint, Message, NewDelivery, Timestamp};
+use crate::store::queue::{AttemptOutcome, NextStep};
+use crate::store::{StoreError, StoreResult, Tx};
+
+/// The internal application that owns the operational endpoints. Not a
+/// well-formed application id, so no id Hookline issues can collide.
+pub const APP_ID: &str = "app_hookline_operational";
+
+/// The operational event types Hookline sends (Svix's names).
+pub const EVENT_TYPES: [&str; 6] = [
+    "endpoint.created",
+    "endpoint.updated",
+    "endpoint.deleted",
+    "endpoint.disabled",
+    "endpoint.enabled",
+    "message.attempt.exhausted",
+];
+
+/// How long an operational event's payload is kept for resending.
+const KEEP_PAYLOAD: chrono::Duration = chrono::Duration::days(90);
+
+/// Creates the internal application if it is missing (idempotent; safe
+/// when several nodes start at once).
+pub fn ensure_app(tx: &mut dyn Tx) -> StoreResult<()> {
+    if tx.application(APP_ID)?.is_some() {
+        return Ok(());
+    }
+    let now = now();
+    let app = Application {
+        id: APP_ID.into(),
+        // Lookups take a key that is not a well-formed id as a uid.
+        uid: Some(APP_ID.into()),
+        name: "Hookline operational webhooks".into(),
+        rate_limit: None,
+        metadata: Default::default(),
+        created_at: now,
+        updated_at: now,
+    };
+    match tx.insert_application(&app) {
+        Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn rfc3339(t: &Timestamp) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Sends `event_type` with `data` to every operational endpoint that wants
+/// it; true when one does.
+pub fn emit(tx: &mut dyn Tx, event_type: &str, data: Value) -> StoreResult<bool> {
+    let targets = tx.fanout_targets(APP_ID)?;
+    let wanted: Vec<_> = targets.iter().filter(|t| t.wants(event_type, None)).collect();
+    if wanted.is_empty() {
+        return Ok(false);
+    }
+    let now = now();
+    let payload = json!({"type": event_type, "timestamp": rfc3339(&now), "data": data});
+    let msg = Message {
+        id: IdKind::Message.generate_at(now.timestamp_millis()),
+        app_id: APP_ID.into(),
+        event_type: event_type.into(),
+        event_id: None,
+        channels: None,
+        tags: None,
+        payload: Some(payload.to_string()),
+        payload_expires_at: now + KEEP_PAYLOAD,
+        deliver_at: None,
+        created_at: now,
+    };
+    tx.insert_message(&msg)?;
+    let deliveries: Vec<NewDelivery> = wanted
+        .iter()
+        .map(|t| NewDelivery { msg_id: msg.id.clone(), endpoint_id: t.id.clone(), app_id: APP_ID.into(), due_at: None })
+        .collect();
+    tx.insert_deliveries(&deliveries)?;
+    Ok(true)
+}
+
+/// What happened to an endpoint, from the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointChange {
+    Created,
+    Updated,
+    Deleted,
+    Disabled,
+    Enabled,
+}
+
+impl EndpointChange {
+    fn event_type(self) -> &'static str {
+        match self {
+            EndpointChange::Created => "endpoint.created",
+            EndpointChange::Updated => "endpoint.updated",
+            EndpointChange::Deleted => "endpoint.deleted",
+            EndpointChange::Disabled => "endpoint.disabled",
+            EndpointChange::Enabled => "endpoint.enabled",
+        }
+    }
+}
+
+/// Svix's `data` of the endpoint events.
+fn endpoint_data(app: &Application, ep: &Endpoint) -> Value {
+    json!({"appId": app.id, "appUid": app.uid, "endpointId": ep.id, "endpointUid": ep.uid})
+}
+
+/// Tells the operational endpoints about a change the API made to a
+/// customer's endpoint (nothing for the operational endpoints themselves).
+pub fn endpoint_changed(tx: &mut dyn Tx, app: &Application, ep: &Endpoint, change: EndpointChange) -> StoreResult<()> {
+    if app.id == APP_ID {
+        return Ok(());
+    }
+    let mut data = endpoint_data(app, ep);
+    if change == EndpointChange::Disabled {
+        data["trigger"] = json!("manual");
+    }
+    emit(tx, change.event_type(), data)?;
+    Ok(())
+}
+
+/// Tells the operational endpoints what a batch of recorded attempts did:
+/// endpoints it disabled, deliveries that gave up. True when it sent any.
+pub fn attempts_recorded(tx: &mut dyn Tx, outcomes: &[AttemptOutcome], disabled: &[String]) -> StoreResult<bool> {
+    let mut sent = false;
+    for endpoint_id in disabled {
+        let Some(app_id) = outcomes.iter().find(|o| &o.attempt.endpoint_id == endpoint_id).map(|o| &o.attempt.app_id)
+        else {
+            continue;
+        };
+        if app_id == APP_ID {
+            continue;
+        }
+        let (Some(app), Some(ep)) = (tx.application(app_id)?, tx.endpoint(app_id, endpoint_id)?) else { continue };
+        let mut data = endpoint_data(&app, &ep);
+        data["trigger"] = json!("automatic");
+        data["failSince"] = json!(ep.failing_since.as_ref().map(rfc3339));
+        sent |= emit(tx, "endpoint.disabled", data)?;
+    }
+    for o in outcomes.iter().filter(|o| o.next == NextStep::GiveUp && o.attempt.app_id != APP_ID) {
+        let a = &o.attempt;
+        let (Some(app), Some(msg)) = (tx.application(&a.app_id)?, tx.message(&a.app_id, &a.msg_id)?) else { continue };
+        let data = json!({
+            "appId": app.id,
+            "appUid": app.uid,
+            "msgId": msg.id,
+            "msgEventId": msg.event_id,
+            "endpointId": a.endpoint_id,
+            "lastAttempt": {
+                "id": a.id,
+                "timestamp": rfc3339(&a.created_at),
+                "responseStatusCode": a.response_status_code,
+            },
+        });
+        sent |= emit(tx, "message.attempt.exhausted", data)?;
+    }
+    Ok(sent)
+}
