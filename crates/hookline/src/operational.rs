@@ -32,17 +32,27 @@ pub const EVENT_TYPES: [&str; 6] = [
 /// How long an operational event's payload is kept for resending.
 const KEEP_PAYLOAD: chrono::Duration = chrono::Duration::days(90);
 
+/// The internal application, looked up by id (a key that is not a
+/// well-formed id would otherwise be taken as a uid).
+pub fn app(tx: &mut dyn Tx) -> StoreResult<Option<Application>> {
+    tx.application_for_update(APP_ID)
+}
+
+/// Whether any operational endpoint exists (an event would go somewhere).
+pub fn listening(tx: &mut dyn Tx) -> StoreResult<bool> {
+    Ok(!tx.fanout_targets(APP_ID)?.is_empty())
+}
+
 /// Creates the internal application if it is missing (idempotent; safe
 /// when several nodes start at once).
 pub fn ensure_app(tx: &mut dyn Tx) -> StoreResult<()> {
-    if tx.application(APP_ID)?.is_some() {
+    if app(tx)?.is_some() {
         return Ok(());
     }
     let now = now();
     let app = Application {
         id: APP_ID.into(),
-        // Lookups take a key that is not a well-formed id as a uid.
-        uid: Some(APP_ID.into()),
+        uid: None,
         name: "Hookline operational webhooks".into(),
         rate_limit: None,
         metadata: Default::default(),
@@ -132,8 +142,15 @@ pub fn endpoint_changed(tx: &mut dyn Tx, app: &Application, ep: &Endpoint, chang
 }
 
 /// Tells the operational endpoints what a batch of recorded attempts did:
-/// endpoints it disabled, deliveries that gave up. True when it sent any.
-pub fn attempts_recorded(tx: &mut dyn Tx, outcomes: &[AttemptOutcome], disabled: &[String]) -> StoreResult<bool> {
+/// endpoints it disabled, and deliveries that gave up (`gave_up`: the
+/// outcomes that moved their delivery, not those whose claim was lost).
+/// True when it sent any.
+pub fn attempts_recorded(
+    tx: &mut dyn Tx,
+    outcomes: &[AttemptOutcome],
+    gave_up: &[&AttemptOutcome],
+    disabled: &[String],
+) -> StoreResult<bool> {
     let mut sent = false;
     for endpoint_id in disabled {
         let Some(app_id) = outcomes.iter().find(|o| &o.attempt.endpoint_id == endpoint_id).map(|o| &o.attempt.app_id)
@@ -149,7 +166,7 @@ pub fn attempts_recorded(tx: &mut dyn Tx, outcomes: &[AttemptOutcome], disabled:
         data["failSince"] = json!(ep.failing_since.as_ref().map(rfc3339));
         sent |= emit(tx, "endpoint.disabled", data)?;
     }
-    for o in outcomes.iter().filter(|o| o.next == NextStep::GiveUp && o.attempt.app_id != APP_ID) {
+    for o in gave_up.iter().filter(|o| o.next == NextStep::GiveUp && o.attempt.app_id != APP_ID) {
         let a = &o.attempt;
         let (Some(app), Some(msg)) = (tx.application(&a.app_id)?, tx.message(&a.app_id, &a.msg_id)?) else { continue };
         let data = json!({

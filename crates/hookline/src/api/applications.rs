@@ -15,7 +15,7 @@ use super::json::{check_metadata, check_rate_limit, check_uid, ts};
 use super::AppState;
 use crate::ids::IdKind;
 use crate::store::model::{Application, StringMap, Timestamp};
-use crate::store::page::{Order, Page};
+use crate::store::page::{Cursor, ListQuery, Order, Page};
 use crate::store::{StoreError, Tx};
 
 #[derive(Deserialize, Default, Clone)]
@@ -30,12 +30,21 @@ pub struct ApplicationIn {
     pub metadata: Option<StringMap>,
 }
 
+/// A uid with the id prefix would be looked up as an id (and `app_…` names
+/// are Hookline's own, like its operational webhooks' application).
+fn check_app_uid(v: &mut Validation, uid: Option<&str>) {
+    check_uid(v, "uid", uid);
+    if uid.is_some_and(|u| u.starts_with(IdKind::Application.prefix())) {
+        v.push(&["body", "uid"], "must not start with app_ (the prefix of application ids)");
+    }
+}
+
 impl ApplicationIn {
     pub fn validate(&self, v: &mut Validation) {
         if self.name.trim().is_empty() {
             v.push(&["body", "name"], "must not be empty");
         }
-        check_uid(v, "uid", self.uid.as_deref());
+        check_app_uid(v, self.uid.as_deref());
         check_rate_limit(v, "rateLimit", self.rate_limit);
         check_metadata(v, self.metadata.as_ref());
     }
@@ -228,7 +237,7 @@ pub async fn patch(
             v.push(&["body", "name"], "must not be empty");
         }
     }
-    check_uid(&mut v, "uid", input.uid.clone().flatten().as_deref());
+    check_app_uid(&mut v, input.uid.clone().flatten().as_deref());
     check_rate_limit(&mut v, "rateLimit", input.rate_limit.flatten());
     check_metadata(&mut v, input.metadata.as_ref());
     v.finish()?;
@@ -255,7 +264,32 @@ pub async fn patch(
         .await
 }
 
+/// Deletes the application and everything in it; the operational webhooks
+/// hear of each endpoint that goes with it.
 pub async fn delete(State(state): State<AppState>, ScopedApp(app): ScopedApp) -> ApiResult<StatusCode> {
-    state.store.write(move |tx| Ok::<_, ApiError>(tx.delete_application(&app.id)?)).await?;
+    state
+        .store
+        .write(move |tx| {
+            if crate::operational::listening(tx)? {
+                let mut query = ListQuery { limit: 250, cursor: None, order: Order::Ascending };
+                loop {
+                    let page = tx.list_endpoints(&app.id, &query)?;
+                    for ep in &page.data {
+                        crate::operational::endpoint_changed(
+                            tx,
+                            &app,
+                            ep,
+                            crate::operational::EndpointChange::Deleted,
+                        )?;
+                    }
+                    match (page.done, page.iterator) {
+                        (false, Some(next)) => query.cursor = Some(Cursor::After(next)),
+                        _ => break,
+                    }
+                }
+            }
+            Ok::<_, ApiError>(tx.delete_application(&app.id)?)
+        })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

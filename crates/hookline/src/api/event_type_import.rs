@@ -215,7 +215,7 @@ fn resolve_refs<'s>(
                 return match found {
                     Some(found) if !path.contains(&target) => {
                         path.push(target);
-                        let resolved = resolve_refs(found, spec, path, depth, budget);
+                        let resolved = resolve_refs(found, spec, path, depth + 1, budget);
                         path.pop();
                         resolved
                     }

@@ -17,10 +17,10 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{JsonBody, QueryParams};
 use super::idempotency::Idem;
 use super::AppState;
-use crate::operational::APP_ID;
 
 async fn scope(state: &AppState) -> ApiResult<ScopedApp> {
-    let app = state.store.read(|tx| Ok::<_, ApiError>(tx.application(APP_ID)?)).await?;
+    // A write: the lookup by id locks the row on PostgreSQL.
+    let app = state.store.write(|tx| Ok::<_, ApiError>(crate::operational::app(tx)?)).await?;
     app.map(ScopedApp).ok_or_else(|| ApiError::internal("the operational webhooks' application is missing"))
 }
 

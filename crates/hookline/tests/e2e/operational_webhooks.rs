@@ -91,6 +91,21 @@ async fn the_platform_hears_what_happens_to_its_customers_endpoints() {
     assert_eq!(status, 204);
     assert_eq!(wait_event(&rx, &secret, "endpoint.deleted").await["data"]["endpointId"], ep.as_str());
 
+    // Deleting an application deletes its endpoints: each is announced.
+    let other = add_endpoint(&server, &app, &rx.url("/other"), json!({})).await;
+    let (status, _) = admin.delete(&format!("/api/v1/app/{app}")).await;
+    assert_eq!(status, 204);
+    let deadline = Instant::now() + WAIT;
+    while !events(&rx, &secret)
+        .iter()
+        .any(|(t, b)| t == "endpoint.deleted" && b["data"]["endpointId"] == other.as_str())
+    {
+        assert!(Instant::now() < deadline, "no endpoint.deleted for an endpoint of a deleted application");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let app = server.create_app("second", None).await;
+    let app = str_of(&app, "id").to_string();
+
     // Only what an operational endpoint subscribed to reaches it.
     let (status, body) = admin
         .put(&format!("{OPS}/{ops_id}"), &json!({"url": rx.url("/ops"), "filterTypes": ["endpoint.deleted"]}))
@@ -122,6 +137,10 @@ async fn the_operational_application_is_invisible_and_its_routes_are_the_platfor
     let (status, body) =
         server.admin().post("/api/v1/auth/app-portal-access/app_hookline_operational", &json!({})).await;
     assert_error(status, &body, 404);
+    for body in [json!({"name": "x", "uid": "app_hookline_operational"}), json!({"name": "x", "uid": "app_mine"})] {
+        let (status, out) = server.admin().post("/api/v1/app", &body).await;
+        assert_invalid_field(status, &out, "uid");
+    }
     let out = server.cli(&["token", "create", "--app", "app_hookline_operational"]).await;
     assert!(!out.status.success(), "a token for the internal application was minted");
     let token = server.token_for_app(app_id, false).await;

@@ -204,9 +204,18 @@ pub(super) fn record_outcomes(
          FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::float8[])
            AS u(msg_id, endpoint_id, claim_id, status, delay)
          WHERE d.msg_id = u.msg_id AND d.endpoint_id = u.endpoint_id AND d.claim_id = u.claim_id
-         RETURNING d.endpoint_id, d.next_attempt_at",
+         RETURNING d.endpoint_id, d.next_attempt_at, d.msg_id",
         &[&msgs, &endpoints, &claims, &next_status, &delays, &now],
     )?;
+    // Outcomes that moved their delivery (their claim still held it).
+    let mut moved: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+    for r in &retried {
+        moved.insert((col(r, 2)?, col(r, 0)?));
+    }
+    let applied: Vec<&AttemptOutcome> = outcomes
+        .iter()
+        .filter(|o| moved.contains(&(o.attempt.msg_id.clone(), o.attempt.endpoint_id.clone())))
+        .collect();
     let mut due: Vec<(String, Timestamp)> = Vec::new();
     for r in &retried {
         if let Some(at) = col::<Option<Timestamp>>(r, 1)? {
@@ -219,7 +228,7 @@ pub(super) fn record_outcomes(
         let times: Vec<Option<Timestamp>> = due.iter().map(|(_, at)| Some(*at)).collect();
         super::deliveries::enqueue(tx, &ids, &times)?;
     }
-    recorded.operational_events = crate::operational::attempts_recorded(tx, outcomes, &recorded.disabled)?;
+    recorded.operational_events = crate::operational::attempts_recorded(tx, outcomes, &applied, &recorded.disabled)?;
     Ok(recorded)
 }
 

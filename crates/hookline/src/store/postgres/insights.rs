@@ -75,7 +75,11 @@ impl InsightRepo for PgTx<'_, '_> {
         Ok(series.finish())
     }
 
+    // The operational webhooks' internal application is not one of the
+    // platform's: it is left out of the counts and lists (its work is
+    // still in the backlog and attempt figures).
     fn delivery_overview(&mut self, w: &OverviewWindow) -> StoreResult<DeliveryOverview> {
+        const OPS: &str = crate::operational::APP_ID;
         let backlog = self.query_one(
             "SELECT count(*), count(*) FILTER (WHERE next_attempt_at <= $1),
                     min(next_attempt_at) FILTER (WHERE next_attempt_at <= $1)
@@ -90,24 +94,26 @@ impl InsightRepo for PgTx<'_, '_> {
             &[&w.attempts_since],
         )?;
         Ok(DeliveryOverview {
-            applications: self.count("SELECT count(*) FROM application")?,
-            endpoints: self.count("SELECT count(*) FROM endpoint")?,
+            applications: self.count(&format!("SELECT count(*) FROM application WHERE id <> '{OPS}'"))?,
+            endpoints: self.count(&format!("SELECT count(*) FROM endpoint WHERE app_id <> '{OPS}'"))?,
             backlog: col::<i64>(&backlog, 0)?.max(0) as u64,
             due_now: col::<i64>(&backlog, 1)?.max(0) as u64,
             oldest_due: col::<Option<Timestamp>>(&backlog, 2)?,
             recent_success: col::<i64>(&recent, 0)?.max(0) as u64,
             recent_failure: col::<i64>(&recent, 1)?.max(0) as u64,
-            failing_count: self
-                .count("SELECT count(*) FROM endpoint WHERE failing_since IS NOT NULL AND NOT disabled")?,
-            disabled_count: self.count("SELECT count(*) FROM endpoint WHERE disabled")?,
+            failing_count: self.count(&format!(
+                "SELECT count(*) FROM endpoint WHERE failing_since IS NOT NULL AND NOT disabled AND app_id <> '{OPS}'"
+            ))?,
+            disabled_count: self
+                .count(&format!("SELECT count(*) FROM endpoint WHERE disabled AND app_id <> '{OPS}'"))?,
             failing: self.health_list(
-                "e.failing_since IS NOT NULL AND NOT e.disabled",
+                &format!("e.failing_since IS NOT NULL AND NOT e.disabled AND e.app_id <> '{OPS}'"),
                 "e.failing_since, e.id",
                 None,
                 w.limit,
             )?,
             recently_disabled: self.health_list(
-                "e.disabled",
+                &format!("e.disabled AND e.app_id <> '{OPS}'"),
                 "e.updated_at DESC, e.id",
                 Some(w.disabled_since),
                 w.limit,

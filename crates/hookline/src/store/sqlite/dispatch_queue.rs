@@ -164,6 +164,8 @@ pub(super) fn record_outcomes(
              manual = 0, updated_at = ? WHERE msg_id = ? AND endpoint_id = ? AND claim_id = ?",
         )
         .map_err(backend)?;
+    // Outcomes that moved their delivery (their claim still held it).
+    let mut applied: Vec<&AttemptOutcome> = Vec::new();
     for outcome in outcomes {
         let a = &outcome.attempt;
         let inserted = insert.execute(params![
@@ -194,6 +196,9 @@ pub(super) fn record_outcomes(
         let changed = advance
             .execute(params![status, next, ms(&now), a.msg_id, a.endpoint_id, outcome.claim_id])
             .map_err(backend)?;
+        if changed > 0 {
+            applied.push(outcome);
+        }
         if let (1.., Some(due)) = (changed, next) {
             enqueue(conn, &a.endpoint_id, due)?;
         }
@@ -205,7 +210,8 @@ pub(super) fn record_outcomes(
         }
     }
     let mut tx = super::SqliteTx { conn, wake: false };
-    recorded.operational_events = crate::operational::attempts_recorded(&mut tx, outcomes, &recorded.disabled)?;
+    recorded.operational_events =
+        crate::operational::attempts_recorded(&mut tx, outcomes, &applied, &recorded.disabled)?;
     Ok(recorded)
 }
 

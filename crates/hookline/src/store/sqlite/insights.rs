@@ -89,7 +89,11 @@ impl InsightRepo for SqliteTx<'_> {
         Ok(series.finish())
     }
 
+    // The operational webhooks' internal application is not one of the
+    // platform's: it is left out of the counts and lists (its work is
+    // still in the backlog and attempt figures).
     fn delivery_overview(&mut self, w: &OverviewWindow) -> StoreResult<DeliveryOverview> {
+        const OPS: &str = crate::operational::APP_ID;
         let (now, limit) = (w.now, w.limit);
         let (backlog, due_now, oldest_due) = self
             .conn
@@ -115,24 +119,24 @@ impl InsightRepo for SqliteTx<'_> {
             })
             .map_err(backend)?;
         Ok(DeliveryOverview {
-            applications: self.count("SELECT count(*) FROM application", [])?,
-            endpoints: self.count("SELECT count(*) FROM endpoint", [])?,
+            applications: self.count(&format!("SELECT count(*) FROM application WHERE id <> '{OPS}'"), [])?,
+            endpoints: self.count(&format!("SELECT count(*) FROM endpoint WHERE app_id <> '{OPS}'"), [])?,
             backlog: backlog.max(0) as u64,
             due_now: due_now.max(0) as u64,
             oldest_due: opt_from_ms(oldest_due),
             recent_success: recent_success.max(0) as u64,
             recent_failure: recent_failure.max(0) as u64,
             failing_count: self
-                .count("SELECT count(*) FROM endpoint WHERE failing_since IS NOT NULL AND disabled = 0", [])?,
-            disabled_count: self.count("SELECT count(*) FROM endpoint WHERE disabled = 1", [])?,
+                .count(&format!("SELECT count(*) FROM endpoint WHERE failing_since IS NOT NULL AND disabled = 0 AND app_id <> '{OPS}'"), [])?,
+            disabled_count: self.count(&format!("SELECT count(*) FROM endpoint WHERE disabled = 1 AND app_id <> '{OPS}'"), [])?,
             failing: self.health_list(
-                "e.failing_since IS NOT NULL AND e.disabled = 0",
+                &format!("e.failing_since IS NOT NULL AND e.disabled = 0 AND e.app_id <> '{OPS}'"),
                 "e.failing_since, e.id",
                 None,
                 limit,
             )?,
             recently_disabled: self.health_list(
-                "e.disabled = 1 AND e.updated_at >= ?",
+                &format!("e.disabled = 1 AND e.updated_at >= ? AND e.app_id <> '{OPS}'"),
                 "e.updated_at DESC, e.id",
                 Some(ms(&w.disabled_since)),
                 limit,
