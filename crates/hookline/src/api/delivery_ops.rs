@@ -18,7 +18,7 @@ use super::json::ts;
 use super::messages::MessageOut;
 use super::AppState;
 use crate::ids::IdKind;
-use crate::store::model::{BackgroundTask, EventType, Message, TaskKind, TaskStatus, Timestamp};
+use crate::store::model::{BackgroundTask, EventType, Message, TaskKind, Timestamp};
 use crate::store::StoreError;
 
 #[derive(Deserialize)]
@@ -83,23 +83,10 @@ async fn start_task(
     let response = state
         .commit(idem, StatusCode::ACCEPTED, move |tx| {
             let ep = tx.endpoint(&app_id, &ep_key)?.ok_or(StoreError::NotFound)?;
-            let now = crate::store::model::now();
-            let task = BackgroundTask {
-                id: IdKind::Task.generate_at(now.timestamp_millis()),
-                kind,
-                status: TaskStatus::Running,
-                app_id: app_id.clone(),
-                endpoint_id: ep.id,
-                since: range.since,
-                // An open range ends now: messages sent from here on reach
-                // the endpoint anyway.
-                until: range.until.unwrap_or(now + Duration::milliseconds(1)),
-                cursor: None,
-                scheduled: 0,
-                error: None,
-                created_at: now,
-                updated_at: now,
-            };
+            // An open range ends now: messages sent from here on reach the
+            // endpoint anyway.
+            let until = range.until.unwrap_or(crate::store::model::now() + Duration::milliseconds(1));
+            let task = BackgroundTask::start(kind, &app_id, &ep.id, range.since, until);
             tx.insert_task(&task)?;
             Ok(TaskStartedOut::from(&task))
         })

@@ -16,8 +16,7 @@ use super::error::{ApiError, ApiResult, Validation};
 use super::extract::JsonBody;
 use super::idempotency::Idem;
 use super::AppState;
-use crate::ids::IdKind;
-use crate::store::model::{now, BackgroundTask, TaskKind, TaskStatus};
+use crate::store::model::{now, BackgroundTask, TaskKind};
 use crate::store::StoreError;
 
 /// Most messages one bulk expunge names.
@@ -91,22 +90,15 @@ pub async fn bulk(
 pub async fn all_contents(State(state): State<AppState>, ScopedApp(app): ScopedApp, idem: Idem) -> ApiResult<Response> {
     let response = state
         .commit(idem, StatusCode::ACCEPTED, move |tx| {
-            let now = now();
-            let task = BackgroundTask {
-                id: IdKind::Task.generate_at(now.timestamp_millis()),
-                kind: TaskKind::ApplicationPurgeContent,
-                status: TaskStatus::Running,
-                app_id: app.id.clone(),
-                endpoint_id: String::new(),
-                since: chrono::DateTime::UNIX_EPOCH,
-                // Through the current millisecond: what was sent before the call.
-                until: now + chrono::Duration::milliseconds(1),
-                cursor: None,
-                scheduled: 0,
-                error: None,
-                created_at: now,
-                updated_at: now,
-            };
+            // Through the current millisecond: what was sent before the call.
+            let until = now() + chrono::Duration::milliseconds(1);
+            let task = BackgroundTask::start(
+                TaskKind::ApplicationPurgeContent,
+                &app.id,
+                "",
+                chrono::DateTime::UNIX_EPOCH,
+                until,
+            );
             tx.insert_task(&task)?;
             Ok(TaskStartedOut::from(&task))
         })

@@ -346,3 +346,30 @@ pub struct BackgroundTask {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
+
+impl BackgroundTask {
+    /// A task starting now over messages created in [since, until).
+    pub fn start(
+        kind: TaskKind,
+        app_id: &str,
+        endpoint_id: &str,
+        since: Timestamp,
+        until: Timestamp,
+    ) -> BackgroundTask {
+        let now = now();
+        BackgroundTask {
+            id: crate::ids::IdKind::Task.generate_at(now.timestamp_millis()),
+            kind,
+            status: TaskStatus::Running,
+            app_id: app_id.into(),
+            endpoint_id: endpoint_id.into(),
+            since,
+            until,
+            cursor: None,
+            scheduled: 0,
+            error: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
