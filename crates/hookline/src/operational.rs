@@ -1,6 +1,7 @@
 //! Operational webhooks: Hookline tells the platform what happens to its
 //! customers' endpoints (created, updated, deleted, disabled, enabled) and
-//! to deliveries that gave up, with Svix's event types and payloads.
+//! to deliveries that gave up, keep failing or recovered, with Svix's event
+//! types and payloads.
 //!
 //! They travel the same road as every webhook: the operational endpoints
 //! belong to an internal application that the API never shows, and each
@@ -20,13 +21,15 @@ use crate::store::{StoreError, StoreResult, Tx};
 pub const APP_ID: &str = "app_hookline_operational";
 
 /// The operational event types Hookline sends (Svix's names).
-pub const EVENT_TYPES: [&str; 6] = [
+pub const EVENT_TYPES: [&str; 8] = [
     "endpoint.created",
     "endpoint.updated",
     "endpoint.deleted",
     "endpoint.disabled",
     "endpoint.enabled",
     "message.attempt.exhausted",
+    "message.attempt.failing",
+    "message.attempt.recovered",
 ];
 
 /// How long an operational event's payload is kept for resending.
@@ -141,14 +144,19 @@ pub fn endpoint_changed(tx: &mut dyn Tx, app: &Application, ep: &Endpoint, chang
     Ok(())
 }
 
+/// Failed attempts after which a delivery counts as failing (Svix: the
+/// fourth), and a later success as recovered.
+const FAILING_AFTER: i64 = 4;
+
 /// Tells the operational endpoints what a batch of recorded attempts did:
-/// endpoints it disabled, and deliveries that gave up (`gave_up`: the
-/// outcomes that moved their delivery, not those whose claim was lost).
-/// True when it sent any.
+/// endpoints it disabled, and deliveries that gave up, started failing or
+/// recovered. `applied` holds the outcomes that moved their delivery (not
+/// those whose claim was lost) with the delivery's attempt count after
+/// them. True when it sent any.
 pub fn attempts_recorded(
     tx: &mut dyn Tx,
     outcomes: &[AttemptOutcome],
-    gave_up: &[&AttemptOutcome],
+    applied: &[(&AttemptOutcome, i64)],
     disabled: &[String],
 ) -> StoreResult<bool> {
     let mut sent = false;
@@ -166,7 +174,13 @@ pub fn attempts_recorded(
         data["failSince"] = json!(ep.failing_since.as_ref().map(rfc3339));
         sent |= emit(tx, "endpoint.disabled", data)?;
     }
-    for o in gave_up.iter().filter(|o| o.next == NextStep::GiveUp && o.attempt.app_id != APP_ID) {
+    for (o, attempts) in applied.iter().filter(|(o, _)| o.attempt.app_id != APP_ID) {
+        let event = match o.next {
+            NextStep::GiveUp => "message.attempt.exhausted",
+            NextStep::RetryIn(_) if *attempts == FAILING_AFTER => "message.attempt.failing",
+            NextStep::Succeeded if *attempts > FAILING_AFTER => "message.attempt.recovered",
+            _ => continue,
+        };
         let a = &o.attempt;
         let (Some(app), Some(msg)) = (tx.application(&a.app_id)?, tx.message(&a.app_id, &a.msg_id)?) else { continue };
         let data = json!({
@@ -181,7 +195,7 @@ pub fn attempts_recorded(
                 "responseStatusCode": a.response_status_code,
             },
         });
-        sent |= emit(tx, "message.attempt.exhausted", data)?;
+        sent |= emit(tx, event, data)?;
     }
     Ok(sent)
 }

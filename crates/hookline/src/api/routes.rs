@@ -151,7 +151,7 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/api/v1/background-task/{task_id}", background_tasks::get, Access::Authenticated, "Background Task", "v1.background-task.get", "Get a background task"),
     // Operational webhooks: the platform's own endpoints for what happens to its customers' endpoints
     route!(GET "/api/v1/operational-webhook/endpoint", operational_webhooks::list, Access::Admin, "Webhook Endpoint", "v1.operational-webhook.endpoint.list", "List operational webhook endpoints"),
-    route!(POST "/api/v1/operational-webhook/endpoint", operational_webhooks::create, Access::Admin, "Webhook Endpoint", "v1.operational-webhook.endpoint.create", "Create an operational webhook endpoint (eventTypes: endpoint.created/updated/deleted/disabled/enabled, message.attempt.exhausted)"),
+    route!(POST "/api/v1/operational-webhook/endpoint", operational_webhooks::create, Access::Admin, "Webhook Endpoint", "v1.operational-webhook.endpoint.create", "Create an operational webhook endpoint (eventTypes: endpoint.created/updated/deleted/disabled/enabled, message.attempt.exhausted/failing/recovered)"),
     route!(GET "/api/v1/operational-webhook/endpoint/{endpoint_id}", operational_webhooks::get, Access::Admin, "Webhook Endpoint", "v1.operational-webhook.endpoint.get", "Get an operational webhook endpoint"),
     route!(PUT "/api/v1/operational-webhook/endpoint/{endpoint_id}", operational_webhooks::update, Access::Admin, "Webhook Endpoint", "v1.operational-webhook.endpoint.update", "Update an operational webhook endpoint"),
     route!(DELETE "/api/v1/operational-webhook/endpoint/{endpoint_id}", operational_webhooks::delete, Access::Admin, "Webhook Endpoint", "v1.operational-webhook.endpoint.delete", "Delete an operational webhook endpoint"),

@@ -149,3 +149,31 @@ async fn the_operational_application_is_invisible_and_its_routes_are_the_platfor
     let (status, body) = server.api(&token).post(OPS, &json!({"url": "https://example.invalid/"})).await;
     assert_error(status, &body, 403);
 }
+
+/// A delivery that fails four times is `failing`; its later success is
+/// `recovered` (Svix's thresholds).
+#[tokio::test]
+async fn a_delivery_that_keeps_failing_and_then_succeeds_is_announced_both_times() {
+    let rx = Receiver::scripted(|n, path| Reply::status(if path == "/flaky" && n < 4 { 500 } else { 200 })).await;
+    let server = server_with(&[("HOOKLINE_RETRY_SCHEDULE", "50ms,50ms,50ms,50ms,50ms")]).await;
+    let filter = json!(["message.attempt.failing", "message.attempt.recovered"]);
+    let (status, ops) = server.admin().post(OPS, &json!({"url": rx.url("/ops"), "filterTypes": filter})).await;
+    assert_eq!(status, 201, "{ops}");
+    let (_, secret) = server.admin().get(&format!("{OPS}/{}/secret", str_of(&ops, "id"))).await;
+    let secret: Secret = str_of(&secret, "key").parse().unwrap();
+    let (app, ep, _) = app_with_endpoint(&server, &rx.url("/flaky"), json!({})).await;
+    let msg = send(&server, &app, json!({"n": 1})).await;
+    let failing = wait_event(&rx, &secret, "message.attempt.failing").await;
+    assert_eq!(
+        (failing["data"]["msgId"].as_str(), failing["data"]["endpointId"].as_str()),
+        (Some(msg.as_str()), Some(ep.as_str()))
+    );
+    assert_eq!(failing["data"]["lastAttempt"]["responseStatusCode"], 500, "{failing}");
+    let recovered = wait_event(&rx, &secret, "message.attempt.recovered").await;
+    assert_eq!(recovered["data"]["lastAttempt"]["responseStatusCode"], 200, "{recovered}");
+    wait_status(&server, &app, &msg, &ep, "success").await;
+    // Two messages, possibly delivered side by side: compare as a set.
+    let mut kinds: Vec<String> = events(&rx, &secret).into_iter().map(|(t, _)| t).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["message.attempt.failing", "message.attempt.recovered"], "each is sent once");
+}

@@ -204,17 +204,18 @@ pub(super) fn record_outcomes(
          FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::float8[])
            AS u(msg_id, endpoint_id, claim_id, status, delay)
          WHERE d.msg_id = u.msg_id AND d.endpoint_id = u.endpoint_id AND d.claim_id = u.claim_id
-         RETURNING d.endpoint_id, d.next_attempt_at, d.msg_id",
+         RETURNING d.endpoint_id, d.next_attempt_at, d.msg_id, d.attempts",
         &[&msgs, &endpoints, &claims, &next_status, &delays, &now],
     )?;
-    // Outcomes that moved their delivery (their claim still held it).
-    let mut moved: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+    // Outcomes that moved their delivery (their claim still held it), with
+    // the delivery's attempt count.
+    let mut moved: std::collections::HashMap<(String, String), i64> = std::collections::HashMap::new();
     for r in &retried {
-        moved.insert((col(r, 2)?, col(r, 0)?));
+        moved.insert((col(r, 2)?, col(r, 0)?), i64::from(col::<i32>(r, 3)?));
     }
-    let applied: Vec<&AttemptOutcome> = outcomes
+    let applied: Vec<(&AttemptOutcome, i64)> = outcomes
         .iter()
-        .filter(|o| moved.contains(&(o.attempt.msg_id.clone(), o.attempt.endpoint_id.clone())))
+        .filter_map(|o| moved.get(&(o.attempt.msg_id.clone(), o.attempt.endpoint_id.clone())).map(|n| (o, *n)))
         .collect();
     let mut due: Vec<(String, Timestamp)> = Vec::new();
     for r in &retried {

@@ -161,11 +161,13 @@ pub(super) fn record_outcomes(
     let mut advance = conn
         .prepare_cached(
             "UPDATE delivery SET status = ?, attempts = attempts + 1, next_attempt_at = ?, claim_id = NULL,
-             manual = 0, updated_at = ? WHERE msg_id = ? AND endpoint_id = ? AND claim_id = ?",
+             manual = 0, updated_at = ? WHERE msg_id = ? AND endpoint_id = ? AND claim_id = ?
+             RETURNING attempts",
         )
         .map_err(backend)?;
-    // Outcomes that moved their delivery (their claim still held it).
-    let mut applied: Vec<&AttemptOutcome> = Vec::new();
+    // Outcomes that moved their delivery (their claim still held it), with
+    // the delivery's attempt count.
+    let mut applied: Vec<(&AttemptOutcome, i64)> = Vec::new();
     for outcome in outcomes {
         let a = &outcome.attempt;
         let inserted = insert.execute(params![
@@ -193,14 +195,15 @@ pub(super) fn record_outcomes(
             NextStep::RetryIn(delay) => (PENDING, Some(ms(&(now + delay)))),
             NextStep::GiveUp => (FAILED, None),
         };
-        let changed = advance
-            .execute(params![status, next, ms(&now), a.msg_id, a.endpoint_id, outcome.claim_id])
+        let attempts: Option<i64> = advance
+            .query_row(params![status, next, ms(&now), a.msg_id, a.endpoint_id, outcome.claim_id], |r| r.get(0))
+            .optional()
             .map_err(backend)?;
-        if changed > 0 {
-            applied.push(outcome);
-        }
-        if let (1.., Some(due)) = (changed, next) {
-            enqueue(conn, &a.endpoint_id, due)?;
+        if let Some(attempts) = attempts {
+            applied.push((outcome, attempts));
+            if let Some(due) = next {
+                enqueue(conn, &a.endpoint_id, due)?;
+            }
         }
     }
     let mut recorded = Recorded::default();
