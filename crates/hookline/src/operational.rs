@@ -12,7 +12,7 @@ use chrono::SecondsFormat;
 use serde_json::{json, Value};
 
 use crate::ids::IdKind;
-use crate::store::model::{now, Application, Endpoint, Message, NewDelivery, Timestamp};
+use crate::store::model::{now, Application, Endpoint, FanoutTarget, Message, NewDelivery, Timestamp};
 use crate::store::queue::{AttemptOutcome, NextStep};
 use crate::store::{StoreError, StoreResult, Tx};
 
@@ -41,9 +41,22 @@ pub fn app(tx: &mut dyn Tx) -> StoreResult<Option<Application>> {
     tx.application_for_update(APP_ID)
 }
 
-/// Whether any operational endpoint exists (an event would go somewhere).
-pub fn listening(tx: &mut dyn Tx) -> StoreResult<bool> {
-    Ok(!tx.fanout_targets(APP_ID)?.is_empty())
+/// The operational endpoints, read once by a transaction that may announce
+/// something, so that events nobody wants cost no further lookups.
+pub struct Listeners(Vec<FanoutTarget>);
+
+impl Listeners {
+    pub fn read(tx: &mut dyn Tx) -> StoreResult<Listeners> {
+        Ok(Listeners(tx.fanout_targets(APP_ID)?))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn wants(&self, event_type: &str) -> bool {
+        self.0.iter().any(|t| t.wants(event_type, None))
+    }
 }
 
 /// Creates the internal application if it is missing (idempotent; safe
@@ -74,9 +87,8 @@ fn rfc3339(t: &Timestamp) -> String {
 
 /// Sends `event_type` with `data` to every operational endpoint that wants
 /// it; true when one does.
-pub fn emit(tx: &mut dyn Tx, event_type: &str, data: Value) -> StoreResult<bool> {
-    let targets = tx.fanout_targets(APP_ID)?;
-    let wanted: Vec<_> = targets.iter().filter(|t| t.wants(event_type, None)).collect();
+fn emit(tx: &mut dyn Tx, listeners: &Listeners, event_type: &str, data: Value) -> StoreResult<bool> {
+    let wanted: Vec<_> = listeners.0.iter().filter(|t| t.wants(event_type, None)).collect();
     if wanted.is_empty() {
         return Ok(false);
     }
@@ -132,15 +144,21 @@ fn endpoint_data(app: &Application, ep: &Endpoint) -> Value {
 
 /// Tells the operational endpoints about a change the API made to a
 /// customer's endpoint (nothing for the operational endpoints themselves).
-pub fn endpoint_changed(tx: &mut dyn Tx, app: &Application, ep: &Endpoint, change: EndpointChange) -> StoreResult<()> {
-    if app.id == APP_ID {
+pub fn endpoint_changed(
+    tx: &mut dyn Tx,
+    listeners: &Listeners,
+    app: &Application,
+    ep: &Endpoint,
+    change: EndpointChange,
+) -> StoreResult<()> {
+    if app.id == APP_ID || !listeners.wants(change.event_type()) {
         return Ok(());
     }
     let mut data = endpoint_data(app, ep);
     if change == EndpointChange::Disabled {
         data["trigger"] = json!("manual");
     }
-    emit(tx, change.event_type(), data)?;
+    emit(tx, listeners, change.event_type(), data)?;
     Ok(())
 }
 
@@ -159,8 +177,23 @@ pub fn attempts_recorded(
     applied: &[(&AttemptOutcome, i64)],
     disabled: &[String],
 ) -> StoreResult<bool> {
+    // Most batches announce nothing: decide that before any lookup.
+    let event_of = |o: &AttemptOutcome, attempts: i64| match o.next {
+        _ if o.attempt.app_id == APP_ID => None,
+        NextStep::GiveUp => Some("message.attempt.exhausted"),
+        NextStep::RetryIn(_) if attempts == FAILING_AFTER => Some("message.attempt.failing"),
+        NextStep::Succeeded if attempts > FAILING_AFTER => Some("message.attempt.recovered"),
+        _ => None,
+    };
+    if disabled.is_empty() && applied.iter().all(|(o, n)| event_of(o, *n).is_none()) {
+        return Ok(false);
+    }
+    let listeners = Listeners::read(tx)?;
+    if listeners.is_empty() {
+        return Ok(false);
+    }
     let mut sent = false;
-    for endpoint_id in disabled {
+    for endpoint_id in disabled.iter().filter(|_| listeners.wants("endpoint.disabled")) {
         let Some(app_id) = outcomes.iter().find(|o| &o.attempt.endpoint_id == endpoint_id).map(|o| &o.attempt.app_id)
         else {
             continue;
@@ -172,15 +205,10 @@ pub fn attempts_recorded(
         let mut data = endpoint_data(&app, &ep);
         data["trigger"] = json!("automatic");
         data["failSince"] = json!(ep.failing_since.as_ref().map(rfc3339));
-        sent |= emit(tx, "endpoint.disabled", data)?;
+        sent |= emit(tx, &listeners, "endpoint.disabled", data)?;
     }
-    for (o, attempts) in applied.iter().filter(|(o, _)| o.attempt.app_id != APP_ID) {
-        let event = match o.next {
-            NextStep::GiveUp => "message.attempt.exhausted",
-            NextStep::RetryIn(_) if *attempts == FAILING_AFTER => "message.attempt.failing",
-            NextStep::Succeeded if *attempts > FAILING_AFTER => "message.attempt.recovered",
-            _ => continue,
-        };
+    for (o, attempts) in applied {
+        let Some(event) = event_of(o, *attempts).filter(|e| listeners.wants(e)) else { continue };
         let a = &o.attempt;
         let (Some(app), Some(msg)) = (tx.application(&a.app_id)?, tx.message(&a.app_id, &a.msg_id)?) else { continue };
         let data = json!({
@@ -195,7 +223,7 @@ pub fn attempts_recorded(
                 "responseStatusCode": a.response_status_code,
             },
         });
-        sent |= emit(tx, event, data)?;
+        sent |= emit(tx, &listeners, event, data)?;
     }
     Ok(sent)
 }

@@ -24,8 +24,9 @@ const STEP: usize = 500;
 /// How often an idle runner looks for tasks that other nodes created.
 const POLL: Duration = Duration::from_secs(1);
 
-/// Ended tasks are kept this long for `background-task` reads.
-const KEEP_ENDED: chrono::Duration = chrono::Duration::days(7);
+/// Ended tasks are kept this long for `background-task` reads (the
+/// retention sweeper deletes them after).
+pub const KEEP_ENDED: chrono::Duration = chrono::Duration::days(7);
 
 /// Runs one step of the running task that waited longest; the task after
 /// the step, or `None` when no task is running.
@@ -93,7 +94,6 @@ fn purge_step(tx: &mut dyn Tx, task: &mut BackgroundTask, size: usize) -> Result
 /// Steps tasks until `shutdown` turns true: at once when `wake` rings (a
 /// task was created here), otherwise every `POLL`.
 pub async fn run_forever(store: Store, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
-    let mut last_purge = None::<tokio::time::Instant>;
     loop {
         loop {
             if *shutdown.borrow() {
@@ -109,20 +109,6 @@ pub async fn run_forever(store: Store, wake: Arc<Notify>, mut shutdown: watch::R
                     }
                     break;
                 }
-            }
-        }
-        // Housekeeping of records that outlive their use: ended tasks, and
-        // revocations of tokens that have expired anyway.
-        if last_purge.is_none_or(|at| at.elapsed() > Duration::from_secs(3600)) {
-            let purged = store
-                .write(move |tx| {
-                    let now = now();
-                    Ok::<_, StoreError>((tx.purge_ended_tasks(now - KEEP_ENDED)?, tx.purge_revoked_tokens(now)?))
-                })
-                .await;
-            match purged {
-                Ok(_) => last_purge = Some(tokio::time::Instant::now()),
-                Err(e) => tracing::warn!(error = %e, "purging ended tasks and expired revocations failed"),
             }
         }
         tokio::select! {

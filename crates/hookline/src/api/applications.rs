@@ -13,7 +13,7 @@ use super::extract::{JsonBody, QueryParams};
 use super::idempotency::Idem;
 use super::json::{check_metadata, check_rate_limit, check_uid, ts};
 use super::AppState;
-use crate::ids::IdKind;
+use crate::ids::{is_valid_uid, IdKind};
 use crate::store::model::{Application, StringMap, Timestamp};
 use crate::store::page::{Cursor, ListQuery, Order, Page};
 use crate::store::{StoreError, Tx};
@@ -34,7 +34,7 @@ pub struct ApplicationIn {
 /// are Hookline's own, like its operational webhooks' application).
 fn check_app_uid(v: &mut Validation, uid: Option<&str>) {
     check_uid(v, "uid", uid);
-    if uid.is_some_and(|u| u.starts_with(IdKind::Application.prefix())) {
+    if uid.is_some_and(|u| is_valid_uid(u) && !IdKind::Application.is_creatable_uid(u)) {
         v.push(&["body", "uid"], "must not start with app_ (the prefix of application ids)");
     }
 }
@@ -270,17 +270,14 @@ pub async fn delete(State(state): State<AppState>, ScopedApp(app): ScopedApp) ->
     state
         .store
         .write(move |tx| {
-            if crate::operational::listening(tx)? {
+            let listeners = crate::operational::Listeners::read(tx)?;
+            if !listeners.is_empty() {
                 let mut query = ListQuery { limit: 250, cursor: None, order: Order::Ascending };
                 loop {
                     let page = tx.list_endpoints(&app.id, &query)?;
                     for ep in &page.data {
-                        crate::operational::endpoint_changed(
-                            tx,
-                            &app,
-                            ep,
-                            crate::operational::EndpointChange::Deleted,
-                        )?;
+                        let deleted = crate::operational::EndpointChange::Deleted;
+                        crate::operational::endpoint_changed(tx, &listeners, &app, ep, deleted)?;
                     }
                     match (page.done, page.iterator) {
                         (false, Some(next)) => query.cursor = Some(Cursor::After(next)),

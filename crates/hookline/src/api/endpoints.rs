@@ -19,7 +19,7 @@ use super::json::{check_channels, check_metadata, check_rate_limit, check_uid, t
 use super::AppState;
 use crate::ids::IdKind;
 use crate::keys::{Owner, SecretCipher};
-use crate::operational::{self, EndpointChange};
+use crate::operational::{self, EndpointChange, Listeners};
 use crate::store::model::{Endpoint, SealedSecret, StringMap, Timestamp};
 use crate::store::page::Order;
 use crate::store::{StoreError, Tx};
@@ -185,11 +185,15 @@ fn announce(tx: &mut dyn Tx, ep: &Endpoint, change: EndpointChange, was_disabled
     if ep.app_id == operational::APP_ID {
         return Ok(());
     }
+    let listeners = Listeners::read(tx)?;
+    if listeners.is_empty() {
+        return Ok(());
+    }
     let app = tx.application(&ep.app_id)?.ok_or(StoreError::NotFound)?;
-    operational::endpoint_changed(tx, &app, ep, change)?;
+    operational::endpoint_changed(tx, &listeners, &app, ep, change)?;
     if change != EndpointChange::Deleted && ep.disabled != was_disabled {
         let toggled = if ep.disabled { EndpointChange::Disabled } else { EndpointChange::Enabled };
-        operational::endpoint_changed(tx, &app, ep, toggled)?;
+        operational::endpoint_changed(tx, &listeners, &app, ep, toggled)?;
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Retention: deletes payloads, attempts and messages past their time in
-//! small batches, so live traffic never waits on one long delete.
+//! small batches, so live traffic never waits on one long delete; and, hourly,
+//! ended background tasks and revocations of expired tokens.
 
 use std::time::Duration;
 
@@ -11,10 +12,26 @@ use crate::store::Store;
 
 const BATCH: usize = 500;
 
+/// How often records that outlive their use are deleted: ended background
+/// tasks, and revocations of tokens that have expired anyway.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+
+async fn purge_records(store: &Store) -> Result<(), crate::store::StoreError> {
+    store
+        .write(|tx| {
+            let now = crate::store::model::now();
+            tx.purge_ended_tasks(now - crate::tasks::KEEP_ENDED)?;
+            tx.purge_revoked_tokens(now)?;
+            Ok(())
+        })
+        .await
+}
+
 /// Sweeps every so often until `shutdown` turns true.
 pub async fn sweep_forever(store: Store, retention: Duration, mut shutdown: watch::Receiver<bool>) {
     let every = (retention / 4).clamp(Duration::from_millis(500), Duration::from_secs(60));
     let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(90));
+    let mut last_housekeeping = None::<tokio::time::Instant>;
     {
         loop {
             tokio::select! {
@@ -59,6 +76,12 @@ pub async fn sweep_forever(store: Store, retention: Duration, mut shutdown: watc
                         swept = None;
                         break;
                     }
+                }
+            }
+            if last_housekeeping.is_none_or(|at| at.elapsed() > HOUSEKEEPING_EVERY) {
+                match purge_records(&store).await {
+                    Ok(()) => last_housekeeping = Some(tokio::time::Instant::now()),
+                    Err(e) => tracing::warn!(error = %e, "purging ended tasks and expired revocations failed"),
                 }
             }
             // For `hookline status`: when the last complete sweep ran.
