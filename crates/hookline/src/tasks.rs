@@ -1,5 +1,5 @@
-//! Background tasks: recover and replay-missing over a time range, and
-//! purging an application's payloads.
+//! Background tasks: recover, replay-missing and bulk replay over a time
+//! range, and purging an application's payloads.
 //!
 //! The API records a task as `running` and answers at once. A runner on
 //! every node then works through the range in steps: each step is one
@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
 use crate::ids::IdKind;
-use crate::store::model::{now, BackgroundTask, TaskKind, TaskStatus};
+use crate::store::model::{now, BackgroundTask, ResendFilter, TaskKind, TaskStatus};
 use crate::store::{MessageRange, Store, StoreError, Tx};
 
 /// Messages one step looks at, at most.
@@ -38,7 +38,9 @@ fn step_of(tx: &mut dyn Tx, size: usize) -> Result<Option<BackgroundTask>, Store
     let Some(mut task) = tx.next_running_task()? else { return Ok(None) };
     task.updated_at = now();
     let seen = match task.kind {
-        TaskKind::EndpointRecover | TaskKind::EndpointReplay => schedule_step(tx, &mut task, size)?,
+        TaskKind::EndpointRecover | TaskKind::EndpointReplay | TaskKind::EndpointBulkReplay => {
+            schedule_step(tx, &mut task, size)?
+        }
         TaskKind::ApplicationPurgeContent => purge_step(tx, &mut task, size)?,
     };
     if task.status == TaskStatus::Running && seen.len() < size {
@@ -59,21 +61,34 @@ fn schedule_step(tx: &mut dyn Tx, task: &mut BackgroundTask, size: usize) -> Res
         return Ok(Vec::new());
     };
     let range = MessageRange { since: task.since, until: task.until, after: task.cursor.as_deref() };
-    let (seen, due): (Vec<String>, Vec<String>) = if task.kind == TaskKind::EndpointRecover {
-        let ids: Vec<String> = tx.failed_deliveries(&ep.id, &range, size)?.into_iter().map(|d| d.msg_id).collect();
-        (ids.clone(), ids)
-    } else {
-        let types = ep.filter_types.as_deref();
-        let missing = tx.messages_missing_delivery(&task.app_id, &ep.id, types, &range, size)?;
-        let due = missing
-            .iter()
-            .filter(|m| ep.wants(&m.event_type, m.channels.as_deref()) && m.payload.is_some())
-            .map(|m| m.id.clone())
-            .collect();
-        (missing.into_iter().map(|m| m.id).collect(), due)
+    let resend = |tx: &mut dyn Tx, filter: &ResendFilter| -> Result<Vec<String>, StoreError> {
+        Ok(tx.deliveries_to_resend(&ep.id, &range, filter, size)?.into_iter().map(|d| d.msg_id).collect())
     };
+    let (seen, due): (Vec<String>, Vec<String>) = match task.kind {
+        TaskKind::EndpointRecover => {
+            let ids = resend(tx, &ResendFilter::failed())?;
+            (ids.clone(), ids)
+        }
+        TaskKind::EndpointBulkReplay => {
+            let ids = resend(tx, &task.filter)?;
+            (ids.clone(), ids)
+        }
+        _ => {
+            let types = ep.filter_types.as_deref();
+            let missing = tx.messages_missing_delivery(&task.app_id, &ep.id, types, &range, size)?;
+            let due = missing
+                .iter()
+                .filter(|m| ep.wants(&m.event_type, m.channels.as_deref()) && m.payload.is_some())
+                .map(|m| m.id.clone())
+                .collect();
+            (missing.into_iter().map(|m| m.id).collect(), due)
+        }
+    };
+    // Recover and replay start a fresh round of retries; a bulk replay
+    // resends each message once, like a manual resend.
+    let manual = task.kind == TaskKind::EndpointBulkReplay;
     for msg_id in &due {
-        tx.schedule_delivery(&task.app_id, msg_id, &ep.id, None, false)?;
+        tx.schedule_delivery(&task.app_id, msg_id, &ep.id, None, manual)?;
     }
     task.scheduled += due.len() as u64;
     Ok(seen)
@@ -137,6 +152,7 @@ mod tests {
             cursor: None,
             scheduled: 0,
             error: None,
+            filter: ResendFilter::default(),
             created_at: now,
             updated_at: now,
         }

@@ -55,7 +55,14 @@ impl From<BackgroundTask> for TaskOut {
                 "until": super::json::rfc3339(&t.until),
                 "messagesScheduled": t.scheduled,
             }),
-            // Svix's documented shape for this task.
+            // Svix's documented shapes for these tasks.
+            TaskKind::EndpointBulkReplay => json!({
+                "appId": t.app_id,
+                "endpointId": t.endpoint_id,
+                "since": super::json::rfc3339(&t.since),
+                "until": super::json::rfc3339(&t.until),
+                "messagesSent": t.scheduled,
+            }),
             TaskKind::ApplicationPurgeContent => json!({"appId": t.app_id, "messagesPurged": t.scheduled}),
         };
         if let Some(error) = &t.error {
@@ -96,8 +103,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller, q: QueryParams)
 }
 
 /// Svix's task types that Hookline has no such work for.
-const SVIX_ONLY_TASKS: &[&str] =
-    &["application.stats", "message.broadcast", "sdk.generate", "event-type.aggregate", "endpoint.bulk-replay"];
+const SVIX_ONLY_TASKS: &[&str] = &["application.stats", "message.broadcast", "sdk.generate", "event-type.aggregate"];
 
 pub async fn get(
     State(state): State<AppState>,

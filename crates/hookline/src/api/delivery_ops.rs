@@ -11,14 +11,16 @@ use serde_json::{json, Value};
 
 use super::access::ScopedApp;
 use super::background_tasks::TaskStartedOut;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, Validation};
 use super::extract::{JsonBody, QueryParams};
 use super::idempotency::Idem;
 use super::json::ts;
 use super::messages::MessageOut;
 use super::AppState;
 use crate::ids::IdKind;
-use crate::store::model::{BackgroundTask, EventType, Message, TaskKind, Timestamp};
+use crate::store::model::{
+    BackgroundTask, DeliveryStatus, EventType, Message, ResendFilter, TaskKind, TaskStatus, Timestamp,
+};
 use crate::store::StoreError;
 
 #[derive(Deserialize)]
@@ -68,7 +70,8 @@ pub async fn resend(
 }
 
 /// Starts a task that schedules, for one endpoint, the messages of a time
-/// range (see `crate::tasks`), and answers it as running.
+/// range (see `crate::tasks`), and answers it as running. A `filter` of
+/// `None` matches nothing: the task is born finished.
 async fn start_task(
     state: AppState,
     app_id: String,
@@ -76,6 +79,7 @@ async fn start_task(
     idem: Idem,
     range: RangeIn,
     kind: TaskKind,
+    filter: Option<ResendFilter>,
 ) -> ApiResult<Response> {
     if range.until.is_some_and(|u| u <= range.since) {
         return Err(ApiError::invalid(&["body", "until"], "must be after since"));
@@ -86,7 +90,11 @@ async fn start_task(
             // An open range ends now: messages sent from here on reach the
             // endpoint anyway.
             let until = range.until.unwrap_or(crate::store::model::now() + Duration::milliseconds(1));
-            let task = BackgroundTask::start(kind, &app_id, &ep.id, range.since, until);
+            let mut task = BackgroundTask::start(kind, &app_id, &ep.id, range.since, until);
+            match &filter {
+                Some(filter) => task.filter = filter.clone(),
+                None => task.status = TaskStatus::Finished,
+            }
             tx.insert_task(&task)?;
             Ok(TaskStartedOut::from(&task))
         })
@@ -104,7 +112,7 @@ pub async fn recover(
     idem: Idem,
     JsonBody(range): JsonBody<RangeIn>,
 ) -> ApiResult<Response> {
-    start_task(state, app.id, ep_key, idem, range, TaskKind::EndpointRecover).await
+    start_task(state, app.id, ep_key, idem, range, TaskKind::EndpointRecover, Some(ResendFilter::failed())).await
 }
 
 /// Delivers to the endpoint the messages of the range it never got (e.g.
@@ -116,7 +124,79 @@ pub async fn replay_missing(
     idem: Idem,
     JsonBody(range): JsonBody<RangeIn>,
 ) -> ApiResult<Response> {
-    start_task(state, app.id, ep_key, idem, range, TaskKind::EndpointReplay).await
+    start_task(state, app.id, ep_key, idem, range, TaskKind::EndpointReplay, Some(ResendFilter::default())).await
+}
+
+/// Svix's `BulkReplayIn`: a range and what the deliveries must match.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkReplayIn {
+    #[serde(flatten)]
+    range: RangeIn,
+    #[serde(default)]
+    event_types: Option<Vec<String>>,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    tag: Option<String>,
+    #[serde(default)]
+    status: Option<u8>,
+    #[serde(default)]
+    status_code_class: Option<u16>,
+}
+
+impl BulkReplayIn {
+    /// The filter it asks for; `None` when nothing can match (status 4,
+    /// canceled: Hookline cancels no delivery).
+    fn filter(&self) -> ApiResult<Option<ResendFilter>> {
+        let mut v = Validation::default();
+        let status = match self.status {
+            None | Some(4) => None,
+            Some(n) => match DeliveryStatus::from_i64(i64::from(n)) {
+                Some(s) => Some(s),
+                None => {
+                    v.push(&["body", "status"], "must be 0, 1, 2, 3 or 4");
+                    None
+                }
+            },
+        };
+        if self.status_code_class.is_some_and(|c| ![0, 100, 200, 300, 400, 500].contains(&c)) {
+            v.push(&["body", "statusCodeClass"], "must be 0, 100, 200, 300, 400 or 500");
+        }
+        let event_types = self.event_types.clone().unwrap_or_default();
+        if event_types.iter().any(|t| t.is_empty() || t.len() > 256) {
+            v.push(&["body", "eventTypes"], "event type names are 1 to 256 characters");
+        }
+        for (name, value) in [("channel", &self.channel), ("tag", &self.tag)] {
+            if value.as_ref().is_some_and(|x| x.is_empty() || x.len() > 128) {
+                v.push(&["body", name], "must be 1 to 128 characters");
+            }
+        }
+        v.finish()?;
+        if self.status == Some(4) {
+            return Ok(None);
+        }
+        Ok(Some(ResendFilter {
+            status,
+            status_code_class: self.status_code_class,
+            event_types,
+            channel: self.channel.clone(),
+            tag: self.tag.clone(),
+        }))
+    }
+}
+
+/// Sends again, once each, the endpoint's deliveries of the range that
+/// match the filters, successful ones too.
+pub async fn bulk_replay(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, ep_key)): Path<(String, String)>,
+    idem: Idem,
+    JsonBody(input): JsonBody<BulkReplayIn>,
+) -> ApiResult<Response> {
+    let filter = input.filter()?;
+    start_task(state, app.id, ep_key, idem, input.range, TaskKind::EndpointBulkReplay, filter).await
 }
 
 #[derive(Deserialize)]

@@ -129,6 +129,7 @@ pub static ROUTES: &[Route] = &[
     route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats", delivery_ops::stats, READ, "Endpoint", "v1.endpoint.get-stats", "Delivery counts of the endpoint by status"),
     route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover", delivery_ops::recover, ATTEMPT, "Endpoint", "v1.endpoint.recover", "Retry every failed delivery since a time"),
     route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/replay-missing", delivery_ops::replay_missing, ATTEMPT, "Endpoint", "v1.endpoint.replay-missing", "Deliver messages the endpoint never received"),
+    route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/bulk-replay", delivery_ops::bulk_replay, ATTEMPT, "Endpoint", "v1.endpoint.bulk-replay", "Send again, once each, the deliveries of a range that match the filters"),
     route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/send-example", delivery_ops::send_example, ATTEMPT, "Endpoint", "v1.endpoint.send-example", "Send an event type's example payload to this endpoint"),
     // Messages
     route!(GET "/api/v1/app/{app_id}/msg", messages::list, READ, "Message", "v1.message.list", "List messages, newest first"),

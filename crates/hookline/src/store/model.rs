@@ -279,19 +279,27 @@ pub enum TaskKind {
     EndpointRecover,
     /// Deliver to the endpoint the messages of a range it never got.
     EndpointReplay,
+    /// Send again the endpoint's deliveries of a range that match a
+    /// filter, whatever their outcome.
+    EndpointBulkReplay,
     /// Delete the payload of every message of an application created
     /// before the task (no endpoint).
     ApplicationPurgeContent,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 3] =
-        [TaskKind::EndpointRecover, TaskKind::EndpointReplay, TaskKind::ApplicationPurgeContent];
+    pub const ALL: [TaskKind; 4] = [
+        TaskKind::EndpointRecover,
+        TaskKind::EndpointReplay,
+        TaskKind::EndpointBulkReplay,
+        TaskKind::ApplicationPurgeContent,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             TaskKind::EndpointRecover => "endpoint.recover",
             TaskKind::EndpointReplay => "endpoint.replay",
+            TaskKind::EndpointBulkReplay => "endpoint.bulk-replay",
             TaskKind::ApplicationPurgeContent => "application.purge_content",
         }
     }
@@ -343,6 +351,8 @@ pub struct BackgroundTask {
     pub scheduled: u64,
     /// Why the task failed.
     pub error: Option<String>,
+    /// Which deliveries a bulk replay sends again.
+    pub filter: ResendFilter,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -368,8 +378,87 @@ impl BackgroundTask {
             cursor: None,
             scheduled: 0,
             error: None,
+            filter: ResendFilter::default(),
             created_at: now,
             updated_at: now,
         }
+    }
+}
+
+/// Which of an endpoint's deliveries are sent again: all of them when
+/// empty. Svix's bulk-replay filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResendFilter {
+    pub status: Option<DeliveryStatus>,
+    /// The hundred some attempt's response status is in (`0`: no response).
+    pub status_code_class: Option<u16>,
+    pub event_types: Vec<String>,
+    pub channel: Option<String>,
+    pub tag: Option<String>,
+}
+
+impl ResendFilter {
+    /// What recover sends again.
+    pub fn failed() -> ResendFilter {
+        ResendFilter { status: Some(DeliveryStatus::Failed), ..ResendFilter::default() }
+    }
+
+    /// The stored form: `None` for the empty filter, else a JSON object.
+    pub fn encode(&self) -> Option<String> {
+        if *self == ResendFilter::default() {
+            return None;
+        }
+        let json = serde_json::json!({
+            "status": self.status.map(|s| s as u8),
+            "statusCodeClass": self.status_code_class,
+            "eventTypes": self.event_types,
+            "channel": self.channel,
+            "tag": self.tag,
+        });
+        Some(json.to_string())
+    }
+
+    /// Reads the stored form back; `None` when it is not one.
+    pub fn decode(stored: Option<&str>) -> Option<ResendFilter> {
+        let Some(text) = stored else { return Some(ResendFilter::default()) };
+        let v: Value = serde_json::from_str(text).ok()?;
+        let text_of = |key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
+        let status = match v.get("status").and_then(Value::as_i64) {
+            None => None,
+            Some(n) => Some(DeliveryStatus::from_i64(n)?),
+        };
+        let event_types = match v.get("eventTypes").and_then(Value::as_array) {
+            None => Vec::new(),
+            Some(types) => types.iter().map(|t| t.as_str().map(str::to_string)).collect::<Option<_>>()?,
+        };
+        Some(ResendFilter {
+            status,
+            status_code_class: v.get("statusCodeClass").and_then(Value::as_u64).map(|c| c as u16),
+            event_types,
+            channel: text_of("channel"),
+            tag: text_of("tag"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resend_filter_reads_back_as_it_was_stored() {
+        let full = ResendFilter {
+            status: Some(DeliveryStatus::Success),
+            status_code_class: Some(0),
+            event_types: vec!["a.one".into(), "b.two".into()],
+            channel: Some("eu+west".into()),
+            tag: Some("t1".into()),
+        };
+        for filter in [ResendFilter::default(), ResendFilter::failed(), full] {
+            let stored = filter.encode();
+            assert_eq!(ResendFilter::decode(stored.as_deref()), Some(filter));
+        }
+        assert_eq!(ResendFilter::default().encode(), None, "the empty filter stores nothing");
+        assert_eq!(ResendFilter::decode(Some(r#"{"status": 9}"#)), None, "an unknown status is not a filter");
     }
 }

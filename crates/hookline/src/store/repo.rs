@@ -150,13 +150,15 @@ pub trait DeliveryRepo {
         at: Option<Timestamp>,
         manual: bool,
     ) -> StoreResult<()>;
-    /// Failed deliveries to an endpoint of messages created in [since,
-    /// until) whose id sorts after `after` and that still hold their payload
-    /// (nothing else can be sent again), in message id order, at most `limit`.
-    fn failed_deliveries(
+    /// Deliveries to an endpoint that match `filter`, of messages created
+    /// in [since, until) whose id sorts after `after` and that still hold
+    /// their payload (nothing else can be sent again), in message id order,
+    /// at most `limit`.
+    fn deliveries_to_resend(
         &mut self,
         endpoint_id: &str,
         range: &MessageRange<'_>,
+        filter: &ResendFilter,
         limit: usize,
     ) -> StoreResult<Vec<Delivery>>;
     /// Messages of the app created in [since, until), with an id after

@@ -551,6 +551,67 @@ async fn resend_recover_and_replay_missing() {
     assert_eq!(stats["fail"], 0);
 }
 
+/// Bulk replay sends again, once each, what matches its filters: type,
+/// tag, outcome, response class. A filter that matches nothing sends nothing.
+#[tokio::test]
+async fn bulk_replay_resends_what_matches_its_filters() {
+    let rx = Receiver::start().await;
+    let server = server_with(&[]).await;
+    let since = json!({"since": (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339()});
+    let (app, ep, _) = app_with_endpoint(&server, &rx.url("/bulk"), json!({})).await;
+    let mut sent = Vec::new();
+    for (event_type, tags) in [("a.one", json!(["t1"])), ("a.one", json!([])), ("b.two", json!([]))] {
+        let body = json!({"eventType": event_type, "payload": {}, "tags": tags});
+        let (status, msg) = server.admin().post(&format!("/api/v1/app/{app}/msg"), &body).await;
+        assert_eq!(status, 202, "{msg}");
+        sent.push(msg["id"].as_str().unwrap().to_string());
+    }
+    for msg in &sent {
+        wait_status(&server, &app, msg, &ep, "success").await;
+    }
+    let path = format!("/api/v1/app/{app}/endpoint/{ep}/bulk-replay");
+    let replay = |filters: Value| {
+        let mut body = since.clone();
+        body.as_object_mut().unwrap().extend(filters.as_object().unwrap().clone());
+        body
+    };
+
+    let (status, task) = server.admin().post(&path, &replay(json!({"eventTypes": ["a.one"]}))).await;
+    assert_eq!(status, 202, "{task}");
+    assert_eq!(task["task"], "endpoint.bulk-replay");
+    assert_eq!(finished_task(&server, &task).await["data"]["messagesSent"], 2);
+    let got = rx.wait_for("/bulk", 5, WAIT).await;
+    let mut replayed: Vec<&str> = got[3..].iter().map(|r| r.id()).collect();
+    replayed.sort();
+    assert_eq!(replayed, [sent[0].as_str(), sent[1].as_str()], "the same webhook ids, once each");
+
+    let counts = [
+        (json!({"tag": "t1"}), 1),
+        (json!({"statusCodeClass": 200}), 3),
+        (json!({"statusCodeClass": 500}), 0),
+        (json!({"status": 2}), 0),
+        (json!({"status": 4}), 0),
+    ];
+    let mut expected = 5;
+    for (filters, count) in counts {
+        let (status, task) = server.admin().post(&path, &replay(filters.clone())).await;
+        assert_eq!(status, 202, "{filters}: {task}");
+        assert_eq!(finished_task(&server, &task).await["data"]["messagesSent"], count, "{filters}");
+        expected += count;
+        rx.wait_for("/bulk", expected, WAIT).await;
+    }
+    // A replay is a manual attempt, not a fresh round of retries.
+    let attempts = attempts_of(&server, &app, &sent[0]).await;
+    assert!(attempts.iter().filter(|a| a["triggerType"] == 1).count() >= 2, "{attempts:?}");
+
+    for (bad, field) in [(json!({"statusCodeClass": 250}), "statusCodeClass"), (json!({"status": 7}), "status")] {
+        let (status, body) = server.admin().post(&path, &replay(bad)).await;
+        common::assert_invalid_field(status, &body, field);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.received_on("/bulk").len(), expected, "nothing more was sent");
+}
+
 #[tokio::test]
 async fn send_example_goes_to_that_endpoint_only() {
     let rx = Receiver::start().await;

@@ -40,6 +40,17 @@ pub(super) fn delivery_row(r: &Row) -> StoreResult<Delivery> {
     })
 }
 
+/// Appends `AND` the response status in `column` is in the hundred
+/// `class` (`0`: no response).
+pub(super) fn push_status_code_class(sql: &mut String, column: &str, class: u16, params: &mut Params) {
+    if class == 0 {
+        sql.push_str(&format!(" AND {column} = 0"));
+    } else {
+        let (low, high) = (params.add(i32::from(class)), params.add(i32::from(class) + 100));
+        sql.push_str(&format!(" AND {column} >= {low} AND {column} < {high}"));
+    }
+}
+
 impl AttemptRepo for PgTx<'_, '_> {
     fn list_attempts(&mut self, app_id: &str, f: &AttemptFilter, query: &ListQuery) -> StoreResult<Page<Attempt>> {
         let mut params = Params::default();
@@ -53,13 +64,8 @@ impl AttemptRepo for PgTx<'_, '_> {
         if let Some(s) = f.status {
             base.push_str(&format!(" AND status = {}", params.add(s as i16)));
         }
-        match f.status_code_class {
-            None => {}
-            Some(0) => base.push_str(" AND response_status_code = 0"),
-            Some(class) => {
-                let (low, high) = (params.add(i32::from(class)), params.add(i32::from(class) + 100));
-                base.push_str(&format!(" AND response_status_code >= {low} AND response_status_code < {high}"));
-            }
+        if let Some(class) = f.status_code_class {
+            push_status_code_class(&mut base, "response_status_code", class, &mut params);
         }
         if f.message.matches_content() {
             base.push_str(" AND EXISTS (SELECT 1 FROM message m WHERE m.id = attempt.msg_id");

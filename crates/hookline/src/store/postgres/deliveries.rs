@@ -1,11 +1,11 @@
 //! The API's side of deliveries: scheduling, recovery ranges, stats. The
 //! dispatcher's side is `dispatch_queue.rs`.
 
-use super::attempts::{delivery_row, DELIVERY_COLUMNS};
+use super::attempts::{delivery_row, push_status_code_class, DELIVERY_COLUMNS};
 use super::sql::*;
 use super::PgTx;
 use crate::store::model::*;
-use crate::store::{DeliveryRepo, MessageRange, StoreResult};
+use crate::store::{DeliveryRepo, MessageFilter, MessageRange, StoreResult};
 
 /// Makes each endpoint's queue entry due at its time (`None`: now) at the
 /// latest. A no-op that takes no lock when the entry is already due earlier,
@@ -84,23 +84,43 @@ impl DeliveryRepo for PgTx<'_, '_> {
         Ok(())
     }
 
-    fn failed_deliveries(
+    fn deliveries_to_resend(
         &mut self,
         endpoint_id: &str,
         range: &MessageRange<'_>,
+        filter: &ResendFilter,
         limit: usize,
     ) -> StoreResult<Vec<Delivery>> {
         let columns = qualified(DELIVERY_COLUMNS, "d");
-        let after = range.after.unwrap_or("");
-        let rows = self.query(
-            &format!(
-                "SELECT {columns} FROM delivery d JOIN message m ON m.id = d.msg_id
-                 WHERE d.endpoint_id = $1 AND d.status = {FAILED} AND m.created_at >= $2 AND m.created_at < $3
-                 AND m.payload IS NOT NULL
-                 AND d.msg_id > $4 ORDER BY d.msg_id LIMIT $5"
-            ),
-            &[&endpoint_id, &range.since, &range.until, &after, &(limit as i64)],
-        )?;
+        let mut params = Params::default();
+        let mut sql = format!(
+            "SELECT {columns} FROM delivery d JOIN message m ON m.id = d.msg_id
+             WHERE d.endpoint_id = {} AND m.created_at >= {} AND m.created_at < {} AND m.payload IS NOT NULL
+             AND d.msg_id > {}",
+            params.add(endpoint_id.to_string()),
+            params.add(range.since),
+            params.add(range.until),
+            params.add(range.after.unwrap_or("").to_string()),
+        );
+        if let Some(status) = filter.status {
+            sql.push_str(&format!(" AND d.status = {}", params.add(status as i16)));
+        }
+        if let Some(class) = filter.status_code_class {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM attempt a WHERE a.msg_id = d.msg_id AND a.endpoint_id = d.endpoint_id",
+            );
+            push_status_code_class(&mut sql, "a.response_status_code", class, &mut params);
+            sql.push(')');
+        }
+        let content = MessageFilter {
+            event_types: filter.event_types.clone(),
+            channel: filter.channel.clone(),
+            tag: filter.tag.clone(),
+            ..MessageFilter::default()
+        };
+        super::messages::push_content_match(&mut sql, "m", &content, &mut params);
+        sql.push_str(&format!(" ORDER BY d.msg_id LIMIT {}", params.add(limit as i64)));
+        let rows = self.query(&sql, &params.refs())?;
         rows.iter().map(delivery_row).collect()
     }
 

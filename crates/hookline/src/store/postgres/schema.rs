@@ -180,6 +180,22 @@ CREATE TABLE revoked_token (
 ALTER TABLE event_type ADD COLUMN feature_flags TEXT;
 ALTER TABLE event_type ADD COLUMN group_name TEXT;
 "#,
+    // 3: bulk replay keeps its filter with its task; integrations hold the
+    // version of their current key (the key itself is a signed token).
+    r#"
+ALTER TABLE background_task ADD COLUMN filter TEXT;
+
+CREATE TABLE integration (
+    id            TEXT COLLATE "C" PRIMARY KEY,
+    app_id        TEXT COLLATE "C" NOT NULL REFERENCES application(id) ON DELETE CASCADE,
+    name          TEXT NOT NULL,
+    feature_flags TEXT,
+    key_version   BIGINT NOT NULL,
+    created_at    TIMESTAMPTZ NOT NULL,
+    updated_at    TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX integration_app ON integration (app_id, id);
+"#,
 ];
 
 pub fn migrate(client: &mut Client) -> Result<(), StoreError> {

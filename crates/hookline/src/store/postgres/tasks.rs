@@ -2,12 +2,12 @@ use postgres::Row;
 
 use super::sql::*;
 use super::PgTx;
-use crate::store::model::{BackgroundTask, TaskKind, TaskStatus, Timestamp};
+use crate::store::model::{BackgroundTask, ResendFilter, TaskKind, TaskStatus, Timestamp};
 use crate::store::page::{ListQuery, Page};
 use crate::store::{StoreError, StoreResult, TaskFilter, TaskRepo};
 
 const COLUMNS: &str = "id, kind, status, app_id, endpoint_id, range_start, range_end, cursor, scheduled, error, \
-                       created_at, updated_at";
+                       created_at, updated_at, filter";
 
 fn row(r: &Row) -> StoreResult<BackgroundTask> {
     let kind: String = col(r, 1)?;
@@ -24,6 +24,8 @@ fn row(r: &Row) -> StoreResult<BackgroundTask> {
         cursor: col(r, 7)?,
         scheduled: col::<i64>(r, 8)? as u64,
         error: col(r, 9)?,
+        filter: ResendFilter::decode(col::<Option<String>>(r, 12)?.as_deref())
+            .ok_or_else(|| StoreError::Backend("a background task's filter is not one".into()))?,
         created_at: col(r, 10)?,
         updated_at: col(r, 11)?,
     })
@@ -35,7 +37,7 @@ impl TaskRepo for PgTx<'_, '_> {
             "a background task with this id",
             1,
             &format!(
-                "INSERT INTO background_task ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                "INSERT INTO background_task ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
                  ON CONFLICT DO NOTHING"
             ),
             &[
@@ -51,6 +53,7 @@ impl TaskRepo for PgTx<'_, '_> {
                 &t.error,
                 &t.created_at,
                 &t.updated_at,
+                &t.filter.encode(),
             ],
         )?;
         Ok(())

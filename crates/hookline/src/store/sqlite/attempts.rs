@@ -41,6 +41,18 @@ pub(super) fn delivery_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
     })
 }
 
+/// Appends `AND` the response status in `column` is in the hundred
+/// `class` (`0`: no response).
+pub(super) fn push_status_code_class(sql: &mut String, column: &str, class: u16, params: &mut Vec<SqlValue>) {
+    if class == 0 {
+        sql.push_str(&format!(" AND {column} = 0"));
+    } else {
+        sql.push_str(&format!(" AND {column} >= ? AND {column} < ?"));
+        params.push(i64::from(class).into());
+        params.push((i64::from(class) + 100).into());
+    }
+}
+
 impl AttemptRepo for SqliteTx<'_> {
     fn list_attempts(&mut self, app_id: &str, f: &AttemptFilter, query: &ListQuery) -> StoreResult<Page<Attempt>> {
         let mut base = format!("SELECT {COLUMNS} FROM attempt WHERE app_id = ?");
@@ -57,14 +69,8 @@ impl AttemptRepo for SqliteTx<'_> {
             base.push_str(" AND status = ?");
             params.push((s as i64).into());
         }
-        match f.status_code_class {
-            None => {}
-            Some(0) => base.push_str(" AND response_status_code = 0"),
-            Some(class) => {
-                base.push_str(" AND response_status_code >= ? AND response_status_code < ?");
-                params.push(i64::from(class).into());
-                params.push((i64::from(class) + 100).into());
-            }
+        if let Some(class) = f.status_code_class {
+            push_status_code_class(&mut base, "response_status_code", class, &mut params);
         }
         if f.message.matches_content() {
             base.push_str(" AND EXISTS (SELECT 1 FROM message m WHERE m.id = attempt.msg_id");

@@ -1,13 +1,14 @@
 //! The API's side of deliveries: scheduling, recovery ranges, stats. The
 //! dispatcher's side is `queue.rs`.
 
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection};
 
-use super::attempts::{delivery_row, DELIVERY_COLUMNS};
+use super::attempts::{delivery_row, push_status_code_class, DELIVERY_COLUMNS};
 use super::sql::*;
 use super::{backend, SqliteTx};
 use crate::store::model::*;
-use crate::store::{DeliveryRepo, MessageRange, StoreResult};
+use crate::store::{DeliveryRepo, MessageFilter, MessageRange, StoreResult};
 
 /// Status numbers as stored (`DeliveryStatus`), for SQL text.
 pub(super) const SUCCESS: i64 = DeliveryStatus::Success as i64;
@@ -68,26 +69,44 @@ impl DeliveryRepo for SqliteTx<'_> {
         Ok(())
     }
 
-    fn failed_deliveries(
+    fn deliveries_to_resend(
         &mut self,
         endpoint_id: &str,
         range: &MessageRange<'_>,
+        filter: &ResendFilter,
         limit: usize,
     ) -> StoreResult<Vec<Delivery>> {
         let columns = qualified(DELIVERY_COLUMNS, "d");
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT {columns} FROM delivery d JOIN message m ON m.id = d.msg_id
-                 WHERE d.endpoint_id = ? AND d.status = {FAILED} AND m.created_at >= ? AND m.created_at < ?
-                 AND m.payload IS NOT NULL
-                 AND d.msg_id > ? ORDER BY d.msg_id LIMIT ?"
-            ))
-            .map_err(backend)?;
-        let after = range.after.unwrap_or("");
-        let rows = stmt
-            .query_map(params![endpoint_id, ms(&range.since), ms(&range.until), after, limit as i64], delivery_row)
-            .map_err(backend)?;
+        let mut sql = format!(
+            "SELECT {columns} FROM delivery d JOIN message m ON m.id = d.msg_id
+             WHERE d.endpoint_id = ? AND m.created_at >= ? AND m.created_at < ? AND m.payload IS NOT NULL
+             AND d.msg_id > ?"
+        );
+        let after = range.after.unwrap_or("").to_string();
+        let mut values: Vec<SqlValue> =
+            vec![endpoint_id.to_string().into(), ms(&range.since).into(), ms(&range.until).into(), after.into()];
+        if let Some(status) = filter.status {
+            sql.push_str(" AND d.status = ?");
+            values.push((status as i64).into());
+        }
+        if let Some(class) = filter.status_code_class {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM attempt a WHERE a.msg_id = d.msg_id AND a.endpoint_id = d.endpoint_id",
+            );
+            push_status_code_class(&mut sql, "a.response_status_code", class, &mut values);
+            sql.push(')');
+        }
+        let content = MessageFilter {
+            event_types: filter.event_types.clone(),
+            channel: filter.channel.clone(),
+            tag: filter.tag.clone(),
+            ..MessageFilter::default()
+        };
+        super::messages::push_content_match(&mut sql, "m", &content, &mut values);
+        sql.push_str(" ORDER BY d.msg_id LIMIT ?");
+        values.push((limit as i64).into());
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(backend)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(values), delivery_row).map_err(backend)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
     }
 

@@ -196,6 +196,22 @@ CREATE TABLE revoked_token (
 ALTER TABLE event_type ADD COLUMN feature_flags TEXT;
 ALTER TABLE event_type ADD COLUMN group_name TEXT;
 "#,
+    // 5: bulk replay keeps its filter with its task; integrations hold the
+    // version of their current key (the key itself is a signed token).
+    r#"
+ALTER TABLE background_task ADD COLUMN filter TEXT;
+
+CREATE TABLE integration (
+    id            TEXT PRIMARY KEY,
+    app_id        TEXT NOT NULL REFERENCES application(id) ON DELETE CASCADE,
+    name          TEXT NOT NULL,
+    feature_flags TEXT,
+    key_version   INTEGER NOT NULL,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+);
+CREATE INDEX integration_app ON integration (app_id, id);
+"#,
 ];
 
 /// The schema's version and the migrations still to apply.

@@ -3,12 +3,12 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use super::sql::*;
 use super::{backend, SqliteTx};
-use crate::store::model::{BackgroundTask, TaskKind, TaskStatus, Timestamp};
+use crate::store::model::{BackgroundTask, ResendFilter, TaskKind, TaskStatus, Timestamp};
 use crate::store::page::{ListQuery, Page};
 use crate::store::{StoreError, StoreResult, TaskFilter, TaskRepo};
 
 const COLUMNS: &str = "id, kind, status, app_id, endpoint_id, range_start, range_end, cursor, scheduled, error, \
-                       created_at, updated_at";
+                       created_at, updated_at, filter";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<BackgroundTask> {
     let text = |i: usize| r.get::<_, String>(i);
@@ -26,6 +26,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<BackgroundTask> {
         cursor: r.get(7)?,
         scheduled: r.get::<_, i64>(8)? as u64,
         error: r.get(9)?,
+        filter: ResendFilter::decode(r.get::<_, Option<String>>(12)?.as_deref()).ok_or_else(|| bad(12, "filter"))?,
         created_at: from_ms(r.get(10)?),
         updated_at: from_ms(r.get(11)?),
     })
@@ -35,7 +36,7 @@ impl TaskRepo for SqliteTx<'_> {
     fn insert_task(&mut self, t: &BackgroundTask) -> StoreResult<()> {
         self.conn
             .prepare_cached(&format!(
-                "INSERT INTO background_task ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO background_task ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))
             .and_then(|mut s| {
                 s.execute(params![
@@ -50,7 +51,8 @@ impl TaskRepo for SqliteTx<'_> {
                     t.scheduled as i64,
                     t.error,
                     ms(&t.created_at),
-                    ms(&t.updated_at)
+                    ms(&t.updated_at),
+                    t.filter.encode()
                 ])
             })
             .map_err(conflict_as("a background task with this id"))?;
