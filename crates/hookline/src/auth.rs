@@ -122,7 +122,12 @@ struct Claims {
     /// The session the token was issued for, which `expire-all` may name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sid: Option<String>,
-    /// Random, so two tokens with the same scope differ.
+    /// The integration whose key this is, and the key's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    int: Option<(String, i64)>,
+    /// Random, so two tokens with the same scope differ (empty in an
+    /// integration's key, which its id and version make unique and which
+    /// reads back the same every time it is shown).
     n: String,
     /// Tokens issued before capabilities were read-only or not; a
     /// read-only one keeps only `ViewBase`.
@@ -150,6 +155,8 @@ pub struct Caller {
     /// Its application's token generation when it was issued.
     pub generation: i64,
     pub session_id: Option<String>,
+    /// For an integration's key: the integration and the key version.
+    pub integration_key: Option<(String, i64)>,
     /// A stable digest of the token, to key idempotency records by caller
     /// (and `auth/logout` revocations) without storing the token itself.
     pub token_digest: [u8; 32],
@@ -191,15 +198,33 @@ impl TokenAuthority {
     pub fn issue_grant(&self, grant: Grant) -> String {
         let mut nonce = [0u8; 9];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
-        let claims = Claims {
+        self.sign(&Claims {
             scope: grant.scope,
             exp: grant.expires_at,
             g: grant.generation,
             sid: grant.session_id,
+            int: None,
             n: B64URL.encode(nonce),
             legacy_read_only: false,
-        };
-        let payload = B64URL.encode(serde_json::to_vec(&claims).expect("claims serialize"));
+        })
+    }
+
+    /// The key of an integration of `app` at `version`: an application
+    /// token with every capability, the same each time it is asked for.
+    pub fn integration_key(&self, app: &str, integration: &str, version: i64) -> String {
+        self.sign(&Claims {
+            scope: Scope::App { app: app.to_string(), caps: Capabilities::all() },
+            exp: None,
+            g: 0,
+            sid: None,
+            int: Some((integration.to_string(), version)),
+            n: String::new(),
+            legacy_read_only: false,
+        })
+    }
+
+    fn sign(&self, claims: &Claims) -> String {
+        let payload = B64URL.encode(serde_json::to_vec(claims).expect("claims serialize"));
         let mac = B64URL.encode(self.mac(payload.as_bytes()));
         format!("{PREFIX}{payload}.{mac}")
     }
@@ -215,6 +240,7 @@ impl TokenAuthority {
                     expires_at: None,
                     generation: 0,
                     session_id: None,
+                    integration_key: None,
                     token_digest,
                     is_static: true,
                 });
@@ -237,6 +263,7 @@ impl TokenAuthority {
             expires_at: claims.exp,
             generation: claims.g,
             session_id: claims.sid,
+            integration_key: claims.int,
             token_digest,
             is_static: false,
         })

@@ -19,6 +19,7 @@ pub enum IdKind {
     Message,
     Attempt,
     Task,
+    Integration,
 }
 
 impl IdKind {
@@ -29,6 +30,7 @@ impl IdKind {
             IdKind::Message => "msg_",
             IdKind::Attempt => "atmpt_",
             IdKind::Task => "qtask_",
+            IdKind::Integration => "integ_",
         }
     }
 

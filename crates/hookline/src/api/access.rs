@@ -140,18 +140,27 @@ async fn resolve_app(state: &AppState, caller: &Caller, key: String) -> Result<A
     }
 }
 
-/// Whether the token was logged out, or expired by its application.
+/// Whether the token was logged out, expired by its application, or is the
+/// key of an integration that was deleted or whose key was rotated.
 async fn is_revoked(state: &AppState, caller: &Caller) -> Result<bool, ApiError> {
-    let (digest, scope, session_id, generation) =
-        (caller.token_digest, caller.scope.clone(), caller.session_id.clone(), caller.generation);
+    let (digest, scope, session_id, generation, integration_key) = (
+        caller.token_digest,
+        caller.scope.clone(),
+        caller.session_id.clone(),
+        caller.generation,
+        caller.integration_key.clone(),
+    );
     let now = crate::store::model::now();
     state
         .store
         .read(move |tx| {
             let app = match &scope {
-                Scope::App { app, .. } => {
-                    Some(AppTokenFacts { app_id: app, session_id: session_id.as_deref(), generation })
-                }
+                Scope::App { app, .. } => Some(AppTokenFacts {
+                    app_id: app,
+                    session_id: session_id.as_deref(),
+                    generation,
+                    integration_key: integration_key.as_ref().map(|(id, version)| (id.as_str(), *version)),
+                }),
                 Scope::Admin => None,
             };
             Ok::<_, ApiError>(tx.token_revoked(&digest, app.as_ref(), now)?)

@@ -95,7 +95,12 @@ impl From<EventType> for EventTypeOut {
 }
 
 /// Svix's limits: flags and groups are short names.
-fn check_flags_and_group(v: &mut Validation, flag: Option<&str>, flags: Option<&[String]>, group: Option<&str>) {
+pub(super) fn check_flags_and_group(
+    v: &mut Validation,
+    flag: Option<&str>,
+    flags: Option<&[String]>,
+    group: Option<&str>,
+) {
     let is_name = |s: &str| (1..=256).contains(&s.len()) && !s.chars().any(char::is_control);
     if flag.is_some_and(|f| !is_name(f)) {
         v.push(&["body", "featureFlag"], "must be 1 to 256 characters without control characters");

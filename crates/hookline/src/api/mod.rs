@@ -21,6 +21,7 @@ mod expunge;
 mod extract;
 mod idempotency;
 mod insights;
+mod integrations;
 mod json;
 mod message_writer;
 mod messages;

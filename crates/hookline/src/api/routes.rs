@@ -7,8 +7,8 @@ use crate::auth::Capabilities;
 
 use super::{
     applications, attempts, background_tasks, delivery_ops, endpoint_headers, endpoint_secret, endpoints,
-    event_type_import, event_types, expunge, insights, messages, openapi, operational_webhooks, portal_access,
-    readiness, revocation, AppState,
+    event_type_import, event_types, expunge, insights, integrations, messages, openapi, operational_webhooks,
+    portal_access, readiness, revocation, AppState,
 };
 
 /// Who may call a route.
@@ -160,6 +160,14 @@ pub static ROUTES: &[Route] = &[
     route!(POST "/api/v1/operational-webhook/endpoint/{endpoint_id}/secret/rotate", operational_webhooks::rotate_secret, Access::Admin, "Webhook Endpoint", "v1.operational-webhook.endpoint.rotate-secret", "Rotate an operational webhook endpoint's signing secret"),
     route!(GET "/api/v1/operational-webhook/endpoint/{endpoint_id}/headers", operational_webhooks::get_headers, Access::Admin, "Webhook Endpoint", "v1.operational-webhook.endpoint.get-headers", "Get an operational webhook endpoint's custom headers"),
     route!(PUT "/api/v1/operational-webhook/endpoint/{endpoint_id}/headers", operational_webhooks::put_headers, Access::Admin, "Webhook Endpoint", "v1.operational-webhook.endpoint.update-headers", "Replace an operational webhook endpoint's custom headers"),
+    // Integrations: keys to one application for a third party the customer connects
+    route!(GET "/api/v1/app/{app_id}/integration", integrations::list, Access::AdminApp, "Integration", "v1.integration.list", "List the application's integrations"),
+    route!(POST "/api/v1/app/{app_id}/integration", integrations::create, Access::AdminApp, "Integration", "v1.integration.create", "Create an integration"),
+    route!(GET "/api/v1/app/{app_id}/integration/{integ_id}", integrations::get, Access::AdminApp, "Integration", "v1.integration.get", "Get an integration"),
+    route!(PUT "/api/v1/app/{app_id}/integration/{integ_id}", integrations::update, Access::AdminApp, "Integration", "v1.integration.update", "Update an integration's name and feature flags"),
+    route!(DELETE "/api/v1/app/{app_id}/integration/{integ_id}", integrations::delete, Access::AdminApp, "Integration", "v1.integration.delete", "Delete an integration; its key stops working"),
+    route!(GET "/api/v1/app/{app_id}/integration/{integ_id}/key", integrations::get_key, Access::AdminApp, "Integration", "v1.integration.get-key", "Get an integration's key (deprecated by Svix)"),
+    route!(POST "/api/v1/app/{app_id}/integration/{integ_id}/key/rotate", integrations::rotate_key, Access::AdminApp, "Integration", "v1.integration.rotate-key", "A new key for the integration; the old one stops working"),
     // Authentication
     route!(POST "/api/v1/auth/app-portal-access/{app_id}", portal_access::create, Access::AdminAppOrCreate, "Authentication", "v1.authentication.app-portal-access", "A portal URL and token scoped to one application (created from `application` if missing), with Svix's capabilities"),
     route!(POST "/api/v1/auth/app/{app_id}/expire-all", revocation::expire_all, Access::AdminApp, "Authentication", "v1.authentication.expire-all", "Revoke every token of the application issued before now (of the sessions named), after `expiry` seconds"),

@@ -385,6 +385,21 @@ impl BackgroundTask {
     }
 }
 
+/// Svix's integration: a named key to one application, for a third party
+/// the customer connects. The key is a signed application token naming the
+/// integration and its key version; rotating bumps the version, which
+/// refuses the old key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Integration {
+    pub id: String,
+    pub app_id: String,
+    pub name: String,
+    pub feature_flags: Option<Vec<String>>,
+    pub key_version: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
 /// Which of an endpoint's deliveries are sent again: all of them when
 /// empty. Svix's bulk-replay filters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -242,12 +242,28 @@ pub trait TokenRepo {
     fn purge_revoked_tokens(&mut self, now: Timestamp) -> StoreResult<usize>;
 }
 
-/// What `expire-all` looks at in an application token.
+/// What revocation looks at in an application token.
 #[derive(Debug, Clone, Copy)]
 pub struct AppTokenFacts<'a> {
     pub app_id: &'a str,
     pub session_id: Option<&'a str>,
     pub generation: i64,
+    /// An integration's key: the integration and the key version it names.
+    /// Such a key lives as long as its version is current, whatever
+    /// `expire-all` does.
+    pub integration_key: Option<(&'a str, i64)>,
+}
+
+pub trait IntegrationRepo {
+    fn insert_integration(&mut self, integration: &Integration) -> StoreResult<()>;
+    fn integration(&mut self, app_id: &str, id: &str) -> StoreResult<Option<Integration>>;
+    fn list_integrations(&mut self, app_id: &str, query: &ListQuery) -> StoreResult<Page<Integration>>;
+    /// Writes the name and feature flags.
+    fn update_integration(&mut self, integration: &Integration) -> StoreResult<()>;
+    /// Moves to the next key version (the current key stops working); the
+    /// integration after, or `None` when there is none.
+    fn rotate_integration_key(&mut self, app_id: &str, id: &str, now: Timestamp) -> StoreResult<Option<Integration>>;
+    fn delete_integration(&mut self, app_id: &str, id: &str) -> StoreResult<()>;
 }
 
 /// Read-only summaries for the portal: time series and the operator's
@@ -298,6 +314,7 @@ pub trait Tx:
     + InsightRepo
     + TaskRepo
     + TokenRepo
+    + IntegrationRepo
 {
 }
 
@@ -313,5 +330,6 @@ impl<T> Tx for T where
         + InsightRepo
         + TaskRepo
         + TokenRepo
+        + IntegrationRepo
 {
 }

@@ -275,13 +275,14 @@ async fn cli_refuses_a_token_for_an_unknown_application() {
 
 /// A resource of `b` in a path template, by placeholder. A placeholder this
 /// table does not know fails the test: a new route must be added here.
-fn b_value<'t>(placeholder: &str, b: &'t Tenant, (b_attempt, b_task): (&'t str, &'t str)) -> &'t str {
+fn b_value<'t>(placeholder: &str, b: &'t Tenant, (b_attempt, b_task, b_integ): (&'t str, &'t str, &'t str)) -> &'t str {
     match placeholder {
         "app_id" => &b.app,
         "endpoint_id" => &b.endpoint,
         "msg_id" => &b.message,
         "attempt_id" => b_attempt,
         "task_id" => b_task,
+        "integ_id" => b_integ,
         other => panic!("route placeholder {{{other}}} is not covered by the isolation test; add it"),
     }
 }
@@ -310,10 +311,20 @@ async fn every_route_keeps_tenants_apart() {
     let (status, task) = server.admin().post(&replay, &json!({"since": "2026-01-01T00:00:00Z"})).await;
     assert_eq!(status, 202, "{task}");
     let b_task = str_of(&task, "id").to_string();
-    let b_ids = (b_attempt.as_str(), b_task.as_str());
+    // Both have an integration; A's key is one more token of A.
+    let mut integrations = Vec::new();
+    for app in [&a.app, &b.app] {
+        let (status, created) =
+            server.admin().post(&format!("/api/v1/app/{app}/integration"), &json!({"name": "x"})).await;
+        assert_eq!(status, 201, "{created}");
+        integrations.push(str_of(&created, "id").to_string());
+    }
+    let (_, a_key) = server.admin().get(&format!("/api/v1/app/{}/integration/{}/key", a.app, integrations[0])).await;
+    let b_ids = (b_attempt.as_str(), b_task.as_str(), integrations[1].as_str());
     let tokens = [
         ("full token", server.token_for_app(&a.app, false).await),
         ("read-only token", server.token_for_app(&a.app, true).await),
+        ("integration key", str_of(&a_key, "key").to_string()),
     ];
     let body = json!({
         "url": HOOK_URL, "name": "x", "eventType": "a", "payload": {}, "headers": {"x-a": "1"},
@@ -405,6 +416,8 @@ async fn every_route_keeps_tenants_apart() {
     assert_eq!(list_data(&list)[0]["payload"], json!({"of": "tenant-b"}));
     let (_, list) = admin.get(&format!("/api/v1/app/{}/attempt/msg/{}", b.app, b.message)).await;
     assert_eq!(list_data(&list).len(), 1, "no attempt was added: {list}");
+    let (_, list) = admin.get(&format!("/api/v1/app/{}/integration", b.app)).await;
+    assert_eq!(ids(&list), [integrations[1].as_str()]);
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 //! Svix operations beyond the basics: message precheck, deleting content
-//! (attempt bodies, payloads in bulk, every payload as a task), and event
-//! types imported from an OpenAPI document.
+//! (attempt bodies, payloads in bulk, every payload as a task), event
+//! types imported from an OpenAPI document, and integrations.
 
 use std::time::{Duration, Instant};
 
@@ -185,4 +185,78 @@ async fn event_types_import_from_an_openapi_document() {
     let token = server.token_for_app(&app, false).await;
     let (status, out) = server.api(&token).post(import, &json!({"spec": spec()})).await;
     assert_error(status, &out, 403);
+}
+
+/// An integration's key reaches its application like an application token;
+/// rotating it or deleting the integration refuses the old key.
+#[tokio::test]
+async fn integration_keys_are_application_tokens_until_rotated_or_deleted() {
+    let server = TestServer::start().await;
+    let app = new_app(&server).await;
+    let other = new_app(&server).await;
+    let base = format!("/api/v1/app/{app}/integration");
+    let (status, created) = server.admin().post(&base, &json!({"name": "Zapier", "featureFlags": ["beta"]})).await;
+    assert_eq!(status, 201, "{created}");
+    let id = str_of(&created, "id").to_string();
+    assert!(id.starts_with("integ_"), "{id}");
+    assert_eq!(created["featureFlags"], json!(["beta"]));
+    assert!(created["createdAt"].is_string() && created["updatedAt"].is_string(), "{created}");
+    let one = format!("{base}/{id}");
+
+    let (status, list) = server.admin().get(&base).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list_data(&list).len(), 1);
+    let (status, updated) = server.admin().put(&one, &json!({"name": "Zapier EU"})).await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!((updated["name"].as_str(), &updated["featureFlags"]), (Some("Zapier EU"), &Value::Null));
+    let (_, got) = server.admin().get(&one).await;
+    assert_eq!(got, updated);
+    let (status, in_other) = server.admin().get(&format!("/api/v1/app/{other}/integration/{id}")).await;
+    assert_error(status, &in_other, 404);
+
+    let (status, key) = server.admin().get(&format!("{one}/key")).await;
+    assert_eq!(status, 200, "{key}");
+    let key = str_of(&key, "key").to_string();
+    let integration = server.api(&key);
+    let (status, body) =
+        integration.post(&format!("/api/v1/app/{app}/endpoint"), &json!({"url": "https://example.invalid/z"})).await;
+    assert_eq!(status, 201, "the key manages its application's endpoints: {body}");
+    let (status, body) = integration.get(&format!("/api/v1/app/{other}/endpoint")).await;
+    assert_error(status, &body, 404);
+    let (status, body) = integration.get("/api/v1/app").await;
+    assert_error(status, &body, 403);
+    let (status, body) = integration.get(&base).await;
+    assert_error(status, &body, 403);
+
+    // expire-all ends portal sessions; an integration's key has its own life.
+    let (status, _) = server.admin().post(&format!("/api/v1/auth/app/{app}/expire-all"), &json!({})).await;
+    assert_eq!(status, 204);
+    let (status, body) = integration.get(&format!("/api/v1/app/{app}/endpoint")).await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, rotated) = server.admin().post(&format!("{one}/key/rotate"), &json!({})).await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_key = str_of(&rotated, "key").to_string();
+    assert_ne!(new_key, key);
+    let (status, body) = integration.get(&format!("/api/v1/app/{app}/endpoint")).await;
+    assert_error(status, &body, 401);
+    let (status, body) = server.api(&new_key).get(&format!("/api/v1/app/{app}/endpoint")).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, shown) = server.admin().get(&format!("{one}/key")).await;
+    assert_eq!(str_of(&shown, "key"), new_key, "the key shown is the current one");
+
+    let (status, _) = server.admin().delete(&one).await;
+    assert_eq!(status, 204);
+    let (status, body) = server.api(&new_key).get(&format!("/api/v1/app/{app}/endpoint")).await;
+    assert_error(status, &body, 401);
+    for (status, body) in
+        [server.admin().get(&one).await, server.admin().post(&format!("{one}/key/rotate"), &json!({})).await]
+    {
+        assert_error(status, &body, 404);
+    }
+
+    let (status, body) = server.admin().post(&base, &json!({"name": " "})).await;
+    assert_invalid_field(status, &body, "name");
+    let (status, body) = server.admin().post(&base, &json!({"name": "x", "featureFlags": [""]})).await;
+    assert_invalid_field(status, &body, "featureFlags");
 }

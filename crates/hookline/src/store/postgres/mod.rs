@@ -28,6 +28,7 @@ mod endpoints;
 mod event_types;
 mod idempotency;
 mod insights;
+mod integrations;
 mod messages;
 mod meta;
 mod schema;

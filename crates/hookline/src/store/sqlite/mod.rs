@@ -17,6 +17,7 @@ mod endpoints;
 mod event_types;
 mod idempotency;
 mod insights;
+mod integrations;
 mod lock;
 mod messages;
 mod meta;

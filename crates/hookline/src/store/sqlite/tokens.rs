@@ -55,6 +55,16 @@ impl TokenRepo for SqliteTx<'_> {
             Some(a) => (a.app_id, a.session_id.unwrap_or(""), a.generation),
             None => ("", "", 0),
         };
+        if let Some((integration, version)) = app.and_then(|a| a.integration_key) {
+            return self
+                .conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM revoked_token WHERE digest = ?)
+                         OR NOT EXISTS (SELECT 1 FROM integration WHERE id = ? AND app_id = ? AND key_version = ?)",
+                )
+                .and_then(|mut s| s.query_row(params![digest, integration, app_id, version], |r| r.get(0)))
+                .map_err(backend);
+        }
         self.conn
             .prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM revoked_token WHERE digest = ?)

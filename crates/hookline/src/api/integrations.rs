@@ -1,0 +1,177 @@
+//! `/app/{app_id}/integration`: named keys to one application that a
+//! customer hands to a third party. A key is an application token (every
+//! capability of that application) that names the integration and its key
+//! version; rotating the key or deleting the integration refuses it on
+//! every node. Only the platform manages integrations.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::access::ScopedApp;
+use super::applications::ListOut;
+use super::error::{ApiError, ApiResult, Validation};
+use super::extract::{JsonBody, QueryParams};
+use super::idempotency::Idem;
+use super::json::ts;
+use super::AppState;
+use crate::ids::IdKind;
+use crate::store::model::{now, Integration, Timestamp};
+use crate::store::page::Order;
+use crate::store::StoreError;
+
+/// Svix's `IntegrationIn` and `IntegrationUpdate`.
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationIn {
+    name: String,
+    #[serde(default)]
+    feature_flags: Option<Vec<String>>,
+}
+
+impl IntegrationIn {
+    fn validate(&self) -> ApiResult<()> {
+        let mut v = Validation::default();
+        if self.name.trim().is_empty() || self.name.len() > 256 {
+            v.push(&["body", "name"], "must be 1 to 256 characters");
+        }
+        super::event_types::check_flags_and_group(&mut v, None, self.feature_flags.as_deref(), None);
+        v.finish()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationOut {
+    id: String,
+    name: String,
+    feature_flags: Option<Vec<String>>,
+    #[serde(serialize_with = "ts")]
+    created_at: Timestamp,
+    #[serde(serialize_with = "ts")]
+    updated_at: Timestamp,
+}
+
+impl From<Integration> for IntegrationOut {
+    fn from(i: Integration) -> IntegrationOut {
+        IntegrationOut {
+            id: i.id,
+            name: i.name,
+            feature_flags: i.feature_flags,
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+        }
+    }
+}
+
+/// Svix's `IntegrationKeyOut`.
+#[derive(Serialize)]
+pub struct IntegrationKeyOut {
+    key: String,
+}
+
+fn key_of(state: &AppState, i: &Integration) -> IntegrationKeyOut {
+    IntegrationKeyOut { key: state.tokens.integration_key(&i.app_id, &i.id, i.key_version) }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    q: QueryParams,
+) -> ApiResult<Json<ListOut<IntegrationOut>>> {
+    let query = q.list_query(Order::Descending)?;
+    let page = state.store.read(move |tx| Ok::<_, ApiError>(tx.list_integrations(&app.id, &query)?)).await?;
+    Ok(Json(ListOut::from_page(page, IntegrationOut::from)))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    idem: Idem,
+    JsonBody(input): JsonBody<IntegrationIn>,
+) -> ApiResult<Response> {
+    input.validate()?;
+    state
+        .commit(idem, StatusCode::CREATED, move |tx| {
+            let now = now();
+            let integration = Integration {
+                id: IdKind::Integration.generate(),
+                app_id: app.id.clone(),
+                name: input.name.clone(),
+                feature_flags: input.feature_flags.clone(),
+                key_version: 1,
+                created_at: now,
+                updated_at: now,
+            };
+            tx.insert_integration(&integration)?;
+            Ok(IntegrationOut::from(integration))
+        })
+        .await
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<IntegrationOut>> {
+    let found = state.store.read(move |tx| Ok::<_, ApiError>(tx.integration(&app.id, &id)?)).await?;
+    Ok(Json(found.ok_or_else(ApiError::not_found)?.into()))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, id)): Path<(String, String)>,
+    idem: Idem,
+    JsonBody(input): JsonBody<IntegrationIn>,
+) -> ApiResult<Response> {
+    input.validate()?;
+    state
+        .commit(idem, StatusCode::OK, move |tx| {
+            let mut integration = tx.integration(&app.id, &id)?.ok_or(StoreError::NotFound)?;
+            integration.name = input.name.clone();
+            integration.feature_flags = input.feature_flags.clone();
+            integration.updated_at = now();
+            tx.update_integration(&integration)?;
+            Ok(IntegrationOut::from(integration))
+        })
+        .await
+}
+
+/// Deletes the integration; its key stops working at once.
+pub async fn delete(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    state.store.write(move |tx| Ok::<_, ApiError>(tx.delete_integration(&app.id, &id)?)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The current key (Svix deprecates reading it back; it still answers).
+pub async fn get_key(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<IntegrationKeyOut>> {
+    let found = state.store.read(move |tx| Ok::<_, ApiError>(tx.integration(&app.id, &id)?)).await?;
+    Ok(Json(key_of(&state, &found.ok_or_else(ApiError::not_found)?)))
+}
+
+/// A new key; the previous one stops working at once.
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, id)): Path<(String, String)>,
+    idem: Idem,
+) -> ApiResult<Response> {
+    let tokens = state.clone();
+    state
+        .commit(idem, StatusCode::OK, move |tx| {
+            let rotated = tx.rotate_integration_key(&app.id, &id, now())?.ok_or(StoreError::NotFound)?;
+            Ok(key_of(&tokens, &rotated))
+        })
+        .await
+}
