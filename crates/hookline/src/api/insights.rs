@@ -158,6 +158,44 @@ pub async fn series(
     Ok(Json(SeriesOut { since, until, bucket_seconds: bucket_secs, data: data.into_iter().map(Into::into).collect() }))
 }
 
+/// Svix's `EndpointAttemptStats`: the endpoint's attempts in a window.
+#[derive(Serialize)]
+pub struct AttemptStatsOut {
+    success: u64,
+    fail: u64,
+    /// Hookline cancels no attempt.
+    canceled: u64,
+}
+
+/// Counts the endpoint's attempts from `since` to `until`, both rounded out
+/// to the hour as Svix does; by default everything still retained.
+pub async fn attempt_stats(
+    State(state): State<AppState>,
+    ScopedApp(app): ScopedApp,
+    Path((_, ep_key)): Path<(String, String)>,
+    q: QueryParams,
+) -> ApiResult<Json<AttemptStatsOut>> {
+    let hour = Duration::hours(1);
+    let round_down = |t: Timestamp| DateTime::from_timestamp(t.timestamp() - t.timestamp().rem_euclid(3600), 0);
+    let until = q.datetime("until")?.unwrap_or_else(Utc::now);
+    let until = round_down(until).map(|t| if t < until { t + hour } else { t }).unwrap_or(until);
+    let retention = Duration::from_std(state.settings.retention).unwrap_or(Duration::days(90));
+    let since = q.datetime("since")?.unwrap_or(until - retention - hour);
+    let since = round_down(since).unwrap_or(since);
+    if since >= until {
+        return Err(ApiError::invalid(&["query", "since"], "must be before until"));
+    }
+    let buckets = state
+        .store
+        .read(move |tx| {
+            let ep = tx.endpoint(&app.id, &ep_key)?.ok_or(StoreError::NotFound)?;
+            Ok::<_, ApiError>(tx.attempt_series(&ep.id, since, until, until - since)?)
+        })
+        .await?;
+    let (success, fail) = buckets.iter().fold((0, 0), |(s, f), b| (s + b.success, f + b.failure));
+    Ok(Json(AttemptStatsOut { success, fail, canceled: 0 }))
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointHealthOut {

@@ -127,6 +127,7 @@ pub static ROUTES: &[Route] = &[
     route!(PUT "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", endpoint_headers::put_headers, WRITE, "Endpoint", "v1.endpoint.update-headers", "Replace the endpoint's custom headers"),
     route!(PATCH "/api/v1/app/{app_id}/endpoint/{endpoint_id}/headers", endpoint_headers::patch_headers, WRITE, "Endpoint", "v1.endpoint.patch-headers", "Merge custom headers (null removes one)"),
     route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/stats", delivery_ops::stats, READ, "Endpoint", "v1.endpoint.get-stats", "Delivery counts of the endpoint by status"),
+    route!(GET "/api/v1/app/{app_id}/endpoint/{endpoint_id}/attempt-stats", insights::attempt_stats, READ, "Endpoint", "v1.endpoint.get-attempt-stats", "Count the endpoint's attempts (`since`, `until`, rounded to the hour): success, fail, canceled"),
     route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/recover", delivery_ops::recover, ATTEMPT, "Endpoint", "v1.endpoint.recover", "Retry every failed delivery since a time"),
     route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/replay-missing", delivery_ops::replay_missing, ATTEMPT, "Endpoint", "v1.endpoint.replay-missing", "Deliver messages the endpoint never received"),
     route!(POST "/api/v1/app/{app_id}/endpoint/{endpoint_id}/bulk-replay", delivery_ops::bulk_replay, ATTEMPT, "Endpoint", "v1.endpoint.bulk-replay", "Send again, once each, the deliveries of a range that match the filters"),

@@ -612,6 +612,36 @@ async fn bulk_replay_resends_what_matches_its_filters() {
     assert_eq!(rx.received_on("/bulk").len(), expected, "nothing more was sent");
 }
 
+/// Svix's attempt-stats count the endpoint's attempts by outcome, in a
+/// window rounded out to the hour.
+#[tokio::test]
+async fn attempt_stats_count_successes_and_failures() {
+    let rx = Receiver::start().await;
+    let server = server_with(&[("HOOKLINE_RETRY_SCHEDULE", "")]).await;
+    let (app, ep, _) = app_with_endpoint(&server, &rx.url("/stats"), json!({})).await;
+    let ok = send(&server, &app, json!({"n": 1})).await;
+    wait_status(&server, &app, &ok, &ep, "success").await;
+    rx.set_script(|_, _| Reply::status(500));
+    let failed = send(&server, &app, json!({"n": 2})).await;
+    wait_status(&server, &app, &failed, &ep, "fail").await;
+
+    let stats = format!("/api/v1/app/{app}/endpoint/{ep}/attempt-stats");
+    let (status, all) = server.admin().get(&stats).await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all, json!({"success": 1, "fail": 1, "canceled": 0}));
+    let window = |since: chrono::DateTime<chrono::Utc>| {
+        let until = since + chrono::Duration::minutes(10);
+        format!("{stats}?since={}&until={}", since.format("%Y-%m-%dT%H:%M:%SZ"), until.format("%Y-%m-%dT%H:%M:%SZ"))
+    };
+    // Ten minutes into the present hour reach the whole hour; a day ago, nothing.
+    let (_, now) = server.admin().get(&window(chrono::Utc::now() - chrono::Duration::minutes(5))).await;
+    assert_eq!(now, all);
+    let (_, old) = server.admin().get(&window(chrono::Utc::now() - chrono::Duration::days(1))).await;
+    assert_eq!(old, json!({"success": 0, "fail": 0, "canceled": 0}));
+    let (status, body) = server.admin().get(&format!("{stats}?since=yesterday")).await;
+    common::assert_invalid_field(status, &body, "since");
+}
+
 #[tokio::test]
 async fn send_example_goes_to_that_endpoint_only() {
     let rx = Receiver::start().await;
