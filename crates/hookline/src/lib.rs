@@ -9,6 +9,7 @@ pub mod config;
 pub mod dispatch;
 pub mod endpoint_key;
 pub mod ids;
+pub mod import;
 pub mod keys;
 pub mod operational;
 pub mod ops;

@@ -69,6 +69,9 @@ enum Command {
     /// The event type catalog
     #[command(subcommand, name = "event-types")]
     EventTypes(EventTypesCommand),
+    /// Copy another deployment into this one
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Verify one signed webhook; prints `valid` or `invalid: <reason>` (exit 0 / 1)
     Verify {
         /// Signing secret (whsec_…) or ed25519 public key (whpk_…)
@@ -114,6 +117,23 @@ enum TokenCommand {
         /// The token may only read
         #[arg(long)]
         read_only: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Copy a Svix deployment through its API: event types, applications, endpoints with their secrets
+    ///
+    /// Ids are kept; messages are not copied. Idempotent: run it again to
+    /// copy what changed. The embedded store must not be in use by `serve`
+    /// meanwhile; PostgreSQL may be. See docs/migrating-from-svix.md.
+    Svix {
+        /// The Svix API's base URL, e.g. https://api.eu.svix.com
+        #[arg(long)]
+        url: String,
+        /// An organization-wide API token of the environment to copy
+        #[arg(long)]
+        token: String,
     },
 }
 
@@ -172,6 +192,7 @@ fn main() -> ExitCode {
         }
         Command::Console { expiry } => console_url(&settings, expiry),
         Command::EventTypes(EventTypesCommand::Import { file }) => runtime().block_on(import_catalog(settings, file)),
+        Command::Import(ImportCommand::Svix { url, token }) => runtime().block_on(import_svix(settings, url, token)),
         Command::Verify { .. } | Command::Listen { .. } => unreachable!("handled above"),
     };
     match result {
@@ -230,5 +251,12 @@ async fn import_catalog(settings: Settings, file: PathBuf) -> Result<(), String>
     let store = server::open_store(&settings).await?;
     let report = catalog::import_file(&store, &file).await?;
     println!("{} created, {} updated, {} unchanged", report.created, report.updated, report.unchanged);
+    Ok(())
+}
+
+async fn import_svix(settings: Settings, url: String, token: String) -> Result<(), String> {
+    let source = hookline::import::SvixSource { url, token };
+    let report = hookline::import::svix(&settings, source, hookline::import::RetryPolicy::default()).await?;
+    println!("{report}");
     Ok(())
 }

@@ -19,8 +19,9 @@ use crate::store::model::{RetiredSecret, SealedSecret};
 use zeroize::Zeroizing;
 
 /// Retired secrets kept signing at once, at most.
-const MAX_RETIRED_SECRETS: usize = 5;
-const DEFAULT_GRACE: i64 = 24 * 3600;
+pub const MAX_RETIRED_SECRETS: usize = 5;
+/// How long a rotated-out secret keeps signing when the request names no grace period (seconds).
+pub const DEFAULT_GRACE: i64 = 24 * 3600;
 
 #[derive(Serialize, Deserialize, Clone)]
 pub struct SecretOut {

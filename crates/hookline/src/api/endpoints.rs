@@ -27,27 +27,27 @@ use crate::store::{StoreError, Tx};
 #[derive(Deserialize, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointIn {
-    url: String,
+    pub url: String,
     #[serde(default)]
-    description: Option<String>,
+    pub description: Option<String>,
     #[serde(default)]
-    uid: Option<String>,
+    pub uid: Option<String>,
     #[serde(default)]
-    version: Option<i32>,
+    pub version: Option<i32>,
     #[serde(default)]
-    disabled: Option<bool>,
+    pub disabled: Option<bool>,
     #[serde(default, alias = "eventTypes")]
-    filter_types: Option<Vec<String>>,
+    pub filter_types: Option<Vec<String>>,
     #[serde(default)]
-    channels: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
     #[serde(default, alias = "throttleRate")]
-    rate_limit: Option<i64>,
+    pub rate_limit: Option<i64>,
     #[serde(default)]
-    secret: Option<String>,
+    pub secret: Option<String>,
     #[serde(default)]
-    metadata: Option<StringMap>,
+    pub metadata: Option<StringMap>,
     #[serde(default)]
-    headers: Option<StringMap>,
+    pub headers: Option<StringMap>,
 }
 
 #[derive(Deserialize, Default, Clone)]
@@ -211,7 +211,7 @@ pub async fn list(
 }
 
 /// Checks an `EndpointIn`; returns the secret to use (given or generated).
-fn check_endpoint_in(v: &mut Validation, input: &EndpointIn) -> Vec<u8> {
+pub fn check_endpoint_in(v: &mut Validation, input: &EndpointIn) -> Vec<u8> {
     check_url(v, &input.url);
     check_description(v, input.description.as_deref());
     check_uid(v, "uid", input.uid.as_deref());

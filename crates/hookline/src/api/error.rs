@@ -76,6 +76,29 @@ impl Validation {
         ApiError { status: StatusCode::UNPROCESSABLE_ENTITY, code: "validation", detail: Value::Array(self.errors) }
     }
 
+    /// Each problem as one line, `field message`, for writers that answer
+    /// no request (the import).
+    pub fn problems(&self) -> Vec<String> {
+        self.errors
+            .iter()
+            .map(|e| {
+                // `loc` starts with where the value came from (`body`).
+                let field: Vec<String> = e["loc"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .skip(1)
+                    .map(|p| p.as_str().map_or_else(|| p.to_string(), str::to_string))
+                    .collect();
+                let msg = e["msg"].as_str().unwrap_or_default();
+                match field.join(".") {
+                    f if f.is_empty() => msg.to_string(),
+                    f => format!("{f} {msg}"),
+                }
+            })
+            .collect()
+    }
+
     /// `Ok` when nothing was invalid.
     pub fn finish(self) -> ApiResult<()> {
         if self.errors.is_empty() {

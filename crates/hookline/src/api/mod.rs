@@ -47,6 +47,17 @@ use error::ApiError;
 pub use message_writer::MessageWriter;
 pub use routes::{Access, Grant, ROUTES};
 
+/// The API's input rules, for what writes the store without a request
+/// (`hookline import svix`): it writes only what these routes would accept.
+pub mod rules {
+    pub use super::applications::ApplicationIn;
+    pub use super::endpoint_headers::check_headers;
+    pub use super::endpoint_secret::{DEFAULT_GRACE, MAX_RETIRED_SECRETS};
+    pub use super::endpoints::{check_endpoint_in, EndpointIn, MAX_ENDPOINTS_PER_APP};
+    pub use super::error::Validation;
+    pub use super::event_types::EventTypeIn;
+}
+
 /// What every handler may need; cheap to clone.
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);

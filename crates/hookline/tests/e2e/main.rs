@@ -19,6 +19,7 @@ mod delivery;
 mod fixtures;
 mod hostile_clients;
 mod hostile_endpoints;
+mod import_svix;
 mod multinode;
 mod openapi;
 mod operational_webhooks;

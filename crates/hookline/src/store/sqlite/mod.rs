@@ -36,7 +36,7 @@ use super::queue::{self, AttemptOutcome, ClaimRequest, Claimed, LeaseRef, NextSt
 use super::{SchemaState, StoreError, StoreResult, Tx};
 pub use backup::BackupReport;
 use dispatch_queue::SqliteQueue;
-pub use lock::DataDirLock;
+pub use lock::{DataDirLock, LockError};
 
 /// The database file in the data directory.
 pub const DB_FILE: &str = "hookline.db";
