@@ -4,7 +4,7 @@
 # loopback endpoint), disk per message, and how long `hookline backup` and
 # `hookline status` take on the result while `serve` runs.
 #
-#   scripts/sizing.sh [MESSAGES] [CONCURRENCY]    default 20000 64 (the load program sends ~100-byte payloads)
+#   scripts/sizing.sh [MESSAGES] [CONCURRENCY]    default 20000 64 (`hookline-bench load` sends 1 KB payloads)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-20000}; C=${2:-64}
@@ -19,7 +19,7 @@ for _ in $(seq 200); do (echo > "/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
 ticks() { set -- $(cut -d' ' -f14,15 "/proc/$PID/stat"); echo $(($1 + $2)); }
 HZ=$(getconf CLK_TCK)
 before=$(ticks); started=$(date +%s.%N)
-target/release/hookline-load --url "http://127.0.0.1:$PORT" --token bench -n "$N" -c "$C" --deliver | tee "$WORK/out"
+target/release/hookline-bench load --url "http://127.0.0.1:$PORT" --token bench -n "$N" -c "$C" --deliver | tee "$WORK/out"
 after=$(ticks); ended=$(date +%s.%N)
 awk -v t=$((after - before)) -v hz="$HZ" -v n="$N" -v s="$started" -v e="$ended" \
   'BEGIN { printf "hookline CPU per message (accept + one delivery): %.0f us; %.2f cores busy while it ran\n", t/hz/n*1e6, t/hz/(e-s) }'
