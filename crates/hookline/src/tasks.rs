@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
 use crate::ids::IdKind;
-use crate::store::model::{now, BackgroundTask, ResendFilter, TaskKind, TaskStatus};
+use crate::store::model::{now, BackgroundTask, DeliveryStatus, ResendFilter, TaskKind, TaskStatus};
 use crate::store::{MessageRange, Store, StoreError, Tx};
 
 /// Messages one step looks at, at most.
@@ -61,8 +61,17 @@ fn schedule_step(tx: &mut dyn Tx, task: &mut BackgroundTask, size: usize) -> Res
         return Ok(Vec::new());
     };
     let range = MessageRange { since: task.since, until: task.until, after: task.cursor.as_deref() };
+    // One index range per status, merged: each is a short walk from the
+    // cursor however many deliveries the endpoint has.
     let resend = |tx: &mut dyn Tx, filter: &ResendFilter| -> Result<Vec<String>, StoreError> {
-        Ok(tx.deliveries_to_resend(&ep.id, &range, filter, size)?.into_iter().map(|d| d.msg_id).collect())
+        let statuses = filter.status.map_or(DeliveryStatus::ALL.to_vec(), |s| vec![s]);
+        let mut ids = Vec::new();
+        for status in statuses {
+            ids.extend(tx.deliveries_to_resend(&ep.id, status, &range, filter, size)?.into_iter().map(|d| d.msg_id));
+        }
+        ids.sort_unstable();
+        ids.truncate(size);
+        Ok(ids)
     };
     let (seen, due): (Vec<String>, Vec<String>) = match task.kind {
         TaskKind::EndpointRecover => {
@@ -160,17 +169,20 @@ mod tests {
 
     #[tokio::test]
     async fn a_replay_walks_its_range_in_steps_past_messages_it_skips() {
+        let at = now().timestamp_millis();
+        let ids: Vec<String> = (0..5).map(|n| IdKind::Message.generate_at(at + n)).collect();
         for s in stores().await {
+            let inserted = ids.clone();
             s.store
-                .write(|tx| {
+                .write(move |tx| {
                     tx.insert_application(&app("app_t"))?;
                     let mut ep = endpoint("ep_t", "app_t", None);
                     ep.channels = Some(vec!["main".into()]);
                     tx.insert_endpoint(&ep)?;
                     // The third message is on a channel the endpoint does not
                     // want: a step looks at it, schedules nothing, moves on.
-                    for n in 0..5 {
-                        let mut m = message(&format!("msg_{n}"), "app_t");
+                    for (n, id) in inserted.iter().enumerate() {
+                        let mut m = message(id, "app_t");
                         m.channels = Some(vec![if n == 2 { "other" } else { "main" }.into()]);
                         tx.insert_message(&m)?;
                     }
@@ -185,12 +197,13 @@ mod tests {
             }
             let running = TaskStatus::Running;
             let expected = [
-                (2, Some("msg_1".to_string()), running),
-                (3, Some("msg_3".to_string()), running),
-                (4, Some("msg_4".to_string()), TaskStatus::Finished),
+                (2, Some(ids[1].clone()), running),
+                (3, Some(ids[3].clone()), running),
+                (4, Some(ids[4].clone()), TaskStatus::Finished),
             ];
             assert_eq!(steps, expected, "{}", s.name);
-            let owed = s.store.read(|tx| tx.deliveries_of_message("app_t", "msg_2")).await.unwrap();
+            let unwanted = ids[2].clone();
+            let owed = s.store.read(move |tx| tx.deliveries_of_message("app_t", &unwanted)).await.unwrap();
             assert!(owed.is_empty(), "{}: the unwanted message was scheduled", s.name);
             let task = s.store.read(|tx| tx.task("qtask_1")).await.unwrap().unwrap();
             assert_eq!((task.status, task.scheduled), (TaskStatus::Finished, 4), "{}", s.name);

@@ -14,7 +14,7 @@ use super::background_tasks::TaskStartedOut;
 use super::error::{ApiError, ApiResult, Validation};
 use super::extract::{JsonBody, QueryParams};
 use super::idempotency::Idem;
-use super::json::ts;
+use super::json::{is_channel_name, ts};
 use super::messages::MessageOut;
 use super::AppState;
 use crate::ids::IdKind;
@@ -43,6 +43,12 @@ fn opt_datetime<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Timesta
         Some(s) => super::extract::parse_datetime(&s)
             .map(Some)
             .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not an RFC 3339 datetime"))),
+    }
+}
+
+fn check_range(v: &mut Validation, range: &RangeIn) {
+    if range.until.is_some_and(|u| u <= range.since) {
+        v.push(&["body", "until"], "must be after since");
     }
 }
 
@@ -81,9 +87,9 @@ async fn start_task(
     kind: TaskKind,
     filter: Option<ResendFilter>,
 ) -> ApiResult<Response> {
-    if range.until.is_some_and(|u| u <= range.since) {
-        return Err(ApiError::invalid(&["body", "until"], "must be after since"));
-    }
+    let mut v = Validation::default();
+    check_range(&mut v, &range);
+    v.finish()?;
     let response = state
         .commit(idem, StatusCode::ACCEPTED, move |tx| {
             let ep = tx.endpoint(&app_id, &ep_key)?.ok_or(StoreError::NotFound)?;
@@ -145,32 +151,34 @@ pub struct BulkReplayIn {
     status_code_class: Option<u16>,
 }
 
+/// The most event types a bulk replay may name (as an endpoint's filter).
+const MAX_EVENT_TYPES: usize = 1000;
+
 impl BulkReplayIn {
     /// The filter it asks for; `None` when nothing can match (status 4,
     /// canceled: Hookline cancels no delivery).
     fn filter(&self) -> ApiResult<Option<ResendFilter>> {
         let mut v = Validation::default();
+        check_range(&mut v, &self.range);
         let status = match self.status {
             None | Some(4) => None,
-            Some(n) => match DeliveryStatus::from_i64(i64::from(n)) {
-                Some(s) => Some(s),
-                None => {
-                    v.push(&["body", "status"], "must be 0, 1, 2, 3 or 4");
-                    None
-                }
-            },
+            Some(n) => DeliveryStatus::from_i64(i64::from(n)).or_else(|| {
+                v.push(&["body", "status"], "must be 0, 1, 2, 3 or 4");
+                None
+            }),
         };
         if self.status_code_class.is_some_and(|c| ![0, 100, 200, 300, 400, 500].contains(&c)) {
             v.push(&["body", "statusCodeClass"], "must be 0, 100, 200, 300, 400 or 500");
         }
         let event_types = self.event_types.clone().unwrap_or_default();
-        if event_types.iter().any(|t| t.is_empty() || t.len() > 256) {
-            v.push(&["body", "eventTypes"], "event type names are 1 to 256 characters");
+        if event_types.len() > MAX_EVENT_TYPES || !event_types.iter().all(|t| crate::ids::is_valid_uid(t)) {
+            v.push(&["body", "eventTypes"], format!("must hold at most {MAX_EVENT_TYPES} event type names"));
         }
-        for (name, value) in [("channel", &self.channel), ("tag", &self.tag)] {
-            if value.as_ref().is_some_and(|x| x.is_empty() || x.len() > 128) {
-                v.push(&["body", name], "must be 1 to 128 characters");
-            }
+        if self.channel.as_deref().is_some_and(|c| !is_channel_name(c)) {
+            v.push(&["body", "channel"], "is not a valid channel name");
+        }
+        if self.tag.as_deref().is_some_and(|t| t.is_empty() || t.len() > 128 || t.chars().any(char::is_control)) {
+            v.push(&["body", "tag"], "must be 1 to 128 characters, none of them a control character");
         }
         v.finish()?;
         if self.status == Some(4) {

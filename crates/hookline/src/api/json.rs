@@ -49,12 +49,16 @@ pub fn check_channels(v: &mut Validation, channels: Option<&[String]>) {
             v.push(&["body", "channels"], "must hold 1 to 10 channels, or be omitted for all");
         }
         for c in list {
-            if c.is_empty() || c.len() > 128 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:#+".contains(&b))
-            {
+            if !is_channel_name(c) {
                 v.push(&["body", "channels"], format!("{c:?} is not a valid channel name"));
             }
         }
     }
+}
+
+/// Svix's rule for channel names.
+pub fn is_channel_name(c: &str) -> bool {
+    !c.is_empty() && c.len() <= 128 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:#+".contains(&b))
 }
 
 /// Metadata is the platform's notes, not a store: bounded so one request

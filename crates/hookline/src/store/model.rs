@@ -150,6 +150,9 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 4] =
+        [DeliveryStatus::Success, DeliveryStatus::Pending, DeliveryStatus::Failed, DeliveryStatus::Sending];
+
     /// The stored number; an unknown one is corruption, not a default.
     pub fn from_i64(v: i64) -> Option<DeliveryStatus> {
         match v {
@@ -413,6 +416,16 @@ pub struct ResendFilter {
 }
 
 impl ResendFilter {
+    /// What it asks of the message itself.
+    pub fn content(&self) -> crate::store::MessageFilter {
+        crate::store::MessageFilter {
+            event_types: self.event_types.clone(),
+            channel: self.channel.clone(),
+            tag: self.tag.clone(),
+            ..Default::default()
+        }
+    }
+
     /// What recover sends again.
     pub fn failed() -> ResendFilter {
         ResendFilter { status: Some(DeliveryStatus::Failed), ..ResendFilter::default() }

@@ -150,13 +150,14 @@ pub trait DeliveryRepo {
         at: Option<Timestamp>,
         manual: bool,
     ) -> StoreResult<()>;
-    /// Deliveries to an endpoint that match `filter`, of messages created
-    /// in [since, until) whose id sorts after `after` and that still hold
-    /// their payload (nothing else can be sent again), in message id order,
-    /// at most `limit`.
+    /// Deliveries to an endpoint in `status` that match the rest of
+    /// `filter` (its own status is not read), of messages in `range` that
+    /// still hold their payload (nothing else can be sent again), in
+    /// message id order, at most `limit`.
     fn deliveries_to_resend(
         &mut self,
         endpoint_id: &str,
+        status: DeliveryStatus,
         range: &MessageRange<'_>,
         filter: &ResendFilter,
         limit: usize,
@@ -190,6 +191,21 @@ pub struct MessageRange<'a> {
     pub since: Timestamp,
     pub until: Timestamp,
     pub after: Option<&'a str>,
+}
+
+impl MessageRange<'_> {
+    /// The range as message ids, which sort by creation time, so an index
+    /// on an id column serves it directly: `(op, start, end)` for
+    /// `id {op} start AND id < end`. The start is the range's first id, or
+    /// just after `after` once a step has passed it.
+    pub fn ids(&self) -> (&'static str, String, String) {
+        let floor = crate::ids::IdKind::Message.floor_at(self.since.timestamp_millis());
+        let end = crate::ids::IdKind::Message.floor_at(self.until.timestamp_millis());
+        match self.after {
+            Some(after) if after >= floor.as_str() => (">", after.to_string(), end),
+            _ => (">=", floor, end),
+        }
+    }
 }
 
 /// Filters of a background task listing.

@@ -552,22 +552,29 @@ async fn resend_recover_and_replay_missing() {
 }
 
 /// Bulk replay sends again, once each, what matches its filters: type,
-/// tag, outcome, response class. A filter that matches nothing sends nothing.
+/// tag, channel, outcome, response class, or nothing at all. A filter that
+/// matches nothing sends nothing.
 #[tokio::test]
 async fn bulk_replay_resends_what_matches_its_filters() {
-    let rx = Receiver::start().await;
-    let server = server_with(&[]).await;
+    // The third delivery fails for good (no retries); everything else succeeds.
+    let rx = Receiver::scripted(|n, _| Reply::status(if n == 2 { 500 } else { 200 })).await;
+    let server = server_with(&[("HOOKLINE_RETRY_SCHEDULE", "")]).await;
     let since = json!({"since": (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339()});
     let (app, ep, _) = app_with_endpoint(&server, &rx.url("/bulk"), json!({})).await;
     let mut sent = Vec::new();
-    for (event_type, tags) in [("a.one", json!(["t1"])), ("a.one", json!([])), ("b.two", json!([]))] {
-        let body = json!({"eventType": event_type, "payload": {}, "tags": tags});
+    let messages = [
+        ("a.one", json!({"tags": ["t1"]}), "success"),
+        ("a.one", json!({"channels": ["eu"]}), "success"),
+        ("b.two", json!({}), "fail"),
+    ];
+    for (event_type, extra, outcome) in messages {
+        let mut body = json!({"eventType": event_type, "payload": {}});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         let (status, msg) = server.admin().post(&format!("/api/v1/app/{app}/msg"), &body).await;
         assert_eq!(status, 202, "{msg}");
-        sent.push(msg["id"].as_str().unwrap().to_string());
-    }
-    for msg in &sent {
-        wait_status(&server, &app, msg, &ep, "success").await;
+        let id = msg["id"].as_str().unwrap().to_string();
+        wait_status(&server, &app, &id, &ep, outcome).await;
+        sent.push(id);
     }
     let path = format!("/api/v1/app/{app}/endpoint/{ep}/bulk-replay");
     let replay = |filters: Value| {
@@ -585,11 +592,17 @@ async fn bulk_replay_resends_what_matches_its_filters() {
     replayed.sort();
     assert_eq!(replayed, [sent[0].as_str(), sent[1].as_str()], "the same webhook ids, once each");
 
+    // In order: the failed one is replayed (and now succeeds, after a 500).
     let counts = [
+        (json!({"status": 2}), 1),
+        (json!({"statusCodeClass": 500}), 1),
         (json!({"tag": "t1"}), 1),
+        (json!({"channel": "eu"}), 1),
+        (json!({"channel": "us"}), 0),
+        (json!({"status": 0}), 3),
+        (json!({}), 3),
         (json!({"statusCodeClass": 200}), 3),
-        (json!({"statusCodeClass": 500}), 0),
-        (json!({"status": 2}), 0),
+        (json!({"statusCodeClass": 400}), 0),
         (json!({"status": 4}), 0),
     ];
     let mut expected = 5;
@@ -599,13 +612,22 @@ async fn bulk_replay_resends_what_matches_its_filters() {
         assert_eq!(finished_task(&server, &task).await["data"]["messagesSent"], count, "{filters}");
         expected += count;
         rx.wait_for("/bulk", expected, WAIT).await;
+        if filters == json!({"status": 2}) {
+            wait_status(&server, &app, &sent[2], &ep, "success").await;
+        }
     }
     // A replay is a manual attempt, not a fresh round of retries.
     let attempts = attempts_of(&server, &app, &sent[0]).await;
     assert!(attempts.iter().filter(|a| a["triggerType"] == 1).count() >= 2, "{attempts:?}");
 
-    for (bad, field) in [(json!({"statusCodeClass": 250}), "statusCodeClass"), (json!({"status": 7}), "status")] {
-        let (status, body) = server.admin().post(&path, &replay(bad)).await;
+    let bad = [
+        (json!({"statusCodeClass": 250}), "statusCodeClass"),
+        (json!({"status": 7}), "status"),
+        (json!({"channel": "not a channel"}), "channel"),
+        (json!({"eventTypes": ["not a type"]}), "eventTypes"),
+    ];
+    for (filters, field) in bad {
+        let (status, body) = server.admin().post(&path, &replay(filters)).await;
         common::assert_invalid_field(status, &body, field);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -5,7 +5,7 @@ use super::attempts::{delivery_row, push_status_code_class, DELIVERY_COLUMNS};
 use super::sql::*;
 use super::PgTx;
 use crate::store::model::*;
-use crate::store::{DeliveryRepo, MessageFilter, MessageRange, StoreResult};
+use crate::store::{DeliveryRepo, MessageRange, StoreResult};
 
 /// Makes each endpoint's queue entry due at its time (`None`: now) at the
 /// latest. A no-op that takes no lock when the entry is already due earlier,
@@ -87,24 +87,23 @@ impl DeliveryRepo for PgTx<'_, '_> {
     fn deliveries_to_resend(
         &mut self,
         endpoint_id: &str,
+        status: DeliveryStatus,
         range: &MessageRange<'_>,
         filter: &ResendFilter,
         limit: usize,
     ) -> StoreResult<Vec<Delivery>> {
         let columns = qualified(DELIVERY_COLUMNS, "d");
+        let (op, start, end) = range.ids();
         let mut params = Params::default();
         let mut sql = format!(
             "SELECT {columns} FROM delivery d JOIN message m ON m.id = d.msg_id
-             WHERE d.endpoint_id = {} AND m.created_at >= {} AND m.created_at < {} AND m.payload IS NOT NULL
-             AND d.msg_id > {}",
+             WHERE d.endpoint_id = {} AND d.status = {} AND d.msg_id {op} {} AND d.msg_id < {}
+             AND m.payload IS NOT NULL",
             params.add(endpoint_id.to_string()),
-            params.add(range.since),
-            params.add(range.until),
-            params.add(range.after.unwrap_or("").to_string()),
+            params.add(status as i16),
+            params.add(start),
+            params.add(end),
         );
-        if let Some(status) = filter.status {
-            sql.push_str(&format!(" AND d.status = {}", params.add(status as i16)));
-        }
         if let Some(class) = filter.status_code_class {
             sql.push_str(
                 " AND EXISTS (SELECT 1 FROM attempt a WHERE a.msg_id = d.msg_id AND a.endpoint_id = d.endpoint_id",
@@ -112,13 +111,7 @@ impl DeliveryRepo for PgTx<'_, '_> {
             push_status_code_class(&mut sql, "a.response_status_code", class, &mut params);
             sql.push(')');
         }
-        let content = MessageFilter {
-            event_types: filter.event_types.clone(),
-            channel: filter.channel.clone(),
-            tag: filter.tag.clone(),
-            ..MessageFilter::default()
-        };
-        super::messages::push_content_match(&mut sql, "m", &content, &mut params);
+        super::messages::push_content_match(&mut sql, "m", &filter.content(), &mut params);
         sql.push_str(&format!(" ORDER BY d.msg_id LIMIT {}", params.add(limit as i64)));
         let rows = self.query(&sql, &params.refs())?;
         rows.iter().map(delivery_row).collect()
@@ -134,16 +127,16 @@ impl DeliveryRepo for PgTx<'_, '_> {
     ) -> StoreResult<Vec<Message>> {
         let columns = qualified(super::messages::COLUMNS, "m");
         let types: Option<Vec<String>> = event_types.map(<[String]>::to_vec);
-        let after = range.after.unwrap_or("");
+        let (op, start, end) = range.ids();
         let rows = self.query(
             &format!(
                 "SELECT {columns} FROM message m
-                 WHERE m.app_id = $1 AND m.created_at >= $2 AND m.created_at < $3 AND m.id > $7
+                 WHERE m.app_id = $1 AND m.id {op} $2 AND m.id < $3
                  AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = $4)
                  AND ($5::text[] IS NULL OR m.event_type = ANY($5))
                  ORDER BY m.id LIMIT $6"
             ),
-            &[&app_id, &range.since, &range.until, &endpoint_id, &types, &(limit as i64), &after],
+            &[&app_id, &start, &end, &endpoint_id, &types, &(limit as i64)],
         )?;
         rows.iter().map(super::messages::row).collect()
     }

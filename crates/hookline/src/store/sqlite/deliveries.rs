@@ -8,7 +8,7 @@ use super::attempts::{delivery_row, push_status_code_class, DELIVERY_COLUMNS};
 use super::sql::*;
 use super::{backend, SqliteTx};
 use crate::store::model::*;
-use crate::store::{DeliveryRepo, MessageFilter, MessageRange, StoreResult};
+use crate::store::{DeliveryRepo, MessageRange, StoreResult};
 
 /// Status numbers as stored (`DeliveryStatus`), for SQL text.
 pub(super) const SUCCESS: i64 = DeliveryStatus::Success as i64;
@@ -72,23 +72,19 @@ impl DeliveryRepo for SqliteTx<'_> {
     fn deliveries_to_resend(
         &mut self,
         endpoint_id: &str,
+        status: DeliveryStatus,
         range: &MessageRange<'_>,
         filter: &ResendFilter,
         limit: usize,
     ) -> StoreResult<Vec<Delivery>> {
         let columns = qualified(DELIVERY_COLUMNS, "d");
+        let (op, start, end) = range.ids();
         let mut sql = format!(
             "SELECT {columns} FROM delivery d JOIN message m ON m.id = d.msg_id
-             WHERE d.endpoint_id = ? AND m.created_at >= ? AND m.created_at < ? AND m.payload IS NOT NULL
-             AND d.msg_id > ?"
+             WHERE d.endpoint_id = ? AND d.status = ? AND d.msg_id {op} ? AND d.msg_id < ? AND m.payload IS NOT NULL"
         );
-        let after = range.after.unwrap_or("").to_string();
         let mut values: Vec<SqlValue> =
-            vec![endpoint_id.to_string().into(), ms(&range.since).into(), ms(&range.until).into(), after.into()];
-        if let Some(status) = filter.status {
-            sql.push_str(" AND d.status = ?");
-            values.push((status as i64).into());
-        }
+            vec![endpoint_id.to_string().into(), (status as i64).into(), start.into(), end.into()];
         if let Some(class) = filter.status_code_class {
             sql.push_str(
                 " AND EXISTS (SELECT 1 FROM attempt a WHERE a.msg_id = d.msg_id AND a.endpoint_id = d.endpoint_id",
@@ -96,13 +92,7 @@ impl DeliveryRepo for SqliteTx<'_> {
             push_status_code_class(&mut sql, "a.response_status_code", class, &mut values);
             sql.push(')');
         }
-        let content = MessageFilter {
-            event_types: filter.event_types.clone(),
-            channel: filter.channel.clone(),
-            tag: filter.tag.clone(),
-            ..MessageFilter::default()
-        };
-        super::messages::push_content_match(&mut sql, "m", &content, &mut values);
+        super::messages::push_content_match(&mut sql, "m", &filter.content(), &mut values);
         sql.push_str(" ORDER BY d.msg_id LIMIT ?");
         values.push((limit as i64).into());
         let mut stmt = self.conn.prepare_cached(&sql).map_err(backend)?;
@@ -119,18 +109,14 @@ impl DeliveryRepo for SqliteTx<'_> {
         limit: usize,
     ) -> StoreResult<Vec<Message>> {
         let columns = qualified(super::messages::COLUMNS, "m");
+        let (op, start, end) = range.ids();
         let mut sql = format!(
             "SELECT {columns} FROM message m
-             WHERE m.app_id = ? AND m.created_at >= ? AND m.created_at < ? AND m.id > ?
+             WHERE m.app_id = ? AND m.id {op} ? AND m.id < ?
              AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = ?)"
         );
-        let mut values: Vec<rusqlite::types::Value> = vec![
-            app_id.to_string().into(),
-            ms(&range.since).into(),
-            ms(&range.until).into(),
-            range.after.unwrap_or("").to_string().into(),
-            endpoint_id.to_string().into(),
-        ];
+        let mut values: Vec<SqlValue> =
+            vec![app_id.to_string().into(), start.into(), end.into(), endpoint_id.to_string().into()];
         if let Some(types) = event_types {
             sql.push_str(&format!(" AND m.event_type IN ({})", vec!["?"; types.len()].join(",")));
             values.extend(types.iter().map(|t| t.clone().into()));

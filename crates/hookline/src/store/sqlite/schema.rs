@@ -196,10 +196,14 @@ CREATE TABLE revoked_token (
 ALTER TABLE event_type ADD COLUMN feature_flags TEXT;
 ALTER TABLE event_type ADD COLUMN group_name TEXT;
 "#,
-    // 5: bulk replay keeps its filter with its task; integrations hold the
+    // 5: bulk replay keeps its filter with its task and walks an index; integrations hold the
     // version of their current key (the key itself is a signed token).
     r#"
 ALTER TABLE background_task ADD COLUMN filter TEXT;
+-- Recover and bulk replay walk one endpoint's deliveries of one status
+-- in message id order, a step at a time.
+DROP INDEX delivery_endpoint_status;
+CREATE INDEX delivery_endpoint_status ON delivery (endpoint_id, status, msg_id);
 
 CREATE TABLE integration (
     id            TEXT PRIMARY KEY,
