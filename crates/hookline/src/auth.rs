@@ -209,13 +209,14 @@ impl TokenAuthority {
         })
     }
 
-    /// The key of an integration of `app` at `version`: an application
-    /// token with every capability, the same each time it is asked for.
-    pub fn integration_key(&self, app: &str, integration: &str, version: i64) -> String {
+    /// The key of an integration of `app` at `version`, issued in the
+    /// application's token `generation`: an application token with every
+    /// capability, the same each time it is asked for until either moves on.
+    pub fn integration_key(&self, app: &str, integration: &str, version: i64, generation: i64) -> String {
         self.sign(&Claims {
             scope: Scope::App { app: app.to_string(), caps: Capabilities::all() },
             exp: None,
-            g: 0,
+            g: generation,
             sid: None,
             int: Some((integration.to_string(), version)),
             n: String::new(),

@@ -176,24 +176,27 @@ pub async fn attempt_stats(
     q: QueryParams,
 ) -> ApiResult<Json<AttemptStatsOut>> {
     let hour = Duration::hours(1);
-    let round_down = |t: Timestamp| DateTime::from_timestamp(t.timestamp() - t.timestamp().rem_euclid(3600), 0);
     let until = q.datetime("until")?.unwrap_or_else(Utc::now);
-    let until = round_down(until).map(|t| if t < until { t + hour } else { t }).unwrap_or(until);
+    let until = align_to_hour(until).map(|t| if t < until { t + hour } else { t }).unwrap_or(until);
     let retention = Duration::from_std(state.settings.retention).unwrap_or(Duration::days(90));
     let since = q.datetime("since")?.unwrap_or(until - retention - hour);
-    let since = round_down(since).unwrap_or(since);
+    let since = align_to_hour(since).unwrap_or(since);
     if since >= until {
         return Err(ApiError::invalid(&["query", "since"], "must be before until"));
     }
-    let buckets = state
+    let (success, fail) = state
         .store
         .read(move |tx| {
             let ep = tx.endpoint(&app.id, &ep_key)?.ok_or(StoreError::NotFound)?;
-            Ok::<_, ApiError>(tx.attempt_series(&ep.id, since, until, until - since)?)
+            Ok::<_, ApiError>(tx.attempt_counts(&ep.id, since, until)?)
         })
         .await?;
-    let (success, fail) = buckets.iter().fold((0, 0), |(s, f), b| (s + b.success, f + b.failure));
     Ok(Json(AttemptStatsOut { success, fail, canceled: 0 }))
+}
+
+/// The start of the hour `t` is in.
+fn align_to_hour(t: Timestamp) -> Option<Timestamp> {
+    DateTime::from_timestamp(t.timestamp().div_euclid(3600) * 3600, 0)
 }
 
 #[derive(Serialize)]

@@ -1,8 +1,9 @@
 //! `/app/{app_id}/integration`: named keys to one application that a
 //! customer hands to a third party. A key is an application token (every
 //! capability of that application) that names the integration and its key
-//! version; rotating the key or deleting the integration refuses it on
-//! every node. Only the platform manages integrations.
+//! version; rotating the key, deleting the integration or the
+//! application's `expire-all` refuses it on every node (reading the key
+//! again then shows a fresh one). Only the platform manages integrations.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -20,7 +21,7 @@ use super::AppState;
 use crate::ids::IdKind;
 use crate::store::model::{now, Integration, Timestamp};
 use crate::store::page::Order;
-use crate::store::StoreError;
+use crate::store::{StoreError, Tx};
 
 /// Svix's `IntegrationIn` and `IntegrationUpdate`.
 #[derive(Deserialize, Clone)]
@@ -72,8 +73,11 @@ pub struct IntegrationKeyOut {
     key: String,
 }
 
-fn key_of(state: &AppState, i: &Integration) -> IntegrationKeyOut {
-    IntegrationKeyOut { key: state.tokens.integration_key(&i.app_id, &i.id, i.key_version) }
+/// The integration's current key: its key version, in its application's
+/// current token generation.
+fn key_of(state: &AppState, tx: &mut dyn Tx, i: &Integration) -> Result<IntegrationKeyOut, StoreError> {
+    let generation = tx.app_token_generation(&i.app_id)?;
+    Ok(IntegrationKeyOut { key: state.tokens.integration_key(&i.app_id, &i.id, i.key_version, generation) })
 }
 
 pub async fn list(
@@ -156,8 +160,15 @@ pub async fn get_key(
     ScopedApp(app): ScopedApp,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<IntegrationKeyOut>> {
-    let found = state.store.read(move |tx| Ok::<_, ApiError>(tx.integration(&app.id, &id)?)).await?;
-    Ok(Json(key_of(&state, &found.ok_or_else(ApiError::not_found)?)))
+    let tokens = state.clone();
+    let key = state
+        .store
+        .read(move |tx| {
+            let found = tx.integration(&app.id, &id)?.ok_or(StoreError::NotFound)?;
+            Ok::<_, ApiError>(key_of(&tokens, tx, &found)?)
+        })
+        .await?;
+    Ok(Json(key))
 }
 
 /// A new key; the previous one stops working at once.
@@ -171,7 +182,7 @@ pub async fn rotate_key(
     state
         .commit(idem, StatusCode::OK, move |tx| {
             let rotated = tx.rotate_integration_key(&app.id, &id, now())?.ok_or(StoreError::NotFound)?;
-            Ok(key_of(&tokens, &rotated))
+            Ok(key_of(&tokens, tx, &rotated)?)
         })
         .await
 }

@@ -12,7 +12,7 @@ use super::access::ScopedApp;
 use super::error::{ApiError, ApiResult, Validation};
 use super::extract::JsonBody;
 use super::AppState;
-use crate::auth::Caller;
+use crate::auth::{Caller, Scope};
 
 /// The longest grace period `expire-all` may give the tokens it revokes.
 const MAX_EXPIRY_SECS: i64 = 30 * 86400;
@@ -67,7 +67,15 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<
     state
         .store
         .write(move |tx| {
-            tx.revoke_token(&digest, expires_at)?;
+            match (&caller.scope, &caller.integration_key) {
+                // An integration's key reads back the same until its version
+                // moves on: logging it out rotates it, so the key shown next
+                // is a live one.
+                (Scope::App { app, .. }, Some((integration, _))) => {
+                    tx.rotate_integration_key(app, integration, crate::store::model::now())?;
+                }
+                _ => tx.revoke_token(&digest, expires_at)?,
+            }
             Ok::<_, ApiError>(())
         })
         .await?;

@@ -265,8 +265,7 @@ pub struct AppTokenFacts<'a> {
     pub session_id: Option<&'a str>,
     pub generation: i64,
     /// An integration's key: the integration and the key version it names.
-    /// Such a key lives as long as its version is current, whatever
-    /// `expire-all` does.
+    /// Such a key also dies when its version is no longer current.
     pub integration_key: Option<(&'a str, i64)>,
 }
 
@@ -294,6 +293,8 @@ pub trait InsightRepo {
         until: Timestamp,
         bucket: chrono::Duration,
     ) -> StoreResult<Vec<SeriesBucket>>;
+    /// The endpoint's attempts in [since, until): (successful, failed).
+    fn attempt_counts(&mut self, endpoint_id: &str, since: Timestamp, until: Timestamp) -> StoreResult<(u64, u64)>;
     /// Backlog and endpoint health across every application.
     fn delivery_overview(&mut self, window: &OverviewWindow) -> StoreResult<DeliveryOverview>;
 }

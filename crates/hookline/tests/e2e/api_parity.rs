@@ -228,11 +228,25 @@ async fn integration_keys_are_application_tokens_until_rotated_or_deleted() {
     let (status, body) = integration.get(&base).await;
     assert_error(status, &body, 403);
 
-    // expire-all ends portal sessions; an integration's key has its own life.
-    let (status, _) = server.admin().post(&format!("/api/v1/auth/app/{app}/expire-all"), &json!({})).await;
-    assert_eq!(status, 204);
-    let (status, body) = integration.get(&format!("/api/v1/app/{app}/endpoint")).await;
-    assert_eq!(status, 200, "{body}");
+    // expire-all revokes every token of the application, keys included;
+    // the key read next is a live one. So does logging a key out.
+    let mut key = key;
+    for revoke in ["expire-all", "logout"] {
+        let (status, body) = match revoke {
+            "expire-all" => server.admin().post(&format!("/api/v1/auth/app/{app}/expire-all"), &json!({})).await,
+            _ => server.api(&key).post("/api/v1/auth/logout", &json!({})).await,
+        };
+        assert_eq!(status, 204, "{revoke}: {body}");
+        let (status, body) = server.api(&key).get(&format!("/api/v1/app/{app}/endpoint")).await;
+        assert_error(status, &body, 401);
+        let (_, shown) = server.admin().get(&format!("{one}/key")).await;
+        let fresh = str_of(&shown, "key").to_string();
+        assert_ne!(fresh, key, "{revoke}");
+        let (status, body) = server.api(&fresh).get(&format!("/api/v1/app/{app}/endpoint")).await;
+        assert_eq!(status, 200, "{revoke}: {body}");
+        key = fresh;
+    }
+    let integration = server.api(&key);
 
     let (status, rotated) = server.admin().post(&format!("{one}/key/rotate"), &json!({})).await;
     assert_eq!(status, 200, "{rotated}");

@@ -75,6 +75,19 @@ impl InsightRepo for PgTx<'_, '_> {
         Ok(series.finish())
     }
 
+    fn attempt_counts(&mut self, endpoint_id: &str, since: Timestamp, until: Timestamp) -> StoreResult<(u64, u64)> {
+        let lo = IdKind::Attempt.floor_at(since.timestamp_millis());
+        let hi = IdKind::Attempt.floor_at(until.timestamp_millis());
+        let row = self.query_one(
+            &format!(
+                "SELECT count(*) FILTER (WHERE status = {SUCCESS}), count(*) FILTER (WHERE status <> {SUCCESS})
+                 FROM attempt WHERE endpoint_id = $1 AND id >= $2 AND id < $3"
+            ),
+            &[&endpoint_id, &lo, &hi],
+        )?;
+        Ok((col::<i64>(&row, 0)? as u64, col::<i64>(&row, 1)? as u64))
+    }
+
     // The operational webhooks' internal application is not one of the
     // platform's: it is left out of the counts and lists (its work is
     // still in the backlog and attempt figures).

@@ -47,19 +47,17 @@ impl TokenRepo for PgTx<'_, '_> {
             Some(a) => (a.app_id, a.session_id.unwrap_or(""), a.generation),
             None => ("", "", 0i64),
         };
-        let row = match app.and_then(|a| a.integration_key) {
-            Some((integration, version)) => self.query_opt(
-                "SELECT EXISTS (SELECT 1 FROM revoked_token WHERE digest = $1)
-                     OR NOT EXISTS (SELECT 1 FROM integration WHERE id = $2 AND app_id = $3 AND key_version = $4)",
-                &[&digest, &integration, &app_id, &version],
-            )?,
-            None => self.query_opt(
-                "SELECT EXISTS (SELECT 1 FROM revoked_token WHERE digest = $1)
-                     OR EXISTS (SELECT 1 FROM token_expiry WHERE app_id = $2 AND session_id IN ('', $3)
-                                AND generation > $4 AND effective_at <= $5)",
-                &[&digest, &app_id, &sid, &generation, &now],
-            )?,
-        };
+        // An integration's key must also name the integration's current key
+        // version ('' and 0 name none for other tokens).
+        let (integration, version) = app.and_then(|a| a.integration_key).unwrap_or(("", 0));
+        let row = self.query_opt(
+            "SELECT EXISTS (SELECT 1 FROM revoked_token WHERE digest = $1)
+                 OR EXISTS (SELECT 1 FROM token_expiry WHERE app_id = $2 AND session_id IN ('', $3)
+                            AND generation > $4 AND effective_at <= $5)
+                 OR ($6 <> '' AND NOT EXISTS (SELECT 1 FROM integration
+                                             WHERE id = $6 AND app_id = $2 AND key_version = $7))",
+            &[&digest, &app_id, &sid, &generation, &now, &integration, &version],
+        )?;
         Ok(row.map(|r| r.get::<_, bool>(0)).unwrap_or(false))
     }
 

@@ -89,6 +89,22 @@ impl InsightRepo for SqliteTx<'_> {
         Ok(series.finish())
     }
 
+    fn attempt_counts(&mut self, endpoint_id: &str, since: Timestamp, until: Timestamp) -> StoreResult<(u64, u64)> {
+        let (lo, hi) = (IdKind::Attempt.floor_at(ms(&since)), IdKind::Attempt.floor_at(ms(&until)));
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT COALESCE(SUM(status = {SUCCESS}), 0), COALESCE(SUM(status <> {SUCCESS}), 0)
+                 FROM attempt WHERE endpoint_id = ? AND id >= ? AND id < ?",
+                SUCCESS = DeliveryStatus::Success as i64
+            ))
+            .and_then(|mut s| {
+                s.query_row(params![endpoint_id, lo, hi], |r| {
+                    Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+                })
+            })
+            .map_err(backend)
+    }
+
     // The operational webhooks' internal application is not one of the
     // platform's: it is left out of the counts and lists (its work is
     // still in the backlog and attempt figures).

@@ -55,23 +55,20 @@ impl TokenRepo for SqliteTx<'_> {
             Some(a) => (a.app_id, a.session_id.unwrap_or(""), a.generation),
             None => ("", "", 0),
         };
-        if let Some((integration, version)) = app.and_then(|a| a.integration_key) {
-            return self
-                .conn
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM revoked_token WHERE digest = ?)
-                         OR NOT EXISTS (SELECT 1 FROM integration WHERE id = ? AND app_id = ? AND key_version = ?)",
-                )
-                .and_then(|mut s| s.query_row(params![digest, integration, app_id, version], |r| r.get(0)))
-                .map_err(backend);
-        }
+        // An integration's key must also name the integration's current key
+        // version ('' and 0 name none for other tokens).
+        let (integration, version) = app.and_then(|a| a.integration_key).unwrap_or(("", 0));
         self.conn
             .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM revoked_token WHERE digest = ?)
-                     OR EXISTS (SELECT 1 FROM token_expiry WHERE app_id = ? AND session_id IN ('', ?)
-                                AND generation > ? AND effective_at <= ?)",
+                "SELECT EXISTS (SELECT 1 FROM revoked_token WHERE digest = ?1)
+                     OR EXISTS (SELECT 1 FROM token_expiry WHERE app_id = ?2 AND session_id IN ('', ?3)
+                                AND generation > ?4 AND effective_at <= ?5)
+                     OR (?6 <> '' AND NOT EXISTS (SELECT 1 FROM integration
+                                                 WHERE id = ?6 AND app_id = ?2 AND key_version = ?7))",
             )
-            .and_then(|mut s| s.query_row(params![digest, app_id, sid, generation, ms(&now)], |r| r.get(0)))
+            .and_then(|mut s| {
+                s.query_row(params![digest, app_id, sid, generation, ms(&now), integration, version], |r| r.get(0))
+            })
             .map_err(backend)
     }
 
