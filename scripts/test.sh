@@ -55,4 +55,7 @@ trap 'scripts/pg-test-cluster.sh stop' EXIT
 echo "== cargo test (every suite; end-to-end on the embedded store)"
 cargo test --workspace
 echo "== cargo test: end-to-end tests on PostgreSQL"
-HOOKLINE_TEST_BACKEND=postgres cargo test -p hookline --test e2e
+# --workspace --test e2e (not -p hookline): the same features as the run
+# above, so nothing is compiled again (the Rust SDK's crate adds features to
+# shared dependencies such as rustls).
+HOOKLINE_TEST_BACKEND=postgres cargo test --workspace --test e2e
