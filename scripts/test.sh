@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs the Python
 # packages the interop tests need into .venv, Debian's chromium and the
-# portal tests' npm packages (playwright-core, no browser download), checks
+# portal tests' npm packages (playwright-core, no browser download), the
+# JavaScript SDK test's npm package (svix), checks
 # formatting and lints, runs a seconds-long benchmark smoke run, starts a
 # throwaway PostgreSQL (scripts/pg-test-cluster.sh), then runs the Rust test
 # suites (unit, end-to-end against the real binary, SDK compatibility, crash
@@ -23,13 +24,20 @@ if [[ ! -x /usr/bin/chromium ]]; then
   apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null
 fi
 portal_tests=crates/hookline/tests/e2e/portal
-# npm ci when node_modules is missing or older than the lock file.
-if [[ ! -f $portal_tests/node_modules/.package-lock.json \
-      || $portal_tests/package-lock.json -nt $portal_tests/node_modules/.package-lock.json ]]; then
-  (cd "$portal_tests" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
-fi
+# npm ci in $1 when its node_modules is missing or older than the lock file.
+npm_ci() {
+  if [[ ! -f $1/node_modules/.package-lock.json \
+        || $1/package-lock.json -nt $1/node_modules/.package-lock.json ]]; then
+    (cd "$1" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+npm_ci "$portal_tests"
 export HOOKLINE_TEST_CHROMIUM=/usr/bin/chromium
 export HOOKLINE_TEST_NODE_MODULES="$PWD/$portal_tests/node_modules"
+# The official Svix JavaScript SDK (tests/e2e/sdk_compat.rs).
+sdk_js_tests=crates/hookline/tests/e2e/compat/js
+npm_ci "$sdk_js_tests"
+export HOOKLINE_TEST_SDK_NODE_MODULES="$PWD/$sdk_js_tests/node_modules"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -47,4 +55,7 @@ trap 'scripts/pg-test-cluster.sh stop' EXIT
 echo "== cargo test (every suite; end-to-end on the embedded store)"
 cargo test --workspace
 echo "== cargo test: end-to-end tests on PostgreSQL"
-HOOKLINE_TEST_BACKEND=postgres cargo test -p hookline --test e2e
+# --workspace --test e2e (not -p hookline): the same features as the run
+# above, so nothing is compiled again (the Rust SDK's crate adds features to
+# shared dependencies such as rustls).
+HOOKLINE_TEST_BACKEND=postgres cargo test --workspace --test e2e

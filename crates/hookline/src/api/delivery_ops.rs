@@ -15,7 +15,7 @@ use super::error::{ApiError, ApiResult, Validation};
 use super::extract::{JsonBody, QueryParams};
 use super::idempotency::Idem;
 use super::json::{is_channel_name, ts};
-use super::messages::MessageOut;
+use super::messages::{nesting_depth, MessageOut, MAX_PAYLOAD_DEPTH};
 use super::AppState;
 use crate::ids::IdKind;
 use crate::store::model::{
@@ -211,17 +211,34 @@ pub async fn bulk_replay(
 #[serde(rename_all = "camelCase")]
 pub struct SendExampleIn {
     event_type: String,
+    /// Which of the schema's `examples` to send (Svix's default: the first).
+    #[serde(default)]
+    example_index: Option<usize>,
+    /// A payload to send instead of an example.
+    #[serde(default)]
+    payload: Option<Value>,
 }
 
-/// The first example of the event type's newest schema, if the catalog has one.
-pub fn example_payload(et: Option<&EventType>, name: &str) -> Value {
-    let from_schema = et.and_then(|et| et.schemas.as_ref()).and_then(|schemas| {
+/// The example of the event type's newest schema at `index` of its
+/// `examples` (or its single `example`), else a placeholder naming the type.
+/// An index past the end of the `examples` the schema has is an error, not
+/// another example.
+pub fn example_payload(et: Option<&EventType>, name: &str, index: usize) -> Result<Value, ApiError> {
+    let schema = et.and_then(|et| et.schemas.as_ref()).and_then(|schemas| {
         let obj = schemas.as_object()?;
         let newest = obj.keys().max_by_key(|k| k.parse::<u64>().unwrap_or(0))?;
-        let schema = &obj[newest];
-        schema.get("examples").and_then(|e| e.get(0)).or_else(|| schema.get("example")).cloned()
+        Some(&obj[newest])
     });
-    from_schema.filter(Value::is_object).unwrap_or_else(|| json!({"webhook_event_type": name, "example": true}))
+    let from_schema = match schema.and_then(|s| s.get("examples")).and_then(Value::as_array) {
+        Some(examples) => Some(examples.get(index).cloned().ok_or_else(|| {
+            ApiError::invalid(
+                &["body", "exampleIndex"],
+                format!("the event type has {} example(s); index {index} is past the end", examples.len()),
+            )
+        })?),
+        None => schema.and_then(|s| s.get("example")).cloned(),
+    };
+    Ok(from_schema.filter(Value::is_object).unwrap_or_else(|| json!({"webhook_event_type": name, "example": true})))
 }
 
 /// Sends the event type's example payload to this endpoint alone.
@@ -232,6 +249,16 @@ pub async fn send_example(
     idem: Idem,
     JsonBody(input): JsonBody<SendExampleIn>,
 ) -> ApiResult<Response> {
+    // The rules of a message's payload.
+    if let Some(payload) = &input.payload {
+        if !payload.is_object() {
+            return Err(ApiError::invalid(&["body", "payload"], "must be a JSON object"));
+        }
+        if nesting_depth(&payload.to_string()) > MAX_PAYLOAD_DEPTH {
+            let msg = format!("is nested deeper than {MAX_PAYLOAD_DEPTH} levels");
+            return Err(ApiError::invalid(&["body", "payload"], msg));
+        }
+    }
     let now = crate::store::model::now();
     let retention = Duration::from_std(state.settings.retention).unwrap_or(Duration::days(90));
     let response = state
@@ -241,7 +268,10 @@ pub async fn send_example(
             if et.is_none() {
                 return Err(ApiError::invalid(&["body", "eventType"], "no such event type"));
             }
-            let payload = example_payload(et.as_ref(), &input.event_type);
+            let payload = match &input.payload {
+                Some(payload) => payload.clone(),
+                None => example_payload(et.as_ref(), &input.event_type, input.example_index.unwrap_or(0))?,
+            };
             let msg = Message {
                 id: IdKind::Message.generate_at(now.timestamp_millis()),
                 app_id: app.id.clone(),
@@ -297,4 +327,46 @@ pub async fn stats(
         canceled: 0,
         since: since.unwrap_or(created),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event_type(schemas: Value) -> EventType {
+        EventType {
+            name: "a.b".into(),
+            description: String::new(),
+            archived: false,
+            deprecated: false,
+            schemas: Some(schemas),
+            feature_flag: None,
+            feature_flags: None,
+            group_name: None,
+            validate_payloads: false,
+            created_at: crate::store::model::now(),
+            updated_at: crate::store::model::now(),
+        }
+    }
+
+    #[test]
+    fn the_example_index_chooses_among_the_newest_schemas_examples() {
+        let et = event_type(json!({
+            "1": {"examples": [{"v": 1}]},
+            "2": {"examples": [{"n": 0}, {"n": 1}]},
+        }));
+        assert_eq!(example_payload(Some(&et), "a.b", 0).unwrap(), json!({"n": 0}));
+        assert_eq!(example_payload(Some(&et), "a.b", 1).unwrap(), json!({"n": 1}));
+        let past_the_end = example_payload(Some(&et), "a.b", 2).unwrap_err();
+        assert_eq!(past_the_end.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn without_examples_the_index_is_ignored() {
+        let single = event_type(json!({"1": {"example": {"only": true}}}));
+        assert_eq!(example_payload(Some(&single), "a.b", 3).unwrap(), json!({"only": true}));
+        let placeholder = json!({"webhook_event_type": "a.b", "example": true});
+        assert_eq!(example_payload(Some(&event_type(json!({"1": {}}))), "a.b", 3).unwrap(), placeholder);
+        assert_eq!(example_payload(None, "a.b", 0).unwrap(), placeholder);
+    }
 }

@@ -49,12 +49,12 @@ pub struct MessageIn {
 /// Deepest nesting of objects and arrays in a payload. The payload is kept
 /// as raw text, so nothing here parses it; but receivers will, and many
 /// parsers (Python's, serde_json's) fail past a few hundred levels.
-const MAX_PAYLOAD_DEPTH: usize = 100;
+pub(super) const MAX_PAYLOAD_DEPTH: usize = 100;
 /// Tags are filters for listing messages, not a store.
 const MAX_TAGS: usize = 50;
 
 /// The deepest nesting of `[` and `{` in a JSON text, outside strings.
-fn nesting_depth(json: &str) -> usize {
+pub(super) fn nesting_depth(json: &str) -> usize {
     let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
     for b in json.bytes() {
         if in_string {

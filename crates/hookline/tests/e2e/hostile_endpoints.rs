@@ -74,7 +74,13 @@ impl Hostile {
 fn self_signed_acceptor() -> tokio_rustls::TlsAcceptor {
     let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
     let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::try_from(cert.key_pair.serialize_der()).unwrap();
-    let config = tokio_rustls::rustls::ServerConfig::builder()
+    // The provider is named: when the whole workspace is built together
+    // (`cargo test --workspace`), rustls has both ring and aws-lc-rs (the
+    // Svix Rust SDK's) enabled and will not choose one by itself.
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
         .with_no_client_auth()
         .with_single_cert(vec![cert.cert.der().clone()], key)
         .unwrap();

@@ -1,8 +1,9 @@
 """Drives a running Hookline server with the official Svix Python SDK, unchanged.
 
-Only `server_url` is set. Run by tests/sdk_compat.rs with SERVER_URL and TOKEN
-(an admin token) in the environment; prints one line per check, then
-`N passed, M failed`, and exits non-zero if any check failed.
+Only `server_url` is set. Run by tests/e2e/sdk_compat.rs with SERVER_URL and
+TOKEN (an admin token) in the environment; prints one line per check, then
+`N passed, M failed`, and exits non-zero if any check failed. The JavaScript
+(js/svix_sdk.mjs) and Rust (tests/sdk-rust) SDKs run the same scenarios.
 
 The checks run in order and share state (the application, the endpoint...),
 so after the first failure of the synchronous flow the rest of it is skipped
@@ -11,7 +12,10 @@ so after the first failure of the synchronous flow the rest of it is skipped
 
 import asyncio
 import datetime as dt
+import http.server
+import json
 import os
+import threading
 import time
 import sys
 import traceback
@@ -31,9 +35,14 @@ from svix.api import (
     EndpointHeadersPatchIn,
     EndpointIn,
     EndpointPatch,
+    EndpointUpsertIn,
+    EventExampleIn,
     EndpointSecretRotateIn,
     EventTypeIn,
     EventTypeListOptions,
+    EventTypePatch,
+    EventTypeUpsertIn,
+    MessageAttemptListAttemptedMessagesOptions,
     MessageAttemptListByEndpointOptions,
     MessageAttemptListByMsgOptions,
     MessageCreateOptions,
@@ -41,6 +50,7 @@ from svix.api import (
     MessageIn,
     MessageListOptions,
     ApplicationListOptions,
+    OperationalWebhookEndpointUpsertIn,
     Ordering,
     RecoverIn,
     ReplayIn,
@@ -49,7 +59,15 @@ from svix.api import (
     SvixOptions,
 )
 from svix.api.errors.http_error import HttpError
-from svix.models import AppPortalCapability, BackgroundTaskStatus, BackgroundTaskType, BulkExpungeStatus
+from svix.models import (
+    AppPortalCapability,
+    BackgroundTaskStatus,
+    BackgroundTaskType,
+    BulkExpungeStatus,
+    MessageStatus,
+    StatusCodeClass,
+)
+from svix.webhooks import Webhook
 from svix.api.errors.http_validation_error import HTTPValidationError
 
 SERVER_URL = os.environ["SERVER_URL"]
@@ -57,6 +75,8 @@ TOKEN = os.environ["TOKEN"]
 # Never resolves (RFC 6761): nothing is sent anywhere if delivery is attempted.
 HOOK_URL = "https://receiver.example.invalid/webhook"
 RUN = uuid.uuid4().hex[:8]
+# How long a delivery or a background task may take.
+WAIT_SECONDS = 30
 
 passed = 0
 failed = 0
@@ -80,6 +100,55 @@ def expect_http_error(status, fn, *args, **kwargs):
         check(isinstance(e.code, str) and e.code, f"error without code: {e}")
         return e
     raise AssertionError(f"expected HttpError {status}, but the call succeeded")
+
+
+def wait_for(what, probe):
+    """Polls `probe` until it answers something truthy; fails naming `what` after WAIT_SECONDS."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not (got := probe()):
+        check(time.monotonic() < deadline, f"timed out waiting for {what}")
+        time.sleep(0.05)
+    return got
+
+
+class Receiver:
+    """A local HTTP receiver: records every request; answers 410 on /gone,
+    500 on /fail, and 200 with a small JSON body elsewhere."""
+
+    def __init__(self):
+        self.received = []
+        lock = threading.Lock()
+        received = self.received
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                with lock:
+                    received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                status = {"/gone": 410, "/fail": 500}.get(self.path, 200)
+                reply = json.dumps({"receivedOn": self.path}, separators=(",", ":")).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def on(self, path):
+        return [(h, b) for (p, h, b) in list(self.received) if p == path]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class Flow:
@@ -346,6 +415,24 @@ def sync_flow():
 
     flow.step("a 422 surfaces as HTTPValidationError naming the field", validation_error)
 
+    def view_base():
+        access = svix.authentication.app_portal_access(app_uid, AppPortalAccessIn(capabilities=[AppPortalCapability.VIEW_BASE]))
+        viewer = Svix(access.token, options())
+        check(viewer.application.get(app_uid).id == s["app"].id, "ViewBase reads its app")
+        check([e.id for e in viewer.endpoint.list(app_uid).data] == [s["ep"].id], "ViewBase lists endpoints")
+        check(len(viewer.message.list(app_uid).data) == 2, "ViewBase lists messages")
+        check(isinstance(viewer.message_attempt.list_by_endpoint(app_uid, s["ep"].id).data, list), "ViewBase attempts")
+        expect_http_error(403, viewer.endpoint.create, app_uid, EndpointIn(url=HOOK_URL))
+        expect_http_error(403, viewer.endpoint.patch, app_uid, s["ep"].id, EndpointPatch(description="x"))
+        expect_http_error(403, viewer.endpoint.delete, app_uid, s["ep"].id)
+        expect_http_error(403, viewer.endpoint.get_secret, app_uid, s["ep"].id)
+        expect_http_error(403, viewer.endpoint.rotate_secret, app_uid, s["ep"].id, EndpointSecretRotateIn())
+        now = dt.datetime.now(dt.timezone.utc)
+        expect_http_error(403, viewer.endpoint.recover, app_uid, s["ep"].id, RecoverIn(since=now))
+        s["view_base"] = viewer
+
+    flow.step("a ViewBase token reads, but gets 403 on writes and on secrets", view_base)
+
     def tokens():
         caps = [AppPortalCapability.VIEW_BASE, AppPortalCapability.VIEW_ENDPOINT_SECRET]
         viewer = Svix(svix.authentication.app_portal_access(app_uid, AppPortalAccessIn(capabilities=caps)).token, options())
@@ -357,6 +444,7 @@ def sync_flow():
         check(viewer.application.get(app_uid).id == s["app"].id, "logout revoked another token")
         svix.authentication.expire_all(app_uid, ApplicationTokenExpireIn())
         expect_http_error(401, viewer.application.get, app_uid)
+        expect_http_error(401, s["view_base"].message.list, app_uid)
 
     flow.step("capabilities, authentication.logout and expire_all", tokens)
 
@@ -380,11 +468,36 @@ def sync_flow():
         check(created.event_types == ["endpoint.disabled"], created)
         check(ops.get(created.id).url == HOOK_URL, "operational endpoint get")
         check(created.id in [e.id for e in ops.list().data], "operational endpoint list")
+        updated = ops.upsert(created.id, OperationalWebhookEndpointUpsertIn(url=HOOK_URL, event_types=["endpoint.deleted"]))
+        check(updated.event_types == ["endpoint.deleted"], updated)
         check(ops.get_secret(created.id).key.startswith("whsec_"), "operational endpoint secret")
         ops.delete(created.id)
         expect_http_error(404, ops.get, created.id)
 
-    flow.step("operational_webhook.endpoint create / get / list / secret / delete", operational)
+    flow.step("operational_webhook.endpoint create / get / list / upsert / secret / delete", operational)
+
+    def upserts():
+        # PUT replaces: the uid is sent again, or it would be cleared.
+        app = svix.application.upsert(app_uid, ApplicationIn(name="SDK app updated", uid=app_uid, metadata={"k": "w"}))
+        check(app.id == s["app"].id and app.name == "SDK app updated" and app.metadata == {"k": "w"}, app)
+        ep = svix.endpoint.upsert(
+            app_uid,
+            s["ep"].id,
+            EndpointUpsertIn(url=f"{HOOK_URL}/v2", uid=f"ep-{RUN}", event_types=[event_type], channels=["billing"]),
+        )
+        check(ep.id == s["ep"].id and ep.url == f"{HOOK_URL}/v2" and ep.description == "", ep)
+        et = svix.event_type.upsert(event_type, EventTypeUpsertIn(description="Paid, updated"))
+        check(et.description == "Paid, updated", et)
+        patched = svix.event_type.patch(event_type, EventTypePatch(deprecated=True))
+        check(patched.deprecated is True and patched.description == "Paid, updated", patched)
+        svix.event_type.delete(event_type)
+        check(svix.event_type.get(event_type).archived is True, "archived event type")
+        live = svix.event_type.list(EventTypeListOptions(limit=250))
+        check(event_type not in [e.name for e in live.data], "an archived event type is listed")
+        everything = svix.event_type.list(EventTypeListOptions(limit=250, include_archived=True))
+        check(event_type in [e.name for e in everything.data], "include_archived lists it")
+
+    flow.step("application.upsert / endpoint.upsert / event_type.upsert, patch, delete (archive)", upserts)
 
     def expunge():
         svix.message.expunge_content(app_uid, s["msg"].id)
@@ -405,6 +518,188 @@ def sync_flow():
         expect_http_error(404, svix.application.get, app_uid)
 
     flow.step("application.delete", delete_app)
+
+
+def delivery_flow(receiver):
+    svix = Svix(TOKEN, options())
+    flow = Flow("delivery")
+    s = {}
+    app_uid = f"sdk-delivery-{RUN}"
+
+    def operational_disabled():
+        ops = svix.operational_webhook.endpoint.create(
+            OperationalWebhookEndpointIn(url=receiver.url("/ops"), event_types=["endpoint.disabled"])
+        )
+        secret = svix.operational_webhook.endpoint.get_secret(ops.id).key
+        svix.application.create(ApplicationIn(name="Delivery app", uid=app_uid))
+        gone = svix.endpoint.create(app_uid, EndpointIn(url=receiver.url("/gone")))
+        svix.message.create(app_uid, MessageIn(event_type="gone.test", payload={"n": 0}))
+
+        def disabled_event():
+            for headers, body in receiver.on("/ops"):
+                # Raises unless signed with the operational endpoint's secret.
+                Webhook(secret).verify(body, headers)
+                event = json.loads(body)
+                if event["type"] == "endpoint.disabled" and event["data"].get("endpointId") == gone.id:
+                    return event
+            return None
+
+        event = wait_for("an endpoint.disabled operational webhook", disabled_event)
+        check(event["data"]["appId"] == svix.application.get(app_uid).id, event)
+        check(event["data"]["appUid"] == app_uid and event["data"]["trigger"] == "automatic", event)
+        check(isinstance(event["timestamp"], str), event)
+        check(svix.endpoint.get(app_uid, gone.id).disabled is True, "the endpoint is not disabled")
+        svix.operational_webhook.endpoint.delete(ops.id)
+
+    flow.step("a 410 disables an endpoint; the operational webhook gets a signed endpoint.disabled", operational_disabled)
+
+    def deliveries():
+        s["ok"] = svix.endpoint.create(app_uid, EndpointIn(url=receiver.url("/ok")))
+        s["fail"] = svix.endpoint.create(app_uid, EndpointIn(url=receiver.url("/fail")))
+        s["first"] = svix.message.create(
+            app_uid, MessageIn(event_type="order.created", payload={"n": 1}, channels=["eu"], tags=["alpha"])
+        )
+        s["second"] = svix.message.create(
+            app_uid, MessageIn(event_type="order.shipped", payload={"n": 2}, channels=["us"], tags=["beta"])
+        )
+        for ep in (s["ok"], s["fail"]):
+            wait_for(
+                f"two attempts to {ep.url}",
+                lambda: len(svix.message_attempt.list_by_endpoint(app_uid, ep.id).data) >= 2,
+            )
+        # The two messages' attempts may run side by side: compare as sets.
+        ok_attempts = svix.message_attempt.list_by_endpoint(app_uid, s["ok"].id)
+        check(sorted(a.msg_id for a in ok_attempts.data) == sorted([s["second"].id, s["first"].id]), ok_attempts)
+        check(all(a.response_status_code == 200 and a.status == MessageStatus.SUCCESS for a in ok_attempts.data), ok_attempts)
+        stats = wait_for(
+            "the failing endpoint's stats",
+            lambda: (got := svix.endpoint.get_stats(app_uid, s["fail"].id)).fail == 2 and got,
+        )
+        check(stats.success == 0 and stats.pending == 0, stats)
+        check(svix.endpoint.get_stats(app_uid, s["ok"].id).success == 2, "ok endpoint stats")
+
+    flow.step("messages reach a healthy and a failing endpoint; attempts are recorded", deliveries)
+
+    # Lists of both messages are compared as sets: their attempts (and, within
+    # one millisecond, their ids) have no order between them.
+    def attempt_filters():
+        def msg_ids(ep, **options):
+            listed = svix.message_attempt.list_by_endpoint(app_uid, ep.id, MessageAttemptListByEndpointOptions(**options))
+            return sorted(a.msg_id for a in listed.data)
+
+        first, second = s["first"].id, s["second"].id
+        both = sorted([second, first])
+        hour_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+        cases = [
+            (s["ok"], {}, both),
+            (s["ok"], {"event_types": ["order.created"]}, [first]),
+            (s["ok"], {"event_types": ["order.shipped", "order.created"]}, both),
+            (s["ok"], {"channel": "us"}, [second]),
+            (s["ok"], {"tag": "alpha"}, [first]),
+            (s["ok"], {"tag": "alpha", "channel": "us"}, []),
+            (s["ok"], {"status_code_class": StatusCodeClass.CODE2XX}, both),
+            (s["ok"], {"status_code_class": StatusCodeClass.CODE5XX}, []),
+            (s["ok"], {"status": MessageStatus.FAIL}, []),
+            (s["fail"], {"status": MessageStatus.FAIL}, both),
+            (s["fail"], {"status_code_class": StatusCodeClass.CODE5XX, "channel": "eu"}, [first]),
+            (s["ok"], {"before": hour_ago}, []),
+        ]
+        for ep, options, expected in cases:
+            got = msg_ids(ep, **options)
+            check(got == expected, f"list_by_endpoint {options}: {got} != {expected}")
+
+        def endpoints_of(**options):
+            listed = svix.message_attempt.list_by_msg(app_uid, first, MessageAttemptListByMsgOptions(**options))
+            return [a.endpoint_id for a in listed.data]
+
+        check(sorted(endpoints_of()) == sorted([s["ok"].id, s["fail"].id]), "list_by_msg")
+        check(endpoints_of(status_code_class=StatusCodeClass.CODE2XX) == [s["ok"].id], "2xx by msg")
+        check(endpoints_of(status_code_class=StatusCodeClass.CODE5XX) == [s["fail"].id], "5xx by msg")
+        check(endpoints_of(status=MessageStatus.FAIL) == [s["fail"].id], "status by msg")
+        check(endpoints_of(endpoint_id=s["ok"].id) == [s["ok"].id], "endpoint_id by msg")
+
+    flow.step("attempt filters change the result: status, status_code_class, event_types, channel, tag", attempt_filters)
+
+    def with_msg_and_attempted():
+        ok, fail = s["ok"].id, s["fail"].id
+        first, second = s["first"].id, s["second"].id
+        plain = svix.message_attempt.list_by_endpoint(
+            app_uid, ok, MessageAttemptListByEndpointOptions(event_types=["order.created"])
+        )
+        check(plain.data[0].msg is None, plain)
+        with_msg = svix.message_attempt.list_by_endpoint(
+            app_uid, ok, MessageAttemptListByEndpointOptions(event_types=["order.created"], with_msg=True)
+        )
+        msg = with_msg.data[0].msg
+        check(msg is not None and msg.id == first and msg.event_type == "order.created", with_msg)
+
+        def attempted(ep=ok, **options):
+            listed = svix.message_attempt.list_attempted_messages(
+                app_uid, ep, MessageAttemptListAttemptedMessagesOptions(**options)
+            )
+            return sorted(m.id for m in listed.data)
+
+        check(attempted() == sorted([second, first]), "attempted messages")
+        check(attempted(channel="eu") == [first], "attempted messages by channel")
+        check(attempted(tag="beta") == [second], "attempted messages by tag")
+        check(attempted(event_types=["order.shipped"]) == [second], "by event type")
+        check(attempted(status=MessageStatus.FAIL) == [], "attempted messages by status")
+        check(attempted(fail, status=MessageStatus.FAIL) == sorted([second, first]), "failed attempted messages")
+        dests = svix.message_attempt.list_attempted_destinations(app_uid, first)
+        check(sorted(d.id for d in dests.data) == sorted([ok, fail]), dests)
+        by_id = {d.id: d.status for d in dests.data}
+        check(by_id[ok] == MessageStatus.SUCCESS and by_id[fail] == MessageStatus.FAIL, dests)
+
+    flow.step("with_msg, attempted messages and destinations filters", with_msg_and_attempted)
+
+    def expunge_attempt():
+        first, ok = s["first"].id, s["ok"].id
+        by_ok = MessageAttemptListByMsgOptions(endpoint_id=ok)
+        attempt = svix.message_attempt.list_by_msg(app_uid, first, by_ok).data[0]
+        got = svix.message_attempt.get(app_uid, first, attempt.id)
+        check(got.id == attempt.id and got.response == '{"receivedOn":"/ok"}', got)
+        svix.message_attempt.expunge_content(app_uid, first, attempt.id)
+        after = svix.message_attempt.get(app_uid, first, attempt.id)
+        check("receivedOn" not in after.response, after)
+        listed = svix.message_attempt.list_by_msg(app_uid, first, by_ok)
+        check("receivedOn" not in listed.data[0].response, listed)
+
+    flow.step("message_attempt.get, then expunge_content removes the response body", expunge_attempt)
+
+    def send_example():
+        name = f"order.example.{RUN}"
+        examples = [{"n": "first"}, {"n": "second"}]
+        svix.event_type.create(EventTypeIn(name=name, description="Examples", schemas={"1": {"type": "object", "examples": examples}}))
+        msg = svix.endpoint.send_example(app_uid, s["ok"].id, EventExampleIn(event_type=name, example_index=1))
+        check(msg.event_type == name, msg)
+
+        def delivered():
+            return next((b for (h, b) in receiver.on("/ok") if h.get("webhook-id") == msg.id), None)
+
+        body = wait_for("the example's delivery", delivered)
+        check(json.loads(body) == examples[1], body)
+        dests = svix.message_attempt.list_attempted_destinations(app_uid, msg.id)
+        check([d.id for d in dests.data] == [s["ok"].id], dests)
+        try:
+            svix.endpoint.send_example(app_uid, s["ok"].id, EventExampleIn(event_type=name, example_index=2))
+        except HTTPValidationError as e:
+            check(any(d.loc[-1] == "exampleIndex" for d in e.detail), e.detail)
+        else:
+            raise AssertionError("an example index past the end was accepted")
+
+    flow.step("endpoint.send_example sends the chosen example to that endpoint only", send_example)
+
+    def resend():
+        first, ok = s["first"].id, s["ok"].id
+        before = len(receiver.on("/ok"))
+        svix.message_attempt.resend(app_uid, first, ok)
+        by_ok = MessageAttemptListByMsgOptions(endpoint_id=ok)
+        wait_for("the resent attempt", lambda: len(svix.message_attempt.list_by_msg(app_uid, first, by_ok).data) == 2)
+        sent = receiver.on("/ok")[before:]
+        check(len(sent) == 1 and sent[0][0]["webhook-id"] == first, sent)
+        svix.application.delete(app_uid)
+
+    flow.step("message_attempt.resend delivers again", resend)
 
 
 async def async_flow_steps(flow):
@@ -488,8 +783,13 @@ async def async_flow_steps(flow):
 
 def main():
     print(f"svix SDK against {SERVER_URL}")
-    sync_flow()
-    asyncio.run(async_flow_steps(Flow("async")))
+    receiver = Receiver()
+    try:
+        sync_flow()
+        delivery_flow(receiver)
+        asyncio.run(async_flow_steps(Flow("async")))
+    finally:
+        receiver.close()
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
