@@ -73,7 +73,7 @@ async fn run_sdk_script(program: &Path, script: &str, env: &[(&str, &Path)], exp
 #[tokio::test]
 async fn official_python_sdk_works_against_hookline() {
     let python = required_path("HOOKLINE_TEST_PYTHON");
-    run_sdk_script(&python, &format!("{COMPAT}/svix_sdk.py"), &[], 39).await;
+    run_sdk_script(&python, &format!("{COMPAT}/svix_sdk.py"), &[], 41).await;
 }
 
 #[tokio::test]
@@ -83,5 +83,5 @@ async fn official_javascript_sdk_works_against_hookline() {
     assert!(package.is_file(), "{} is missing: run npm ci in tests/e2e/compat/js.\n{SETUP}", package.display());
     let node = std::env::var("HOOKLINE_TEST_NODE").unwrap_or_else(|_| "node".into());
     let script = format!("{COMPAT}/js/svix_sdk.mjs");
-    run_sdk_script(Path::new(&node), &script, &[("SVIX_NODE_MODULES", &modules)], 33).await;
+    run_sdk_script(Path::new(&node), &script, &[("SVIX_NODE_MODULES", &modules)], 34).await;
 }

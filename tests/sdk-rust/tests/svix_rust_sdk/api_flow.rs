@@ -10,10 +10,11 @@ use svix::api::{
 use svix::error::Error;
 use svix::models::{
     AppPortalAccessIn, AppPortalCapability, ApplicationIn, ApplicationPatch, ApplicationTokenExpireIn,
-    BackgroundTaskStatus, BackgroundTaskType, BulkExpungeContentsIn, BulkExpungeStatus, EndpointHeadersIn,
-    EndpointHeadersPatchIn, EndpointIn, EndpointPatch, EndpointSecretRotateIn, EndpointUpsertIn,
-    EventTypeImportOpenApiIn, EventTypeIn, EventTypePatch, EventTypeUpsertIn, MessageIn, MessagePrecheckIn,
-    OperationalWebhookEndpointIn, OperationalWebhookEndpointUpsertIn, Ordering, RecoverIn, ReplayIn,
+    BackgroundTaskStatus, BackgroundTaskType, BulkExpungeContentsIn, BulkExpungeStatus, BulkReplayIn,
+    EndpointHeadersIn, EndpointHeadersPatchIn, EndpointIn, EndpointPatch, EndpointSecretRotateIn, EndpointUpsertIn,
+    EventTypeImportOpenApiIn, EventTypeIn, EventTypePatch, EventTypeUpsertIn, IntegrationIn, IntegrationUpdate,
+    MessageIn, MessagePrecheckIn, MessageStatus, OperationalWebhookEndpointIn, OperationalWebhookEndpointUpsertIn,
+    Ordering, RecoverIn, ReplayIn,
 };
 
 use crate::flow::{check, client, expect_http_error, wait_for, Flow, Outcome, Report};
@@ -80,7 +81,14 @@ pub async fn run(server_url: &str, admin_token: &str, run: &str, report: &mut Re
     flow.step("message.get by id and by event_id", get_message(&c)).await;
     flow.step("endpoint secret get / rotate / get shows the new key", secrets(&c)).await;
     flow.step("message_attempt list_by_msg / list_by_endpoint / destinations", attempts(&c)).await;
-    flow.step("endpoint.recover / replay_missing run as background tasks to finished", tasks(&c)).await;
+    flow.step("endpoint.recover / replay_missing / bulk_replay run as background tasks to finished", tasks(&c)).await;
+    flow.step("endpoint.get_attempt_stats counts the endpoint's attempts", async {
+        let stats = c.svix.endpoint().get_attempt_stats(c.app_uid.clone(), c.ep_id.clone(), None).await?;
+        check!(stats.success + stats.fail >= 1 && stats.canceled == 0, "{stats:?}");
+        Ok(())
+    })
+    .await;
+    flow.step("integration create / list / get / update / rotate_key / delete", integrations(&c)).await;
     flow.step("authentication.app_portal_access gives working tokens", portal(&c)).await;
     flow.step("a 422 surfaces as a validation error naming the field", validation_error(&c)).await;
     flow.step("a ViewBase token reads, but gets 403 on writes and on secrets", view_base(&mut c)).await;
@@ -328,9 +336,12 @@ async fn tasks(c: &Ctx) -> Outcome {
     let recover = c.svix.endpoint().recover(c.app_uid.clone(), c.ep_id.clone(), RecoverIn::new(since), None).await?;
     let replay =
         c.svix.endpoint().replay_missing(c.app_uid.clone(), c.ep_id.clone(), ReplayIn::new(since), None).await?;
+    let bulk = BulkReplayIn { status: Some(MessageStatus::Success), ..BulkReplayIn::new(since) };
+    let bulk = c.svix.endpoint().bulk_replay(c.app_uid.clone(), c.ep_id.clone(), bulk, None).await?;
     check!(recover.task == BackgroundTaskType::EndpointRecover, "{recover:?}");
     check!(replay.task == BackgroundTaskType::EndpointReplay, "{replay:?}");
-    for (id, task) in [(&recover.id, recover.task), (&replay.id, replay.task)] {
+    check!(bulk.task == BackgroundTaskType::EndpointBulkReplay, "{bulk:?}");
+    for (id, task) in [(&recover.id, recover.task), (&replay.id, replay.task), (&bulk.id, bulk.task)] {
         check!(id.starts_with("qtask_"), "{id}");
         let got = wait_for(&format!("{id} to finish"), || async {
             let got = c.svix.background_task().get(id.clone()).await?;
@@ -344,6 +355,26 @@ async fn tasks(c: &Ctx) -> Outcome {
     check!(listed.data.iter().any(|t| t.id == recover.id), "{listed:?}");
     check!(listed.data.iter().all(|t| t.task == BackgroundTaskType::EndpointRecover), "{listed:?}");
     Ok(())
+}
+
+async fn integrations(c: &Ctx) -> Outcome {
+    let integration = c.svix.integration();
+    let input = IntegrationIn { feature_flags: Some(set(["beta"])), ..IntegrationIn::new("Zapier".into()) };
+    let created = integration.create(c.app_uid.clone(), input, None).await?;
+    check!(created.id.starts_with("integ_") && created.feature_flags == Some(set(["beta"])), "{created:?}");
+    let listed = integration.list(c.app_uid.clone(), None).await?;
+    check!(listed.data.iter().any(|i| i.id == created.id), "{listed:?}");
+    let renamed = IntegrationUpdate::new("Zapier EU".into());
+    let updated = integration.update(c.app_uid.clone(), created.id.clone(), renamed).await?;
+    let got = integration.get(c.app_uid.clone(), created.id.clone()).await?;
+    check!(updated.name == "Zapier EU" && got.name == "Zapier EU", "{updated:?}");
+    let key = integration.rotate_key(c.app_uid.clone(), created.id.clone(), None).await?.key;
+    let third_party = c.with_token(&key);
+    let endpoints = third_party.endpoint().list(c.app_uid.clone(), None).await?;
+    check!(endpoints.data.iter().map(|e| &e.id).eq([&c.ep_id]), "{endpoints:?}");
+    expect_http_error(403, third_party.application().list(None)).await?;
+    integration.delete(c.app_uid.clone(), created.id.clone()).await?;
+    expect_http_error(401, third_party.endpoint().list(c.app_uid.clone(), None)).await
 }
 
 async fn portal(c: &Ctx) -> Outcome {

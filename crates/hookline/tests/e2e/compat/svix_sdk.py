@@ -26,6 +26,9 @@ from svix.api import (
     ApplicationIn,
     ApplicationTokenExpireIn,
     BulkExpungeContentsIn,
+    BulkReplayIn,
+    IntegrationIn,
+    IntegrationUpdate,
     EventTypeImportOpenApiIn,
     MessagePrecheckIn,
     OperationalWebhookEndpointIn,
@@ -375,8 +378,10 @@ def sync_flow():
         started = [
             svix.endpoint.recover(app_uid, s["ep"].id, RecoverIn(since=since)),
             svix.endpoint.replay_missing(app_uid, s["ep"].id, ReplayIn(since=since)),
+            svix.endpoint.bulk_replay(app_uid, s["ep"].id, BulkReplayIn(since=since, status=MessageStatus.SUCCESS)),
         ]
-        check([t.task for t in started] == [BackgroundTaskType.ENDPOINT_RECOVER, BackgroundTaskType.ENDPOINT_REPLAY], started)
+        kinds = [BackgroundTaskType.ENDPOINT_RECOVER, BackgroundTaskType.ENDPOINT_REPLAY, BackgroundTaskType.ENDPOINT_BULK_REPLAY]
+        check([t.task for t in started] == kinds, started)
         for t in started:
             check(t.id.startswith("qtask_") and t.updated_at is not None, t)
             deadline = time.monotonic() + 30
@@ -388,7 +393,28 @@ def sync_flow():
         check(started[0].id in [t.id for t in listed.data], listed)
         check(all(t.task == BackgroundTaskType.ENDPOINT_RECOVER for t in listed.data), listed)
 
-    flow.step("endpoint.recover / replay_missing run as background tasks to finished", tasks)
+    flow.step("endpoint.recover / replay_missing / bulk_replay run as background tasks to finished", tasks)
+
+    def attempt_stats():
+        stats = svix.endpoint.get_attempt_stats(app_uid, s["ep"].id)
+        check(stats.success + stats.fail >= 1 and stats.canceled == 0, stats)
+
+    flow.step("endpoint.get_attempt_stats counts the endpoint's attempts", attempt_stats)
+
+    def integrations():
+        created = svix.integration.create(app_uid, IntegrationIn(name="Zapier", feature_flags=["beta"]))
+        check(created.id.startswith("integ_") and created.feature_flags == ["beta"], created)
+        check(created.id in [i.id for i in svix.integration.list(app_uid).data], "integration missing from list")
+        updated = svix.integration.update(app_uid, created.id, IntegrationUpdate(name="Zapier EU"))
+        check(updated.name == "Zapier EU" and svix.integration.get(app_uid, created.id).name == "Zapier EU", updated)
+        key = svix.integration.rotate_key(app_uid, created.id).key
+        third_party = Svix(key, options())
+        check([e.id for e in third_party.endpoint.list(app_uid).data] == [s["ep"].id], "the key reads its app")
+        expect_http_error(403, third_party.application.list)
+        svix.integration.delete(app_uid, created.id)
+        expect_http_error(401, third_party.endpoint.list, app_uid)
+
+    flow.step("integration create / list / get / update / rotate_key / delete", integrations)
 
     def portal():
         access = svix.authentication.app_portal_access(app_uid, AppPortalAccessIn())

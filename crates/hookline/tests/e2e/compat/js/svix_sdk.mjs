@@ -97,6 +97,7 @@ const REQUIRED_BY_PREFIX = {
     "timestamp",
   ],
   qtask_: ["id", "status", "task", "updatedAt"],
+  integ_: ["id", "name", "createdAt", "updatedAt"],
 };
 const EVENT_TYPE_REQUIRED = ["name", "description", "deprecated", "createdAt", "updatedAt"];
 // Free-form values: their content is the caller's, not a model.
@@ -411,16 +412,17 @@ async function apiFlow() {
     check(none.data.length === 0, none);
   });
 
-  await flow.step("endpoint.recover / replayMissing run as background tasks to finished", async () => {
+  await flow.step("endpoint.recover / replayMissing / bulkReplay run as background tasks to finished", async () => {
     const since = new Date(Date.now() - 3600_000);
     const started = [
       await svix.endpoint.recover(appUid, s.ep.id, { since }),
       await svix.endpoint.replayMissing(appUid, s.ep.id, { since }),
+      await svix.endpoint.bulkReplay(appUid, s.ep.id, { since, status: MessageStatus.Success }),
     ];
     check(
       same(
         started.map((t) => t.task),
-        [BackgroundTaskType.EndpointRecover, BackgroundTaskType.EndpointReplay]
+        [BackgroundTaskType.EndpointRecover, BackgroundTaskType.EndpointReplay, BackgroundTaskType.EndpointBulkReplay]
       ),
       started
     );
@@ -438,6 +440,19 @@ async function apiFlow() {
       listed.data.every((t) => t.task === BackgroundTaskType.EndpointRecover),
       listed
     );
+  });
+
+  await flow.step("integration create / list / get / update / rotateKey / delete", async () => {
+    const created = await svix.integration.create(appUid, { name: "Zapier", featureFlags: ["beta"] });
+    check(created.id.startsWith("integ_") && same(created.featureFlags, ["beta"]), created);
+    check(ids(await svix.integration.list(appUid)).includes(created.id), "integration missing from list");
+    const updated = await svix.integration.update(appUid, created.id, { name: "Zapier EU" });
+    check(updated.name === "Zapier EU" && (await svix.integration.get(appUid, created.id)).name === "Zapier EU", updated);
+    const thirdParty = client((await svix.integration.rotateKey(appUid, created.id)).key);
+    check(same(ids(await thirdParty.endpoint.list(appUid)), [s.ep.id]), "the key reads its app");
+    await expectHttpError(403, () => thirdParty.application.list());
+    await svix.integration.delete(appUid, created.id);
+    await expectHttpError(401, () => thirdParty.endpoint.list(appUid));
   });
 
   await flow.step("authentication.appPortalAccess gives working tokens", async () => {
