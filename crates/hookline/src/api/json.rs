@@ -49,16 +49,42 @@ pub mod whole {
 }
 
 /// A nested struct given as a JSON object only (serde also reads a struct
-/// from an array of its fields, which no schema of ours allows).
-pub fn object_only<'de, D: serde::Deserializer<'de>, T: serde::de::DeserializeOwned>(
-    d: D,
-) -> Result<Option<T>, D::Error> {
-    use serde::de::Error;
-    match Option::<serde_json::Value>::deserialize(d)? {
-        None => Ok(None),
-        Some(v @ serde_json::Value::Object(_)) => serde_json::from_value(v).map(Some).map_err(D::Error::custom),
-        Some(_) => Err(D::Error::custom("invalid type: expected an object")),
+/// from an array of its fields, which no schema of ours allows). The map is
+/// read in place, so a failing field is still named by its path.
+pub fn object_only<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    use serde::de::{value::MapAccessDeserializer, MapAccess, Visitor};
+    use std::marker::PhantomData;
+
+    struct Nullable<T>(PhantomData<T>);
+    struct Object<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Nullable<T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object or null")
+        }
+        fn visit_none<E>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: serde::Deserializer<'de>>(self, d: D2) -> Result<Option<T>, D2::Error> {
+            d.deserialize_map(Object(PhantomData)).map(Some)
+        }
     }
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Object<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(MapAccessDeserializer::new(map))
+        }
+    }
+
+    d.deserialize_option(Nullable(PhantomData))
 }
 
 /// Whether `s` is a URI (RFC 3986), as JSON Schema's `uri` format checks it.
