@@ -5,28 +5,40 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::access::{AppTarget, ScopedApp};
 use super::error::{ApiError, ApiResult, Validation};
 use super::extract::{JsonBody, QueryParams};
 use super::idempotency::Idem;
-use super::json::{check_metadata, check_rate_limit, check_uid, ts};
+use super::json::{
+    check_metadata, check_rate_limit, check_uid, is_blank, metadata_schema, ts, NOT_BLANK_PATTERN, UID_PATTERN,
+};
 use super::AppState;
 use crate::ids::{is_valid_uid, IdKind};
 use crate::store::model::{Application, StringMap, Timestamp};
 use crate::store::page::{Cursor, ListQuery, Order, Page};
 use crate::store::{StoreError, Tx};
 
-#[derive(Deserialize, Default, Clone)]
+/// Svix's `ApplicationIn`.
+#[derive(Deserialize, JsonSchema, Default, Clone)]
 #[serde(rename_all = "camelCase")]
+#[schemars(example = serde_json::json!({"name": "Acme Inc.", "uid": "acme", "metadata": {"plan": "pro"}}))]
 pub struct ApplicationIn {
+    #[schemars(regex(pattern = NOT_BLANK_PATTERN))]
     pub name: String,
+    /// Your own id for the application; not starting with `app_`.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 256), regex(pattern = UID_PATTERN))]
+    #[schemars(extend("not" = {"type": "string", "pattern": "^app_"}))]
     pub uid: Option<String>,
-    #[serde(default, alias = "throttleRate")]
+    /// Deliveries per second to each endpoint that sets none (also read as `throttleRate`).
+    #[serde(default, alias = "throttleRate", deserialize_with = "super::json::whole::opt")]
+    #[schemars(range(min = 1, max = 4294967295u32))]
     pub rate_limit: Option<i64>,
     #[serde(default)]
+    #[schemars(transform = metadata_schema)]
     pub metadata: Option<StringMap>,
 }
 
@@ -41,7 +53,7 @@ fn check_app_uid(v: &mut Validation, uid: Option<&str>) {
 
 impl ApplicationIn {
     pub fn validate(&self, v: &mut Validation) {
-        if self.name.trim().is_empty() {
+        if is_blank(&self.name) {
             v.push(&["body", "name"], "must not be empty");
         }
         check_app_uid(v, self.uid.as_deref());
@@ -64,16 +76,22 @@ impl ApplicationIn {
 }
 
 /// PATCH: absent fields stay, `null` clears (where clearing makes sense).
-#[derive(Deserialize, Default, Clone)]
+#[derive(Deserialize, JsonSchema, Default, Clone)]
 #[serde(rename_all = "camelCase")]
+#[schemars(example = serde_json::json!({"name": "Acme Corporation"}))]
 pub struct ApplicationPatch {
     #[serde(default)]
+    #[schemars(regex(pattern = NOT_BLANK_PATTERN))]
     name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schemars(length(min = 1, max = 256), regex(pattern = UID_PATTERN))]
+    #[schemars(extend("not" = {"type": "string", "pattern": "^app_"}))]
     uid: Option<Option<String>>,
-    #[serde(default, alias = "throttleRate", deserialize_with = "double_option")]
+    #[serde(default, alias = "throttleRate", deserialize_with = "super::json::whole::double_opt")]
+    #[schemars(range(min = 1, max = 4294967295u32))]
     rate_limit: Option<Option<i64>>,
     #[serde(default)]
+    #[schemars(transform = metadata_schema)]
     metadata: Option<StringMap>,
 }
 
@@ -83,7 +101,7 @@ pub fn double_option<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationOut {
     id: String,
@@ -113,8 +131,10 @@ impl From<Application> for ApplicationOut {
     }
 }
 
-#[derive(Serialize)]
+/// A page of a list (Svix's `ListResponse_…_`).
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "ListResponse_{T}_")]
 pub struct ListOut<T> {
     data: Vec<T>,
     iterator: Option<String>,
@@ -233,7 +253,7 @@ pub async fn patch(
 ) -> ApiResult<Response> {
     let mut v = Validation::default();
     if let Some(name) = &input.name {
-        if name.trim().is_empty() {
+        if is_blank(name) {
             v.push(&["body", "name"], "must not be empty");
         }
     }

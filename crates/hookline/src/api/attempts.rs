@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use axum::extract::{Path, State};
 use axum::Json;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::access::ScopedApp;
@@ -18,6 +19,16 @@ use crate::store::model::{Attempt, AttemptTrigger, Delivery, DeliveryStatus, End
 use crate::store::page::Order;
 use crate::store::{AttemptFilter, MessageFilter};
 
+/// 0 success, 1 pending, 2 fail, 3 sending.
+fn status_schema(schema: &mut schemars::Schema) {
+    schema.insert("enum".into(), serde_json::json!([0, 1, 2, 3]));
+}
+
+fn status_text_schema(schema: &mut schemars::Schema) {
+    let all = [DeliveryStatus::Success, DeliveryStatus::Pending, DeliveryStatus::Failed, DeliveryStatus::Sending];
+    schema.insert("enum".into(), all.map(status_text).into_iter().collect::<Vec<_>>().into());
+}
+
 pub fn status_text(s: DeliveryStatus) -> &'static str {
     match s {
         DeliveryStatus::Success => "success",
@@ -27,7 +38,8 @@ pub fn status_text(s: DeliveryStatus) -> &'static str {
     }
 }
 
-#[derive(Serialize)]
+/// Svix's `MessageAttemptOut`.
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AttemptOut {
     id: String,
@@ -37,10 +49,15 @@ pub struct AttemptOut {
     response: String,
     response_status_code: u16,
     response_duration_ms: i64,
+    #[schemars(transform = status_schema)]
     status: u8,
+    #[schemars(transform = status_text_schema)]
     status_text: &'static str,
+    /// 0 scheduled, 1 manual.
+    #[schemars(extend("enum" = [0, 1]))]
     trigger_type: u8,
     /// Hookline extension: why no HTTP answer was received.
+    #[schemars(extend("x-hookline-extension" = true))]
     error: Option<String>,
     #[serde(serialize_with = "ts")]
     timestamp: Timestamp,
@@ -78,7 +95,7 @@ fn status_filter(q: &QueryParams) -> ApiResult<Result<Option<DeliveryStatus>, ()
     // `expanded_statuses` only decides whether canceled attempts show as 4
     // or 0; with none, both read the same. It is still checked.
     q.bool("expanded_statuses", false)?;
-    Ok(Ok(match q.string("status").as_deref() {
+    Ok(Ok(match q.raw("status").as_deref() {
         None => None,
         Some("0") => Some(DeliveryStatus::Success),
         Some("1") => Some(DeliveryStatus::Pending),
@@ -92,7 +109,7 @@ fn status_filter(q: &QueryParams) -> ApiResult<Result<Option<DeliveryStatus>, ()
 /// `event_types`, `channel`, `tag`, `before` and `after`.
 fn message_filter(q: &QueryParams) -> ApiResult<MessageFilter> {
     Ok(MessageFilter {
-        event_types: q.list("event_types"),
+        event_types: q.event_types()?,
         channel: q.string("channel"),
         tag: q.string("tag"),
         before: q.datetime("before")?,
@@ -103,7 +120,7 @@ fn message_filter(q: &QueryParams) -> ApiResult<MessageFilter> {
 /// The attempt filters of the query; `None` when nothing can match.
 fn attempt_filter(q: &QueryParams) -> ApiResult<Option<AttemptFilter>> {
     let Ok(status) = status_filter(q)? else { return Ok(None) };
-    let status_code_class = match q.string("status_code_class") {
+    let status_code_class = match q.raw("status_code_class") {
         None => None,
         Some(s) => match s.parse::<u16>() {
             Ok(class @ (0 | 100 | 200 | 300 | 400 | 500)) => Some(class),
@@ -214,12 +231,14 @@ pub async fn get(
 }
 
 /// Svix's `MessageEndpointOut`: an endpoint plus where this message stands for it.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DestinationOut {
     #[serde(flatten)]
     endpoint: EndpointOut,
+    #[schemars(transform = status_schema)]
     status: u8,
+    #[schemars(transform = status_text_schema)]
     status_text: &'static str,
     #[serde(serialize_with = "opt_ts")]
     next_attempt: Option<Timestamp>,
@@ -271,12 +290,14 @@ pub async fn destinations(
 }
 
 /// Svix's `EndpointMessageOut`: a message plus where it stands for one endpoint.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointMessageOut {
     #[serde(flatten)]
     message: super::messages::MessageOut,
+    #[schemars(transform = status_schema)]
     status: u8,
+    #[schemars(transform = status_text_schema)]
     status_text: &'static str,
     #[serde(serialize_with = "opt_ts")]
     next_attempt: Option<Timestamp>,

@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -17,11 +18,13 @@ use crate::store::page::Order;
 use crate::store::TaskFilter;
 
 /// Svix's `RecoverOut` and `ReplayOut`: what starting a task answers.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskStartedOut {
     id: String,
+    #[schemars(transform = task_status_schema)]
     status: &'static str,
+    #[schemars(transform = task_kind_schema)]
     task: &'static str,
     #[serde(serialize_with = "ts")]
     updated_at: Timestamp,
@@ -34,12 +37,14 @@ impl From<&BackgroundTask> for TaskStartedOut {
 }
 
 /// Svix's `BackgroundTaskOut`; `data` holds the task's range and progress.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskOut {
-    data: Value,
+    data: serde_json::Map<String, Value>,
     id: String,
+    #[schemars(transform = task_status_schema)]
     status: &'static str,
+    #[schemars(transform = task_kind_schema)]
     task: &'static str,
     #[serde(serialize_with = "ts")]
     updated_at: Timestamp,
@@ -68,8 +73,28 @@ impl From<BackgroundTask> for TaskOut {
         if let Some(error) = &t.error {
             data["error"] = json!(error);
         }
+        let Value::Object(data) = data else { unreachable!("task data is an object") };
         TaskOut { data, id: t.id, status: t.status.as_str(), task: t.kind.as_str(), updated_at: t.updated_at }
     }
+}
+
+fn task_status_schema(schema: &mut schemars::Schema) {
+    schema.insert("enum".into(), TaskStatus::ALL.map(TaskStatus::as_str).into_iter().collect::<Vec<_>>().into());
+}
+
+fn task_kind_schema(schema: &mut schemars::Schema) {
+    schema.insert("enum".into(), TaskKind::ALL.map(TaskKind::as_str).into_iter().collect::<Vec<_>>().into());
+}
+
+/// What the `task` filter accepts: Hookline's task types and Svix's others.
+pub fn task_filter_schema(schema: &mut schemars::Schema) {
+    let mut all: Vec<&str> = TaskKind::ALL.map(TaskKind::as_str).into();
+    all.extend(SVIX_ONLY_TASKS);
+    schema.insert("enum".into(), all.into());
+}
+
+pub fn task_status_filter_schema(schema: &mut schemars::Schema) {
+    task_status_schema(schema)
 }
 
 fn own_app(caller: &Caller) -> Option<String> {
@@ -81,7 +106,7 @@ fn own_app(caller: &Caller) -> Option<String> {
 
 pub async fn list(State(state): State<AppState>, caller: Caller, q: QueryParams) -> ApiResult<Json<ListOut<TaskOut>>> {
     let query = q.list_query(Order::Descending)?;
-    let status = match q.string("status") {
+    let status = match q.raw("status") {
         None => None,
         Some(s) => Some(
             TaskStatus::parse(&s)
@@ -89,7 +114,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller, q: QueryParams)
         ),
     };
     // Svix's other task types never run here, so a filter on one lists nothing.
-    let kind = match q.string("task") {
+    let kind = match q.raw("task") {
         None => None,
         Some(s) => match TaskKind::parse(&s) {
             Some(k) => Some(k),

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use chrono::Duration;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -23,7 +24,9 @@ use crate::store::model::{
 };
 use crate::store::StoreError;
 
-#[derive(Deserialize)]
+/// Svix's `RecoverIn` and `ReplayIn`.
+#[derive(Deserialize, JsonSchema)]
+#[schemars(example = serde_json::json!({"since": "2025-01-01T00:00:00Z"}))]
 pub struct RangeIn {
     #[serde(deserialize_with = "datetime")]
     since: Timestamp,
@@ -52,6 +55,10 @@ fn check_range(v: &mut Validation, range: &RangeIn) {
     }
 }
 
+/// `{}`: what Svix answers a resend with.
+#[derive(Serialize, JsonSchema)]
+pub struct EmptyOut {}
+
 /// Sends a message to one endpoint again, now, as a manual attempt.
 pub async fn resend(
     State(state): State<AppState>,
@@ -69,7 +76,7 @@ pub async fn resend(
                 ));
             }
             tx.schedule_delivery(&app.id, &msg.id, &ep.id, None, true)?;
-            Ok(json!({}))
+            Ok(EmptyOut {})
         })
         .await?;
     Ok(response)
@@ -134,20 +141,27 @@ pub async fn replay_missing(
 }
 
 /// Svix's `BulkReplayIn`: a range and what the deliveries must match.
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(example = serde_json::json!({"since": "2025-01-01T00:00:00Z", "status": 2}))]
 pub struct BulkReplayIn {
     #[serde(flatten)]
     range: RangeIn,
     #[serde(default)]
+    #[schemars(inner(length(min = 1, max = 256)))]
     event_types: Option<Vec<String>>,
     #[serde(default)]
+    #[schemars(length(min = 1, max = 128))]
     channel: Option<String>,
     #[serde(default)]
+    #[schemars(length(min = 1, max = 128))]
     tag: Option<String>,
-    #[serde(default)]
+    /// 0 success, 1 pending, 2 fail, 3 sending, 4 canceled (matches nothing here).
+    #[serde(default, deserialize_with = "super::json::whole::opt")]
+    #[schemars(extend("enum" = [0, 1, 2, 3, 4, null]))]
     status: Option<u8>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::json::whole::opt")]
+    #[schemars(extend("enum" = [0, 100, 200, 300, 400, 500, null]))]
     status_code_class: Option<u16>,
 }
 
@@ -207,9 +221,12 @@ pub async fn bulk_replay(
     start_task(state, app.id, ep_key, idem, input.range, TaskKind::EndpointBulkReplay, filter).await
 }
 
-#[derive(Deserialize)]
+/// Svix's `EventExampleIn`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendExampleIn {
+    /// An event type of the catalog (422 otherwise).
+    #[schemars(length(min = 1, max = 256), regex(pattern = super::json::UID_PATTERN))]
     event_type: String,
     /// Which of the schema's `examples` to send (Svix's default: the first).
     #[serde(default)]
@@ -292,7 +309,8 @@ pub async fn send_example(
     Ok(response)
 }
 
-#[derive(Serialize)]
+/// Svix's `EndpointStats`.
+#[derive(Serialize, JsonSchema)]
 pub struct StatsOut {
     success: u64,
     pending: u64,

@@ -3,6 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::access::ScopedApp;
@@ -13,33 +14,75 @@ use super::idempotency::Idem;
 use super::AppState;
 use crate::store::model::StringMap;
 
-#[derive(Serialize)]
+/// Svix's `EndpointHeadersOut`: credential headers are named, not shown.
+#[derive(Serialize, JsonSchema)]
 pub struct HeadersOut {
     headers: StringMap,
     sensitive: Vec<String>,
 }
 
-#[derive(Deserialize)]
+/// Svix's `EndpointHeadersIn`.
+#[derive(Deserialize, JsonSchema)]
+#[schemars(example = serde_json::json!({"headers": {"X-Tenant": "acme"}}))]
 pub struct HeadersIn {
+    #[schemars(transform = headers_schema)]
     headers: StringMap,
 }
 
-#[derive(Deserialize)]
+/// Svix's `EndpointHeadersPatchIn`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(example = serde_json::json!({"headers": {"X-Tenant": "acme", "X-Old": null}}))]
 pub struct HeadersPatchIn {
+    /// Headers to set; a `null` value removes one.
+    #[schemars(transform = headers_schema)]
     headers: std::collections::BTreeMap<String, Option<String>>,
     /// How current SDKs remove headers (`null` values work too).
     #[serde(default)]
     delete_headers: Vec<String>,
 }
 
+/// Header names Hookline sets itself, and prefixes of them.
+const RESERVED_HEADERS: &[&str] =
+    &["host", "content-length", "content-type", "transfer-encoding", "connection", "user-agent", "te", "upgrade"];
+const RESERVED_PREFIXES: &[&str] = &["webhook-", "svix-"];
+
 /// Headers Hookline sets itself, which an endpoint may not override.
 fn is_reserved_header(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    n.starts_with("webhook-")
-        || n.starts_with("svix-")
-        || ["host", "content-length", "content-type", "transfer-encoding", "connection", "user-agent", "te", "upgrade"]
-            .contains(&n.as_str())
+    RESERVED_PREFIXES.iter().any(|p| n.starts_with(p)) || RESERVED_HEADERS.contains(&n.as_str())
+}
+
+/// A header name's token characters (RFC 9110), for schemas.
+const HEADER_NAME_PATTERN: &str = r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$";
+
+/// The schema of what `check_headers` accepts (but the 16 KiB total).
+pub fn headers_schema(schema: &mut schemars::Schema) {
+    // `[Hh][Oo][Ss][Tt]`: case-insensitive, in any regex dialect.
+    let any_case = |s: &str| -> String {
+        s.chars()
+            .map(|c| match c {
+                c if c.is_ascii_alphabetic() => format!("[{}{}]", c.to_ascii_uppercase(), c),
+                '-' => "\\-".to_string(),
+                c => c.to_string(),
+            })
+            .collect()
+    };
+    let mut reserved: Vec<serde_json::Value> =
+        RESERVED_HEADERS.iter().map(|h| serde_json::json!({"pattern": format!("^{}$", any_case(h))})).collect();
+    reserved.extend(RESERVED_PREFIXES.iter().map(|p| serde_json::json!({"pattern": format!("^{}", any_case(p))})));
+    schema.insert("maxProperties".into(), MAX_HEADERS.into());
+    schema.insert(
+        "propertyNames".into(),
+        serde_json::json!({"minLength": 1, "pattern": HEADER_NAME_PATTERN, "not": {"anyOf": reserved}}),
+    );
+    let value = serde_json::json!({"type": "string", "maxLength": 4096, "pattern": r"^[^\x00-\x08\x0a-\x1f\x7f]*$"});
+    let value = match schema.get("additionalProperties").and_then(|v| v.get("type")) {
+        // PATCH: `null` removes the header.
+        Some(t) if t.is_array() => serde_json::json!({"anyOf": [value, {"type": "null"}]}),
+        _ => value,
+    };
+    schema.insert("additionalProperties".into(), value);
 }
 
 /// Most custom headers on one endpoint, and their largest total size:
@@ -58,7 +101,7 @@ pub fn check_headers(v: &mut Validation, headers: &StringMap) {
         return;
     }
     for (name, value) in headers {
-        if value.len() > 4096 {
+        if value.chars().count() > 4096 {
             v.push(&["body", "headers"], format!("the value of {name:?} is longer than 4096 bytes"));
         }
         if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {

@@ -5,6 +5,7 @@ use axum::response::Response;
 use axum::Json;
 use chrono::Duration;
 use rand::RngCore;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::access::ScopedApp;
@@ -23,17 +24,24 @@ pub const MAX_RETIRED_SECRETS: usize = 5;
 /// How long a rotated-out secret keeps signing when the request names no grace period (seconds).
 pub const DEFAULT_GRACE: i64 = 24 * 3600;
 
-#[derive(Serialize, Deserialize, Clone)]
+/// Svix's `EndpointSecretOut`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone)]
 pub struct SecretOut {
     key: String,
 }
 
-#[derive(Deserialize, Default)]
+/// Svix's `EndpointSecretRotateIn`.
+#[derive(Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
+#[schemars(example = serde_json::json!({"key": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}))]
 pub struct RotateIn {
+    /// The new secret; generated when absent.
     #[serde(default)]
+    #[schemars(transform = super::endpoints::secret_schema)]
     key: Option<String>,
-    #[serde(default)]
+    /// Hookline extension: how long the old secret keeps signing (default a day).
+    #[serde(default, deserialize_with = "super::json::whole::opt")]
+    #[schemars(range(min = 0, max = 604800), extend("x-hookline-extension" = true))]
     grace_period_seconds: Option<i64>,
 }
 

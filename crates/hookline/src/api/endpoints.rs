@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -15,7 +16,9 @@ use super::endpoint_secret::{generate_secret, parse_secret};
 use super::error::{ApiError, ApiResult, Validation};
 use super::extract::{JsonBody, QueryParams};
 use super::idempotency::Idem;
-use super::json::{check_channels, check_metadata, check_rate_limit, check_uid, ts};
+use super::json::{
+    channels_schema, check_channels, check_metadata, check_rate_limit, check_uid, metadata_schema, ts, UID_PATTERN,
+};
 use super::AppState;
 use crate::ids::IdKind;
 use crate::keys::{Owner, SecretCipher};
@@ -24,52 +27,104 @@ use crate::store::model::{Endpoint, SealedSecret, StringMap, Timestamp};
 use crate::store::page::Order;
 use crate::store::{StoreError, Tx};
 
-#[derive(Deserialize, Clone)]
+/// Svix's `EndpointIn`.
+#[derive(Deserialize, JsonSchema, Clone)]
 #[serde(rename_all = "camelCase")]
+#[schemars(example = serde_json::json!({
+    "url": "https://example.com/webhooks",
+    "description": "Billing events",
+    "uid": "billing",
+    "metadata": {"team": "billing"}
+}))]
 pub struct EndpointIn {
+    /// An http:// or https:// URL with a host.
+    #[schemars(transform = url_schema)]
     pub url: String,
     #[serde(default)]
+    #[schemars(length(max = 8192))]
     pub description: Option<String>,
     #[serde(default)]
+    #[schemars(length(min = 1, max = 256), regex(pattern = UID_PATTERN))]
     pub uid: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::json::whole::opt")]
     pub version: Option<i32>,
     #[serde(default)]
     pub disabled: Option<bool>,
+    /// Event types sent to this endpoint (all when absent); each must exist in the catalog (422 otherwise).
+    /// Also read as `eventTypes`.
     #[serde(default, alias = "eventTypes")]
+    #[schemars(length(min = 1, max = 1000), inner(length(min = 1, max = 256), regex(pattern = UID_PATTERN)))]
     pub filter_types: Option<Vec<String>>,
     #[serde(default)]
+    #[schemars(transform = channels_schema)]
     pub channels: Option<Vec<String>>,
-    #[serde(default, alias = "throttleRate")]
+    /// Deliveries per second, at most (also read as `throttleRate`).
+    #[serde(default, alias = "throttleRate", deserialize_with = "super::json::whole::opt")]
+    #[schemars(range(min = 1, max = 4294967295u32))]
     pub rate_limit: Option<i64>,
+    /// The signing secret (`whsec_` + base64 of 24 to 75 bytes, or a `whsk_` ed25519 key); generated when absent.
     #[serde(default)]
+    #[schemars(transform = secret_schema)]
     pub secret: Option<String>,
     #[serde(default)]
+    #[schemars(transform = metadata_schema)]
     pub metadata: Option<StringMap>,
+    /// Custom headers sent with every delivery.
     #[serde(default)]
+    #[schemars(transform = super::endpoint_headers::headers_schema)]
     pub headers: Option<StringMap>,
 }
 
-#[derive(Deserialize, Default, Clone)]
+/// Svix's `EndpointPatch`: absent fields stay, `null` clears.
+#[derive(Deserialize, JsonSchema, Default, Clone)]
 #[serde(rename_all = "camelCase")]
+#[schemars(example = serde_json::json!({"disabled": true}))]
 pub struct EndpointPatch {
+    #[schemars(transform = url_schema)]
     url: Option<String>,
+    #[schemars(length(max = 8192))]
     description: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schemars(length(min = 1, max = 256), regex(pattern = UID_PATTERN))]
     uid: Option<Option<String>>,
+    #[serde(default, deserialize_with = "super::json::whole::opt")]
     version: Option<i32>,
     disabled: Option<bool>,
     #[serde(default, alias = "eventTypes", deserialize_with = "double_option")]
+    #[schemars(length(min = 1, max = 1000), inner(length(min = 1, max = 256), regex(pattern = UID_PATTERN)))]
     filter_types: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schemars(transform = channels_schema)]
     channels: Option<Option<Vec<String>>>,
-    #[serde(default, alias = "throttleRate", deserialize_with = "double_option")]
+    #[serde(default, alias = "throttleRate", deserialize_with = "super::json::whole::double_opt")]
+    #[schemars(range(min = 1, max = 4294967295u32))]
     rate_limit: Option<Option<i64>>,
+    #[schemars(transform = secret_schema)]
     secret: Option<String>,
+    #[schemars(transform = metadata_schema)]
     metadata: Option<StringMap>,
 }
 
-#[derive(Serialize)]
+/// What `check_url` accepts, as far as a schema can say it.
+fn url_schema(schema: &mut schemars::Schema) {
+    schema.insert("format".into(), "uri".into());
+    schema.insert("pattern".into(), "^https?://".into());
+    schema.insert("maxLength".into(), 65_536.into());
+}
+
+/// What `parse_secret` accepts, as far as a schema can say it.
+pub fn secret_schema(schema: &mut schemars::Schema) {
+    schema.insert("pattern".into(), SECRET_PATTERN.into());
+}
+
+/// `whsec_` (optional) and canonical base64 of 24 to 75 bytes; or `whsk_`
+/// and the base64 of an ed25519 seed (32 bytes).
+pub const SECRET_PATTERN: &str = concat!(
+    r"^((whsec_)?([A-Za-z0-9+/]{4}){8,24}([A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=|[A-Za-z0-9+/][AQgw]==)?",
+    r"|whsk_([A-Za-z0-9+/]{4}){10}[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)$"
+);
+
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointOut {
     pub id: String,
@@ -124,6 +179,9 @@ fn check_description(v: &mut Validation, description: Option<&str>) {
 
 pub fn check_url(v: &mut Validation, url: &str) {
     match reqwest::Url::parse(url) {
+        // A URI (RFC 3986) first, as the schema says: the WHATWG parser
+        // would also take (and rewrite) spaces and other stray characters.
+        Ok(_) if !super::json::is_uri(url) => v.push(&["body", "url"], "is not a valid URI (RFC 3986)"),
         Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some_and(|h| !h.is_empty()) => {}
         Ok(_) => v.push(&["body", "url"], "must be an http:// or https:// URL with a host"),
         Err(e) => v.push(&["body", "url"], format!("is not a valid URL: {e}")),

@@ -3,6 +3,7 @@
 
 use axum::extract::State;
 use axum::Json;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -15,25 +16,54 @@ use crate::store::model::{now, EventType};
 use crate::store::page::{Cursor, ListQuery, Order};
 use crate::store::{StoreError, Tx};
 
-#[derive(Deserialize)]
+/// Svix's `EventTypeImportOpenApiIn`: exactly one of `spec` and `specRaw`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("oneOf" = [
+    {"required": ["spec"], "properties": {"spec": {"type": "object"}}},
+    {"required": ["specRaw"], "properties": {"specRaw": {"type": "string"}}}
+]))]
+#[schemars(example = serde_json::json!({"spec": {"openapi": "3.1.0", "info": {"title": "Webhooks", "version": "1"},
+    "webhooks": {"invoice.paid": {"post": {"description": "An invoice was paid",
+    "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}}}}}}))]
 pub struct ImportIn {
     #[serde(default)]
     dry_run: bool,
     #[serde(default)]
     replace_all: bool,
+    /// An OpenAPI 3.1 document whose `webhooks` name the event types.
     #[serde(default)]
+    #[schemars(transform = spec_schema)]
     spec: Option<Value>,
+    /// The same document as JSON text (Hookline reads no YAML).
     #[serde(default)]
     spec_raw: Option<String>,
 }
 
-#[derive(Serialize)]
+/// What `entries_of` reads from a document, as far as a schema says it.
+fn spec_schema(schema: &mut schemars::Schema) {
+    schema.insert("type".into(), json!(["object", "null"]));
+    schema.insert("required".into(), json!(["webhooks"]));
+    schema.insert(
+        "properties".into(),
+        json!({"webhooks": {
+            "type": "object",
+            "propertyNames": {"minLength": 1, "maxLength": 256, "pattern": super::json::UID_PATTERN},
+            "additionalProperties": {
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": {"type": "object", "properties": {"requestBody": {"type": "object"}}},
+            },
+        }}),
+    );
+}
+
+#[derive(Serialize, JsonSchema)]
 pub struct ImportOut {
     data: ImportData,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 struct ImportData {
     modified: Vec<String>,
     /// What a dry run would change (Svix spells it in snake case).

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -19,9 +20,16 @@ use crate::store::model::{EventType, Timestamp};
 use crate::store::page::Order;
 use crate::store::StoreError;
 
-#[derive(Deserialize, Clone)]
+/// Svix's `EventTypeIn`.
+#[derive(Deserialize, JsonSchema, Clone)]
 #[serde(rename_all = "camelCase")]
+#[schemars(example = serde_json::json!({
+    "name": "invoice.paid",
+    "description": "An invoice was paid",
+    "schemas": {"1": {"type": "object", "required": ["invoiceId"], "properties": {"invoiceId": {"type": "string"}}}}
+}))]
 pub struct EventTypeIn {
+    #[schemars(length(min = 1, max = 256), regex(pattern = super::json::UID_PATTERN))]
     pub name: String,
     #[serde(default)]
     pub description: String,
@@ -29,36 +37,114 @@ pub struct EventTypeIn {
     pub archived: bool,
     #[serde(default)]
     pub deprecated: bool,
+    /// JSON Schemas of the payload, by version (`{"1": {...}}`).
     #[serde(default)]
+    #[schemars(transform = schemas_schema)]
     pub schemas: Option<Value>,
     #[serde(default)]
+    #[schemars(transform = flag_schema)]
     pub feature_flag: Option<String>,
     #[serde(default)]
+    #[schemars(length(max = 10), inner(length(min = 1, max = 256), regex(pattern = FLAG_PATTERN)))]
     pub feature_flags: Option<Vec<String>>,
     #[serde(default)]
+    #[schemars(transform = flag_schema)]
     pub group_name: Option<String>,
+    /// Hookline extension: refuse (422) messages whose payload fails the newest schema.
     #[serde(default)]
+    #[schemars(extend("x-hookline-extension" = true))]
     pub validate_payloads: bool,
 }
 
-#[derive(Deserialize, Default, Clone)]
+/// Svix's `EventTypeUpdate` (PUT): `EventTypeIn` whose name is the path's.
+#[derive(Deserialize, JsonSchema, Clone)]
 #[serde(rename_all = "camelCase")]
+#[schemars(example = serde_json::json!({"description": "An invoice was paid"}))]
+pub struct EventTypeUpdate {
+    /// The name in the path, if given.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 256), regex(pattern = super::json::UID_PATTERN))]
+    name: Option<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    archived: bool,
+    #[serde(default)]
+    deprecated: bool,
+    #[serde(default)]
+    #[schemars(transform = schemas_schema)]
+    schemas: Option<Value>,
+    #[serde(default)]
+    #[schemars(transform = flag_schema)]
+    feature_flag: Option<String>,
+    #[serde(default)]
+    #[schemars(length(max = 10), inner(length(min = 1, max = 256), regex(pattern = FLAG_PATTERN)))]
+    feature_flags: Option<Vec<String>>,
+    #[serde(default)]
+    #[schemars(transform = flag_schema)]
+    group_name: Option<String>,
+    #[serde(default)]
+    #[schemars(extend("x-hookline-extension" = true))]
+    validate_payloads: bool,
+}
+
+impl EventTypeUpdate {
+    fn into_in(self, name: &str) -> EventTypeIn {
+        EventTypeIn {
+            name: self.name.unwrap_or_else(|| name.to_string()),
+            description: self.description,
+            archived: self.archived,
+            deprecated: self.deprecated,
+            schemas: self.schemas,
+            feature_flag: self.feature_flag,
+            feature_flags: self.feature_flags,
+            group_name: self.group_name,
+            validate_payloads: self.validate_payloads,
+        }
+    }
+}
+
+/// Svix's `EventTypePatch`.
+#[derive(Deserialize, JsonSchema, Default, Clone)]
+#[serde(rename_all = "camelCase")]
+#[schemars(example = serde_json::json!({"deprecated": true}))]
 pub struct EventTypePatch {
     description: Option<String>,
     archived: Option<bool>,
     deprecated: Option<bool>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schemars(transform = schemas_schema)]
     schemas: Option<Option<Value>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schemars(transform = flag_schema)]
     feature_flag: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schemars(length(max = 10), inner(length(min = 1, max = 256), regex(pattern = FLAG_PATTERN)))]
     feature_flags: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schemars(transform = flag_schema)]
     group_name: Option<Option<String>>,
+    #[schemars(extend("x-hookline-extension" = true))]
     validate_payloads: Option<bool>,
 }
 
-#[derive(Serialize)]
+/// `schemas`: an object of JSON Schemas (objects or booleans), or null.
+fn schemas_schema(schema: &mut schemars::Schema) {
+    schema.insert("type".into(), serde_json::json!(["object", "null"]));
+    schema.insert("additionalProperties".into(), serde_json::json!({"type": ["object", "boolean"]}));
+}
+
+/// No control character (what `char::is_control` finds), for schemas.
+const FLAG_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*$";
+
+/// A feature flag or group name: 1 to 256 characters, no control character.
+fn flag_schema(schema: &mut schemars::Schema) {
+    schema.insert("minLength".into(), 1.into());
+    schema.insert("maxLength".into(), 256.into());
+    schema.insert("pattern".into(), FLAG_PATTERN.into());
+}
+
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeOut {
     name: String,
@@ -69,6 +155,8 @@ pub struct EventTypeOut {
     feature_flag: Option<String>,
     feature_flags: Option<Vec<String>>,
     group_name: Option<String>,
+    /// Hookline extension: messages whose payload fails the newest schema are refused.
+    #[schemars(extend("x-hookline-extension" = true))]
     validate_payloads: bool,
     #[serde(serialize_with = "ts")]
     created_at: Timestamp,
@@ -101,7 +189,7 @@ pub(super) fn check_flags_and_group(
     flags: Option<&[String]>,
     group: Option<&str>,
 ) {
-    let is_name = |s: &str| (1..=256).contains(&s.len()) && !s.chars().any(char::is_control);
+    let is_name = |s: &str| (1..=256).contains(&s.chars().count()) && !s.chars().any(char::is_control);
     if flag.is_some_and(|f| !is_name(f)) {
         v.push(&["body", "featureFlag"], "must be 1 to 256 characters without control characters");
     }
@@ -197,12 +285,9 @@ pub async fn update(
     State(state): State<AppState>,
     Path(name): Path<String>,
     idem: Idem,
-    JsonBody(mut body): JsonBody<Value>,
+    JsonBody(body): JsonBody<EventTypeUpdate>,
 ) -> ApiResult<Response> {
-    if let Some(obj) = body.as_object_mut() {
-        obj.entry("name").or_insert_with(|| Value::String(name.clone()));
-    }
-    let input: EventTypeIn = super::extract::parse_json(&serde_json::to_vec(&body).map_err(ApiError::internal)?)?;
+    let input = body.into_in(&name);
     let mut v = Validation::default();
     input.validate(&mut v);
     if input.name != name {

@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::access::ScopedApp;
@@ -40,14 +41,19 @@ pub async fn attempt_content(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// Hookline extension: the payloads of these messages go.
+#[derive(Deserialize, JsonSchema)]
+#[schemars(example = serde_json::json!({"ids": ["msg_2mQ3yuq6bY3cHj1Bl4Lq8bqXQ7e", "order-1234"]}))]
 pub struct BulkExpungeIn {
+    /// Message ids or eventIds.
+    #[schemars(length(min = 1, max = 1000), inner(length(min = 1, max = 256), regex(pattern = "^[^\\x00]*$")))]
     ids: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct BulkExpungeOut {
     /// For each id (or eventId) given: `expunged` or `not-found`.
+    #[schemars(extend("additionalProperties" = {"enum": ["expunged", "not-found"]}))]
     results: BTreeMap<String, &'static str>,
 }
 
@@ -61,7 +67,7 @@ pub async fn bulk(
     if input.ids.is_empty() || input.ids.len() > MAX_BULK_IDS {
         v.push(&["body", "ids"], format!("must name 1 to {MAX_BULK_IDS} messages"));
     }
-    if input.ids.iter().any(|id| id.is_empty() || id.len() > 256 || id.contains('\0')) {
+    if input.ids.iter().any(|id| id.is_empty() || id.chars().count() > 256 || id.contains('\0')) {
         v.push(&["body", "ids"], "each must be a message id or eventId of 1 to 256 characters");
     }
     v.finish()?;

@@ -1,6 +1,7 @@
 //! Request extractors whose rejections are Svix-shaped errors.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -33,6 +34,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             }
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        // serde also reads a struct from an array of its fields; no body of
+        // this API is an array.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(ApiError::invalid(&["body"], "must be a JSON object"));
+        }
         // No body at all reads as `null`, so optional bodies may be omitted.
         if bytes.iter().all(u8::is_ascii_whitespace) {
             if let Ok(value) = serde_json::from_slice::<T>(b"null") {
@@ -80,7 +86,15 @@ fn strip_position(msg: &str) -> String {
 }
 
 /// Query parameters as a multimap; lists may be repeated or comma-joined.
-pub struct QueryParams(BTreeMap<String, Vec<String>>);
+pub struct QueryParams {
+    params: BTreeMap<String, Vec<String>>,
+    declared: Option<DeclaredQuery>,
+}
+
+/// The query parameters the route table declares for the route being
+/// served (a request extension the router sets on every route).
+#[derive(Clone, Debug)]
+pub struct DeclaredQuery(pub Arc<[String]>);
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     type Rejection = ApiError;
@@ -90,18 +104,38 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
         for (k, v) in form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()) {
             map.entry(k.into_owned()).or_default().push(v.into_owned());
         }
-        Ok(QueryParams(map))
+        Ok(QueryParams { params: map, declared: parts.extensions.get::<DeclaredQuery>().cloned() })
     }
 }
 
 impl QueryParams {
+    /// In debug builds (every test), reading a parameter that the route
+    /// table does not declare for this route is a bug: `openapi.json`
+    /// would not tell clients about it.
+    fn values(&self, name: &str) -> Option<&Vec<String>> {
+        if cfg!(debug_assertions) {
+            if let Some(DeclaredQuery(declared)) = &self.declared {
+                assert!(
+                    declared.iter().any(|d| d == name),
+                    "this handler reads the query parameter {name:?}, which its route in api/routes.rs does not declare"
+                );
+            }
+        }
+        self.params.get(name)
+    }
+
+    /// A free-text parameter; empty reads as absent.
     pub fn string(&self, name: &str) -> Option<String> {
-        self.0.get(name).and_then(|v| v.last()).filter(|s| !s.is_empty()).cloned()
+        self.raw(name).filter(|s| !s.is_empty())
+    }
+
+    /// A typed parameter as given: empty is a value (and not a valid one).
+    pub fn raw(&self, name: &str) -> Option<String> {
+        self.values(name).and_then(|v| v.last()).cloned()
     }
 
     pub fn list(&self, name: &str) -> Vec<String> {
-        self.0
-            .get(name)
+        self.values(name)
             .into_iter()
             .flatten()
             .flat_map(|v| v.split(','))
@@ -111,8 +145,20 @@ impl QueryParams {
             .collect()
     }
 
+    /// A list of event type names (`event_types`), each checked.
+    pub fn event_types(&self) -> ApiResult<Vec<String>> {
+        let types = self.list("event_types");
+        if types.iter().any(|t| !crate::ids::is_valid_uid(t)) {
+            return Err(ApiError::invalid(
+                &["query", "event_types"],
+                "event type names are 1 to 256 of A-Z a-z 0-9 - _ .",
+            ));
+        }
+        Ok(types)
+    }
+
     pub fn bool(&self, name: &str, default: bool) -> ApiResult<bool> {
-        match self.string(name).as_deref() {
+        match self.raw(name).as_deref() {
             None => Ok(default),
             Some("true") | Some("1") => Ok(true),
             Some("false") | Some("0") => Ok(false),
@@ -121,30 +167,30 @@ impl QueryParams {
     }
 
     pub fn datetime(&self, name: &str) -> ApiResult<Option<DateTime<Utc>>> {
-        self.string(name).map(|s| parse_datetime(&s).ok_or_else(|| bad_datetime(name, &s))).transpose()
+        self.raw(name).map(|s| parse_datetime(&s).ok_or_else(|| bad_datetime(name, &s))).transpose()
     }
 
     /// `limit` (1..=250, default 50), `iterator` and `order`.
     pub fn list_query(&self, default_order: Order) -> ApiResult<ListQuery> {
-        let limit = match self.string("limit") {
+        let limit = match self.raw("limit") {
             None => 50,
             Some(s) => match s.parse::<i64>() {
                 Ok(n) if (1..=250).contains(&n) => n as usize,
                 _ => return Err(ApiError::invalid(&["query", "limit"], "limit must be a whole number from 1 to 250")),
             },
         };
-        let order = match self.string("order").as_deref() {
+        let order = match self.raw("order").as_deref() {
             None => default_order,
             Some("ascending") => Order::Ascending,
             Some("descending") => Order::Descending,
             Some(_) => return Err(ApiError::invalid(&["query", "order"], "order must be ascending or descending")),
         };
-        let cursor = self.string("iterator").and_then(|i| Cursor::parse(&i));
-        if let Some(Cursor::After(k) | Cursor::Before(k)) = &cursor {
-            if k.len() > 256 {
-                return Err(ApiError::invalid(&["query", "iterator"], "iterator is too long"));
-            }
+        let iterator = self.string("iterator");
+        // A key is at most 256 characters; `-` before it pages backwards.
+        if iterator.as_ref().is_some_and(|i| i.chars().count() > 257) {
+            return Err(ApiError::invalid(&["query", "iterator"], "iterator is too long"));
         }
+        let cursor = iterator.and_then(|i| Cursor::parse(&i));
         Ok(ListQuery { limit, cursor, order })
     }
 }

@@ -72,7 +72,8 @@ pub async fn apply(state: AppState, req: Request, next: Next) -> Response {
         return next.run(req).await;
     };
     let raw_key = match raw_key.to_str() {
-        Ok(k) if !k.is_empty() && k.len() <= 256 => k.to_string(),
+        // Visible ASCII, as openapi.json declares it.
+        Ok(k) if !k.is_empty() && k.len() <= 256 && k.bytes().all(|b| (0x21..=0x7e).contains(&b)) => k.to_string(),
         _ => {
             return ApiError::invalid(&["header", HEADER], "must be 1 to 256 visible ASCII characters").into_response();
         }

@@ -7,6 +7,7 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::access::ScopedApp;
@@ -25,9 +26,10 @@ const MAX_BUCKET_SECS: i64 = 31 * 86400;
 
 /// What the presented token may do. The portal derives its whole UI from
 /// this one answer.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenOut {
+    #[schemars(extend("enum" = ["admin", "app"]))]
     scope: &'static str,
     app_id: Option<String>,
     /// Svix's capability names.
@@ -55,7 +57,7 @@ pub async fn token(caller: Caller) -> Json<TokenOut> {
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BucketOut {
     #[serde(serialize_with = "ts")]
@@ -80,7 +82,7 @@ impl From<SeriesBucket> for BucketOut {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SeriesOut {
     #[serde(serialize_with = "ts")]
@@ -114,11 +116,16 @@ pub fn series_range(q: &QueryParams, now: Timestamp) -> ApiResult<SeriesRange> {
         return Err(ApiError::invalid(&["query", "since"], "must be before until"));
     }
     let span = (until - since).num_seconds().max(1);
-    let bucket_secs = match q.string("bucket") {
+    let bucket_secs = match q.raw("bucket") {
         None => auto_bucket(span),
         Some(raw) => {
+            // Whole numbers of s, m, h or d only (the schema's pattern).
+            let units = raw.strip_suffix(['s', 'm', 'h', 'd']).unwrap_or("");
+            let whole = (1..=8).contains(&units.len()) && units.bytes().all(|b| b.is_ascii_digit());
             let parsed = crate::config::parse_duration(&raw)
-                .map_err(|_| ApiError::invalid(&["query", "bucket"], "must be a duration like 60s, 5m, 1h or 1d"))?;
+                .ok()
+                .filter(|_| whole)
+                .ok_or_else(|| ApiError::invalid(&["query", "bucket"], "must be a duration like 60s, 5m, 1h or 1d"))?;
             let secs = parsed.as_secs() as i64;
             if !(MIN_BUCKET_SECS..=MAX_BUCKET_SECS).contains(&secs) || parsed.subsec_nanos() != 0 {
                 return Err(ApiError::invalid(&["query", "bucket"], "must be whole seconds from 10s to 31d"));
@@ -159,7 +166,7 @@ pub async fn series(
 }
 
 /// Svix's `EndpointAttemptStats`: the endpoint's attempts in a window.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct AttemptStatsOut {
     success: u64,
     fail: u64,
@@ -199,7 +206,7 @@ fn align_to_hour(t: Timestamp) -> Option<Timestamp> {
     DateTime::from_timestamp(t.timestamp().div_euclid(3600) * 3600, 0)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointHealthOut {
     endpoint_id: String,
@@ -227,7 +234,7 @@ impl From<EndpointHealth> for EndpointHealthOut {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OverviewOut {
     #[serde(serialize_with = "ts")]

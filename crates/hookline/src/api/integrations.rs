@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::access::ScopedApp;
@@ -24,18 +25,21 @@ use crate::store::page::Order;
 use crate::store::{StoreError, Tx};
 
 /// Svix's `IntegrationIn` and `IntegrationUpdate`.
-#[derive(Deserialize, Clone)]
+#[derive(Deserialize, JsonSchema, Clone)]
 #[serde(rename_all = "camelCase")]
+#[schemars(example = serde_json::json!({"name": "Zapier"}))]
 pub struct IntegrationIn {
+    #[schemars(length(max = 256), regex(pattern = super::json::NOT_BLANK_PATTERN))]
     name: String,
     #[serde(default)]
+    #[schemars(length(max = 10), inner(length(min = 1, max = 256), regex(pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")))]
     feature_flags: Option<Vec<String>>,
 }
 
 impl IntegrationIn {
     fn validate(&self) -> ApiResult<()> {
         let mut v = Validation::default();
-        if self.name.trim().is_empty() || self.name.len() > 256 {
+        if super::json::is_blank(&self.name) || self.name.chars().count() > 256 {
             v.push(&["body", "name"], "must be 1 to 256 characters");
         }
         super::event_types::check_flags_and_group(&mut v, None, self.feature_flags.as_deref(), None);
@@ -43,7 +47,7 @@ impl IntegrationIn {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IntegrationOut {
     id: String,
@@ -68,7 +72,7 @@ impl From<Integration> for IntegrationOut {
 }
 
 /// Svix's `IntegrationKeyOut`.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct IntegrationKeyOut {
     key: String,
 }

@@ -1,14 +1,103 @@
 //! Shared pieces of the JSON shapes: timestamps, metadata, common validation.
 
 use chrono::SecondsFormat;
-use serde::Serializer;
+use serde::{Deserialize, Serializer};
 
 use super::error::Validation;
 use crate::ids::is_valid_uid;
 use crate::store::model::{StringMap, Timestamp};
 
+/// What `ids::is_valid_uid` accepts (with 1 to 256 characters), for schemas.
+pub const UID_PATTERN: &str = r"^[a-zA-Z0-9\-_.]+$";
+/// What `check_channels` accepts (with 1 to 128 characters), for schemas.
+pub const CHANNEL_PATTERN: &str = r"^[a-zA-Z0-9\-_.:#+]+$";
+/// A name that is not blank: at least one character besides ASCII spaces
+/// (what `is_blank` refuses), for schemas.
+pub const NOT_BLANK_PATTERN: &str = r"[^ \t\n\r\x0b\x0c]";
+
+/// Whether a name holds nothing but ASCII whitespace (`NOT_BLANK_PATTERN`).
+pub fn is_blank(s: &str) -> bool {
+    s.chars().all(|c| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c'))
+}
+
 /// Most metadata entries on one application or endpoint.
 pub const MAX_METADATA_ENTRIES: usize = 100;
+
+/// JSON has one kind of number: `39.0` is the integer 39 (as JSON Schema's
+/// `integer` says), so integer fields accept a whole float too.
+pub mod whole {
+    use serde::{de::Error, Deserialize, Deserializer};
+
+    fn to_int<E: Error, T: TryFrom<i64>>(v: serde_json::Number) -> Result<T, E> {
+        let n = match (v.as_i64(), v.as_f64()) {
+            (Some(n), _) => n,
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.2e18 => f as i64,
+            _ => return Err(E::custom(format!("invalid type: {v}, expected an integer"))),
+        };
+        T::try_from(n).map_err(|_| E::custom(format!("{n} is out of range")))
+    }
+
+    /// `Option<integer>`.
+    pub fn opt<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<Option<T>, D::Error> {
+        Option::<serde_json::Number>::deserialize(d)?.map(to_int).transpose()
+    }
+
+    /// PATCH's `Option<Option<integer>>`: absent stays, `null` clears.
+    pub fn double_opt<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+        opt(d).map(Some)
+    }
+}
+
+/// A nested struct given as a JSON object only (serde also reads a struct
+/// from an array of its fields, which no schema of ours allows). The map is
+/// read in place, so a failing field is still named by its path.
+pub fn object_only<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    use serde::de::{value::MapAccessDeserializer, MapAccess, Visitor};
+    use std::marker::PhantomData;
+
+    struct Nullable<T>(PhantomData<T>);
+    struct Object<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Nullable<T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object or null")
+        }
+        fn visit_none<E>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: serde::Deserializer<'de>>(self, d: D2) -> Result<Option<T>, D2::Error> {
+            d.deserialize_map(Object(PhantomData)).map(Some)
+        }
+    }
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Object<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(MapAccessDeserializer::new(map))
+        }
+    }
+
+    d.deserialize_option(Nullable(PhantomData))
+}
+
+/// Whether `s` is a URI (RFC 3986), as JSON Schema's `uri` format checks it.
+pub fn is_uri(s: &str) -> bool {
+    static URI: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    URI.get_or_init(|| {
+        jsonschema::options()
+            .should_validate_formats(true)
+            .build(&serde_json::json!({"format": "uri"}))
+            .expect("the uri format schema builds")
+    })
+    .is_valid(&serde_json::Value::String(s.to_string()))
+}
 
 /// Datetimes go out as RFC 3339 in UTC with milliseconds, like Svix.
 pub fn rfc3339(t: &Timestamp) -> String {
@@ -42,6 +131,16 @@ pub fn check_rate_limit(v: &mut Validation, field: &str, rate: Option<i64>) {
     }
 }
 
+/// The schema of what `check_channels` accepts.
+pub fn channels_schema(schema: &mut schemars::Schema) {
+    schema.insert("minItems".into(), 1.into());
+    schema.insert("maxItems".into(), 10.into());
+    schema.insert(
+        "items".into(),
+        serde_json::json!({"type": "string", "minLength": 1, "maxLength": 128, "pattern": CHANNEL_PATTERN}),
+    );
+}
+
 /// Svix's rule for channel names and list sizes.
 pub fn check_channels(v: &mut Validation, channels: Option<&[String]>) {
     if let Some(list) = channels {
@@ -61,6 +160,13 @@ pub fn is_channel_name(c: &str) -> bool {
     !c.is_empty() && c.len() <= 128 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:#+".contains(&b))
 }
 
+/// The schema of what `check_metadata` accepts.
+pub fn metadata_schema(schema: &mut schemars::Schema) {
+    schema.insert("maxProperties".into(), MAX_METADATA_ENTRIES.into());
+    schema.insert("propertyNames".into(), serde_json::json!({"minLength": 1, "maxLength": 256}));
+    schema.insert("additionalProperties".into(), serde_json::json!({"type": "string", "maxLength": 4096}));
+}
+
 /// Metadata is the platform's notes, not a store: bounded so one request
 /// cannot make every later read of the row expensive.
 pub fn check_metadata(v: &mut Validation, metadata: Option<&StringMap>) {
@@ -68,7 +174,8 @@ pub fn check_metadata(v: &mut Validation, metadata: Option<&StringMap>) {
     if map.len() > MAX_METADATA_ENTRIES {
         v.push(&["body", "metadata"], format!("must hold at most {MAX_METADATA_ENTRIES} entries"));
     }
-    if map.iter().any(|(k, val)| k.is_empty() || k.len() > 256 || val.len() > 4096) {
+    // In characters, as JSON Schema's maxLength counts.
+    if map.iter().any(|(k, val)| k.is_empty() || k.chars().count() > 256 || val.chars().count() > 4096) {
         v.push(&["body", "metadata"], "keys must be 1 to 256 characters and values at most 4096");
     }
 }

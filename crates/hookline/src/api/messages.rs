@@ -6,6 +6,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{Duration, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -22,29 +23,49 @@ use crate::store::model::{Application, Message, Timestamp};
 use crate::store::page::Order;
 use crate::store::{MessageFilter, StoreError, Tx};
 
-#[derive(Deserialize)]
+/// Svix's `MessageIn`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(example = serde_json::json!({
+    "eventType": "invoice.paid",
+    "eventId": "evt_1234",
+    "payload": {"invoiceId": "in_1234", "amount": 4200}
+}))]
 pub struct MessageIn {
+    #[schemars(length(min = 1, max = 256), regex(pattern = super::json::UID_PATTERN))]
     event_type: String,
+    /// Your id of the event; a second message with it answers 409.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 256), regex(pattern = NO_CONTROL_PATTERN))]
     event_id: Option<String>,
     /// Kept as the exact text the platform sent: receivers get these bytes.
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     payload: Box<RawValue>,
     #[serde(default)]
+    #[schemars(transform = super::json::channels_schema)]
     channels: Option<Vec<String>>,
     #[serde(default)]
+    #[schemars(length(max = 50), inner(length(min = 1, max = 128), regex(pattern = NO_CONTROL_PATTERN)))]
     tags: Option<Vec<String>>,
-    #[serde(default)]
+    /// Created with the uid in the path when that application does not exist (admin tokens).
+    #[serde(default, deserialize_with = "super::json::object_only")]
     application: Option<ApplicationIn>,
     /// Days to keep the payload (Svix's name).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::json::whole::opt")]
+    #[schemars(range(min = 1, max = 1825))]
     payload_retention_period: Option<i64>,
-    #[serde(default)]
+    /// Hours to keep the payload; wins over `payloadRetentionPeriod`.
+    #[serde(default, deserialize_with = "super::json::whole::opt")]
+    #[schemars(range(min = 1, max = 43800))]
     payload_retention_hours: Option<i64>,
-    /// Deliver no earlier than this (RFC 3339).
+    /// Deliver no earlier than this (at most 30 days ahead).
     #[serde(default)]
+    #[schemars(extend("format" = "date-time"))]
     deliver_at: Option<String>,
 }
+
+/// No control character (what `char::is_control` finds), for schemas.
+const NO_CONTROL_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*$";
 
 /// Deepest nesting of objects and arrays in a payload. The payload is kept
 /// as raw text, so nothing here parses it; but receivers will, and many
@@ -82,12 +103,15 @@ pub(super) fn nesting_depth(json: &str) -> usize {
 /// How far ahead a delivery may be scheduled.
 const MAX_DELIVER_AHEAD_DAYS: i64 = 30;
 
-#[derive(Serialize)]
+/// Svix's `MessageOut`.
+#[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageOut {
     id: String,
     event_type: String,
     event_id: Option<String>,
+    /// `{}` without `with_content`, or once the payload is gone.
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     payload: Box<RawValue>,
     channels: Option<Vec<String>>,
     tags: Option<Vec<String>>,
@@ -96,6 +120,7 @@ pub struct MessageOut {
     #[serde(serialize_with = "opt_ts")]
     deliver_at: Option<Timestamp>,
     /// Hookline extension: the payload is gone (retention or expunge).
+    #[schemars(extend("x-hookline-extension" = true))]
     expired: bool,
 }
 
@@ -131,7 +156,7 @@ impl MessageIn {
             v.push(&["body", "eventType"], "must be 1 to 256 characters of A-Z a-z 0-9 - _ .");
         }
         if let Some(id) = &self.event_id {
-            if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
+            if id.is_empty() || id.chars().count() > 256 || id.chars().any(char::is_control) {
                 v.push(&["body", "eventId"], "must be 1 to 256 characters, none of them a control character");
             }
         }
@@ -140,7 +165,7 @@ impl MessageIn {
                 v.push(&["body", "tags"], format!("must hold at most {MAX_TAGS} tags"));
             }
             for tag in tags {
-                if tag.is_empty() || tag.len() > 128 || tag.chars().any(char::is_control) {
+                if tag.is_empty() || tag.chars().count() > 128 || tag.chars().any(char::is_control) {
                     v.push(
                         &["body", "tags"],
                         format!("{tag:?} must be 1 to 128 characters, none of them a control character"),
@@ -167,16 +192,16 @@ impl MessageIn {
             }
         }
         let default = Duration::from_std(settings_retention).unwrap_or(Duration::days(90));
-        match (self.payload_retention_hours, self.payload_retention_period) {
-            (Some(h), _) if !(1..=24 * 365 * 5).contains(&h) => {
-                v.push(&["body", "payloadRetentionHours"], "must be from 1 to 43800 hours");
-                default
-            }
+        let hours = self.payload_retention_hours.filter(|h| (1..=24 * 365 * 5).contains(h));
+        let days = self.payload_retention_period.filter(|d| (1..=365 * 5).contains(d));
+        if hours != self.payload_retention_hours {
+            v.push(&["body", "payloadRetentionHours"], "must be from 1 to 43800 hours");
+        }
+        if days != self.payload_retention_period {
+            v.push(&["body", "payloadRetentionPeriod"], "must be from 1 to 1825 days");
+        }
+        match (hours, days) {
             (Some(h), _) => Duration::hours(h),
-            (None, Some(d)) if !(1..=365 * 5).contains(&d) => {
-                v.push(&["body", "payloadRetentionPeriod"], "must be from 1 to 1825 days");
-                default
-            }
             (None, Some(d)) => Duration::days(d),
             (None, None) => default,
         }
@@ -346,7 +371,7 @@ pub async fn list(
     let query = q.list_query(Order::Descending)?;
     let with_content = q.bool("with_content", true)?;
     let filter = MessageFilter {
-        event_types: q.list("event_types"),
+        event_types: q.event_types()?,
         channel: q.string("channel"),
         tag: q.string("tag"),
         before: q.datetime("before")?,
@@ -387,15 +412,19 @@ pub async fn expunge_content(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// Svix's `MessagePrecheckIn`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(example = serde_json::json!({"eventType": "invoice.paid"}))]
 pub struct PrecheckIn {
+    #[schemars(length(min = 1, max = 256), regex(pattern = super::json::UID_PATTERN))]
     event_type: String,
     #[serde(default)]
+    #[schemars(transform = super::json::channels_schema)]
     channels: Option<Vec<String>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct PrecheckOut {
     active: bool,
 }

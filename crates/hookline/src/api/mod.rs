@@ -27,6 +27,7 @@ mod message_writer;
 mod messages;
 mod openapi;
 mod operational_webhooks;
+mod params;
 mod portal_access;
 mod readiness;
 mod revocation;
@@ -103,8 +104,15 @@ pub fn router(state: AppState) -> Router {
     let mut router: Router<AppState> = Router::new();
     for route in ROUTES {
         let (method, template) = (route.method, route.path);
+        let declared = extract::DeclaredQuery(openapi::query_names(route));
         let method_router = (route.handler)()
             .route_layer(axum::middleware::from_fn_with_state((state.clone(), route.access), access::check))
+            .route_layer(axum::middleware::from_fn(
+                move |mut req: axum::extract::Request, next: axum::middleware::Next| {
+                    req.extensions_mut().insert(declared.clone());
+                    next.run(req)
+                },
+            ))
             // Outside the access check, so refusals are counted too.
             .route_layer(axum::middleware::from_fn(
                 move |req: axum::extract::Request, next: axum::middleware::Next| observe(method, template, req, next),

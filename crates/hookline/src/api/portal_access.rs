@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::access::AppTarget;
@@ -16,27 +17,37 @@ use crate::auth::{Capabilities, Grant, Scope};
 
 const DEFAULT_EXPIRY_SECS: i64 = 7 * 24 * 3600;
 
-#[derive(Deserialize, Default, Clone)]
+/// Svix's `AppPortalAccessIn`.
+#[derive(Deserialize, JsonSchema, Default, Clone)]
 #[serde(rename_all = "camelCase")]
+#[schemars(example = serde_json::json!({"expiry": 3600, "capabilities": ["ViewBase", "ViewEndpointSecret"]}))]
 pub struct PortalAccessIn {
-    /// Seconds until the token expires.
-    #[serde(default)]
+    /// Seconds until the token expires (default 7 days).
+    #[serde(default, deserialize_with = "super::json::whole::opt")]
+    #[schemars(range(min = 1, max = 31536000))]
     expiry: Option<i64>,
     /// Only `ViewBase`: overrides `capabilities`.
     #[serde(default)]
     read_only: Option<bool>,
     /// Svix's capabilities (`ViewBase` is implied); all of them when absent.
     #[serde(default)]
+    #[schemars(transform = capabilities_schema)]
     capabilities: Option<Vec<String>>,
     /// Created when the application in the path does not exist yet.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::json::object_only")]
     application: Option<ApplicationIn>,
     /// `expire-all` may name it to revoke only this session's tokens.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 256), regex(pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"))]
     session_id: Option<String>,
 }
 
-#[derive(Serialize)]
+fn capabilities_schema(schema: &mut schemars::Schema) {
+    let names: Vec<&str> = Capabilities::all().names();
+    schema.insert("items".into(), serde_json::json!({"type": "string", "enum": names}));
+}
+
+#[derive(Serialize, JsonSchema)]
 pub struct PortalAccessOut {
     url: String,
     token: String,
@@ -63,7 +74,7 @@ pub async fn create(
     };
     let caps = if input.read_only == Some(true) { Capabilities::read_only() } else { caps };
     if let Some(sid) = &input.session_id {
-        if sid.is_empty() || sid.len() > 256 || sid.chars().any(char::is_control) {
+        if sid.is_empty() || sid.chars().count() > 256 || sid.chars().any(char::is_control) {
             v.push(&["body", "sessionId"], "must be 1 to 256 characters without control characters");
         }
     }

@@ -6,6 +6,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Duration;
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::access::ScopedApp;
@@ -17,14 +18,18 @@ use crate::auth::{Caller, Scope};
 /// The longest grace period `expire-all` may give the tokens it revokes.
 const MAX_EXPIRY_SECS: i64 = 30 * 86400;
 
-#[derive(Deserialize, Default)]
+/// Svix's `ApplicationTokenExpireIn`.
+#[derive(Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
+#[schemars(example = serde_json::json!({"expiry": 60}))]
 pub struct ExpireAllIn {
     /// Seconds the revoked tokens keep working (0, the default: at once).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::json::whole::opt")]
+    #[schemars(range(min = 0, max = 2592000))]
     expiry: Option<i64>,
     /// Only the tokens issued for these sessions.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 100), inner(length(min = 1, max = 256)))]
     session_ids: Option<Vec<String>>,
 }
 
@@ -40,7 +45,7 @@ pub async fn expire_all(
         v.push(&["body", "expiry"], format!("must be from 0 to {MAX_EXPIRY_SECS} seconds"));
     }
     if let Some(ids) = &input.session_ids {
-        if ids.is_empty() || ids.len() > 100 || ids.iter().any(|s| s.is_empty() || s.len() > 256) {
+        if ids.is_empty() || ids.len() > 100 || ids.iter().any(|s| s.is_empty() || s.chars().count() > 256) {
             v.push(&["body", "sessionIds"], "must name 1 to 100 sessions of 1 to 256 characters");
         }
     }

@@ -50,9 +50,10 @@ impl Heartbeat {
 }
 
 /// One check's result, as readiness reports it.
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, schemars::JsonSchema, PartialEq, Eq)]
 pub struct Check {
     /// `ok` or `error`.
+    #[schemars(extend("enum" = ["ok", "error"]))]
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -111,8 +111,24 @@ async fn spec_is_well_formed() {
                 "{path} has an odd segment {segment:?}"
             );
         }
-        if matches!(m.as_str(), "post" | "put" | "patch") {
-            assert!(op["requestBody"].is_object(), "{m} {path} has no requestBody");
+        // A body, when the operation reads one, has a schema (never a bare
+        // `{"type": "object"}` placeholder).
+        if let Some(body) = op.get("requestBody") {
+            let schema = &body["content"]["application/json"]["schema"];
+            assert!(schema.is_object() && schema != &json!({"type": "object"}), "{m} {path}: body schema {schema}");
+        }
+        // Every answer is declared with its status: no `2XX`/`4XX` ranges.
+        let responses = op["responses"].as_object().unwrap();
+        assert!(responses.keys().all(|s| s.parse::<u16>().is_ok()), "{m} {path}: {:?}", responses.keys());
+        assert!(responses.keys().any(|s| s.starts_with('2')), "{m} {path} declares no success");
+        if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+            assert!(responses.contains_key("401"), "{m} {path} does not declare 401");
+        }
+        for (status, response) in responses {
+            if status.starts_with('4') {
+                let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                assert!(schema.is_string(), "{m} {path}: {status} has no error schema");
+            }
         }
         if m == "post" {
             let has_key = op["parameters"].as_array().into_iter().flatten().any(|p| p["name"] == "idempotency-key");
@@ -128,6 +144,16 @@ async fn spec_is_well_formed() {
     for op_id in ["v1.application.create", "v1.endpoint.rotate-secret", "v1.message.create", "v1.health.get"] {
         assert!(op_ids.contains(op_id), "{op_id} is missing from the spec");
     }
+    // Hookline's own operations are marked; Svix's are not.
+    for (_, _, op) in &ops {
+        let hookline = op["operationId"].as_str().unwrap().starts_with("hookline.");
+        assert_eq!(op.get("x-hookline-extension").is_some(), hookline, "{}", op["operationId"]);
+    }
+    let schemas = spec["components"]["schemas"].as_object().expect("components/schemas");
+    for name in ["ApplicationIn", "ApplicationOut", "EndpointIn", "MessageIn", "MessageOut", "HttpError"] {
+        assert!(schemas.contains_key(name), "{name} is missing from components/schemas");
+    }
+    assert!(schemas["MessageIn"]["examples"].is_array(), "MessageIn has no example");
 }
 
 #[tokio::test]
