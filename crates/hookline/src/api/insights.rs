@@ -188,8 +188,9 @@ pub async fn attempt_stats(
     let retention = Duration::from_std(state.settings.retention).unwrap_or(Duration::days(90));
     let since = q.datetime("since")?.unwrap_or(until - retention - hour);
     let since = align_to_hour(since).unwrap_or(since);
-    if since >= until {
-        return Err(ApiError::invalid(&["query", "since"], "must be before until"));
+    // An empty window (both on one hour) counts nothing; a reversed one is a mistake.
+    if since > until {
+        return Err(ApiError::invalid(&["query", "since"], "must be at or before until"));
     }
     let (success, fail) = state
         .store

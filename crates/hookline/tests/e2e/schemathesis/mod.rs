@@ -44,6 +44,7 @@ const ALSO_EXPECTED: &[(&str, &[u16], &str)] = &[
     ("v1.event-type.update", &[422], "a body name must match the path's"),
     ("v1.event-type.import-openapi", &[400, 422], "specRaw must be JSON text of an OpenAPI document"),
     ("hookline.endpoint.stats-series", &[422], "since before until, at most 1000 buckets, bucket 10s to 31d"),
+    ("v1.endpoint.get-attempt-stats", &[422], "since at or before until (two fields)"),
     ("v1.authentication.logout", &[400], "the static admin token (HOOKLINE_ADMIN_TOKEN) cannot be logged out"),
     ("v1.message-attempt.resend", &[400], "a message whose payload was expunged cannot be resent (state)"),
 ];
