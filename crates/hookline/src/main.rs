@@ -131,8 +131,9 @@ enum ImportCommand {
         /// The Svix API's base URL, e.g. https://api.eu.svix.com
         #[arg(long)]
         url: String,
-        /// An organization-wide API token of the environment to copy
-        #[arg(long)]
+        /// An organization-wide API token of the environment to copy (or
+        /// HOOKLINE_IMPORT_TOKEN, which keeps it out of the process list)
+        #[arg(long, env = "HOOKLINE_IMPORT_TOKEN", hide_env_values = true)]
         token: String,
     },
 }

@@ -305,6 +305,9 @@ pub async fn delete(State(state): State<AppState>, ScopedApp(app): ScopedApp) ->
                     }
                 }
             }
+            // Its tokens die with it, and stay dead should its id ever come
+            // back (`hookline import svix` keeps a source's ids).
+            tx.expire_app_tokens(&app.id, None, crate::store::model::now())?;
             Ok::<_, ApiError>(tx.delete_application(&app.id)?)
         })
         .await?;

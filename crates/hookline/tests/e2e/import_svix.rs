@@ -200,6 +200,17 @@ async fn import_copies_a_deployment_whose_receivers_keep_verifying() {
     let headers: Vec<(String, String)> = delivered.headers.clone().into_iter().collect();
     Verifier::new(public).verify(&headers, &delivered.body).unwrap_or_else(|e| panic!("v1a does not verify: {e}"));
     assert!(rx.received_on("/off").is_empty(), "the disabled endpoint stays disabled");
+
+    // An application deleted on the target and imported again keeps its id,
+    // but not the tokens issued before it was deleted.
+    let acme_id = str_of(&acme["app"], "id").to_string();
+    let token = target.token_for_app(&acme_id, false).await;
+    ok(&target, "DELETE", &format!("/api/v1/app/{acme_id}"), Value::Null).await;
+    let third = summary(&import(&mut target, &source).await);
+    assert_eq!(third["applications"][0], 1, "acme is created again: {third:?}");
+    ok(&target, "GET", &format!("/api/v1/app/{acme_id}"), Value::Null).await;
+    let (status, body) = target.api(&token).get(&format!("/api/v1/app/{acme_id}")).await;
+    crate::common::assert_error(status, &body, 401);
 }
 
 #[tokio::test]
