@@ -2,7 +2,8 @@
 # Runs every test of the project on a fresh machine: installs the Python
 # packages the interop tests need into .venv, Debian's chromium and the
 # portal tests' npm packages (playwright-core, no browser download), the
-# JavaScript SDK test's npm package (svix), checks
+# JavaScript SDK test's npm package (svix), the generated-client test's
+# (openapi-typescript, typescript, openapi-fetch), checks
 # formatting and lints, runs a seconds-long benchmark smoke run, starts a
 # throwaway PostgreSQL (scripts/pg-test-cluster.sh), then runs the Rust test
 # suites (unit, end-to-end against the real binary, SDK compatibility, crash
@@ -38,6 +39,11 @@ export HOOKLINE_TEST_NODE_MODULES="$PWD/$portal_tests/node_modules"
 sdk_js_tests=crates/hookline/tests/e2e/compat/js
 npm_ci "$sdk_js_tests"
 export HOOKLINE_TEST_SDK_NODE_MODULES="$PWD/$sdk_js_tests/node_modules"
+# openapi-typescript, typescript and openapi-fetch: a TypeScript client
+# generated from the served spec compiles (tests/e2e/openapi_client.rs).
+client_tests=crates/hookline/tests/e2e/openapi_client
+npm_ci "$client_tests"
+export HOOKLINE_TEST_CLIENT_NODE_MODULES="$PWD/$client_tests/node_modules"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

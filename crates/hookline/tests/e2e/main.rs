@@ -22,6 +22,7 @@ mod hostile_endpoints;
 mod import_svix;
 mod multinode;
 mod openapi;
+mod openapi_client;
 mod operational_webhooks;
 mod operations;
 mod portal_api;
