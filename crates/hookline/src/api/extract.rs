@@ -134,20 +134,19 @@ impl QueryParams {
         self.values(name).and_then(|v| v.last()).cloned()
     }
 
-    pub fn list(&self, name: &str) -> Vec<String> {
-        self.values(name)
+    /// A list of event type names (`event_types`), each checked.
+    pub fn event_types(&self) -> ApiResult<Vec<String>> {
+        // `?event_types=` is how a form-style query writes an empty list:
+        // empty names are skipped, the others must be names.
+        let types: Vec<String> = self
+            .values("event_types")
             .into_iter()
             .flatten()
             .flat_map(|v| v.split(','))
             .map(str::trim)
-            .filter(|s| !s.is_empty())
+            .filter(|t| !t.is_empty())
             .map(str::to_string)
-            .collect()
-    }
-
-    /// A list of event type names (`event_types`), each checked.
-    pub fn event_types(&self) -> ApiResult<Vec<String>> {
-        let types = self.list("event_types");
+            .collect();
         if types.iter().any(|t| !crate::ids::is_valid_uid(t)) {
             return Err(ApiError::invalid(
                 &["query", "event_types"],

@@ -9,6 +9,8 @@ use crate::store::model::{StringMap, Timestamp};
 
 /// What `ids::is_valid_uid` accepts (with 1 to 256 characters), for schemas.
 pub const UID_PATTERN: &str = r"^[a-zA-Z0-9\-_.]+$";
+/// The same, or nothing (a list filter's empty entry, which is skipped).
+pub const UID_OR_EMPTY_PATTERN: &str = r"^[a-zA-Z0-9\-_.]*$";
 /// What `check_channels` accepts (with 1 to 128 characters), for schemas.
 pub const CHANNEL_PATTERN: &str = r"^[a-zA-Z0-9\-_.:#+]+$";
 /// A name that is not blank: at least one character besides ASCII spaces

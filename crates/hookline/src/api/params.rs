@@ -77,8 +77,8 @@ pub struct WithContent {
 /// Svix's message filters.
 #[derive(JsonSchema)]
 pub struct MessageFilters {
-    /// Only these event types (comma-separated or repeated).
-    #[schemars(inner(regex(pattern = super::json::UID_PATTERN), length(min = 1, max = 256)))]
+    /// Only these event types (comma-separated or repeated; empty names are skipped).
+    #[schemars(inner(regex(pattern = super::json::UID_OR_EMPTY_PATTERN), length(max = 256)))]
     event_types: Option<Vec<String>>,
     /// Only messages sent to this channel.
     channel: Option<String>,
