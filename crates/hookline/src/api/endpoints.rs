@@ -289,27 +289,34 @@ pub fn check_endpoint_in(v: &mut Validation, input: &EndpointIn) -> Vec<u8> {
 
 /// A new endpoint; its secret is sealed for its (new) id.
 fn new_endpoint(cipher: &SecretCipher, app_id: String, input: EndpointIn, secret: &[u8]) -> Endpoint {
-    let now = crate::store::model::now();
     let id = IdKind::Endpoint.generate();
     let secret = SealedSecret(cipher.seal(secret, Owner::Endpoint(&id)));
-    Endpoint {
-        id,
-        app_id,
-        uid: input.uid,
-        url: input.url,
-        description: input.description.unwrap_or_default(),
-        version: input.version.unwrap_or(1),
-        disabled: input.disabled.unwrap_or(false),
-        rate_limit: input.rate_limit.map(|r| r as u32),
-        filter_types: input.filter_types,
-        channels: input.channels,
-        metadata: input.metadata.unwrap_or_default(),
-        headers: input.headers.unwrap_or_default(),
-        secret,
-        retired_secrets: Vec::new(),
-        failing_since: None,
-        created_at: now,
-        updated_at: now,
+    input.into_endpoint(id, app_id, secret, crate::store::model::now())
+}
+
+impl EndpointIn {
+    /// The endpoint this input describes under `id`, with its sealed
+    /// secret, created and updated at `now`.
+    pub fn into_endpoint(self, id: String, app_id: String, secret: SealedSecret, now: Timestamp) -> Endpoint {
+        Endpoint {
+            id,
+            app_id,
+            uid: self.uid,
+            url: self.url,
+            description: self.description.unwrap_or_default(),
+            version: self.version.unwrap_or(1),
+            disabled: self.disabled.unwrap_or(false),
+            rate_limit: self.rate_limit.map(|r| r as u32),
+            filter_types: self.filter_types,
+            channels: self.channels,
+            metadata: self.metadata.unwrap_or_default(),
+            headers: self.headers.unwrap_or_default(),
+            secret,
+            retired_secrets: Vec::new(),
+            failing_since: None,
+            created_at: now,
+            updated_at: now,
+        }
     }
 }
 

@@ -168,23 +168,8 @@ fn import_endpoint(
         return Ok(());
     }
     let wanted = Endpoint {
-        id: place.id.clone(),
-        app_id: app_id.to_string(),
-        uid: input.uid,
-        url: input.url,
-        description: input.description.unwrap_or_default(),
-        version: input.version.unwrap_or(1),
-        disabled: input.disabled.unwrap_or(false),
-        rate_limit: input.rate_limit.map(|r| r as u32),
-        filter_types: input.filter_types,
-        channels: input.channels,
-        metadata: input.metadata.unwrap_or_default(),
-        headers: headers.headers,
-        secret: SealedSecret(Vec::new()),
-        retired_secrets: Vec::new(),
-        failing_since: None,
         created_at: parse_time(ep.created_at.as_deref()).unwrap_or(now),
-        updated_at: now,
+        ..input.into_endpoint(place.id.clone(), app_id.to_string(), SealedSecret(Vec::new()), now)
     };
     let (endpoint_outcome, secret_outcome) = match existing {
         None => {
