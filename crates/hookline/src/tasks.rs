@@ -65,13 +65,7 @@ fn schedule_step(tx: &mut dyn Tx, task: &mut BackgroundTask, size: usize) -> Res
     // cursor however many deliveries the endpoint has.
     let resend = |tx: &mut dyn Tx, filter: &ResendFilter| -> Result<Vec<String>, StoreError> {
         let statuses = filter.status.map_or(DeliveryStatus::ALL.to_vec(), |s| vec![s]);
-        let mut ids = Vec::new();
-        for status in statuses {
-            ids.extend(tx.deliveries_to_resend(&ep.id, status, &range, filter, size)?.into_iter().map(|d| d.msg_id));
-        }
-        ids.sort_unstable();
-        ids.truncate(size);
-        Ok(ids)
+        tx.deliveries_to_resend(&ep.id, &statuses, &range, filter, size)
     };
     let (seen, due): (Vec<String>, Vec<String>) = match task.kind {
         TaskKind::EndpointRecover => {

@@ -145,13 +145,16 @@ pub async fn replay_missing(
 #[serde(rename_all = "camelCase")]
 #[schemars(example = serde_json::json!({"since": "2025-01-01T00:00:00Z", "status": 2}))]
 pub struct BulkReplayIn {
-    #[serde(flatten)]
-    range: RangeIn,
+    // RangeIn's fields, not flattened: a flattened field's error loses its path.
+    #[serde(deserialize_with = "datetime")]
+    since: Timestamp,
+    #[serde(default, deserialize_with = "opt_datetime")]
+    until: Option<Timestamp>,
     #[serde(default)]
-    #[schemars(inner(length(min = 1, max = 256)))]
+    #[schemars(length(max = 1000), inner(length(min = 1, max = 256), regex(pattern = super::json::UID_PATTERN)))]
     event_types: Option<Vec<String>>,
     #[serde(default)]
-    #[schemars(length(min = 1, max = 128))]
+    #[schemars(length(min = 1, max = 128), regex(pattern = super::json::CHANNEL_PATTERN))]
     channel: Option<String>,
     #[serde(default)]
     #[schemars(length(min = 1, max = 128))]
@@ -169,11 +172,15 @@ pub struct BulkReplayIn {
 const MAX_EVENT_TYPES: usize = 1000;
 
 impl BulkReplayIn {
+    fn range(&self) -> RangeIn {
+        RangeIn { since: self.since, until: self.until }
+    }
+
     /// The filter it asks for; `None` when nothing can match (status 4,
     /// canceled: Hookline cancels no delivery).
     fn filter(&self) -> ApiResult<Option<ResendFilter>> {
         let mut v = Validation::default();
-        check_range(&mut v, &self.range);
+        check_range(&mut v, &self.range());
         let status = match self.status {
             None | Some(4) => None,
             Some(n) => DeliveryStatus::from_i64(i64::from(n)).or_else(|| {
@@ -191,7 +198,11 @@ impl BulkReplayIn {
         if self.channel.as_deref().is_some_and(|c| !is_channel_name(c)) {
             v.push(&["body", "channel"], "is not a valid channel name");
         }
-        if self.tag.as_deref().is_some_and(|t| t.is_empty() || t.len() > 128 || t.chars().any(char::is_control)) {
+        if self
+            .tag
+            .as_deref()
+            .is_some_and(|t| t.is_empty() || t.chars().count() > 128 || t.chars().any(char::is_control))
+        {
             v.push(&["body", "tag"], "must be 1 to 128 characters, none of them a control character");
         }
         v.finish()?;
@@ -218,7 +229,7 @@ pub async fn bulk_replay(
     JsonBody(input): JsonBody<BulkReplayIn>,
 ) -> ApiResult<Response> {
     let filter = input.filter()?;
-    start_task(state, app.id, ep_key, idem, input.range, TaskKind::EndpointBulkReplay, filter).await
+    start_task(state, app.id, ep_key, idem, input.range(), TaskKind::EndpointBulkReplay, filter).await
 }
 
 /// Svix's `EventExampleIn`.
@@ -229,7 +240,8 @@ pub struct SendExampleIn {
     #[schemars(length(min = 1, max = 256), regex(pattern = super::json::UID_PATTERN))]
     event_type: String,
     /// Which of the schema's `examples` to send (Svix's default: the first).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::json::whole::opt")]
+    #[schemars(range(min = 0))]
     example_index: Option<usize>,
     /// A payload to send instead of an example.
     #[serde(default)]
@@ -238,24 +250,29 @@ pub struct SendExampleIn {
 
 /// The example of the event type's newest schema at `index` of its
 /// `examples` (or its single `example`), else a placeholder naming the type.
-/// An index past the end of the `examples` the schema has is an error, not
-/// another example.
-pub fn example_payload(et: Option<&EventType>, name: &str, index: usize) -> Result<Value, ApiError> {
+/// An index that was asked for and is past the end of the schema's
+/// `examples`, or an example that is not an object (a payload must be one),
+/// is an error, not another example.
+pub fn example_payload(et: Option<&EventType>, name: &str, index: Option<usize>) -> Result<Value, ApiError> {
     let schema = et.and_then(|et| et.schemas.as_ref()).and_then(|schemas| {
         let obj = schemas.as_object()?;
         let newest = obj.keys().max_by_key(|k| k.parse::<u64>().unwrap_or(0))?;
         Some(&obj[newest])
     });
-    let from_schema = match schema.and_then(|s| s.get("examples")).and_then(Value::as_array) {
-        Some(examples) => Some(examples.get(index).cloned().ok_or_else(|| {
-            ApiError::invalid(
-                &["body", "exampleIndex"],
-                format!("the event type has {} example(s); index {index} is past the end", examples.len()),
-            )
+    let examples = schema.and_then(|s| s.get("examples")).and_then(Value::as_array);
+    let from_schema = match (examples, index) {
+        (Some(examples), Some(i)) => Some(examples.get(i).ok_or_else(|| {
+            let msg = format!("the event type has {} example(s); index {i} is past the end", examples.len());
+            ApiError::invalid(&["body", "exampleIndex"], msg)
         })?),
-        None => schema.and_then(|s| s.get("example")).cloned(),
+        (Some(examples), None) if !examples.is_empty() => examples.first(),
+        _ => schema.and_then(|s| s.get("example")),
     };
-    Ok(from_schema.filter(Value::is_object).unwrap_or_else(|| json!({"webhook_event_type": name, "example": true})))
+    match from_schema {
+        Some(example) if example.is_object() => Ok(example.clone()),
+        Some(_) => Err(ApiError::invalid(&["body", "exampleIndex"], "the schema's example is not a JSON object")),
+        None => Ok(json!({"webhook_event_type": name, "example": true})),
+    }
 }
 
 /// Sends the event type's example payload to this endpoint alone.
@@ -286,8 +303,15 @@ pub async fn send_example(
                 return Err(ApiError::invalid(&["body", "eventType"], "no such event type"));
             }
             let payload = match &input.payload {
-                Some(payload) => payload.clone(),
-                None => example_payload(et.as_ref(), &input.event_type, input.example_index.unwrap_or(0))?,
+                // A payload of the caller's is held to the type's schema,
+                // as a message's is; the schema's own examples are not.
+                Some(payload) => {
+                    if let Some(et) = &et {
+                        crate::catalog::check_payload(et, &payload.to_string())?;
+                    }
+                    payload.clone()
+                }
+                None => example_payload(et.as_ref(), &input.event_type, input.example_index)?,
             };
             let msg = Message {
                 id: IdKind::Message.generate_at(now.timestamp_millis()),
@@ -373,18 +397,31 @@ mod tests {
             "1": {"examples": [{"v": 1}]},
             "2": {"examples": [{"n": 0}, {"n": 1}]},
         }));
-        assert_eq!(example_payload(Some(&et), "a.b", 0).unwrap(), json!({"n": 0}));
-        assert_eq!(example_payload(Some(&et), "a.b", 1).unwrap(), json!({"n": 1}));
-        let past_the_end = example_payload(Some(&et), "a.b", 2).unwrap_err();
+        assert_eq!(example_payload(Some(&et), "a.b", None).unwrap(), json!({"n": 0}));
+        assert_eq!(example_payload(Some(&et), "a.b", Some(0)).unwrap(), json!({"n": 0}));
+        assert_eq!(example_payload(Some(&et), "a.b", Some(1)).unwrap(), json!({"n": 1}));
+        let past_the_end = example_payload(Some(&et), "a.b", Some(2)).unwrap_err();
         assert_eq!(past_the_end.status, StatusCode::UNPROCESSABLE_ENTITY);
     }
 
     #[test]
     fn without_examples_the_index_is_ignored() {
         let single = event_type(json!({"1": {"example": {"only": true}}}));
-        assert_eq!(example_payload(Some(&single), "a.b", 3).unwrap(), json!({"only": true}));
+        assert_eq!(example_payload(Some(&single), "a.b", Some(3)).unwrap(), json!({"only": true}));
         let placeholder = json!({"webhook_event_type": "a.b", "example": true});
-        assert_eq!(example_payload(Some(&event_type(json!({"1": {}}))), "a.b", 3).unwrap(), placeholder);
-        assert_eq!(example_payload(None, "a.b", 0).unwrap(), placeholder);
+        assert_eq!(example_payload(Some(&event_type(json!({"1": {}}))), "a.b", Some(3)).unwrap(), placeholder);
+        assert_eq!(example_payload(None, "a.b", None).unwrap(), placeholder);
+        // An empty list is no examples, unless an index was asked for.
+        let empty = event_type(json!({"1": {"examples": []}}));
+        assert_eq!(example_payload(Some(&empty), "a.b", None).unwrap(), placeholder);
+        assert!(example_payload(Some(&empty), "a.b", Some(0)).is_err());
+    }
+
+    #[test]
+    fn an_example_that_is_not_an_object_is_refused() {
+        let et = event_type(json!({"1": {"examples": [[1, 2], {"n": 1}]}}));
+        let err = example_payload(Some(&et), "a.b", Some(0)).unwrap_err();
+        assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(example_payload(Some(&et), "a.b", Some(1)).unwrap(), json!({"n": 1}));
     }
 }

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -198,8 +198,15 @@ fn bad_datetime(name: &str, value: &str) -> ApiError {
     ApiError::invalid(&["query", name], format!("{value:?} is not an RFC 3339 datetime"))
 }
 
-/// RFC 3339; without an offset the time is UTC (as Svix reads it).
+/// RFC 3339; without an offset the time is UTC (as Svix reads it). Years
+/// are RFC 3339's four digits: `%Y` alone reads any signed year chrono can
+/// hold, and arithmetic near those limits panics, while PostgreSQL refuses
+/// years before 4713 BC.
 pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
+    parse_any_year(s).filter(|t| (1..=9999).contains(&t.year()))
+}
+
+fn parse_any_year(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }

@@ -185,7 +185,7 @@ pub async fn rotate_key(
     let tokens = state.clone();
     state
         .commit(idem, StatusCode::OK, move |tx| {
-            let rotated = tx.rotate_integration_key(&app.id, &id, now())?.ok_or(StoreError::NotFound)?;
+            let rotated = tx.rotate_integration_key(&app.id, &id, None, now())?.ok_or(StoreError::NotFound)?;
             Ok(key_of(&tokens, tx, &rotated)?)
         })
         .await

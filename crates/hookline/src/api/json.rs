@@ -89,18 +89,6 @@ pub fn object_only<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) 
     d.deserialize_option(Nullable(PhantomData))
 }
 
-/// Whether `s` is a URI (RFC 3986), as JSON Schema's `uri` format checks it.
-pub fn is_uri(s: &str) -> bool {
-    static URI: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
-    URI.get_or_init(|| {
-        jsonschema::options()
-            .should_validate_formats(true)
-            .build(&serde_json::json!({"format": "uri"}))
-            .expect("the uri format schema builds")
-    })
-    .is_valid(&serde_json::Value::String(s.to_string()))
-}
-
 /// Datetimes go out as RFC 3339 in UTC with milliseconds, like Svix.
 pub fn rfc3339(t: &Timestamp) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)

@@ -75,9 +75,10 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<
             match (&caller.scope, &caller.integration_key) {
                 // An integration's key reads back the same until its version
                 // moves on: logging it out rotates it, so the key shown next
-                // is a live one.
-                (Scope::App { app, .. }, Some((integration, _))) => {
-                    tx.rotate_integration_key(app, integration, crate::store::model::now())?;
+                // is a live one. Only from the caller's version: a key
+                // rotated since the caller authenticated is not the caller's.
+                (Scope::App { app, .. }, Some((integration, version))) => {
+                    tx.rotate_integration_key(app, integration, Some(*version), crate::store::model::now())?;
                 }
                 _ => tx.revoke_token(&digest, expires_at)?,
             }

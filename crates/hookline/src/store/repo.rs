@@ -150,18 +150,21 @@ pub trait DeliveryRepo {
         at: Option<Timestamp>,
         manual: bool,
     ) -> StoreResult<()>;
-    /// Deliveries to an endpoint in `status` that match the rest of
-    /// `filter` (its own status is not read), of messages in `range` that
-    /// still hold their payload (nothing else can be sent again), in
-    /// message id order, at most `limit`.
+    /// The message ids of an endpoint's deliveries in one of `statuses`
+    /// that match the rest of `filter` (its own status is not read), of
+    /// messages in `range` that still hold their payload (nothing else can
+    /// be sent again), in id order, at most `limit`. One statement, so one
+    /// snapshot: a delivery that changes status while it runs is seen once,
+    /// never missed and never twice (the dispatcher moves deliveries between
+    /// statuses concurrently on PostgreSQL).
     fn deliveries_to_resend(
         &mut self,
         endpoint_id: &str,
-        status: DeliveryStatus,
+        statuses: &[DeliveryStatus],
         range: &MessageRange<'_>,
         filter: &ResendFilter,
         limit: usize,
-    ) -> StoreResult<Vec<Delivery>>;
+    ) -> StoreResult<Vec<String>>;
     /// Messages of the app created in [since, until), with an id after
     /// `after` and no delivery to this endpoint, of the given event types
     /// (all when `None`), in id order, at most `limit`.
@@ -277,7 +280,15 @@ pub trait IntegrationRepo {
     fn update_integration(&mut self, integration: &Integration) -> StoreResult<()>;
     /// Moves to the next key version (the current key stops working); the
     /// integration after, or `None` when there is none.
-    fn rotate_integration_key(&mut self, app_id: &str, id: &str, now: Timestamp) -> StoreResult<Option<Integration>>;
+    /// Moves the key to its next version; with `from`, only if the key is
+    /// still at that version (a logout must not kill a key rotated since).
+    fn rotate_integration_key(
+        &mut self,
+        app_id: &str,
+        id: &str,
+        from: Option<i64>,
+        now: Timestamp,
+    ) -> StoreResult<Option<Integration>>;
     fn delete_integration(&mut self, app_id: &str, id: &str) -> StoreResult<()>;
 }
 

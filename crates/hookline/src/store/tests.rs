@@ -450,3 +450,33 @@ async fn a_patch_racing_an_auto_disable_does_not_enable_the_endpoint() {
         assert_eq!(ep.description, "patched", "{}", t.name);
     }
 }
+
+#[tokio::test]
+async fn a_key_rotation_from_a_version_moves_only_that_version() {
+    for t in stores().await {
+        let now = Utc::now();
+        let integration = Integration {
+            id: "integ_a".into(),
+            app_id: "app_i".into(),
+            name: "a".into(),
+            feature_flags: None,
+            key_version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        t.store
+            .write(move |tx| {
+                tx.insert_application(&app("app_i"))?;
+                tx.insert_integration(&integration)
+            })
+            .await
+            .unwrap();
+        let rotate = |from: Option<i64>| {
+            t.store.write(move |tx| tx.rotate_integration_key("app_i", "integ_a", from, Utc::now()))
+        };
+        assert_eq!(rotate(Some(1)).await.unwrap().map(|i| i.key_version), Some(2), "{}", t.name);
+        // A logout by a holder of version 1 after that rotation changes nothing.
+        assert_eq!(rotate(Some(1)).await.unwrap(), None, "{}", t.name);
+        assert_eq!(rotate(None).await.unwrap().map(|i| i.key_version), Some(3), "{}", t.name);
+    }
+}

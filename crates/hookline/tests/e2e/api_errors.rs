@@ -496,6 +496,9 @@ async fn bad_endpoint_url_is_unprocessable() {
         "example.com/hook",
         "mailto:a@b.c",
         "file:///etc/passwd",
+        "https://example.com/a b",
+        "https://example.com/\thook",
+        " https://example.com/hook",
     ] {
         let (status, body) = admin.post(&format!("/api/v1/app/{app}/endpoint"), &json!({"url": url})).await;
         assert_invalid_field(status, &body, "url");
@@ -506,6 +509,14 @@ async fn bad_endpoint_url_is_unprocessable() {
     }
     let (_, got) = admin.get(&ep_path).await;
     assert_eq!(got["url"], HOOK_URL);
+    // What Svix takes is taken, as written: brackets in a query, a Unicode
+    // host, an upper-case scheme (RFC 3986 refuses the first two).
+    for url in ["https://example.com/hook?filter[type]=a&x={y}", "https://bücher.example/hook", "HTTPS://example.com/"]
+    {
+        let (status, body) = admin.post(&format!("/api/v1/app/{app}/endpoint"), &json!({"url": url})).await;
+        assert_eq!(status, 201, "{url}: {body}");
+        assert_eq!(body["url"], url);
+    }
 }
 
 #[tokio::test]
@@ -593,6 +604,24 @@ async fn invalid_query_values_are_unprocessable() {
     }
     let (status, body) = server.admin().delete("/api/v1/event-type/x?expunge=sure").await;
     assert_invalid_field(status, &body, "expunge");
+    // Years past RFC 3339's four digits: arithmetic near chrono's limits
+    // panicked (a 500), and PostgreSQL refuses years before 4713 BC.
+    let ep = format!("/api/v1/app/{app}/endpoint/{}", f.endpoint);
+    for (path, field) in [
+        (format!("{ep}/attempt-stats?until=%2B262142-12-31T23:30:00"), "until"),
+        (format!("{ep}/attempt-stats?until=-262143-01-01T00:00:00"), "until"),
+        (format!("{ep}/stats/series?until=-262143-01-01"), "until"),
+        (format!("/api/v1/app/{app}/msg?before=-5000-01-01T00:00:00"), "before"),
+        (format!("/api/v1/app/{app}/msg?after=10000-01-01T00:00:00"), "after"),
+    ] {
+        let (status, body) = server.admin().get(&path).await;
+        assert_invalid_field(status, &body, field);
+    }
+    for op in ["recover", "replay-missing", "bulk-replay"] {
+        let (status, body) =
+            server.admin().post(&format!("{ep}/{op}"), &json!({"since": "-5000-01-01T00:00:00"})).await;
+        assert_invalid_field(status, &body, "since");
+    }
     // Datetimes without an offset are UTC and accepted.
     let (status, body) = server.admin().get(&format!("/api/v1/app/{app}/msg?before=2030-01-01T00:00:00")).await;
     assert_eq!(status, 200, "{body}");

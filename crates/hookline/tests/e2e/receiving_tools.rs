@@ -173,6 +173,21 @@ async fn catalog_import_is_idempotent_and_validates_payloads() {
         server.admin().post(&path, &json!({"eventType": "sync.complete", "payload": failed_without_reason})).await;
     assert_eq!(status, 422, "an ERROR result needs an error_message: {body}");
 
+    // send-example holds a payload of the caller's to the schema too; the
+    // schema's own example goes out.
+    let (status, ep) = server
+        .admin()
+        .post(&format!("/api/v1/app/{app}/endpoint"), &json!({"url": "https://receiver.example.invalid/hook"}))
+        .await;
+    assert_eq!(status, 201, "{ep}");
+    let send_example = format!("/api/v1/app/{app}/endpoint/{}/send-example", ep["id"].as_str().unwrap());
+    let (status, body) =
+        server.admin().post(&send_example, &json!({"eventType": "sync.complete", "payload": bad})).await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = server.admin().post(&send_example, &json!({"eventType": "sync.complete"})).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["payload"], example);
+
     // Types that did not opt in accept anything, as in Svix.
     let (status, _) = server.admin().post(&path, &json!({"eventType": "unregistered.type", "payload": {"x": 1}})).await;
     assert_eq!(status, 202);

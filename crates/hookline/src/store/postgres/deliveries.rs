@@ -1,7 +1,7 @@
 //! The API's side of deliveries: scheduling, recovery ranges, stats. The
 //! dispatcher's side is `dispatch_queue.rs`.
 
-use super::attempts::{delivery_row, push_status_code_class, DELIVERY_COLUMNS};
+use super::attempts::push_status_code_class;
 use super::sql::*;
 use super::PgTx;
 use crate::store::model::*;
@@ -87,34 +87,43 @@ impl DeliveryRepo for PgTx<'_, '_> {
     fn deliveries_to_resend(
         &mut self,
         endpoint_id: &str,
-        status: DeliveryStatus,
+        statuses: &[DeliveryStatus],
         range: &MessageRange<'_>,
         filter: &ResendFilter,
         limit: usize,
-    ) -> StoreResult<Vec<Delivery>> {
-        let columns = qualified(DELIVERY_COLUMNS, "d");
+    ) -> StoreResult<Vec<String>> {
         let (op, start, end) = range.ids();
+        // One ordered index walk per status, merged by the UNION ALL; one
+        // statement, so one snapshot even under READ COMMITTED.
         let mut params = Params::default();
-        let mut sql = format!(
-            "SELECT {columns} FROM delivery d JOIN message m ON m.id = d.msg_id
-             WHERE d.endpoint_id = {} AND d.status = {} AND d.msg_id {op} {} AND d.msg_id < {}
-             AND m.payload IS NOT NULL",
-            params.add(endpoint_id.to_string()),
-            params.add(status as i16),
-            params.add(start),
-            params.add(end),
-        );
-        if let Some(class) = filter.status_code_class {
-            sql.push_str(
-                " AND EXISTS (SELECT 1 FROM attempt a WHERE a.msg_id = d.msg_id AND a.endpoint_id = d.endpoint_id",
+        let mut branches = Vec::new();
+        for status in statuses {
+            let mut sql = format!(
+                "(SELECT d.msg_id FROM delivery d JOIN message m ON m.id = d.msg_id
+                 WHERE d.endpoint_id = {} AND d.status = {} AND d.msg_id {op} {} AND d.msg_id < {}
+                 AND m.payload IS NOT NULL",
+                params.add(endpoint_id.to_string()),
+                params.add(*status as i16),
+                params.add(start.clone()),
+                params.add(end.clone()),
             );
-            push_status_code_class(&mut sql, "a.response_status_code", class, &mut params);
-            sql.push(')');
+            if let Some(class) = filter.status_code_class {
+                sql.push_str(
+                    " AND EXISTS (SELECT 1 FROM attempt a WHERE a.msg_id = d.msg_id AND a.endpoint_id = d.endpoint_id",
+                );
+                push_status_code_class(&mut sql, "a.response_status_code", class, &mut params);
+                sql.push(')');
+            }
+            super::messages::push_content_match(&mut sql, "m", &filter.content(), &mut params);
+            sql.push_str(&format!(" ORDER BY d.msg_id LIMIT {})", params.add(limit as i64)));
+            branches.push(sql);
         }
-        super::messages::push_content_match(&mut sql, "m", &filter.content(), &mut params);
-        sql.push_str(&format!(" ORDER BY d.msg_id LIMIT {}", params.add(limit as i64)));
+        if branches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("{} ORDER BY msg_id LIMIT {}", branches.join(" UNION ALL "), params.add(limit as i64));
         let rows = self.query(&sql, &params.refs())?;
-        rows.iter().map(delivery_row).collect()
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     fn messages_missing_delivery(

@@ -54,13 +54,19 @@ impl IntegrationRepo for PgTx<'_, '_> {
         Ok(())
     }
 
-    fn rotate_integration_key(&mut self, app_id: &str, id: &str, now: Timestamp) -> StoreResult<Option<Integration>> {
+    fn rotate_integration_key(
+        &mut self,
+        app_id: &str,
+        id: &str,
+        from: Option<i64>,
+        now: Timestamp,
+    ) -> StoreResult<Option<Integration>> {
         self.query_opt(
             &format!(
                 "UPDATE integration SET key_version = key_version + 1, updated_at = $1
-                 WHERE app_id = $2 AND id = $3 RETURNING {COLUMNS}"
+                 WHERE app_id = $2 AND id = $3 AND ($4::BIGINT IS NULL OR key_version = $4) RETURNING {COLUMNS}"
             ),
-            &[&now, &app_id, &id],
+            &[&now, &app_id, &id, &from],
         )?
         .map(|r| row(&r))
         .transpose()

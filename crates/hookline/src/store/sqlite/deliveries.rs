@@ -4,7 +4,7 @@
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection};
 
-use super::attempts::{delivery_row, push_status_code_class, DELIVERY_COLUMNS};
+use super::attempts::push_status_code_class;
 use super::sql::*;
 use super::{backend, SqliteTx};
 use crate::store::model::*;
@@ -72,31 +72,45 @@ impl DeliveryRepo for SqliteTx<'_> {
     fn deliveries_to_resend(
         &mut self,
         endpoint_id: &str,
-        status: DeliveryStatus,
+        statuses: &[DeliveryStatus],
         range: &MessageRange<'_>,
         filter: &ResendFilter,
         limit: usize,
-    ) -> StoreResult<Vec<Delivery>> {
-        let columns = qualified(DELIVERY_COLUMNS, "d");
+    ) -> StoreResult<Vec<String>> {
         let (op, start, end) = range.ids();
-        let mut sql = format!(
-            "SELECT {columns} FROM delivery d JOIN message m ON m.id = d.msg_id
-             WHERE d.endpoint_id = ? AND d.status = ? AND d.msg_id {op} ? AND d.msg_id < ? AND m.payload IS NOT NULL"
-        );
-        let mut values: Vec<SqlValue> =
-            vec![endpoint_id.to_string().into(), (status as i64).into(), start.into(), end.into()];
-        if let Some(class) = filter.status_code_class {
-            sql.push_str(
-                " AND EXISTS (SELECT 1 FROM attempt a WHERE a.msg_id = d.msg_id AND a.endpoint_id = d.endpoint_id",
+        // One ordered index walk per status, merged by the compound SELECT.
+        let mut branches = Vec::new();
+        let mut values: Vec<SqlValue> = Vec::new();
+        for status in statuses {
+            let mut sql = format!(
+                "SELECT msg_id FROM (SELECT d.msg_id FROM delivery d JOIN message m ON m.id = d.msg_id
+                 WHERE d.endpoint_id = ? AND d.status = ? AND d.msg_id {op} ? AND d.msg_id < ? AND m.payload IS NOT NULL"
             );
-            push_status_code_class(&mut sql, "a.response_status_code", class, &mut values);
-            sql.push(')');
+            values.extend([
+                endpoint_id.to_string().into(),
+                (*status as i64).into(),
+                start.clone().into(),
+                end.clone().into(),
+            ]);
+            if let Some(class) = filter.status_code_class {
+                sql.push_str(
+                    " AND EXISTS (SELECT 1 FROM attempt a WHERE a.msg_id = d.msg_id AND a.endpoint_id = d.endpoint_id",
+                );
+                push_status_code_class(&mut sql, "a.response_status_code", class, &mut values);
+                sql.push(')');
+            }
+            super::messages::push_content_match(&mut sql, "m", &filter.content(), &mut values);
+            sql.push_str(" ORDER BY d.msg_id LIMIT ?)");
+            values.push((limit as i64).into());
+            branches.push(sql);
         }
-        super::messages::push_content_match(&mut sql, "m", &filter.content(), &mut values);
-        sql.push_str(" ORDER BY d.msg_id LIMIT ?");
+        if branches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("{} ORDER BY msg_id LIMIT ?", branches.join(" UNION ALL "));
         values.push((limit as i64).into());
         let mut stmt = self.conn.prepare_cached(&sql).map_err(backend)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(values), delivery_row).map_err(backend)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(values), |r| r.get(0)).map_err(backend)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
     }
 

@@ -65,13 +65,19 @@ impl IntegrationRepo for SqliteTx<'_> {
         Ok(())
     }
 
-    fn rotate_integration_key(&mut self, app_id: &str, id: &str, now: Timestamp) -> StoreResult<Option<Integration>> {
+    fn rotate_integration_key(
+        &mut self,
+        app_id: &str,
+        id: &str,
+        from: Option<i64>,
+        now: Timestamp,
+    ) -> StoreResult<Option<Integration>> {
         self.conn
             .prepare_cached(&format!(
                 "UPDATE integration SET key_version = key_version + 1, updated_at = ?
-                 WHERE app_id = ? AND id = ? RETURNING {COLUMNS}"
+                 WHERE app_id = ? AND id = ? AND (?4 IS NULL OR key_version = ?4) RETURNING {COLUMNS}"
             ))
-            .and_then(|mut s| s.query_row(params![ms(&now), app_id, id], row).optional())
+            .and_then(|mut s| s.query_row(params![ms(&now), app_id, id, from], row).optional())
             .map_err(backend)
     }
 
