@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::error::{Context, Error, Result};
 use crate::load::{exchange, HttpClient, MakeRequest};
-use crate::payload::message_requests;
+use crate::payload::{message_requests, sized_message_requests};
 
 pub struct HooklineApi {
     client: HttpClient,
@@ -48,6 +48,11 @@ impl HooklineApi {
     /// The requests that create messages of `app` (see [`message_requests`]).
     pub fn messages(&self, app: &str, tag: &str) -> MakeRequest {
         message_requests(&self.nodes, &self.token, app, tag)
+    }
+
+    /// [`messages`](Self::messages) with payloads of `bytes`.
+    pub fn sized_messages(&self, app: &str, tag: &str, bytes: usize) -> MakeRequest {
+        sized_message_requests(&self.nodes, &self.token, app, tag, bytes)
     }
 
     async fn call(&self, method: Method, path: &str, body: Value) -> Result<Value> {

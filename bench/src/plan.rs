@@ -18,6 +18,11 @@ pub struct Sizes {
     pub ingest_messages: usize,
     pub e2e_messages: usize,
     pub fan_out: usize,
+    /// Payload sizes of the payload scenario, bytes of JSON text.
+    pub payload_sizes: Vec<usize>,
+    /// Payload bytes the payload scenario sends at each size (at least
+    /// `ingest_messages / 10` messages, at most `ingest_messages`).
+    pub payload_volume: usize,
     /// Offered rates of the latency scenario, messages a second.
     pub rates: Vec<u32>,
     pub rate_duration: Duration,
@@ -39,6 +44,8 @@ impl Sizes {
             ingest_messages: 50_000,
             e2e_messages: 50_000,
             fan_out: 10,
+            payload_sizes: vec![256, 16_384, 65_536],
+            payload_volume: 256 << 20,
             rates: vec![1_000, 5_000],
             rate_duration: Duration::from_secs(20),
             backlog: backlog.unwrap_or(1_000_000),
@@ -56,6 +63,8 @@ impl Sizes {
             ingest_messages: 300,
             e2e_messages: 100,
             fan_out: 10,
+            payload_sizes: vec![256, 16_384],
+            payload_volume: 1 << 20,
             rates: vec![50, 200],
             rate_duration: Duration::from_secs(1),
             backlog: backlog.unwrap_or(300),
@@ -72,6 +81,8 @@ impl Sizes {
             "ingest_messages": self.ingest_messages,
             "e2e_messages": self.e2e_messages,
             "fan_out": self.fan_out,
+            "payload_sizes": self.payload_sizes,
+            "payload_volume": self.payload_volume,
             "latency_rates": self.rates,
             "latency_seconds": self.rate_duration.as_secs_f64(),
             "open_loop_max_in_flight": OPEN_LOOP_MAX_IN_FLIGHT,

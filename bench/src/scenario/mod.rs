@@ -8,6 +8,7 @@ mod idle;
 mod ingest;
 mod latency;
 mod neighbour;
+mod payload;
 mod setup;
 
 use crate::error::Result;
@@ -20,6 +21,8 @@ pub enum Scenario {
     Ingest,
     /// Messages delivered to 1 endpoint and to 10 (fan-out).
     E2e,
+    /// Ingest at other payload sizes than 1 KB: how the figures grow.
+    Payload,
     /// Fixed offered rates, open loop: accept→receive percentiles.
     Latency,
     /// A throttled endpoint's backlog built up, then drained.
@@ -31,13 +34,21 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] =
-        [Scenario::Ingest, Scenario::E2e, Scenario::Latency, Scenario::Backlog, Scenario::Neighbour, Scenario::Idle];
+    pub const ALL: [Scenario; 7] = [
+        Scenario::Ingest,
+        Scenario::E2e,
+        Scenario::Payload,
+        Scenario::Latency,
+        Scenario::Backlog,
+        Scenario::Neighbour,
+        Scenario::Idle,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Ingest => "ingest",
             Scenario::E2e => "e2e",
+            Scenario::Payload => "payload",
             Scenario::Latency => "latency",
             Scenario::Backlog => "backlog",
             Scenario::Neighbour => "neighbour",
@@ -49,6 +60,7 @@ impl Scenario {
         match self {
             Scenario::Ingest => ingest::run(bench).await,
             Scenario::E2e => e2e::run(bench).await,
+            Scenario::Payload => payload::run(bench).await,
             Scenario::Latency => latency::run(bench).await,
             Scenario::Backlog => backlog::run(bench).await,
             Scenario::Neighbour => neighbour::run(bench).await,

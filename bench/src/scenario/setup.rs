@@ -46,6 +46,11 @@ impl Setup {
     pub fn messages(&self, tag: &str) -> MakeRequest {
         self.api.messages(&self.app, &format!("{tag}-{:08x}", rand::random::<u32>()))
     }
+
+    /// [`messages`](Self::messages) with payloads of `bytes`.
+    pub fn sized_messages(&self, tag: &str, bytes: usize) -> MakeRequest {
+        self.api.sized_messages(&self.app, &format!("{tag}-{:08x}", rand::random::<u32>()), bytes)
+    }
 }
 
 /// For each first arrival of a message at an endpoint `endpoints` selects,
