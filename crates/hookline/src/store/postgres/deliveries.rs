@@ -121,7 +121,11 @@ impl DeliveryRepo for PgTx<'_, '_> {
         if branches.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!("{} ORDER BY msg_id LIMIT {}", branches.join(" UNION ALL "), params.add(limit as i64));
+        let sql = format!(
+            "SELECT msg_id FROM ({}) merged ORDER BY msg_id LIMIT {}",
+            branches.join(" UNION ALL "),
+            params.add(limit as i64)
+        );
         let rows = self.query(&sql, &params.refs())?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }

@@ -249,13 +249,16 @@ impl<'t, 'c> PgTx<'t, 'c> {
 /// Sorts a driver error into what the store reports and whether the
 /// transaction may be run again.
 fn classify(e: postgres::Error) -> (Option<Failure>, StoreError) {
+    // The error's own Display is only "db error"; the server's message is
+    // what an operator needs in the log.
+    let text = e.as_db_error().map_or_else(|| e.to_string(), |db| db.to_string());
     if let Some(code) = e.code() {
         let retry = [SqlState::T_R_SERIALIZATION_FAILURE, SqlState::T_R_DEADLOCK_DETECTED];
         let lost = [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW];
         return if retry.contains(code) {
-            (Some(Failure::Retry), StoreError::Backend(format!("transaction lost a race: {e}")))
+            (Some(Failure::Retry), StoreError::Backend(format!("transaction lost a race: {text}")))
         } else if lost.contains(code) {
-            (Some(Failure::Lost), StoreError::Unavailable(e.to_string()))
+            (Some(Failure::Lost), StoreError::Unavailable(text))
         } else if *code == SqlState::CHARACTER_NOT_IN_REPERTOIRE || *code == SqlState::UNTRANSLATABLE_CHARACTER {
             (None, StoreError::Invalid("text must not contain NUL characters"))
         } else if *code == SqlState::FOREIGN_KEY_VIOLATION {
@@ -263,11 +266,11 @@ fn classify(e: postgres::Error) -> (Option<Failure>, StoreError) {
         } else if *code == SqlState::UNIQUE_VIOLATION {
             (None, StoreError::Conflict("a row with this key"))
         } else {
-            (None, StoreError::Backend(e.to_string()))
+            (None, StoreError::Backend(text))
         };
     }
     // No SQL state: the connection failed (closed, I/O, timeout).
-    (Some(Failure::Lost), StoreError::Unavailable(e.to_string()))
+    (Some(Failure::Lost), StoreError::Unavailable(text))
 }
 
 /// Endpoints whose deliveries a transaction made due, and when (`None`: now).
