@@ -49,8 +49,10 @@ const RESERVED_FOR_IDLE_ENDPOINTS: usize = 128;
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Shortest time between two claims that were not saturated: a burst of
 /// wake-ups (one per committed message) makes one claim of several
-/// deliveries instead of one claim each.
-const MIN_CLAIM_INTERVAL: Duration = Duration::from_millis(2);
+/// deliveries instead of one claim each. Every delivery waits half of it on
+/// average: at 2 ms, accept→receive at 1 000 messages/s was p50 3.36 ms and
+/// p99 8.33 ms; at 0.5 ms 2.20 and 6.10 ms, with no more CPU per delivery.
+const MIN_CLAIM_INTERVAL: Duration = Duration::from_micros(500);
 /// Longest wait between two tries to record outcomes.
 const MAX_RECORD_BACKOFF: Duration = Duration::from_secs(5);
 /// Most outcomes recorded in one store call.
