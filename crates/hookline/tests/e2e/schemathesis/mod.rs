@@ -136,6 +136,10 @@ async fn run(server: &TestServer, token: &str, app_id: Option<&str>, excluded: &
         .args(["--checks", "all"])
         .args(["--exclude-checks", &excluded_checks])
         .args(["--max-time", &seconds])
+        // PostgreSQL cannot store NUL in text: on that store Hookline
+        // answers such a string with a 422, which the generator would count
+        // as a schema-valid request refused.
+        .args(["--generation-allow-x00", "false"])
         .args(if seed == "random" { vec![] } else { vec!["--seed", &seed] })
         // A loaded machine must not turn "slow" into a failure.
         .args(["--suppress-health-check", "all"])
