@@ -26,6 +26,12 @@ pub struct Measured {
     pub compared_with: Vec<Key>,
 }
 
+impl std::fmt::Display for Measured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {} {}", self.key.scenario, self.key.figure, crate::report::number(self.value), self.unit)
+    }
+}
+
 impl Measured {
     pub fn new(scenario: &str, figure: impl Into<String>, unit: &'static str, value: f64) -> Measured {
         Measured { key: Key::new(scenario, figure), unit, value, compared_with: Vec::new() }

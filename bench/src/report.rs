@@ -144,7 +144,7 @@ fn finite(v: f64) -> Value {
 }
 
 /// A value with precision that suits its size; thousands grouped by spaces.
-fn number(v: f64) -> String {
+pub fn number(v: f64) -> String {
     if !v.is_finite() {
         return "-".into();
     }

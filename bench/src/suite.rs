@@ -3,9 +3,9 @@
 //! written as JSON with the machine and settings.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::ceiling::{self, store::sqlite_durability};
 use crate::cli::{Backend, RunArgs};
@@ -88,6 +88,21 @@ pub async fn run(args: RunArgs) -> Result<()> {
         servers: ServerSpec { hookline: hookline.clone(), store, nodes, work_dir },
         client: load::client(),
     };
+    let report = Report {
+        out,
+        machine: machine.to_json(),
+        settings: json!({
+            "hookline": hookline.display().to_string(),
+            "backend": backend,
+            "nodes": nodes,
+            "runs": runs,
+            "smoke": args.smoke,
+            "scenarios": scenarios.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            "durability": durability,
+            "default_rate_limit": DEFAULT_RATE_LIMIT,
+            "sizes": bench.sizes.to_json(),
+        }),
+    };
     let started = Instant::now();
     let mut results = Results::default();
     for run in 1..=runs {
@@ -99,10 +114,13 @@ pub async fn run(args: RunArgs) -> Result<()> {
         for &scenario in &scenarios {
             let part_started = Instant::now();
             let figures = scenario.run(&bench).await.context(format!("run {run}: scenario {}", scenario.name()))?;
+            eprintln!("run {run}/{runs}: {} {:.1} s", scenario.name(), part_started.elapsed().as_secs_f64());
             for figure in figures {
+                eprintln!("    {figure}");
                 results.add(figure);
             }
-            eprintln!("run {run}/{runs}: {} {:.1} s", scenario.name(), part_started.elapsed().as_secs_f64());
+            // A run cut off later (a timeout, a failure) keeps what it measured.
+            report.write(&results, started.elapsed(), false)?;
         }
     }
     let elapsed = started.elapsed();
@@ -113,36 +131,42 @@ pub async fn run(args: RunArgs) -> Result<()> {
          times the floor"
     );
     println!();
-
-    let report = json!({
-        "generated_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "seconds": elapsed.as_secs_f64(),
-        "machine": machine.to_json(),
-        "settings": {
-            "hookline": hookline.display().to_string(),
-            "backend": backend,
-            "nodes": nodes,
-            "runs": runs,
-            "smoke": args.smoke,
-            "scenarios": scenarios.iter().map(|s| s.name()).collect::<Vec<_>>(),
-            "durability": durability,
-            "default_rate_limit": DEFAULT_RATE_LIMIT,
-            "sizes": bench.sizes.to_json(),
-        },
-        "figures": results.to_json(),
-    });
-    if let Some(dir) = out.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).context(dir.display())?;
-    }
-    let text = serde_json::to_string_pretty(&report).context("the JSON report")?;
-    std::fs::write(&out, text + "\n").context(out.display())?;
+    report.write(&results, elapsed, true)?;
     println!(
         "{} in {:.1} s; JSON in {}",
         if args.smoke { "smoke run" } else { "benchmark" },
         elapsed.as_secs_f64(),
-        out.display()
+        report.out.display()
     );
     Ok(())
+}
+
+/// The JSON file, rewritten after every scenario.
+struct Report {
+    out: PathBuf,
+    machine: Value,
+    settings: Value,
+}
+
+impl Report {
+    fn write(&self, results: &Results, elapsed: Duration, complete: bool) -> Result<()> {
+        let report = json!({
+            "generated_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "complete": complete,
+            "seconds": elapsed.as_secs_f64(),
+            "machine": self.machine,
+            "settings": self.settings,
+            "figures": results.to_json(),
+        });
+        if let Some(dir) = self.out.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).context(dir.display())?;
+        }
+        let text = serde_json::to_string_pretty(&report).context("the JSON report")?;
+        // Written beside and renamed, so a reader never sees half a file.
+        let partial = self.out.with_extension("json.partial");
+        std::fs::write(&partial, text + "\n").context(partial.display())?;
+        std::fs::rename(&partial, &self.out).context(self.out.display())
+    }
 }
 
 /// `target/bench/[smoke-]<backend>-<N>node-<UTC time>.json`, beside the

@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 use super::{Access, AppState};
 use crate::auth::{Caller, Capabilities, Scope};
+use crate::ids::IdKind;
 use crate::store::model::Application;
 use crate::store::AppTokenFacts;
 
@@ -103,21 +104,52 @@ async fn authorize(state: &AppState, access: Access, path: &RawPathParams, req: 
     let may_create = matches!(access, Access::AppOrCreate | Access::AdminAppOrCreate);
     if matches!(access, Access::App(_) | Access::AdminApp) || may_create {
         let key = path.iter().find(|(name, _)| *name == "app_id").map(|(_, v)| v.to_string()).unwrap_or_default();
-        match resolve_app(state, &caller, key.clone()).await {
-            Ok(app) => {
-                req.extensions.insert(ScopedApp(app));
+        if access == Access::AppOrCreate && reaches_by_id(&caller, &key) {
+            req.extensions.insert(UnverifiedApp(key));
+        } else {
+            match resolve_target(state, &caller, key, may_create).await? {
+                AppTarget::Existing(app) => {
+                    req.extensions.insert(ScopedApp(app));
+                }
+                target => {
+                    req.extensions.insert(target);
+                }
             }
-            // Only the platform may create an application on the fly.
-            Err(e) if may_create && caller.is_admin() && e.status == StatusCode::NOT_FOUND => {
-                req.extensions.insert(AppTarget::Missing(key));
-            }
-            Err(e) => return Err(e),
         }
     } else if let Scope::App { app, .. } = &caller.scope {
         require_live_app(state, app.clone()).await?;
     }
     req.extensions.insert(caller);
     Ok(())
+}
+
+/// Whether `key` is an application id this caller may send to, were it to
+/// exist: ids never change hands, so the message's own transaction can check
+/// that it exists (its foreign key), and a message costs no read before it.
+fn reaches_by_id(caller: &Caller, key: &str) -> bool {
+    if !IdKind::Application.matches(key) || key == crate::operational::APP_ID {
+        return false;
+    }
+    match &caller.scope {
+        Scope::Admin => true,
+        Scope::App { app, .. } => app == key,
+    }
+}
+
+/// The application a message is sent to, read from the store: for the
+/// access check, and for a message whose unverified id named no application.
+pub async fn resolve_target(
+    state: &AppState,
+    caller: &Caller,
+    key: String,
+    may_create: bool,
+) -> Result<AppTarget, ApiError> {
+    match resolve_app(state, caller, key.clone()).await {
+        Ok(app) => Ok(AppTarget::Existing(app)),
+        // Only the platform may create an application on the fly.
+        Err(e) if may_create && caller.is_admin() && e.status == StatusCode::NOT_FOUND => Ok(AppTarget::Missing(key)),
+        Err(e) => Err(e),
+    }
 }
 
 /// The application in the path, if the caller may reach it. A token of an
@@ -189,6 +221,29 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ScopedApp {
 pub enum AppTarget {
     Existing(Application),
     Missing(String),
+}
+
+/// An application id the caller may reach if it exists, not read yet (see
+/// `reaches_by_id`); only message creation takes it.
+#[derive(Clone, Debug)]
+struct UnverifiedApp(String);
+
+/// Where a message goes: an application the access check read, or an id
+/// the message's transaction checks.
+pub enum MessageTarget {
+    Resolved(AppTarget),
+    Unverified(String),
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for MessageTarget {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        if let Some(UnverifiedApp(id)) = parts.extensions.get::<UnverifiedApp>() {
+            return Ok(MessageTarget::Unverified(id.clone()));
+        }
+        AppTarget::from_request_parts(parts, state).await.map(MessageTarget::Resolved)
+    }
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AppTarget {

@@ -1,8 +1,8 @@
 //! Message creation in batches: every request validated while a batch was
 //! being written joins the next one, and a batch is one transaction of a
-//! few multi-row statements (look up keys, claim keys, event types, insert
-//! messages, fan-out targets, insert deliveries, record answers) whatever
-//! its size. The embedded store commits many closures at once anyway; on
+//! few multi-row statements (look up keys, claim keys, applications, event
+//! types, insert messages, fan-out targets, insert deliveries, record
+//! answers) whatever its size. The embedded store commits many closures at once anyway; on
 //! PostgreSQL this is what keeps the cost per message to a fraction of a
 //! round trip.
 //!
@@ -146,6 +146,16 @@ pub fn write_batch(tx: &mut dyn Tx, drafts: &[Draft], cipher: &SecretCipher) -> 
             outcomes[i] = Some(Ok(Written::Replay(previous.clone())));
         } else if !claimed.contains(key) || !mine.insert(key.as_slice()) {
             outcomes[i] = Some(Ok(Written::KeyBusy));
+        }
+    }
+
+    // Applications deleted since the request was checked, or ids no
+    // application has (message creation checks an id here, not before).
+    let app_ids: Vec<String> = unique(live(drafts, &outcomes).map(|(_, d)| d.message.app_id.clone()));
+    let apps = tx.existing_application_ids(&app_ids)?;
+    for (i, draft) in drafts.iter().enumerate() {
+        if outcomes[i].is_none() && !apps.contains(&draft.message.app_id) {
+            outcomes[i] = Some(Err(ApiError::not_found()));
         }
     }
 

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::access::AppTarget;
+use super::access::{resolve_target, AppTarget, MessageTarget};
 use super::applications::{ApplicationIn, ListOut};
 use super::error::{ApiError, ApiResult, Validation};
 use super::extract::{parse_datetime, JsonBody, QueryParams};
@@ -18,6 +18,7 @@ use super::idempotency::{replay, Idem};
 use super::json::{check_channels, opt_ts, ts};
 use super::message_writer::{write_batch, Draft, Written};
 use super::AppState;
+use crate::auth::Caller;
 use crate::ids::{is_valid_uid, IdKind};
 use crate::store::model::{Application, Message, Timestamp};
 use crate::store::page::Order;
@@ -214,7 +215,8 @@ const KEY_BUSY_TRIES: u32 = 20;
 
 pub async fn create(
     State(state): State<AppState>,
-    target: AppTarget,
+    caller: Caller,
+    mut target: MessageTarget,
     q: QueryParams,
     idem: Idem,
     JsonBody(input): JsonBody<MessageIn>,
@@ -245,25 +247,7 @@ pub async fn create(
     };
     let store_started = crate::ops::trace::now();
     for tries in 1..=KEY_BUSY_TRIES {
-        let written = match &target {
-            AppTarget::Existing(app) => {
-                let mut draft = draft.clone();
-                draft.message.app_id = app.id.clone();
-                state.messages.write(draft).await?
-            }
-            AppTarget::Missing(uid) => {
-                let (uid, application, draft, cipher) =
-                    (uid.clone(), input.application.clone(), draft.clone(), state.cipher.clone());
-                state
-                    .store
-                    .write(move |tx| {
-                        let mut draft = draft.clone();
-                        draft.message.app_id = create_inline_app(tx, &uid, application.clone())?;
-                        Ok::<_, ApiError>(write_batch(tx, &[draft], &cipher)?.remove(0))
-                    })
-                    .await??
-            }
-        };
+        let written = write_draft(&state, &caller, &mut target, &draft, &input.application).await?;
         match written {
             Written::Created(body, registered) => {
                 idem.mark_recorded();
@@ -297,6 +281,53 @@ pub async fn create(
         }
     }
     Err(ApiError::conflict("another request with this idempotency key is still being processed; retry"))
+}
+
+/// Writes the draft into the target application. An unverified id that
+/// names no application is then read as the access check would have read
+/// it: 404, 401 for a token whose own application is gone, or an
+/// application created from `application`.
+async fn write_draft(
+    state: &AppState,
+    caller: &Caller,
+    target: &mut MessageTarget,
+    draft: &Draft,
+    application: &Option<ApplicationIn>,
+) -> ApiResult<Written> {
+    let app = match target {
+        MessageTarget::Resolved(app) => app.clone(),
+        MessageTarget::Unverified(id) => {
+            let id = id.clone();
+            let mut draft = draft.clone();
+            draft.message.app_id = id.clone();
+            match state.messages.write(draft).await {
+                Err(e) if e.status == StatusCode::NOT_FOUND => {
+                    let app = resolve_target(state, caller, id, true).await?;
+                    *target = MessageTarget::Resolved(app.clone());
+                    app
+                }
+                written => return written,
+            }
+        }
+    };
+    match app {
+        AppTarget::Existing(app) => {
+            let mut draft = draft.clone();
+            draft.message.app_id = app.id.clone();
+            state.messages.write(draft).await
+        }
+        AppTarget::Missing(uid) => {
+            let (application, draft, cipher) = (application.clone(), draft.clone(), state.cipher.clone());
+            state
+                .store
+                .write(move |tx| {
+                    let mut draft = draft.clone();
+                    draft.message.app_id = create_inline_app(tx, &uid, application.clone())?;
+                    Ok::<_, ApiError>(write_batch(tx, &[draft], &cipher)?.remove(0))
+                })
+                .await?
+        }
+    }
 }
 
 /// The root of the message's trace (`accept`, from the handler to the

@@ -263,6 +263,11 @@ async fn token_of_a_deleted_application_is_refused() {
         let (status, body) = server.api(&token).get(&path).await;
         assert_error(status, &body, 401);
     }
+    // Sending checks the application in the message's own transaction: the
+    // answer is the same.
+    let (status, body) =
+        server.api(&token).post(&format!("/api/v1/app/{}/msg", a.app), &json!({"eventType": "a", "payload": {}})).await;
+    assert_error(status, &body, 401);
 }
 
 #[tokio::test]

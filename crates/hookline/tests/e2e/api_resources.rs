@@ -101,6 +101,49 @@ async fn application_crud_by_id_and_by_uid() {
 }
 
 #[tokio::test]
+async fn a_message_to_an_application_id_that_names_none_is_404_alone() {
+    let server = TestServer::start().await;
+    let live = str_of(&server.create_app("Live", None).await, "id").to_string();
+    let gone = str_of(&server.create_app("Gone", Some("gone")).await, "id").to_string();
+    let (status, _) = server.admin().delete(&format!("/api/v1/app/{gone}")).await;
+    assert_eq!(status, 204);
+    // An id that never existed, well formed (it is checked in the message's
+    // own transaction, not read before).
+    let never = format!("app_{}", "0".repeat(gone.len() - 4));
+
+    // Sent together, so that the writer batches them: the messages to no
+    // application fail alone.
+    let admin = server.admin();
+    let sends = (0..24).map(|i| {
+        let app = [&live, &gone, &never][i % 3].clone();
+        let admin = &admin;
+        async move {
+            let body = json!({"eventType": "a", "payload": {"n": i}});
+            (app.clone(), admin.post(&format!("/api/v1/app/{app}/msg"), &body).await)
+        }
+    });
+    for (app, (status, body)) in futures_util::future::join_all(sends).await {
+        if app == live {
+            assert_eq!(status, 202, "{body}");
+        } else {
+            assert_error(status, &body, 404);
+        }
+    }
+    let (_, list) = admin.get(&format!("/api/v1/app/{live}/msg")).await;
+    assert_eq!(list_data(&list).len(), 8, "{list}");
+
+    // An id is never a uid to create an application from, whatever the body says.
+    let with_app = json!({"eventType": "a", "payload": {}, "application": {"name": "New"}});
+    let (status, body) = admin.post(&format!("/api/v1/app/{never}/msg"), &with_app).await;
+    assert_error(status, &body, 404);
+    // A uid is still created from the inline application.
+    let (status, body) = admin.post("/api/v1/app/fresh-uid/msg", &with_app).await;
+    assert_eq!(status, 202, "{body}");
+    let (status, app) = admin.get("/api/v1/app/fresh-uid").await;
+    assert_eq!((status, &app["name"]), (200, &json!("New")), "{app}");
+}
+
+#[tokio::test]
 async fn duplicate_app_uid_is_conflict_unless_get_if_exists() {
     let server = TestServer::start().await;
     let admin = server.admin();

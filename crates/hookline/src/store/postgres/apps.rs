@@ -1,3 +1,5 @@
+use std::collections::HashSet;
+
 use postgres::Row;
 
 use super::sql::*;
@@ -51,6 +53,13 @@ impl ApplicationRepo for PgTx<'_, '_> {
         self.query_opt(&format!("SELECT {COLUMNS} FROM application WHERE id = $1 FOR UPDATE"), &[&id])?
             .map(|r| row(&r))
             .transpose()
+    }
+
+    fn existing_application_ids(&mut self, ids: &[String]) -> StoreResult<HashSet<String>> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        self.query("SELECT id FROM application WHERE id = ANY($1)", &[&ids])?.iter().map(|r| col(r, 0)).collect()
     }
 
     fn list_applications(&mut self, query: &ListQuery) -> StoreResult<Page<Application>> {

@@ -1,3 +1,5 @@
+use std::collections::HashSet;
+
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::sql::*;
@@ -54,6 +56,19 @@ impl ApplicationRepo for SqliteTx<'_> {
             .prepare_cached(&format!("SELECT {COLUMNS} FROM application WHERE id = ?"))
             .and_then(|mut s| s.query_row([id], row).optional())
             .map_err(backend)
+    }
+
+    fn existing_application_ids(&mut self, ids: &[String]) -> StoreResult<HashSet<String>> {
+        // By primary key, one at a time: on the writer thread each is a
+        // B-tree descent, cheaper than building an array to join.
+        let mut stmt = self.conn.prepare_cached("SELECT 1 FROM application WHERE id = ?").map_err(backend)?;
+        let mut found = HashSet::new();
+        for id in ids {
+            if stmt.exists([id]).map_err(backend)? {
+                found.insert(id.clone());
+            }
+        }
+        Ok(found)
     }
 
     fn list_applications(&mut self, query: &ListQuery) -> StoreResult<Page<Application>> {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OptionalExtension};
 
-use super::{backend, open_connection, schema};
+use super::{backend, open_connection, schema, Role};
 use crate::store::StoreError;
 
 /// What a backup wrote.
@@ -30,7 +30,7 @@ pub struct BackupReport {
 
 /// Copies the database at `source` into `dest` (a new file).
 pub fn copy(source: &Path, dest: &Path) -> Result<BackupReport, StoreError> {
-    let src = open_connection(source, true)?;
+    let src = open_connection(source, Role::Reader)?;
     let mut dst = Connection::open(dest).map_err(|e| StoreError::Backend(format!("{}: {e}", dest.display())))?;
     {
         let backup = Backup::new(&src, &mut dst).map_err(backend)?;

@@ -4,8 +4,9 @@
 //! while one batch waits for its fsync, the next fills up, so a thousand
 //! concurrent API requests cost a handful of fsyncs, not a thousand. Each job
 //! in a batch runs inside its own SAVEPOINT, so one job's error undoes that
-//! job alone. Nobody is answered before the COMMIT that holds their work is
-//! on disk (`synchronous=FULL`). Reads use a pool of read-only connections,
+//! job alone. No API request is answered before the COMMIT that holds its
+//! work is on disk (`synchronous=FULL`); the dispatcher's own transactions
+//! skip the fsync (see `Commit`). Reads use a pool of read-only connections,
 //! which WAL lets run beside the writer.
 
 mod apps;
@@ -30,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 
 use super::queue::{self, AttemptOutcome, ClaimRequest, Claimed, LeaseRef, NextStep, Purged, Recorded};
 use super::{SchemaState, StoreError, StoreResult, Tx};
@@ -43,7 +44,17 @@ pub const DB_FILE: &str = "hookline.db";
 
 /// Largest number of jobs committed in one transaction.
 const MAX_BATCH: usize = 512;
+/// Reading connections open at once. Reads wait for a free one rather than
+/// open more: each connection holds its own page cache, and a burst of
+/// connections would keep the memory they touched.
 const READ_POOL_SIZE: usize = 8;
+/// Page cache of the writer, in KiB. The writer walks the delivery queue's
+/// indexes for every claim and outcome, so its cache carries the drain rate.
+const WRITER_CACHE_KIB: i64 = 16_000;
+/// Page cache of each reader, in KiB. Readers fetch small rows by key; the
+/// OS page cache serves them nearly as well, and eight large private caches
+/// made RSS grow with the size of the database (docs/performance.md).
+const READER_CACHE_KIB: i64 = 2_000;
 
 /// A transaction as the repository traits see it.
 pub struct SqliteTx<'c> {
@@ -62,7 +73,31 @@ impl<'c> SqliteTx<'c> {
 /// A job runs inside the open transaction (or, given `None`, is refused
 /// without running) and hands back what to do once the COMMIT is known to
 /// have succeeded or failed.
-type Job = Box<dyn FnOnce(Option<&Connection>) -> Box<dyn FnOnce(Result<(), StoreError>) + Send> + Send>;
+struct Job {
+    run: Run,
+    commit: Commit,
+}
+
+type Run = Box<dyn FnOnce(Option<&Connection>) -> Finish + Send>;
+/// What a job does once its batch's COMMIT succeeded or failed.
+type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// How the COMMIT of a job's work must reach the disk.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Commit {
+    /// Synced before anyone is answered (`synchronous = FULL`): every API
+    /// write.
+    Durable,
+    /// The dispatcher's own work (claims, lease renewals, outcomes), written
+    /// to the WAL without waiting for fsync (`synchronous = NORMAL`), as the
+    /// PostgreSQL store runs it with `synchronous_commit = off`. A process
+    /// killed at any instant loses nothing (the OS holds the write); a power
+    /// cut may undo the last of these commits, and that only repeats a
+    /// delivery, which at-least-once allows: start-up releases the claims.
+    /// The next durable commit syncs them too, since the WAL is synced as a
+    /// whole. Relaxed jobs ride in durable batches, never the other way.
+    Relaxed,
+}
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -72,8 +107,17 @@ pub struct SqliteStore {
 struct Inner {
     jobs: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
+    /// One permit per connection `readers` may hold.
+    read_permits: Arc<Semaphore>,
     path: PathBuf,
     wake: Arc<Notify>,
+}
+
+impl Inner {
+    fn new(jobs: mpsc::Sender<Job>, readers: Vec<Connection>, path: PathBuf, wake: Arc<Notify>) -> Inner {
+        let read_permits = Arc::new(Semaphore::new(READ_POOL_SIZE));
+        Inner { jobs, readers: Mutex::new(readers), read_permits, path, wake }
+    }
 }
 
 impl SqliteStore {
@@ -81,7 +125,7 @@ impl SqliteStore {
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
         let path = dir.join(DB_FILE);
-        let writer = open_connection(&path, false)?;
+        let writer = open_connection(&path, Role::Writer)?;
         schema::migrate(&writer)?;
         let (jobs, queue) = mpsc::channel::<Job>(4 * MAX_BATCH);
         std::thread::Builder::new()
@@ -89,13 +133,13 @@ impl SqliteStore {
             .spawn(move || run_writer(writer, queue))
             .map_err(|e| StoreError::Backend(format!("cannot start writer thread: {e}")))?;
         let wake = Arc::new(Notify::new());
-        Ok(SqliteStore { inner: Arc::new(Inner { jobs, readers: Mutex::new(Vec::new()), path, wake }) })
+        Ok(SqliteStore { inner: Arc::new(Inner::new(jobs, Vec::new(), path, wake)) })
     }
 
     /// Applies migrations without starting anything else.
     pub fn migrate_only(dir: &Path) -> Result<(), StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(format!("{}: {e}", dir.display())))?;
-        let conn = open_connection(&dir.join(DB_FILE), false)?;
+        let conn = open_connection(&dir.join(DB_FILE), Role::Writer)?;
         schema::migrate(&conn)
     }
 
@@ -104,7 +148,7 @@ impl SqliteStore {
     /// store whose schema is not the one this binary knows.
     pub fn open_read_only(dir: &Path) -> Result<SqliteStore, StoreError> {
         let path = existing_database(dir)?;
-        let conn = open_connection(&path, true)?;
+        let conn = open_connection(&path, Role::Reader)?;
         let state = schema::state(&conn)?;
         state.refuse_newer()?;
         if !state.pending.is_empty() {
@@ -119,7 +163,7 @@ impl SqliteStore {
         // No writer: the job queue's receiving end is dropped at once.
         let (jobs, _) = mpsc::channel::<Job>(1);
         let wake = Arc::new(Notify::new());
-        Ok(SqliteStore { inner: Arc::new(Inner { jobs, readers: Mutex::new(vec![conn]), path, wake }) })
+        Ok(SqliteStore { inner: Arc::new(Inner::new(jobs, vec![conn], path, wake)) })
     }
 
     /// The schema of the store in `dir`, read without changing anything;
@@ -129,7 +173,7 @@ impl SqliteStore {
         if !path.exists() {
             return Ok(None);
         }
-        let conn = open_connection(&path, true)?;
+        let conn = open_connection(&path, Role::Reader)?;
         schema::state(&conn).map(Some)
     }
 
@@ -150,7 +194,7 @@ impl SqliteStore {
         E: From<StoreError> + Send + 'static,
         F: FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
     {
-        self.on_writer(move |conn| {
+        self.on_writer(Commit::Durable, move |conn| {
             let mut tx = SqliteTx::new(conn);
             let result = f(&mut tx);
             (result, tx.wake)
@@ -161,7 +205,7 @@ impl SqliteStore {
     // ---- the dispatcher's interface ---------------------------------------
 
     pub async fn claim(&self, req: ClaimRequest) -> StoreResult<Claimed> {
-        self.on_writer(move |conn| (queue::claim(&mut SqliteQueue { conn }, &req), false)).await
+        self.on_writer(Commit::Relaxed, move |conn| (queue::claim(&mut SqliteQueue { conn }, &req), false)).await
     }
 
     pub async fn record_outcomes(
@@ -171,7 +215,7 @@ impl SqliteStore {
     ) -> StoreResult<Recorded> {
         // A retry due now must wake the claim loop like new work does.
         let wake = outcomes.iter().any(|o| matches!(o.next, NextStep::RetryIn(_)));
-        self.on_writer(move |conn| {
+        self.on_writer(Commit::Relaxed, move |conn| {
             let recorded = dispatch_queue::record_outcomes(conn, &outcomes, disable_after);
             let events = recorded.as_ref().is_ok_and(|r| r.operational_events);
             (recorded, wake || events)
@@ -180,21 +224,22 @@ impl SqliteStore {
     }
 
     pub async fn extend_leases(&self, leases: Vec<LeaseRef>, lease: chrono::Duration) -> StoreResult<usize> {
-        self.on_writer(move |conn| (dispatch_queue::extend_leases(conn, &leases, lease), false)).await
+        self.on_writer(Commit::Relaxed, move |conn| (dispatch_queue::extend_leases(conn, &leases, lease), false)).await
     }
 
     pub async fn release_all_claims(&self) -> StoreResult<usize> {
-        self.on_writer(|conn| (dispatch_queue::release_all_claims(conn), true)).await
+        self.on_writer(Commit::Durable, |conn| (dispatch_queue::release_all_claims(conn), true)).await
     }
 
     pub async fn purge_expired(&self, retention: chrono::Duration, batch: usize) -> StoreResult<Purged> {
-        self.on_writer(move |conn| (dispatch_queue::purge_expired(conn, retention, batch), false)).await
+        self.on_writer(Commit::Durable, move |conn| (dispatch_queue::purge_expired(conn, retention, batch), false))
+            .await
     }
 
     /// Runs `job` on the writer thread inside its own savepoint of the
     /// current batch; answers once the batch's COMMIT is on disk. The job
     /// says whether its work, once committed, should wake the dispatcher.
-    async fn on_writer<T, E, J>(&self, job: J) -> Result<T, E>
+    async fn on_writer<T, E, J>(&self, commit: Commit, job: J) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
@@ -202,7 +247,7 @@ impl SqliteStore {
     {
         let (reply, answer) = oneshot::channel::<Result<T, E>>();
         let wake = self.inner.wake.clone();
-        let job: Job = Box::new(move |conn| {
+        let run = Box::new(move |conn: Option<&Connection>| {
             let (result, woke) = match conn {
                 Some(conn) => run_in_savepoint(conn, job),
                 None => (Err(E::from(StoreError::Backend("the store could not open a transaction".into()))), false),
@@ -215,9 +260,9 @@ impl SqliteStore {
                     Ok(()) => result,
                     Err(e) => Err(E::from(e)),
                 });
-            })
+            }) as Finish
         });
-        if self.inner.jobs.send(job).await.is_err() {
+        if self.inner.jobs.send(Job { run, commit }).await.is_err() {
             return Err(E::from(StoreError::Backend("the writer thread has stopped".into())));
         }
         answer.await.unwrap_or_else(|_| Err(E::from(StoreError::Backend("the writer thread dropped a job".into()))))
@@ -230,18 +275,20 @@ impl SqliteStore {
         F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
     {
         let inner = self.inner.clone();
+        let Ok(permit) = inner.read_permits.clone().acquire_owned().await else {
+            return Err(E::from(StoreError::Backend("the store is closed".into())));
+        };
         let task = tokio::task::spawn_blocking(move || {
+            // Held until the read ends, however it ends.
+            let _permit = permit;
             let conn = match inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
                 Some(c) => c,
-                None => open_connection(&inner.path, true)?,
+                None => open_connection(&inner.path, Role::Reader)?,
             };
             conn.execute_batch("BEGIN").map_err(backend)?;
             let result = f(&mut SqliteTx::new(&conn));
             let _ = conn.execute_batch("COMMIT");
-            let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
-            if pool.len() < READ_POOL_SIZE {
-                pool.push(conn);
-            }
+            inner.readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
             result
         });
         task.await.unwrap_or_else(|e| Err(E::from(StoreError::Backend(format!("read task failed: {e}")))))
@@ -271,22 +318,35 @@ where
 
 fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>) {
     let mut finishers = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = queue.blocking_recv() {
+    // The connection's `synchronous` setting, switched only when a batch needs the other one.
+    let mut synced = Commit::Durable;
+    // A durable job that came while a relaxed batch was open: it starts the next one.
+    let mut held: Option<Job> = None;
+    loop {
+        let Some(first) = held.take().or_else(|| queue.blocking_recv()) else { return };
         let began = std::time::Instant::now();
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let opened = set_commit(&conn, &mut synced, first.commit)
+            .and_then(|()| conn.execute_batch("BEGIN IMMEDIATE").map_err(backend));
+        if let Err(e) = opened {
             // Never run a job outside a transaction: it would commit on its
             // own while its caller is told it failed.
-            first(None)(Err(backend(e)));
+            (first.run)(None)(Err(e));
             continue;
         }
-        finishers.push(first(Some(&conn)));
+        finishers.push((first.run)(Some(&conn)));
         // SQLite rolls the whole transaction back on some errors (I/O, full
         // disk); then the batch is over, and every job in it failed.
         let mut rolled_back = conn.is_autocommit();
         while !rolled_back && finishers.len() < MAX_BATCH {
             match queue.try_recv() {
+                // SQLite fixes the sync level before BEGIN: a durable job
+                // never rides in a batch that commits without fsync.
+                Ok(job) if job.commit == Commit::Durable && synced == Commit::Relaxed => {
+                    held = Some(job);
+                    break;
+                }
                 Ok(job) => {
-                    finishers.push(job(Some(&conn)));
+                    finishers.push((job.run)(Some(&conn)));
                     rolled_back = conn.is_autocommit();
                 }
                 Err(_) => break,
@@ -308,6 +368,20 @@ fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>) {
     }
 }
 
+/// Sets how the next transaction's COMMIT reaches the disk. SQLite takes
+/// this only between transactions.
+fn set_commit(conn: &Connection, current: &mut Commit, wanted: Commit) -> Result<(), StoreError> {
+    if *current != wanted {
+        let level = match wanted {
+            Commit::Durable => "FULL",
+            Commit::Relaxed => "NORMAL",
+        };
+        conn.execute_batch(&format!("PRAGMA synchronous = {level}")).map_err(backend)?;
+        *current = wanted;
+    }
+    Ok(())
+}
+
 fn existing_database(dir: &Path) -> Result<PathBuf, StoreError> {
     let path = dir.join(DB_FILE);
     if !path.is_file() {
@@ -319,18 +393,29 @@ fn existing_database(dir: &Path) -> Result<PathBuf, StoreError> {
     Ok(path)
 }
 
-fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+/// What a connection is opened for.
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    Writer,
+    Reader,
+}
+
+fn open_connection(path: &Path, role: Role) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
     conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
-    conn.execute_batch(
+    let cache_kib = match role {
+        Role::Writer => WRITER_CACHE_KIB,
+        Role::Reader => READER_CACHE_KIB,
+    };
+    conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
-         PRAGMA cache_size = -16000;
-         PRAGMA temp_store = MEMORY;",
-    )
+         PRAGMA cache_size = -{cache_kib};
+         PRAGMA temp_store = MEMORY;"
+    ))
     .map_err(backend)?;
-    if read_only {
+    if role == Role::Reader {
         conn.execute_batch("PRAGMA query_only = ON").map_err(backend)?;
     }
     Ok(conn)
@@ -391,5 +476,63 @@ mod tests {
             let found = store.read(move |tx| tx.application(&key)).await.unwrap();
             assert_eq!(found.is_some(), exists, "{id}");
         }
+    }
+
+    /// The `synchronous` level the job's transaction will commit with.
+    async fn level_seen(store: &SqliteStore, commit: Commit) -> i64 {
+        store
+            .on_writer(commit, |conn| {
+                let level = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).map_err(backend);
+                (level, false)
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn api_writes_always_commit_synced_whatever_they_are_batched_with() {
+        const FULL: i64 = 2;
+        const NORMAL: i64 = 1;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(level_seen(&store, Commit::Relaxed).await, NORMAL);
+        assert_eq!(level_seen(&store, Commit::Durable).await, FULL);
+
+        // A relaxed job holds the writer (its batch open) while the others
+        // queue in a known order; then they join batches from the queue.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (running, started) = oneshot::channel::<()>();
+        let blocker = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let wait = move |_: &Connection| {
+                    let _ = running.send(());
+                    (held.recv().map_err(|e| StoreError::Backend(e.to_string())), false)
+                };
+                store.on_writer(Commit::Relaxed, wait).await
+            })
+        };
+        started.await.unwrap();
+        let queued = |store: &SqliteStore| store.inner.jobs.max_capacity() - store.inner.jobs.capacity();
+        use Commit::{Durable as D, Relaxed as R};
+        let order = [R, R, D, R, D, R, R];
+        let mut jobs = Vec::new();
+        for (i, commit) in order.into_iter().enumerate() {
+            let store2 = store.clone();
+            jobs.push(tokio::spawn(async move { level_seen(&store2, commit).await }));
+            while queued(&store) < i + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        let mut seen = Vec::new();
+        for job in jobs {
+            seen.push(job.await.unwrap());
+        }
+        // The first two join the blocker's relaxed batch, which ends before
+        // the durable job; that one opens a durable batch, which everything
+        // after it joins.
+        assert_eq!(seen, [NORMAL, NORMAL, FULL, FULL, FULL, FULL, FULL]);
     }
 }
