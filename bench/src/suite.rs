@@ -120,7 +120,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
                 results.add(figure);
             }
             // A run cut off later (a timeout, a failure) keeps what it measured.
-            report.write(&results, started.elapsed(), false)?;
+            if let Err(e) = report.write(&results, started.elapsed(), false) {
+                eprintln!("hookline-bench: could not write the interim report: {e}");
+            }
         }
     }
     let elapsed = started.elapsed();

@@ -133,29 +133,34 @@ pub fn write_batch(tx: &mut dyn Tx, drafts: &[Draft], cipher: &SecretCipher) -> 
     let now = crate::store::model::now();
     let mut outcomes: Vec<Option<ApiResult<Written>>> = drafts.iter().map(|_| None).collect();
 
+    // Applications deleted since the request was checked, or ids no
+    // application has (message creation checks an id here, not before):
+    // first, so that no earlier answer is replayed for them either.
+    let app_ids: Vec<String> = unique(drafts.iter().map(|d| d.message.app_id.clone()));
+    let apps = tx.existing_application_ids(&app_ids)?;
+    for (i, draft) in drafts.iter().enumerate() {
+        if !apps.contains(&draft.message.app_id) {
+            outcomes[i] = Some(Err(ApiError::not_found()));
+        }
+    }
+
     // Idempotency keys: an answer already there is replayed; a fresh key is
     // claimed for this transaction (first come in the batch, first served).
-    let keys: Vec<Vec<u8>> = unique(drafts.iter().filter_map(|d| d.idem.as_ref().map(|(k, _)| k.clone())));
+    let keys: Vec<Vec<u8>> =
+        unique(live(drafts, &outcomes).filter_map(|(_, d)| d.idem.as_ref().map(|(k, _)| k.clone())));
     let answered = tx.idempotent_responses(&keys)?;
     let fresh: Vec<Vec<u8>> = keys.into_iter().filter(|k| !answered.contains_key(k)).collect();
     let claimed = tx.claim_idempotency_keys(&fresh, now)?;
     let mut mine: HashSet<&[u8]> = HashSet::new();
     for (i, draft) in drafts.iter().enumerate() {
         let Some((key, _)) = &draft.idem else { continue };
+        if outcomes[i].is_some() {
+            continue;
+        }
         if let Some(previous) = answered.get(key) {
             outcomes[i] = Some(Ok(Written::Replay(previous.clone())));
         } else if !claimed.contains(key) || !mine.insert(key.as_slice()) {
             outcomes[i] = Some(Ok(Written::KeyBusy));
-        }
-    }
-
-    // Applications deleted since the request was checked, or ids no
-    // application has (message creation checks an id here, not before).
-    let app_ids: Vec<String> = unique(live(drafts, &outcomes).map(|(_, d)| d.message.app_id.clone()));
-    let apps = tx.existing_application_ids(&app_ids)?;
-    for (i, draft) in drafts.iter().enumerate() {
-        if outcomes[i].is_none() && !apps.contains(&draft.message.app_id) {
-            outcomes[i] = Some(Err(ApiError::not_found()));
         }
     }
 

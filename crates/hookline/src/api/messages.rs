@@ -316,6 +316,8 @@ async fn write_draft(
             draft.message.app_id = app.id.clone();
             state.messages.write(draft).await
         }
+        // An id is never a uid to create an application under.
+        AppTarget::Missing(uid) if !IdKind::Application.is_creatable_uid(&uid) => Err(ApiError::not_found()),
         AppTarget::Missing(uid) => {
             let (application, draft, cipher) = (application.clone(), draft.clone(), state.cipher.clone());
             state

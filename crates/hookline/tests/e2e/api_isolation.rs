@@ -250,6 +250,9 @@ async fn token_of_a_deleted_application_is_refused() {
     let server = TestServer::start().await;
     let a = tenant(&server, "tenant-a").await;
     let token = server.token_for_app(&a.app, false).await;
+    let send = json!({"eventType": "a", "payload": {}});
+    let sent = server.api(&token).post_idempotent(&format!("/api/v1/app/{}/msg", a.app), "k", &send).await;
+    assert_eq!(sent.status, 202, "{:?}", sent.body);
     let (status, _) = server.admin().delete(&format!("/api/v1/app/{}", a.app)).await;
     assert_eq!(status, 204);
     // A new application reusing the uid is another application.
@@ -264,10 +267,11 @@ async fn token_of_a_deleted_application_is_refused() {
         assert_error(status, &body, 401);
     }
     // Sending checks the application in the message's own transaction: the
-    // answer is the same.
-    let (status, body) =
-        server.api(&token).post(&format!("/api/v1/app/{}/msg", a.app), &json!({"eventType": "a", "payload": {}})).await;
+    // answer is the same, and no earlier answer is replayed.
+    let (status, body) = server.api(&token).post(&format!("/api/v1/app/{}/msg", a.app), &send).await;
     assert_error(status, &body, 401);
+    let again = server.api(&token).post_idempotent(&format!("/api/v1/app/{}/msg", a.app), "k", &send).await;
+    assert_error(again.status, &again.body, 401);
 }
 
 #[tokio::test]

@@ -105,8 +105,14 @@ async fn a_message_to_an_application_id_that_names_none_is_404_alone() {
     let server = TestServer::start().await;
     let live = str_of(&server.create_app("Live", None).await, "id").to_string();
     let gone = str_of(&server.create_app("Gone", Some("gone")).await, "id").to_string();
+    let sent_before = json!({"eventType": "a", "payload": {}});
+    let first = server.admin().post_idempotent(&format!("/api/v1/app/{gone}/msg"), "key-1", &sent_before).await;
+    assert_eq!(first.status, 202, "{:?}", first.body);
     let (status, _) = server.admin().delete(&format!("/api/v1/app/{gone}")).await;
     assert_eq!(status, 204);
+    // Its answer is not replayed once the application is gone.
+    let again = server.admin().post_idempotent(&format!("/api/v1/app/{gone}/msg"), "key-1", &sent_before).await;
+    assert_error(again.status, &again.body, 404);
     // An id that never existed, well formed (it is checked in the message's
     // own transaction, not read before).
     let never = format!("app_{}", "0".repeat(gone.len() - 4));

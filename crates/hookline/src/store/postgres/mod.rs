@@ -65,6 +65,8 @@ const STATEMENT_CACHE: usize = 256;
 struct PgConn {
     client: Client,
     statements: HashMap<String, Statement>,
+    /// Commits with `synchronous_commit = on` (API writes).
+    durable: bool,
 }
 
 #[derive(Clone)]
@@ -512,7 +514,7 @@ impl Inner {
         client
             .batch_execute(&format!("SET synchronous_commit = {commit}; SET application_name = 'hookline'"))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(PgConn { client, statements: HashMap::new() })
+        Ok(PgConn { client, statements: HashMap::new(), durable })
     }
 
     fn connection(&self, pool: &Pool) -> StoreResult<PgConn> {
@@ -587,7 +589,9 @@ impl Inner {
         match result {
             Ok(value) => match tx.commit() {
                 Ok(()) => {
-                    crate::ops::metrics::get().store_commit(began.elapsed(), 1);
+                    if conn.durable {
+                        crate::ops::metrics::get().store_commit(began.elapsed(), 1);
+                    }
                     (Run::Done(Ok(value)), touched)
                 }
                 // A serialization failure at COMMIT means nothing committed.

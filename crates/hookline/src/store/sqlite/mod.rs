@@ -27,11 +27,12 @@ mod sql;
 mod tasks;
 mod tokens;
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::queue::{self, AttemptOutcome, ClaimRequest, Claimed, LeaseRef, NextStep, Purged, Recorded};
 use super::{SchemaState, StoreError, StoreResult, Tx};
@@ -44,16 +45,16 @@ pub const DB_FILE: &str = "hookline.db";
 
 /// Largest number of jobs committed in one transaction.
 const MAX_BATCH: usize = 512;
-/// Reading connections open at once. Reads wait for a free one rather than
-/// open more: each connection holds its own page cache, and a burst of
-/// connections would keep the memory they touched.
+/// Reading connections kept open between reads (a burst opens more, closed
+/// after use: a read never waits for another to finish).
 const READ_POOL_SIZE: usize = 8;
 /// Page cache of the writer, in KiB. The writer walks the delivery queue's
 /// indexes for every claim and outcome, so its cache carries the drain rate.
 const WRITER_CACHE_KIB: i64 = 16_000;
-/// Page cache of each reader, in KiB. Readers fetch small rows by key; the
-/// OS page cache serves them nearly as well, and eight large private caches
-/// made RSS grow with the size of the database (docs/performance.md).
+/// Page cache of each reader, in KiB. A reader's cache is dropped whenever
+/// another connection committed since its last read (which, under load, is
+/// every read), so a large one bought nothing but memory: eight of 16 MB
+/// made RSS grow with the database (docs/performance.md).
 const READER_CACHE_KIB: i64 = 2_000;
 
 /// A transaction as the repository traits see it.
@@ -95,7 +96,7 @@ enum Commit {
     /// cut may undo the last of these commits, and that only repeats a
     /// delivery, which at-least-once allows: start-up releases the claims.
     /// The next durable commit syncs them too, since the WAL is synced as a
-    /// whole. Relaxed jobs ride in durable batches, never the other way.
+    /// whole. A batch is relaxed only when every job in it is.
     Relaxed,
 }
 
@@ -107,16 +108,13 @@ pub struct SqliteStore {
 struct Inner {
     jobs: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
-    /// One permit per connection `readers` may hold.
-    read_permits: Arc<Semaphore>,
     path: PathBuf,
     wake: Arc<Notify>,
 }
 
 impl Inner {
     fn new(jobs: mpsc::Sender<Job>, readers: Vec<Connection>, path: PathBuf, wake: Arc<Notify>) -> Inner {
-        let read_permits = Arc::new(Semaphore::new(READ_POOL_SIZE));
-        Inner { jobs, readers: Mutex::new(readers), read_permits, path, wake }
+        Inner { jobs, readers: Mutex::new(readers), path, wake }
     }
 }
 
@@ -275,12 +273,7 @@ impl SqliteStore {
         F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
     {
         let inner = self.inner.clone();
-        let Ok(permit) = inner.read_permits.clone().acquire_owned().await else {
-            return Err(E::from(StoreError::Backend("the store is closed".into())));
-        };
         let task = tokio::task::spawn_blocking(move || {
-            // Held until the read ends, however it ends.
-            let _permit = permit;
             let conn = match inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
                 Some(c) => c,
                 None => open_connection(&inner.path, Role::Reader)?,
@@ -288,7 +281,10 @@ impl SqliteStore {
             conn.execute_batch("BEGIN").map_err(backend)?;
             let result = f(&mut SqliteTx::new(&conn));
             let _ = conn.execute_batch("COMMIT");
-            inner.readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < READ_POOL_SIZE {
+                pool.push(conn);
+            }
             result
         });
         task.await.unwrap_or_else(|e| Err(E::from(StoreError::Backend(format!("read task failed: {e}")))))
@@ -320,37 +316,54 @@ fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>) {
     let mut finishers = Vec::with_capacity(MAX_BATCH);
     // The connection's `synchronous` setting, switched only when a batch needs the other one.
     let mut synced = Commit::Durable;
-    // A durable job that came while a relaxed batch was open: it starts the next one.
-    let mut held: Option<Job> = None;
+    // Jobs taken off the queue and not run yet, in order.
+    let mut waiting: VecDeque<Job> = VecDeque::with_capacity(MAX_BATCH);
     loop {
-        let Some(first) = held.take().or_else(|| queue.blocking_recv()) else { return };
+        if waiting.is_empty() {
+            let Some(job) = queue.blocking_recv() else { return };
+            waiting.push_back(job);
+        }
+        while waiting.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => waiting.push_back(job),
+                Err(_) => break,
+            }
+        }
+        // SQLite fixes the sync level before BEGIN, so the batch's level is
+        // chosen from every job waiting now: under load that is nearly
+        // always a durable one, and everything shares its fsync.
+        let level =
+            if waiting.iter().any(|job| job.commit == Commit::Durable) { Commit::Durable } else { Commit::Relaxed };
         let began = std::time::Instant::now();
-        let opened = set_commit(&conn, &mut synced, first.commit)
-            .and_then(|()| conn.execute_batch("BEGIN IMMEDIATE").map_err(backend));
+        let opened =
+            set_commit(&conn, &mut synced, level).and_then(|()| conn.execute_batch("BEGIN IMMEDIATE").map_err(backend));
         if let Err(e) = opened {
             // Never run a job outside a transaction: it would commit on its
             // own while its caller is told it failed.
-            (first.run)(None)(Err(e));
+            if let Some(job) = waiting.pop_front() {
+                (job.run)(None)(Err(e));
+            }
             continue;
         }
-        finishers.push((first.run)(Some(&conn)));
         // SQLite rolls the whole transaction back on some errors (I/O, full
-        // disk); then the batch is over, and every job in it failed.
-        let mut rolled_back = conn.is_autocommit();
+        // disk); then the batch is over, and every job in it failed. Jobs
+        // that came meanwhile join, except a durable one in a relaxed batch,
+        // which waits for the next.
+        let mut rolled_back = false;
         while !rolled_back && finishers.len() < MAX_BATCH {
-            match queue.try_recv() {
-                // SQLite fixes the sync level before BEGIN: a durable job
-                // never rides in a batch that commits without fsync.
-                Ok(job) if job.commit == Commit::Durable && synced == Commit::Relaxed => {
-                    held = Some(job);
-                    break;
-                }
-                Ok(job) => {
-                    finishers.push((job.run)(Some(&conn)));
-                    rolled_back = conn.is_autocommit();
-                }
-                Err(_) => break,
-            }
+            let job = match waiting.pop_front() {
+                Some(job) => job,
+                None => match queue.try_recv() {
+                    Ok(job) if job.commit == Commit::Durable && level == Commit::Relaxed => {
+                        waiting.push_back(job);
+                        break;
+                    }
+                    Ok(job) => job,
+                    Err(_) => break,
+                },
+            };
+            finishers.push((job.run)(Some(&conn)));
+            rolled_back = conn.is_autocommit();
         }
         let commit = if rolled_back {
             Err(StoreError::Backend("the transaction was rolled back by SQLite".into()))
@@ -359,7 +372,8 @@ fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>) {
         };
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
-        } else {
+        } else if level == Commit::Durable {
+            // The metric times durable commits (fsync included), as on PostgreSQL.
             crate::ops::metrics::get().store_commit(began.elapsed(), finishers.len());
         }
         for finish in finishers.drain(..) {
