@@ -57,7 +57,22 @@ impl Setup {
 /// the time from its 2xx answer to its arrival (zero when the delivery beat
 /// the answer back to the client).
 pub fn accept_to_receive(load: &Load, arrivals: &[Arrival], endpoints: impl Fn(usize) -> bool) -> Vec<Duration> {
-    let accepted: HashMap<&str, _> = load.answers.iter().filter_map(|a| Some((a.id.as_deref()?, a.at))).collect();
+    since(load, arrivals, endpoints, |a| a.at)
+}
+
+/// As [`accept_to_receive`], from the moment the request was sent: the
+/// whole trip, which stays meaningful when deliveries beat the answers.
+pub fn send_to_receive(load: &Load, arrivals: &[Arrival], endpoints: impl Fn(usize) -> bool) -> Vec<Duration> {
+    since(load, arrivals, endpoints, |a| a.at - a.latency)
+}
+
+fn since(
+    load: &Load,
+    arrivals: &[Arrival],
+    endpoints: impl Fn(usize) -> bool,
+    from: impl Fn(&crate::load::Answer) -> std::time::Instant,
+) -> Vec<Duration> {
+    let accepted: HashMap<&str, _> = load.answers.iter().filter_map(|a| Some((a.id.as_deref()?, from(a)))).collect();
     let mut seen = HashSet::new();
     arrivals
         .iter()

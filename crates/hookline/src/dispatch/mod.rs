@@ -14,8 +14,9 @@ mod ssrf;
 mod supervise;
 mod sweeper;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -31,8 +32,9 @@ use crate::keys::{Owner, SecretCipher};
 use crate::ops::health::Heartbeat;
 use crate::ops::metrics::{self, AttemptOutcome as Measured};
 use crate::ops::trace::{self, Attribute, MessageTrace, SpanRecord};
+use crate::store::model::Timestamp;
 use crate::store::model::{Attempt, AttemptTrigger, DeliveryStatus};
-use crate::store::queue::{AttemptOutcome, ClaimRequest, DeliveryJob, LeaseRef, NextStep};
+use crate::store::queue::{AttemptOutcome, ClaimRequest, ClaimSink, DeliveryJob, LeaseRef, NextStep};
 use crate::store::Store;
 use in_flight::{InFlight, Slot};
 use policy::fairness::Slots;
@@ -78,25 +80,64 @@ pub struct Dispatcher {
     outcome_queue: tokio::sync::Mutex<mpsc::Receiver<PendingOutcome>>,
     /// Beats every time the claim loop goes round (readiness reads it).
     heartbeat: Heartbeat,
+    /// Where the store sends what it claims for this node.
+    sink: Arc<dyn ClaimSink>,
+    /// Off once the claim loop has stopped for good: nothing new starts.
+    claiming: AtomicBool,
+    /// When the claim loop claims next whatever happens; `None` while it is
+    /// about to claim or claiming.
+    next_look: Mutex<Option<Timestamp>>,
+    runtime: tokio::runtime::Handle,
+}
+
+/// The dispatcher as the store's [`ClaimSink`]. Weak: the store outlives it.
+struct LocalSink(Weak<Dispatcher>);
+
+impl ClaimSink for LocalSink {
+    fn request(&self) -> Option<ClaimRequest> {
+        self.0.upgrade()?.claim_request()
+    }
+
+    fn start(&self, jobs: Vec<DeliveryJob>, claim_began: Option<SystemTime>) {
+        if let Some(dispatcher) = self.0.upgrade() {
+            dispatcher.start(jobs, claim_began);
+        }
+    }
+
+    fn next_look(&self) -> Option<Timestamp> {
+        let dispatcher = self.0.upgrade()?;
+        let planned = *dispatcher.next_look.lock().unwrap_or_else(|p| p.into_inner());
+        planned
+    }
 }
 
 impl Dispatcher {
     pub fn new(store: Store, cipher: SecretCipher, settings: &Settings) -> Result<Arc<Dispatcher>, String> {
         let guard = SsrfGuard::new(settings.allowed_private_cidrs.clone());
         let (outcomes, outcome_queue) = mpsc::channel(MAX_IN_FLIGHT);
-        Ok(Arc::new(Dispatcher {
-            store,
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
+        let sender = Sender::new(guard, settings.attempt_timeout)?;
+        let lease = chrono::Duration::from_std(settings.claim_lease).map_err(|e| e.to_string())?;
+        let disable_after = chrono::Duration::from_std(settings.disable_after).map_err(|e| e.to_string())?;
+        let dispatcher = Arc::new_cyclic(|me: &Weak<Dispatcher>| Dispatcher {
+            store: store.clone(),
             cipher,
-            sender: Sender::new(guard, settings.attempt_timeout)?,
+            sender,
             schedule: RetrySchedule::new(settings.retry_schedule.clone()),
-            lease: chrono::Duration::from_std(settings.claim_lease).map_err(|e| e.to_string())?,
-            disable_after: chrono::Duration::from_std(settings.disable_after).map_err(|e| e.to_string())?,
+            lease,
+            disable_after,
             default_rate_limit: settings.default_rate_limit,
             in_flight: Arc::new(InFlight::default()),
             outcomes,
             outcome_queue: tokio::sync::Mutex::new(outcome_queue),
             heartbeat: Heartbeat::default(),
-        }))
+            sink: Arc::new(LocalSink(me.clone())),
+            claiming: AtomicBool::new(true),
+            next_look: Mutex::new(None),
+            runtime,
+        });
+        store.claim_on_commit(dispatcher.sink.clone());
+        Ok(dispatcher)
     }
 
     /// The claim loop's heartbeat.
@@ -115,34 +156,62 @@ impl Dispatcher {
         let new_work = self.store.wakeups();
         while !*shutdown.borrow() {
             self.heartbeat.beat();
-            let budget = MAX_IN_FLIGHT.saturating_sub(self.in_flight.total());
             let mut wait = POLL_INTERVAL;
-            let mut waiting_for_slots = budget == 0;
-            if budget > 0 {
-                match self.claim(budget).await {
-                    Ok((claimed, next_due, waiting)) => {
-                        waiting_for_slots = waiting;
-                        let saturated = claimed == budget;
-                        if let Some(due) = next_due {
-                            let until = (due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-                            wait = wait.min(until);
-                        }
-                        if saturated {
-                            continue;
-                        }
+            let mut waiting_for_slots = false;
+            match self.store.claim_into(self.sink.clone()).await {
+                Ok(Some(report)) => {
+                    waiting_for_slots = report.waiting_for_slots;
+                    if let Some(due) = report.next_due {
+                        let until = (due - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+                        wait = wait.min(until);
                     }
-                    Err(e) => tracing::error!(error = %e, "claiming deliveries failed; retrying"),
+                    if report.saturated {
+                        continue;
+                    }
                 }
+                // Every slot is taken.
+                Ok(None) => waiting_for_slots = true,
+                Err(e) => tracing::error!(error = %e, "claiming deliveries failed; retrying"),
             }
             let claimed_at = tokio::time::Instant::now();
+            let wait = wait.max(MIN_CLAIM_INTERVAL);
+            self.plan_next_look(Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default()));
             tokio::select! {
                 _ = new_work.notified() => {}
                 _ = self.in_flight.freed.notified(), if waiting_for_slots => {}
-                _ = tokio::time::sleep(wait.max(MIN_CLAIM_INTERVAL)) => {}
-                _ = shutdown.changed() => continue,
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
             }
+            self.plan_next_look(None);
             tokio::time::sleep_until(claimed_at + MIN_CLAIM_INTERVAL).await;
         }
+        // Nothing new starts on this node, from the store's claims either.
+        self.claiming.store(false, Ordering::SeqCst);
+    }
+
+    fn plan_next_look(&self, at: Option<Timestamp>) {
+        *self.next_look.lock().unwrap_or_else(|p| p.into_inner()) = at;
+    }
+
+    /// The node's room for new attempts as it stands now.
+    fn claim_request(&self) -> Option<ClaimRequest> {
+        if !self.claiming.load(Ordering::SeqCst) {
+            return None;
+        }
+        let total_in_flight = self.in_flight.total();
+        let budget = MAX_IN_FLIGHT.saturating_sub(total_in_flight);
+        (budget > 0).then(|| ClaimRequest {
+            lease: self.lease,
+            slots: Slots {
+                budget,
+                per_endpoint_cap: PER_ENDPOINT_IN_FLIGHT,
+                total_in_flight,
+                busy_slot_limit: MAX_IN_FLIGHT - RESERVED_FOR_IDLE_ENDPOINTS,
+            },
+            in_flight: self.in_flight.by_endpoint(),
+            live_claims: self.in_flight.claim_ids(),
+            default_rate_limit: self.default_rate_limit,
+        })
     }
 
     /// Waits (up to `limit`) for the attempts in flight to be recorded.
@@ -178,27 +247,12 @@ impl Dispatcher {
         }
     }
 
-    async fn claim(self: &Arc<Self>, budget: usize) -> Result<(usize, Option<chrono::DateTime<Utc>>, bool), String> {
-        let claim_started = trace::now();
-        let claimed = self
-            .store
-            .claim(ClaimRequest {
-                lease: self.lease,
-                slots: Slots {
-                    budget,
-                    per_endpoint_cap: PER_ENDPOINT_IN_FLIGHT,
-                    total_in_flight: self.in_flight.total(),
-                    busy_slot_limit: MAX_IN_FLIGHT - RESERVED_FOR_IDLE_ENDPOINTS,
-                },
-                in_flight: self.in_flight.by_endpoint(),
-                live_claims: self.in_flight.claim_ids(),
-                default_rate_limit: self.default_rate_limit,
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        let count = claimed.jobs.len();
-        let claim_span = claim_started.zip(trace::now());
-        for job in claimed.jobs {
+    /// Starts the jobs of a committed claim, each as its own task holding
+    /// a slot.
+    fn start(self: &Arc<Self>, jobs: Vec<DeliveryJob>, claim_began: Option<SystemTime>) {
+        let count = jobs.len();
+        let claim_span = claim_began.zip(trace::now());
+        for job in jobs {
             // In each message's trace: the claim that took it.
             let claim_span = claim_span.map(|(start, end)| {
                 let id = trace::new_span_id();
@@ -227,9 +281,8 @@ impl Dispatcher {
                 endpoint_id: job.endpoint_id.clone(),
             });
             let this = self.clone();
-            tokio::spawn(async move { this.attempt(job, slot, claim_span).await });
+            self.runtime.spawn(async move { this.attempt(job, slot, claim_span).await });
         }
-        Ok((count, claimed.next_due, claimed.waiting_for_slots))
     }
 
     /// One attempt, start to recorded outcome. The slot (and with it the

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use queue::{AttemptOutcome, ClaimRequest, Claimed, LeaseRef, Purged, Recorded};
+use queue::{AttemptOutcome, ClaimReport, ClaimRequest, ClaimSink, Claimed, LeaseRef, Purged, Recorded};
 
 /// What a store operation can fail with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +147,33 @@ impl Store {
         match self {
             Store::Sqlite(s) => s.claim(req).await,
             Store::Postgres(s) => s.claim(req).await,
+        }
+    }
+
+    /// Claims what `sink` has room for and starts it there once committed;
+    /// `None` when the sink had no room.
+    pub async fn claim_into(&self, sink: Arc<dyn ClaimSink>) -> StoreResult<Option<ClaimReport>> {
+        match self {
+            Store::Sqlite(s) => s.claim_into(sink).await,
+            Store::Postgres(s) => {
+                let Some(req) = sink.request() else { return Ok(None) };
+                let began = crate::ops::trace::now();
+                let budget = req.slots.budget;
+                let claimed = s.claim(req).await?;
+                let report = ClaimReport::of(&claimed, budget);
+                sink.start(claimed.jobs, began);
+                Ok(Some(report))
+            }
+        }
+    }
+
+    /// Has the embedded store claim the deliveries each write makes due into
+    /// `sink`, in the write's own transaction. Other stores wake the
+    /// dispatcher's loop instead (on every node).
+    pub fn claim_on_commit(&self, sink: Arc<dyn ClaimSink>) {
+        match self {
+            Store::Sqlite(s) => s.claim_on_commit(sink),
+            Store::Postgres(_) => {}
         }
     }
 

@@ -87,6 +87,54 @@ pub struct Claimed {
     pub waiting_for_slots: bool,
 }
 
+/// What one claim found, for the loop that asked for it: the jobs
+/// themselves went to the [`ClaimSink`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClaimReport {
+    pub claimed: usize,
+    /// The claim took all the room it was given: more may be due.
+    pub saturated: bool,
+    pub next_due: Option<Timestamp>,
+    pub waiting_for_slots: bool,
+}
+
+impl ClaimReport {
+    pub fn of(claimed: &Claimed, budget: usize) -> ClaimReport {
+        ClaimReport {
+            claimed: claimed.jobs.len(),
+            saturated: claimed.jobs.len() >= budget,
+            next_due: claimed.next_due,
+            waiting_for_slots: claimed.waiting_for_slots,
+        }
+    }
+}
+
+/// The local dispatcher as a store sees it: where claimed jobs go. The
+/// embedded store also claims on its own, inside the transaction whose
+/// commit made deliveries due, so they start the moment it is on disk
+/// instead of after a wake-up and a claim transaction of their own.
+pub trait ClaimSink: Send + Sync {
+    /// The node's room as it stands now; `None` while it takes no new work
+    /// (no free slot, or shutting down).
+    fn request(&self) -> Option<ClaimRequest>;
+    /// Starts the jobs of a claim that committed. The embedded store calls
+    /// it on its writer thread before it runs any later claim, so the slots
+    /// these jobs take count in that claim's request.
+    fn start(&self, jobs: Vec<DeliveryJob>, claim_began: Option<std::time::SystemTime>);
+    /// When the dispatcher's own loop claims next whatever happens; `None`
+    /// while it is busy (it is about to claim, or claiming now).
+    fn next_look(&self) -> Option<Timestamp>;
+}
+
+impl ClaimReport {
+    /// After a claim the store made on its own: whether the dispatcher's
+    /// loop must look again sooner than it planned.
+    pub fn needs_a_look(&self, next_look: Option<Timestamp>) -> bool {
+        let Some(planned) = next_look else { return true };
+        self.saturated || self.waiting_for_slots || self.next_due.is_some_and(|due| due < planned)
+    }
+}
+
 /// Where a delivery goes after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NextStep {

@@ -113,7 +113,7 @@ async fn fixture(store: &Store, endpoints: &[(&'static str, Option<u32>)], per_e
         .unwrap();
 }
 
-fn request(lease: chrono::Duration) -> ClaimRequest {
+pub(crate) fn request(lease: chrono::Duration) -> ClaimRequest {
     ClaimRequest {
         lease,
         slots: Slots { budget: 512, per_endpoint_cap: 64, total_in_flight: 0, busy_slot_limit: 384 },

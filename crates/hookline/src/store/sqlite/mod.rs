@@ -29,12 +29,14 @@ mod tokens;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::queue::{self, AttemptOutcome, ClaimRequest, Claimed, LeaseRef, NextStep, Purged, Recorded};
+use super::queue::{
+    self, AttemptOutcome, ClaimReport, ClaimRequest, ClaimSink, Claimed, LeaseRef, NextStep, Purged, Recorded,
+};
 use super::{SchemaState, StoreError, StoreResult, Tx};
 pub use backup::BackupReport;
 use dispatch_queue::SqliteQueue;
@@ -73,13 +75,15 @@ impl<'c> SqliteTx<'c> {
 
 /// A job runs inside the open transaction (or, given `None`, is refused
 /// without running) and hands back what to do once the COMMIT is known to
-/// have succeeded or failed.
+/// have succeeded or failed, and whether its work made deliveries due.
 struct Job {
     run: Run,
     commit: Commit,
+    /// A claim into the dispatcher: the batch claims nothing more of its own.
+    claims: bool,
 }
 
-type Run = Box<dyn FnOnce(Option<&Connection>) -> Finish + Send>;
+type Run = Box<dyn FnOnce(Option<&Connection>) -> (Finish, bool) + Send>;
 /// What a job does once its batch's COMMIT succeeded or failed.
 type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
@@ -109,12 +113,26 @@ struct Inner {
     jobs: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
     path: PathBuf,
-    wake: Arc<Notify>,
+    dispatch: Arc<LocalDispatch>,
 }
 
 impl Inner {
-    fn new(jobs: mpsc::Sender<Job>, readers: Vec<Connection>, path: PathBuf, wake: Arc<Notify>) -> Inner {
-        Inner { jobs, readers: Mutex::new(readers), path, wake }
+    fn new(jobs: mpsc::Sender<Job>, readers: Vec<Connection>, path: PathBuf, dispatch: Arc<LocalDispatch>) -> Inner {
+        Inner { jobs, readers: Mutex::new(readers), path, dispatch }
+    }
+}
+
+/// How the writer reaches this process's dispatcher: the wake-up its loop
+/// waits on and, once one is attached, the sink the writer claims into.
+#[derive(Default)]
+struct LocalDispatch {
+    wake: Arc<Notify>,
+    sink: RwLock<Option<Arc<dyn ClaimSink>>>,
+}
+
+impl LocalDispatch {
+    fn sink(&self) -> Option<Arc<dyn ClaimSink>> {
+        self.sink.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -126,12 +144,13 @@ impl SqliteStore {
         let writer = open_connection(&path, Role::Writer)?;
         schema::migrate(&writer)?;
         let (jobs, queue) = mpsc::channel::<Job>(4 * MAX_BATCH);
+        let dispatch = Arc::new(LocalDispatch::default());
+        let for_writer = dispatch.clone();
         std::thread::Builder::new()
             .name("hookline-sqlite-writer".into())
-            .spawn(move || run_writer(writer, queue))
+            .spawn(move || run_writer(writer, queue, &for_writer))
             .map_err(|e| StoreError::Backend(format!("cannot start writer thread: {e}")))?;
-        let wake = Arc::new(Notify::new());
-        Ok(SqliteStore { inner: Arc::new(Inner::new(jobs, Vec::new(), path, wake)) })
+        Ok(SqliteStore { inner: Arc::new(Inner::new(jobs, Vec::new(), path, dispatch)) })
     }
 
     /// Applies migrations without starting anything else.
@@ -160,8 +179,7 @@ impl SqliteStore {
         }
         // No writer: the job queue's receiving end is dropped at once.
         let (jobs, _) = mpsc::channel::<Job>(1);
-        let wake = Arc::new(Notify::new());
-        Ok(SqliteStore { inner: Arc::new(Inner::new(jobs, vec![conn], path, wake)) })
+        Ok(SqliteStore { inner: Arc::new(Inner::new(jobs, vec![conn], path, Arc::default())) })
     }
 
     /// The schema of the store in `dir`, read without changing anything;
@@ -181,8 +199,16 @@ impl SqliteStore {
         backup::copy(&existing_database(dir)?, dest)
     }
 
+    /// Rung after a commit that made deliveries due, unless the writer
+    /// claimed them into the attached sink and the loop need not look.
     pub fn wakeups(&self) -> Arc<Notify> {
-        self.inner.wake.clone()
+        self.inner.dispatch.wake.clone()
+    }
+
+    /// From now on, the writer claims the deliveries each batch makes due
+    /// into `sink`, in the batch's own transaction.
+    pub fn claim_on_commit(&self, sink: Arc<dyn ClaimSink>) {
+        *self.inner.dispatch.sink.write().unwrap_or_else(|p| p.into_inner()) = Some(sink);
     }
 
     /// `f` runs once: the single writer never loses a race.
@@ -204,6 +230,22 @@ impl SqliteStore {
 
     pub async fn claim(&self, req: ClaimRequest) -> StoreResult<Claimed> {
         self.on_writer(Commit::Relaxed, move |conn| (queue::claim(&mut SqliteQueue { conn }, &req), false)).await
+    }
+
+    /// Claims what `sink` has room for and starts it there, on the writer
+    /// thread, right after the COMMIT; `None` when the sink has no room.
+    pub async fn claim_into(&self, sink: Arc<dyn ClaimSink>) -> StoreResult<Option<ClaimReport>> {
+        let (reply, answer) = oneshot::channel();
+        let run = claim_run(
+            sink,
+            Box::new(move |report| {
+                let _ = reply.send(report);
+            }),
+        );
+        if self.inner.jobs.send(Job { run, commit: Commit::Relaxed, claims: true }).await.is_err() {
+            return Err(StoreError::Backend("the writer thread has stopped".into()));
+        }
+        answer.await.unwrap_or_else(|_| Err(StoreError::Backend("the writer thread dropped a job".into())))
     }
 
     pub async fn record_outcomes(
@@ -244,23 +286,20 @@ impl SqliteStore {
         J: FnOnce(&Connection) -> (Result<T, E>, bool) + Send + 'static,
     {
         let (reply, answer) = oneshot::channel::<Result<T, E>>();
-        let wake = self.inner.wake.clone();
         let run = Box::new(move |conn: Option<&Connection>| {
             let (result, woke) = match conn {
                 Some(conn) => run_in_savepoint(conn, job),
                 None => (Err(E::from(StoreError::Backend("the store could not open a transaction".into()))), false),
             };
-            Box::new(move |commit: Result<(), StoreError>| {
-                if commit.is_ok() && woke {
-                    wake.notify_one();
-                }
+            let finish = Box::new(move |commit: Result<(), StoreError>| {
                 let _ = reply.send(match commit {
                     Ok(()) => result,
                     Err(e) => Err(E::from(e)),
                 });
-            }) as Finish
+            }) as Finish;
+            (finish, woke)
         });
-        if self.inner.jobs.send(Job { run, commit }).await.is_err() {
+        if self.inner.jobs.send(Job { run, commit, claims: false }).await.is_err() {
             return Err(E::from(StoreError::Backend("the writer thread has stopped".into())));
         }
         answer.await.unwrap_or_else(|_| Err(E::from(StoreError::Backend("the writer thread dropped a job".into()))))
@@ -312,7 +351,69 @@ where
     (result, wake && ok)
 }
 
-fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>) {
+/// A claim into `sink` as a writer job. Its jobs start once the COMMIT has
+/// succeeded, on this thread before the next batch; if it failed they are
+/// dropped with the rest of the batch. `then` gets the report.
+fn claim_run(sink: Arc<dyn ClaimSink>, then: Box<dyn FnOnce(StoreResult<Option<ClaimReport>>) + Send>) -> Run {
+    Box::new(move |conn: Option<&Connection>| {
+        let claimed = match conn {
+            None => Err(StoreError::Backend("the store could not open a transaction".into())),
+            Some(conn) => {
+                run_in_savepoint(conn, |conn| {
+                    let claimed = sink.request().map(|req| {
+                        let began = crate::ops::trace::now();
+                        queue::claim(&mut SqliteQueue { conn }, &req).map(|c| (c, req.slots.budget, began))
+                    });
+                    (claimed.transpose(), false)
+                })
+                .0
+            }
+        };
+        let finish = Box::new(move |commit: Result<(), StoreError>| {
+            let (report, jobs) = match commit.and(claimed) {
+                Ok(Some((claimed, budget, began))) => {
+                    (Ok(Some(ClaimReport::of(&claimed, budget))), Some((claimed.jobs, began)))
+                }
+                Ok(None) => (Ok(None), None),
+                Err(e) => (Err(e), None),
+            };
+            // Told first: whoever acts on the report (a claim of the loop's)
+            // runs on this thread after the jobs have taken their slots.
+            then(report);
+            if let Some((jobs, began)) = jobs {
+                // The writer thread must outlive a bug in the sink; the
+                // jobs' leases run out and they are claimed again.
+                let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.start(jobs, began)));
+                if started.is_err() {
+                    tracing::error!("starting claimed deliveries panicked; they go again once their lease ends");
+                }
+            }
+        }) as Finish;
+        (finish, false)
+    })
+}
+
+/// The claim a batch that made deliveries due makes at its end, in its own
+/// transaction; the dispatcher's loop is woken only if it must look sooner
+/// than it planned to.
+fn claim_at_end_of_batch(dispatch: &LocalDispatch) -> Option<Run> {
+    let sink = dispatch.sink()?;
+    let (asked, wake) = (sink.clone(), dispatch.wake.clone());
+    Some(claim_run(
+        sink,
+        Box::new(move |report| {
+            let look = match report {
+                Ok(Some(report)) => report.needs_a_look(asked.next_look()),
+                Ok(None) | Err(_) => true,
+            };
+            if look {
+                wake.notify_one();
+            }
+        }),
+    ))
+}
+
+fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>, dispatch: &LocalDispatch) {
     let mut finishers = Vec::with_capacity(MAX_BATCH);
     // The connection's `synchronous` setting, switched only when a batch needs the other one.
     let mut synced = Commit::Durable;
@@ -341,7 +442,7 @@ fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>) {
             // Never run a job outside a transaction: it would commit on its
             // own while its caller is told it failed.
             if let Some(job) = waiting.pop_front() {
-                (job.run)(None)(Err(e));
+                (job.run)(None).0(Err(e));
             }
             continue;
         }
@@ -350,6 +451,8 @@ fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>) {
         // that came meanwhile join, except a durable one in a relaxed batch,
         // which waits for the next.
         let mut rolled_back = false;
+        // Some job made deliveries due / the batch holds a claim already.
+        let (mut woke, mut claims) = (false, false);
         while !rolled_back && finishers.len() < MAX_BATCH {
             let job = match waiting.pop_front() {
                 Some(job) => job,
@@ -362,8 +465,24 @@ fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>) {
                     Err(_) => break,
                 },
             };
-            finishers.push((job.run)(Some(&conn)));
+            claims |= job.claims;
+            let (finish, made_due) = (job.run)(Some(&conn));
+            woke |= made_due;
+            finishers.push(finish);
             rolled_back = conn.is_autocommit();
+        }
+        // A claim already in the batch may have run before the work came
+        // due, and a second one would not count the first one's slots: the
+        // loop is woken instead.
+        let mut claimed_here = false;
+        if woke && !claims && !rolled_back {
+            if let Some(run) = claim_at_end_of_batch(dispatch) {
+                // Finished first: the deliveries start before the writes
+                // that made them due are answered.
+                finishers.insert(0, run(Some(&conn)).0);
+                rolled_back = conn.is_autocommit();
+                claimed_here = true;
+            }
         }
         let commit = if rolled_back {
             Err(StoreError::Backend("the transaction was rolled back by SQLite".into()))
@@ -375,6 +494,9 @@ fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>) {
         } else if level == Commit::Durable {
             // The metric times durable commits (fsync included), as on PostgreSQL.
             crate::ops::metrics::get().store_commit(began.elapsed(), finishers.len());
+        }
+        if woke && commit.is_ok() && !claimed_here {
+            dispatch.wake.notify_one();
         }
         for finish in finishers.drain(..) {
             finish(commit.clone());
@@ -503,6 +625,31 @@ mod tests {
             .unwrap()
     }
 
+    /// Holds the writer inside a job (its batch open) until `release` is
+    /// sent, so that jobs queue behind it in a known order.
+    async fn hold_writer(
+        store: &SqliteStore,
+        commit: Commit,
+    ) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<Result<(), StoreError>>) {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (running, started) = oneshot::channel::<()>();
+        let store = store.clone();
+        let blocker = tokio::spawn(async move {
+            let wait = move |_: &Connection| {
+                let _ = running.send(());
+                (held.recv().map_err(|e| StoreError::Backend(e.to_string())), false)
+            };
+            store.on_writer(commit, wait).await
+        });
+        started.await.unwrap();
+        (release, blocker)
+    }
+
+    /// Jobs waiting in the writer's queue.
+    fn queued(store: &SqliteStore) -> usize {
+        store.inner.jobs.max_capacity() - store.inner.jobs.capacity()
+    }
+
     #[tokio::test]
     async fn api_writes_always_commit_synced_whatever_they_are_batched_with() {
         const FULL: i64 = 2;
@@ -514,20 +661,7 @@ mod tests {
 
         // A relaxed job holds the writer (its batch open) while the others
         // queue in a known order; then they join batches from the queue.
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        let (running, started) = oneshot::channel::<()>();
-        let blocker = {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let wait = move |_: &Connection| {
-                    let _ = running.send(());
-                    (held.recv().map_err(|e| StoreError::Backend(e.to_string())), false)
-                };
-                store.on_writer(Commit::Relaxed, wait).await
-            })
-        };
-        started.await.unwrap();
-        let queued = |store: &SqliteStore| store.inner.jobs.max_capacity() - store.inner.jobs.capacity();
+        let (release, blocker) = hold_writer(&store, Commit::Relaxed).await;
         use Commit::{Durable as D, Relaxed as R};
         let order = [R, R, D, R, D, R, R];
         let mut jobs = Vec::new();
@@ -548,5 +682,154 @@ mod tests {
         // the durable job; that one opens a durable batch, which everything
         // after it joins.
         assert_eq!(seen, [NORMAL, NORMAL, FULL, FULL, FULL, FULL, FULL]);
+    }
+
+    /// A dispatcher stand-in: counts requests, keeps what it is handed.
+    struct Sink {
+        room: bool,
+        next_look: Option<crate::store::model::Timestamp>,
+        requests: std::sync::atomic::AtomicUsize,
+        started: tokio::sync::mpsc::UnboundedSender<Vec<String>>,
+    }
+
+    impl ClaimSink for Sink {
+        fn request(&self) -> Option<ClaimRequest> {
+            self.requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.room.then(|| ClaimRequest {
+                lease: chrono::Duration::seconds(60),
+                slots: crate::dispatch::policy::fairness::Slots {
+                    budget: 512,
+                    per_endpoint_cap: 64,
+                    total_in_flight: 0,
+                    busy_slot_limit: 384,
+                },
+                in_flight: Default::default(),
+                live_claims: Vec::new(),
+                default_rate_limit: 1_000,
+            })
+        }
+
+        fn start(&self, jobs: Vec<queue::DeliveryJob>, _: Option<std::time::SystemTime>) {
+            let _ = self.started.send(jobs.into_iter().map(|j| j.msg_id).collect());
+        }
+
+        fn next_look(&self) -> Option<crate::store::model::Timestamp> {
+            self.next_look
+        }
+    }
+
+    /// A store with one app and endpoint, and `sink` attached.
+    async fn store_with_sink(
+        dir: &Path,
+        room: bool,
+        next_look: Option<crate::store::model::Timestamp>,
+    ) -> (SqliteStore, Arc<Sink>, tokio::sync::mpsc::UnboundedReceiver<Vec<String>>) {
+        let store = SqliteStore::open(dir).unwrap();
+        store
+            .write(|tx| {
+                tx.insert_application(&app("app_1"))?;
+                tx.insert_endpoint(&crate::store::tests::endpoint("ep_1", "app_1", None))
+            })
+            .await
+            .unwrap();
+        let (started, starts) = tokio::sync::mpsc::unbounded_channel();
+        let sink = Arc::new(Sink { room, next_look, requests: Default::default(), started });
+        store.claim_on_commit(sink.clone());
+        (store, sink, starts)
+    }
+
+    /// Writes a message owed to `ep_1`, as the API does.
+    async fn send(store: &SqliteStore, id: &str) {
+        let msg = crate::store::tests::message(id, "app_1");
+        store
+            .write(move |tx| {
+                tx.insert_message(&msg)?;
+                tx.insert_deliveries(&[crate::store::model::NewDelivery {
+                    msg_id: msg.id.clone(),
+                    endpoint_id: "ep_1".into(),
+                    app_id: "app_1".into(),
+                    due_at: None,
+                }])
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Whether the dispatcher's loop was woken (the permit is taken).
+    async fn woken(store: &SqliteStore) -> bool {
+        tokio::time::timeout(std::time::Duration::ZERO, store.wakeups().notified()).await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_write_that_makes_deliveries_due_claims_them_in_its_own_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        // As the loop plans (within its poll interval); the lease taken ends
+        // after it.
+        let later = chrono::Utc::now() + chrono::Duration::seconds(1);
+        let (store, _sink, mut starts) = store_with_sink(dir.path(), true, Some(later)).await;
+        assert!(!woken(&store).await);
+        send(&store, "msg_1").await;
+        assert_eq!(starts.recv().await.unwrap(), ["msg_1"]);
+        // The loop planned to look later anyway and nothing else is due: it
+        // sleeps on, and a claim of its own finds the delivery leased.
+        assert!(!woken(&store).await);
+        let claimed = store.claim(crate::store::tests::request(chrono::Duration::seconds(60))).await.unwrap();
+        assert!(claimed.jobs.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_loop_is_woken_when_the_write_could_not_claim_or_it_is_busy() {
+        // No room on the node: nothing is claimed, and the loop is woken to
+        // take the delivery once a slot frees.
+        let dir = tempfile::tempdir().unwrap();
+        let (store, sink, mut starts) = store_with_sink(dir.path(), false, None).await;
+        send(&store, "msg_1").await;
+        assert!(woken(&store).await);
+        assert_eq!(sink.requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(starts.try_recv().is_err());
+        let claimed = store.claim(crate::store::tests::request(chrono::Duration::seconds(60))).await.unwrap();
+        assert_eq!(claimed.jobs.len(), 1);
+
+        // Room, but the loop has no plan (it is between claims): it is woken
+        // as well as handed the job.
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _sink, mut starts) = store_with_sink(dir.path(), true, None).await;
+        send(&store, "msg_2").await;
+        assert_eq!(starts.recv().await.unwrap(), ["msg_2"]);
+        assert!(woken(&store).await);
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_holds_a_claim_makes_no_second_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let later = chrono::Utc::now() + chrono::Duration::hours(1);
+        let (store, sink, mut starts) = store_with_sink(dir.path(), true, Some(later)).await;
+        // Hold the writer so the write and the claim queue up, in that
+        // order, and run in one batch.
+        let (release, blocker) = hold_writer(&store, Commit::Durable).await;
+        let write = tokio::spawn({
+            let store = store.clone();
+            async move { send(&store, "msg_1").await }
+        });
+        while queued(&store) < 1 {
+            tokio::task::yield_now().await;
+        }
+        let claim = tokio::spawn({
+            let (store, sink) = (store.clone(), sink.clone());
+            async move { store.claim_into(sink).await }
+        });
+        while queued(&store) < 2 {
+            tokio::task::yield_now().await;
+        }
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        write.await.unwrap();
+        let report = claim.await.unwrap().unwrap().unwrap();
+        assert_eq!(report.claimed, 1);
+        assert_eq!(starts.recv().await.unwrap(), ["msg_1"]);
+        // One request: the claim job's, none at the end of the batch; the
+        // loop is woken in its place.
+        assert_eq!(sink.requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(woken(&store).await);
     }
 }
