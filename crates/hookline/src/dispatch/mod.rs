@@ -82,7 +82,8 @@ pub struct Dispatcher {
     heartbeat: Heartbeat,
     /// Where the store sends what it claims for this node.
     sink: Arc<dyn ClaimSink>,
-    /// Off once the claim loop has stopped for good: nothing new starts.
+    /// Off once shutdown began (see [`stop_claiming`](Self::stop_claiming)):
+    /// nothing new starts.
     claiming: AtomicBool,
     /// When the claim loop claims next whatever happens; `None` while it is
     /// about to claim or claiming.
@@ -90,7 +91,8 @@ pub struct Dispatcher {
     runtime: tokio::runtime::Handle,
 }
 
-/// The dispatcher as the store's [`ClaimSink`]. Weak: the store outlives it.
+/// The dispatcher as the store's [`ClaimSink`]. Weak, since the dispatcher
+/// holds the store: a strong link would make a cycle that is never freed.
 struct LocalSink(Weak<Dispatcher>);
 
 impl ClaimSink for LocalSink {
@@ -169,7 +171,7 @@ impl Dispatcher {
                         continue;
                     }
                 }
-                // Every slot is taken.
+                // Every slot is taken (or claiming has stopped).
                 Ok(None) => waiting_for_slots = true,
                 Err(e) => tracing::error!(error = %e, "claiming deliveries failed; retrying"),
             }
@@ -185,8 +187,19 @@ impl Dispatcher {
             self.plan_next_look(None);
             tokio::time::sleep_until(claimed_at + MIN_CLAIM_INTERVAL).await;
         }
-        // Nothing new starts on this node, from the store's claims either.
+    }
+
+    /// Stops every claim for this node, the store's own ones too, and
+    /// returns once none can start anything any more: the last store claim
+    /// that saw the node open has started its jobs (they count in
+    /// [`drain`](Self::drain)).
+    pub async fn stop_claiming(&self) {
         self.claiming.store(false, Ordering::SeqCst);
+        // A writer batch that read the flag before it turned starts its jobs
+        // before the writer takes another job: one round trip waits it out.
+        if let Err(e) = self.store.claim_into(self.sink.clone()).await {
+            tracing::warn!(error = %e, "the store did not answer while claiming stopped");
+        }
     }
 
     fn plan_next_look(&self, at: Option<Timestamp>) {

@@ -169,6 +169,7 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
     let metrics = crate::ops::scrape::router(settings.metrics_token.clone());
     http::serve(listener, api::router(state).merge(portal).merge(metrics), stop_serving, Duration::from_secs(10)).await;
     let _ = claim_loop.await;
+    dispatcher.stop_claiming().await;
     dispatcher.drain(settings.attempt_timeout + Duration::from_secs(2)).await;
     let _ = stop_background.send(true);
     let _ = recorder.await;

@@ -1,8 +1,10 @@
 //! The dispatcher's side of the store: claim due deliveries as leases, keep
 //! leases alive, record outcomes, purge what retention allows.
 //!
-//! These operations never share a transaction with API writes, and each
-//! backend runs them with its own tools (the embedded writer thread;
+//! These operations never share a transaction with API writes (one
+//! exception: the embedded store's writer ends a batch that made work due
+//! with a claim, see [`ClaimSink`]), and each backend runs them with its own
+//! tools (the embedded writer thread;
 //! `FOR UPDATE SKIP LOCKED` and the database clock on PostgreSQL). The claim
 //! itself is written once, in [`claim`], over the small [`ClaimSource`]
 //! interface each backend implements; its rules (rate limits, slots) are the
@@ -357,4 +359,25 @@ pub fn claim(src: &mut dyn ClaimSource, req: &ClaimRequest) -> StoreResult<Claim
         })
         .collect();
     Ok(Claimed { jobs, next_due, waiting_for_slots: !waiting.is_empty() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loop_looks_again_only_when_it_would_look_too_late() {
+        let now = chrono::Utc::now();
+        let planned = Some(now + chrono::Duration::seconds(1));
+        let quiet = ClaimReport { claimed: 3, saturated: false, next_due: None, waiting_for_slots: false };
+        assert!(!quiet.needs_a_look(planned));
+        // The loop's plan is unknown (it is between claims).
+        assert!(quiet.needs_a_look(None));
+        assert!(ClaimReport { saturated: true, ..quiet }.needs_a_look(planned));
+        assert!(ClaimReport { waiting_for_slots: true, ..quiet }.needs_a_look(planned));
+        let due = |ms| ClaimReport { next_due: Some(now + chrono::Duration::milliseconds(ms)), ..quiet };
+        assert!(due(500).needs_a_look(planned));
+        assert!(!due(1_000).needs_a_look(planned));
+        assert!(!due(30_000).needs_a_look(planned));
+    }
 }
