@@ -51,22 +51,20 @@ impl InFlight {
         self.lock().leases.len()
     }
 
-    pub fn by_endpoint(&self) -> HashMap<String, usize> {
-        self.lock().by_endpoint.clone()
-    }
-
     /// The leases to keep alive.
     pub fn leases(&self) -> Vec<LeaseRef> {
         self.lock().leases.values().cloned().collect()
     }
 
-    /// The distinct claims those leases belong to.
-    pub fn claim_ids(&self) -> Vec<String> {
+    /// The attempts in flight, their counts by endpoint, and the distinct
+    /// claims their leases belong to, read under one lock: a claim asks for
+    /// them on the store's writer thread, once a batch.
+    pub fn snapshot(&self) -> (usize, HashMap<String, usize>, Vec<String>) {
         let state = self.lock();
-        let mut ids: Vec<String> = state.leases.values().map(|l| l.claim_id.clone()).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
+        let mut claim_ids: Vec<String> = state.leases.values().map(|l| l.claim_id.clone()).collect();
+        claim_ids.sort_unstable();
+        claim_ids.dedup();
+        (state.leases.len(), state.by_endpoint.clone(), claim_ids)
     }
 }
 
@@ -105,10 +103,11 @@ mod tests {
         });
         assert!(task.await.unwrap_err().is_panic());
         assert_eq!(in_flight.total(), 1);
-        assert_eq!(in_flight.by_endpoint()["ep_a"], 1);
+        let (_, by_endpoint, claim_ids) = in_flight.snapshot();
+        assert_eq!(by_endpoint["ep_a"], 1);
         assert_eq!(in_flight.leases().iter().map(|l| l.msg_id.as_str()).collect::<Vec<_>>(), ["c1"]);
-        assert_eq!(in_flight.claim_ids(), ["claim"]);
+        assert_eq!(claim_ids, ["claim"]);
         drop(kept);
-        assert!(in_flight.by_endpoint().is_empty());
+        assert!(in_flight.snapshot().1.is_empty());
     }
 }

@@ -211,9 +211,9 @@ impl Dispatcher {
         if !self.claiming.load(Ordering::SeqCst) {
             return None;
         }
-        let total_in_flight = self.in_flight.total();
+        let (total_in_flight, in_flight, live_claims) = self.in_flight.snapshot();
         let budget = MAX_IN_FLIGHT.saturating_sub(total_in_flight);
-        (budget > 0).then(|| ClaimRequest {
+        (budget > 0).then_some(ClaimRequest {
             lease: self.lease,
             slots: Slots {
                 budget,
@@ -221,8 +221,8 @@ impl Dispatcher {
                 total_in_flight,
                 busy_slot_limit: MAX_IN_FLIGHT - RESERVED_FOR_IDLE_ENDPOINTS,
             },
-            in_flight: self.in_flight.by_endpoint(),
-            live_claims: self.in_flight.claim_ids(),
+            in_flight,
+            live_claims,
             default_rate_limit: self.default_rate_limit,
         })
     }

@@ -109,6 +109,13 @@ impl ClaimReport {
             waiting_for_slots: claimed.waiting_for_slots,
         }
     }
+
+    /// After a claim the store made on its own: whether the dispatcher's
+    /// loop must look again sooner than it planned.
+    pub fn needs_a_look(&self, next_look: Option<Timestamp>) -> bool {
+        let Some(planned) = next_look else { return true };
+        self.saturated || self.waiting_for_slots || self.next_due.is_some_and(|due| due < planned)
+    }
 }
 
 /// The local dispatcher as a store sees it: where claimed jobs go. The
@@ -126,15 +133,6 @@ pub trait ClaimSink: Send + Sync {
     /// When the dispatcher's own loop claims next whatever happens; `None`
     /// while it is busy (it is about to claim, or claiming now).
     fn next_look(&self) -> Option<Timestamp>;
-}
-
-impl ClaimReport {
-    /// After a claim the store made on its own: whether the dispatcher's
-    /// loop must look again sooner than it planned.
-    pub fn needs_a_look(&self, next_look: Option<Timestamp>) -> bool {
-        let Some(planned) = next_look else { return true };
-        self.saturated || self.waiting_for_slots || self.next_due.is_some_and(|due| due < planned)
-    }
 }
 
 /// Where a delivery goes after an attempt.

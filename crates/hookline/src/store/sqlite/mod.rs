@@ -245,10 +245,7 @@ impl SqliteStore {
                 let _ = reply.send(report);
             }),
         );
-        if self.inner.jobs.send(Job { run, commit: Commit::Relaxed, claims: true }).await.is_err() {
-            return Err(StoreError::Backend("the writer thread has stopped".into()));
-        }
-        answer.await.unwrap_or_else(|_| Err(StoreError::Backend("the writer thread dropped a job".into())))
+        self.submit(Job { run, commit: Commit::Relaxed, claims: true }, answer).await
     }
 
     pub async fn record_outcomes(
@@ -312,7 +309,12 @@ impl SqliteStore {
             }) as Finish;
             (finish, woke)
         });
-        if self.inner.jobs.send(Job { run, commit, claims }).await.is_err() {
+        self.submit(Job { run, commit, claims }, answer).await
+    }
+
+    /// Queues `job` on the writer and waits for the answer it sends.
+    async fn submit<T, E: From<StoreError>>(&self, job: Job, answer: oneshot::Receiver<Result<T, E>>) -> Result<T, E> {
+        if self.inner.jobs.send(job).await.is_err() {
             return Err(E::from(StoreError::Backend("the writer thread has stopped".into())));
         }
         answer.await.unwrap_or_else(|_| Err(E::from(StoreError::Backend("the writer thread dropped a job".into()))))
