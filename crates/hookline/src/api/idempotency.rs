@@ -139,8 +139,8 @@ async fn record_after(state: &AppState, idem: &IdemKey, response: Response) -> R
 /// holds waits for that transaction to end, so a concurrent request never
 /// runs its write against the first one's half-done effects.
 fn take_key(tx: &mut dyn Tx, key: &[u8]) -> ApiResult<Option<IdempotentResponse>> {
-    let keys = [key.to_vec()];
-    if !tx.claim_idempotency_keys(&keys, crate::store::model::now())?.is_empty() {
+    let claim = [(key.to_vec(), IdempotentResponse::pending())];
+    if !tx.claim_idempotency_keys(&claim, crate::store::model::now())?.is_empty() {
         return Ok(None);
     }
     match tx.idempotent_response(key)? {

@@ -144,24 +144,47 @@ pub fn write_batch(tx: &mut dyn Tx, drafts: &[Draft], cipher: &SecretCipher) -> 
         }
     }
 
-    // Idempotency keys: an answer already there is replayed; a fresh key is
-    // claimed for this transaction (first come in the batch, first served).
-    let keys: Vec<Vec<u8>> =
-        unique(live(drafts, &outcomes).filter_map(|(_, d)| d.idem.as_ref().map(|(k, _)| k.clone())));
-    let answered = tx.idempotent_responses(&keys)?;
-    let fresh: Vec<Vec<u8>> = keys.into_iter().filter(|k| !answered.contains_key(k)).collect();
-    let claimed = tx.claim_idempotency_keys(&fresh, now)?;
+    // Every answer is known before anything is written (a message's is
+    // itself), so a fresh key is taken together with its answer: one
+    // statement in the common case. Only the keys not taken are looked up;
+    // their answer is replayed, or the key is busy in another transaction.
+    // In the batch, the first draft with a key owns it.
+    let mut bodies: Vec<Option<Vec<u8>>> = vec![None; drafts.len()];
+    let mut claims: Vec<(Vec<u8>, IdempotentResponse)> = Vec::new();
+    let mut firsts: HashSet<&[u8]> = HashSet::new();
+    for (i, draft) in live(drafts, &outcomes) {
+        let body = serde_json::to_vec(&MessageOut::new(draft.message.clone(), draft.with_content))
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        if let Some((key, body_hash)) = &draft.idem {
+            if firsts.insert(key.as_slice()) {
+                let sealed = cipher.seal(&body, Owner::IdempotencyRecord(key));
+                claims.push((
+                    key.clone(),
+                    IdempotentResponse { body_hash: body_hash.clone(), status: 202, body: sealed },
+                ));
+            }
+        }
+        bodies[i] = Some(body);
+    }
+    let claimed = tx.claim_idempotency_keys(&claims, now)?;
+    let others: Vec<Vec<u8>> = claims.into_iter().map(|(k, _)| k).filter(|k| !claimed.contains(k)).collect();
+    let answered = if others.is_empty() { HashMap::new() } else { tx.idempotent_responses(&others)? };
+    // The drafts that took their key, so that a refused one gives it back.
+    let mut owners: Vec<usize> = Vec::new();
     let mut mine: HashSet<&[u8]> = HashSet::new();
     for (i, draft) in drafts.iter().enumerate() {
         let Some((key, _)) = &draft.idem else { continue };
         if outcomes[i].is_some() {
             continue;
         }
-        if let Some(previous) = answered.get(key) {
-            outcomes[i] = Some(Ok(Written::Replay(previous.clone())));
-        } else if !claimed.contains(key) || !mine.insert(key.as_slice()) {
-            outcomes[i] = Some(Ok(Written::KeyBusy));
+        if claimed.contains(key) && mine.insert(key.as_slice()) {
+            owners.push(i);
+            continue;
         }
+        outcomes[i] = Some(Ok(match answered.get(key) {
+            Some(previous) => Written::Replay(previous.clone()),
+            None => Written::KeyBusy,
+        }));
     }
 
     // Payloads their event type's schema refuses.
@@ -211,26 +234,19 @@ pub fn write_batch(tx: &mut dyn Tx, drafts: &[Draft], cipher: &SecretCipher) -> 
     }
     tx.insert_deliveries(&deliveries)?;
 
-    // Answers: recorded (sealed) for the keys of created messages; keys of
-    // refused ones are given back, as a non-2xx answer is never stored.
-    let mut answers = Vec::new();
+    // Their keys were taken with their answers; keys of refused drafts are
+    // given back, as a non-2xx answer is never stored.
     for &i in &created {
-        let draft = &drafts[i];
-        let body = serde_json::to_vec(&MessageOut::new(draft.message.clone(), draft.with_content))
-            .map_err(|e| crate::store::StoreError::Backend(e.to_string()))?;
-        if let Some((key, body_hash)) = &draft.idem {
-            let sealed = cipher.seal(&body, Owner::IdempotencyRecord(key));
-            answers.push((key.clone(), IdempotentResponse { body_hash: body_hash.clone(), status: 202, body: sealed }));
-        }
-        outcomes[i] = Some(Ok(Written::Created(body, types.contains_key(&draft.message.event_type))));
+        let known = types.contains_key(&drafts[i].message.event_type);
+        outcomes[i] = Some(match bodies[i].take() {
+            Some(body) => Ok(Written::Created(body, known)),
+            None => Err(ApiError::internal("a created message has no answer")),
+        });
     }
-    tx.fill_idempotent_responses(&answers)?;
-    let given_back: Vec<Vec<u8>> = drafts
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, o)| matches!(o, Some(Err(_))))
-        .filter_map(|(d, _)| d.idem.as_ref().map(|(k, _)| k.clone()))
-        .filter(|k| mine.contains(k.as_slice()))
+    let given_back: Vec<Vec<u8>> = owners
+        .into_iter()
+        .filter(|&i| matches!(outcomes[i], Some(Err(_))))
+        .filter_map(|i| drafts[i].idem.as_ref().map(|(k, _)| k.clone()))
         .collect();
     tx.release_idempotency_keys(&given_back)?;
 
@@ -264,6 +280,51 @@ mod tests {
         let mut message = message(id, app_id);
         message.payload_expires_at = crate::store::model::now() + chrono::Duration::days(1);
         Draft { message, with_content: true, idem: None }
+    }
+
+    fn keyed(id: &str, key: &str) -> Draft {
+        Draft { idem: Some((key.as_bytes().to_vec(), b"digest".to_vec())), ..draft(id, "app_k") }
+    }
+
+    fn status(outcome: &ApiResult<Written>) -> &'static str {
+        match outcome {
+            Ok(Written::Created(..)) => "created",
+            Ok(Written::Replay(_)) => "replay",
+            Ok(Written::KeyBusy) => "busy",
+            Err(e) if e.status.as_u16() == 409 => "conflict",
+            Err(_) => "error",
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_is_taken_with_its_answer_and_given_back_when_its_draft_is_refused() {
+        for s in stores().await {
+            s.store
+                .write(|tx| {
+                    tx.insert_application(&app("app_k"))?;
+                    let mut taken = message("msg_taken", "app_k");
+                    taken.event_id = Some("evt-taken".into());
+                    tx.insert_message(&taken)
+                })
+                .await
+                .unwrap();
+            let cipher = SecretCipher::new(&MainKey::from_bytes([7; 32]));
+            let mut refused = keyed("msg_c", "k2");
+            refused.message.event_id = Some("evt-taken".into());
+            let first = vec![keyed("msg_a", "k1"), keyed("msg_b", "k1"), refused, keyed("msg_d", "k3")];
+            let outcomes = write_drafts(&s.store, &cipher, first).await;
+            let got: Vec<&str> = outcomes.iter().map(status).collect();
+            assert_eq!(got, ["created", "busy", "conflict", "created"], "{}", s.name);
+            let Ok(Written::Created(answer, _)) = &outcomes[0] else { unreachable!() };
+
+            // k1 replays msg_a's answer; k2 was given back, so it creates.
+            let again = write_drafts(&s.store, &cipher, vec![keyed("msg_e", "k1"), keyed("msg_f", "k2")]).await;
+            let got: Vec<&str> = again.iter().map(status).collect();
+            assert_eq!(got, ["replay", "created"], "{}", s.name);
+            let Ok(Written::Replay(previous)) = &again[0] else { unreachable!() };
+            let opened = cipher.open(&previous.body, Owner::IdempotencyRecord(b"k1")).unwrap();
+            assert_eq!((previous.status, &previous.body_hash[..], &opened[..]), (202, &b"digest"[..], &answer[..]));
+        }
     }
 
     #[tokio::test]

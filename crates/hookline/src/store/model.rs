@@ -220,6 +220,14 @@ pub struct IdempotentResponse {
     pub body: Vec<u8>,
 }
 
+impl IdempotentResponse {
+    /// The answer a key is taken with while its request runs: it never
+    /// commits (filled or released in the same transaction).
+    pub fn pending() -> IdempotentResponse {
+        IdempotentResponse { body_hash: Vec::new(), status: 0, body: Vec::new() }
+    }
+}
+
 /// Delivery counts of one endpoint by status.
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryStats {

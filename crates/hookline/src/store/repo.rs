@@ -95,11 +95,17 @@ pub trait IdempotencyRepo {
     fn idempotent_response(&mut self, key: &[u8]) -> StoreResult<Option<IdempotentResponse>>;
     /// The answers recorded for several keys (plain reads, no claim).
     fn idempotent_responses(&mut self, keys: &[Vec<u8>]) -> StoreResult<HashMap<Vec<u8>, IdempotentResponse>>;
-    /// Takes fresh keys for this transaction with an empty answer, to be
-    /// filled or released before it commits; returns the keys it took. A
-    /// key another transaction holds or answered (within the window) is not
-    /// taken: its request replays that answer once it is there.
-    fn claim_idempotency_keys(&mut self, keys: &[Vec<u8>], now: Timestamp) -> StoreResult<HashSet<Vec<u8>>>;
+    /// Takes fresh keys for this transaction, each with the answer given
+    /// for it ([`IdempotentResponse::pending`] when it is not known yet: it
+    /// is then filled before the transaction commits); returns the keys it
+    /// took. A key another transaction holds or answered (within the
+    /// window) is not taken: its request replays that answer once it is
+    /// there. A key taken here and not wanted after all is released.
+    fn claim_idempotency_keys(
+        &mut self,
+        claims: &[(Vec<u8>, IdempotentResponse)],
+        now: Timestamp,
+    ) -> StoreResult<HashSet<Vec<u8>>>;
     fn fill_idempotent_responses(&mut self, answers: &[(Vec<u8>, IdempotentResponse)]) -> StoreResult<()>;
     /// Gives claimed keys back (their request failed: no answer is kept).
     fn release_idempotency_keys(&mut self, keys: &[Vec<u8>]) -> StoreResult<()>;

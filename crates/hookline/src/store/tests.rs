@@ -359,7 +359,8 @@ async fn concurrent_requests_with_one_idempotency_key_create_one_message() {
                 store
                     .write(move |tx| {
                         let key = b"the-key".to_vec();
-                        if tx.claim_idempotency_keys(std::slice::from_ref(&key), now())?.is_empty() {
+                        let claim = [(key.clone(), IdempotentResponse::pending())];
+                        if tx.claim_idempotency_keys(&claim, now())?.is_empty() {
                             let previous = tx.idempotent_response(&key)?.expect("a key not taken has its answer");
                             return Ok::<_, StoreError>(String::from_utf8(previous.body).unwrap());
                         }

@@ -37,24 +37,34 @@ impl IdempotencyRepo for PgTx<'_, '_> {
             .collect())
     }
 
-    fn claim_idempotency_keys(&mut self, keys: &[Vec<u8>], now: Timestamp) -> StoreResult<HashSet<Vec<u8>>> {
-        if keys.is_empty() {
+    fn claim_idempotency_keys(
+        &mut self,
+        claims: &[(Vec<u8>, IdempotentResponse)],
+        now: Timestamp,
+    ) -> StoreResult<HashSet<Vec<u8>>> {
+        if claims.is_empty() {
             return Ok(HashSet::new());
         }
         // A key inserted by a transaction still open makes this statement
         // wait for it; then it is either answered (not taken) or released.
         // Sorted, so two batches sharing keys wait on each other in one order
         // rather than deadlock.
-        let mut keys = keys.to_vec();
-        keys.sort();
+        let mut sorted: Vec<&(Vec<u8>, IdempotentResponse)> = claims.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let keys: Vec<&[u8]> = sorted.iter().map(|(k, _)| k.as_slice()).collect();
+        let hashes: Vec<&[u8]> = sorted.iter().map(|(_, r)| r.body_hash.as_slice()).collect();
+        let statuses: Vec<i32> = sorted.iter().map(|(_, r)| i32::from(r.status)).collect();
+        let bodies: Vec<&[u8]> = sorted.iter().map(|(_, r)| r.body.as_slice()).collect();
         let expired = now - IDEMPOTENCY_WINDOW;
         let rows = self.query(
             "INSERT INTO idempotency (key, body_hash, status, body, created_at)
-             SELECT k, ''::bytea, 0, ''::bytea, $2 FROM unnest($1::bytea[]) AS k
-             ON CONFLICT (key) DO UPDATE SET body_hash = ''::bytea, status = 0, body = ''::bytea, created_at = $2
-             WHERE idempotency.created_at <= $3
+             SELECT key, body_hash, status, body, $5
+             FROM unnest($1::bytea[], $2::bytea[], $3::int4[], $4::bytea[]) AS a(key, body_hash, status, body)
+             ON CONFLICT (key) DO UPDATE SET
+               body_hash = excluded.body_hash, status = excluded.status, body = excluded.body, created_at = $5
+             WHERE idempotency.created_at <= $6
              RETURNING key",
-            &[&keys, &now, &expired],
+            &[&keys, &hashes, &statuses, &bodies, &now, &expired],
         )?;
         Ok(rows.iter().map(|r| r.get::<_, Vec<u8>>(0)).collect())
     }

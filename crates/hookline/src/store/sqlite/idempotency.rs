@@ -34,19 +34,27 @@ impl IdempotencyRepo for SqliteTx<'_> {
         Ok(found)
     }
 
-    fn claim_idempotency_keys(&mut self, keys: &[Vec<u8>], now: Timestamp) -> StoreResult<HashSet<Vec<u8>>> {
+    fn claim_idempotency_keys(
+        &mut self,
+        claims: &[(Vec<u8>, IdempotentResponse)],
+        now: Timestamp,
+    ) -> StoreResult<HashSet<Vec<u8>>> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "INSERT INTO idempotency (key, body_hash, status, body, created_at) VALUES (?1, x'', 0, x'', ?2)
-                 ON CONFLICT (key) DO UPDATE SET body_hash = x'', status = 0, body = x'', created_at = ?2
-                 WHERE idempotency.created_at <= ?3",
+                "INSERT INTO idempotency (key, body_hash, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (key) DO UPDATE SET
+                   body_hash = excluded.body_hash, status = excluded.status, body = excluded.body, created_at = ?5
+                 WHERE idempotency.created_at <= ?6",
             )
             .map_err(backend)?;
         let expired = ms(&now) - IDEMPOTENCY_WINDOW_MS;
         let mut claimed = HashSet::new();
-        for key in keys {
-            if stmt.execute(params![key, ms(&now), expired]).map_err(backend)? > 0 {
+        for (key, answer) in claims {
+            let taken = stmt
+                .execute(params![key, answer.body_hash, answer.status, answer.body, ms(&now), expired])
+                .map_err(backend)?;
+            if taken > 0 {
                 claimed.insert(key.clone());
             }
         }
