@@ -43,6 +43,10 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
+/// Hookline's allocator, so that the HTTP ceiling allocates as it does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

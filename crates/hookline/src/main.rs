@@ -8,6 +8,11 @@ use hookline::auth::{Capabilities, Grant, Scope, TokenAuthority};
 use hookline::config::{parse_duration, FlagValues, Settings, SETTINGS_HELP};
 use hookline::{catalog, cli, server};
 
+/// glibc's malloc spent a fifth of the request path's CPU in its own
+/// bookkeeping (free-chunk consolidation); see docs/performance.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "hookline", version, about = "Self-hosted webhook delivery, compatible with the Svix v1 API", after_help = SETTINGS_HELP)]
 struct Cli {

@@ -1,6 +1,11 @@
 //! The attempts this node has in flight: counts for the claim's slot rules,
 //! and the claims whose leases the node keeps alive.
 //!
+//! An attempt holds its lease until its outcome is recorded, but counts
+//! toward its endpoint's concurrency only while its request is open: the
+//! cap is on connections to the endpoint, and an answered attempt waiting
+//! for the store's next commit is not one.
+//!
 //! A slot is held by a [`Slot`] guard, so it is given back however the
 //! attempt ends, a panic included: a leaked slot would shrink the node's
 //! capacity for good.
@@ -14,6 +19,7 @@ use crate::store::queue::LeaseRef;
 
 #[derive(Default)]
 struct State {
+    /// Open requests by endpoint.
     by_endpoint: HashMap<String, usize>,
     /// (message, endpoint) → the lease its attempt holds (one claim id is
     /// shared by every delivery of one claim).
@@ -31,6 +37,8 @@ pub struct InFlight {
 pub struct Slot {
     owner: Arc<InFlight>,
     lease: LeaseRef,
+    /// Its request is open (it counts in `by_endpoint`).
+    requesting: bool,
 }
 
 impl InFlight {
@@ -44,7 +52,7 @@ impl InFlight {
         let mut state = self.lock();
         *state.by_endpoint.entry(lease.endpoint_id.clone()).or_default() += 1;
         state.leases.insert((lease.msg_id.clone(), lease.endpoint_id.clone()), lease.clone());
-        Slot { owner: self.clone(), lease }
+        Slot { owner: self.clone(), lease, requesting: true }
     }
 
     pub fn total(&self) -> usize {
@@ -68,14 +76,33 @@ impl InFlight {
     }
 }
 
+impl Slot {
+    /// The request is over: the endpoint has room for another one, while
+    /// the lease stays held until the outcome is recorded.
+    pub fn answered(&mut self) {
+        if std::mem::take(&mut self.requesting) {
+            self.owner.lock().end_request(&self.lease.endpoint_id);
+            self.owner.freed.notify_one();
+        }
+    }
+}
+
+impl State {
+    fn end_request(&mut self, endpoint_id: &str) {
+        if let Some(n) = self.by_endpoint.get_mut(endpoint_id) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_endpoint.remove(endpoint_id);
+            }
+        }
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut state = self.owner.lock();
-        if let Some(n) = state.by_endpoint.get_mut(&self.lease.endpoint_id) {
-            *n -= 1;
-            if *n == 0 {
-                state.by_endpoint.remove(&self.lease.endpoint_id);
-            }
+        if self.requesting {
+            state.end_request(&self.lease.endpoint_id);
         }
         state.leases.remove(&(self.lease.msg_id.clone(), self.lease.endpoint_id.clone()));
         drop(state);
@@ -109,5 +136,20 @@ mod tests {
         assert_eq!(claim_ids, ["claim"]);
         drop(kept);
         assert!(in_flight.snapshot().1.is_empty());
+    }
+
+    #[test]
+    fn an_answered_attempt_frees_its_endpoint_but_keeps_its_lease_until_dropped() {
+        let in_flight = Arc::new(InFlight::default());
+        let mut first = in_flight.take(lease("c1", "ep_a"));
+        let _second = in_flight.take(lease("c2", "ep_a"));
+        first.answered();
+        first.answered();
+        let (total, by_endpoint, _) = in_flight.snapshot();
+        assert_eq!((total, by_endpoint["ep_a"]), (2, 1));
+        assert_eq!(in_flight.leases().len(), 2);
+        drop(first);
+        let (total, by_endpoint, _) = in_flight.snapshot();
+        assert_eq!((total, by_endpoint["ep_a"]), (1, 1));
     }
 }

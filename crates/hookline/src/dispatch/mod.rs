@@ -42,7 +42,7 @@ use sender::{FailureKind, Outgoing, SendResult, Sender, SigningKeys};
 
 /// Attempts in flight on this node, at most.
 const MAX_IN_FLIGHT: usize = 512;
-/// Attempts in flight to one endpoint on this node, at most.
+/// Open requests to one endpoint from this node, at most.
 const PER_ENDPOINT_IN_FLIGHT: usize = 64;
 /// Slots only endpoints with nothing in flight may take: however many slow
 /// endpoints hold the rest, a fresh endpoint's delivery can always start.
@@ -299,8 +299,9 @@ impl Dispatcher {
     }
 
     /// One attempt, start to recorded outcome. The slot (and with it the
-    /// lease renewal) is held until the outcome is in the store.
-    async fn attempt(&self, job: DeliveryJob, _slot: Slot, claim_span: Option<opentelemetry::trace::SpanId>) {
+    /// lease renewal) is held until the outcome is in the store; the
+    /// endpoint's share of it, until the answer.
+    async fn attempt(&self, job: DeliveryJob, mut slot: Slot, claim_span: Option<opentelemetry::trace::SpanId>) {
         // The endpoint's rate limit gave this job its start slot.
         if !job.start_in.is_zero() {
             tokio::time::sleep(job.start_in).await;
@@ -325,6 +326,7 @@ impl Dispatcher {
                 Err(e) => SendResult::failed(FailureKind::Internal, e),
             },
         };
+        slot.answered();
         // Failures of ours (payload gone, unusable key) never count against
         // the endpoint.
         let failed_on_our_side = result.failure.as_ref().is_some_and(|(kind, _)| *kind == FailureKind::Internal);

@@ -9,6 +9,7 @@
 //! skip the fsync (see `Commit`). Reads use a pool of read-only connections,
 //! which WAL lets run beside the writer.
 
+mod alloc;
 mod apps;
 mod attempts;
 mod backup;
@@ -554,6 +555,7 @@ enum Role {
 }
 
 fn open_connection(path: &Path, role: Role) -> Result<Connection, StoreError> {
+    alloc::install();
     let conn = Connection::open(path).map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
     conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
     let cache_kib = match role {
