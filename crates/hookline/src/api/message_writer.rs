@@ -1,10 +1,11 @@
 //! Message creation in batches: every request validated while a batch was
 //! being written joins the next one, and a batch is one transaction of a
-//! few multi-row statements (look up keys, claim keys, applications, event
-//! types, insert messages, fan-out targets, insert deliveries, record
-//! answers) whatever its size. The embedded store commits many closures at once anyway; on
-//! PostgreSQL this is what keeps the cost per message to a fraction of a
-//! round trip.
+//! few multi-row statements whatever its size: check the applications,
+//! take the idempotency keys together with their answers (and look up the
+//! answers of keys not taken), event types, insert messages, fan-out
+//! targets, insert deliveries, give back the keys of refused drafts. The
+//! embedded store commits many closures at once anyway; on PostgreSQL this
+//! is what keeps the cost per message to a fraction of a round trip.
 //!
 //! The answer of each request is the one it would get alone: 202 with its
 //! message, the replay of an earlier answer for its `Idempotency-Key`, 409

@@ -15,12 +15,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
+use crate::dispatch::policy::fairness::EndpointLoad;
 use crate::store::queue::LeaseRef;
 
 #[derive(Default)]
 struct State {
-    /// Open requests by endpoint.
-    by_endpoint: HashMap<String, usize>,
+    by_endpoint: HashMap<String, EndpointLoad>,
     /// (message, endpoint) → the lease its attempt holds (one claim id is
     /// shared by every delivery of one claim).
     leases: HashMap<(String, String), LeaseRef>,
@@ -37,7 +37,7 @@ pub struct InFlight {
 pub struct Slot {
     owner: Arc<InFlight>,
     lease: LeaseRef,
-    /// Its request is open (it counts in `by_endpoint`).
+    /// Its request is open (it counts in its endpoint's `requests`).
     requesting: bool,
 }
 
@@ -50,7 +50,9 @@ impl InFlight {
 
     pub fn take(self: &Arc<Self>, lease: LeaseRef) -> Slot {
         let mut state = self.lock();
-        *state.by_endpoint.entry(lease.endpoint_id.clone()).or_default() += 1;
+        let load = state.by_endpoint.entry(lease.endpoint_id.clone()).or_default();
+        load.requests += 1;
+        load.leases += 1;
         state.leases.insert((lease.msg_id.clone(), lease.endpoint_id.clone()), lease.clone());
         Slot { owner: self.clone(), lease, requesting: true }
     }
@@ -67,7 +69,7 @@ impl InFlight {
     /// The attempts in flight, their counts by endpoint, and the distinct
     /// claims their leases belong to, read under one lock: a claim asks for
     /// them on the store's writer thread, once a batch.
-    pub fn snapshot(&self) -> (usize, HashMap<String, usize>, Vec<String>) {
+    pub fn snapshot(&self) -> (usize, HashMap<String, EndpointLoad>, Vec<String>) {
         let state = self.lock();
         let mut claim_ids: Vec<String> = state.leases.values().map(|l| l.claim_id.clone()).collect();
         claim_ids.sort_unstable();
@@ -81,19 +83,10 @@ impl Slot {
     /// the lease stays held until the outcome is recorded.
     pub fn answered(&mut self) {
         if std::mem::take(&mut self.requesting) {
-            self.owner.lock().end_request(&self.lease.endpoint_id);
-            self.owner.freed.notify_one();
-        }
-    }
-}
-
-impl State {
-    fn end_request(&mut self, endpoint_id: &str) {
-        if let Some(n) = self.by_endpoint.get_mut(endpoint_id) {
-            *n -= 1;
-            if *n == 0 {
-                self.by_endpoint.remove(endpoint_id);
+            if let Some(load) = self.owner.lock().by_endpoint.get_mut(&self.lease.endpoint_id) {
+                load.requests = load.requests.saturating_sub(1);
             }
+            self.owner.freed.notify_one();
         }
     }
 }
@@ -101,10 +94,15 @@ impl State {
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut state = self.owner.lock();
-        if self.requesting {
-            state.end_request(&self.lease.endpoint_id);
+        let endpoint_id = &self.lease.endpoint_id;
+        if let Some(load) = state.by_endpoint.get_mut(endpoint_id) {
+            load.requests = load.requests.saturating_sub(usize::from(self.requesting));
+            load.leases = load.leases.saturating_sub(1);
+            if load.leases == 0 {
+                state.by_endpoint.remove(endpoint_id);
+            }
         }
-        state.leases.remove(&(self.lease.msg_id.clone(), self.lease.endpoint_id.clone()));
+        state.leases.remove(&(self.lease.msg_id.clone(), endpoint_id.clone()));
         drop(state);
         self.owner.freed.notify_one();
     }
@@ -131,7 +129,7 @@ mod tests {
         assert!(task.await.unwrap_err().is_panic());
         assert_eq!(in_flight.total(), 1);
         let (_, by_endpoint, claim_ids) = in_flight.snapshot();
-        assert_eq!(by_endpoint["ep_a"], 1);
+        assert_eq!(by_endpoint["ep_a"], EndpointLoad { requests: 1, leases: 1 });
         assert_eq!(in_flight.leases().iter().map(|l| l.msg_id.as_str()).collect::<Vec<_>>(), ["c1"]);
         assert_eq!(claim_ids, ["claim"]);
         drop(kept);
@@ -146,10 +144,10 @@ mod tests {
         first.answered();
         first.answered();
         let (total, by_endpoint, _) = in_flight.snapshot();
-        assert_eq!((total, by_endpoint["ep_a"]), (2, 1));
+        assert_eq!((total, by_endpoint["ep_a"]), (2, EndpointLoad { requests: 1, leases: 2 }));
         assert_eq!(in_flight.leases().len(), 2);
         drop(first);
         let (total, by_endpoint, _) = in_flight.snapshot();
-        assert_eq!((total, by_endpoint["ep_a"]), (1, 1));
+        assert_eq!((total, by_endpoint["ep_a"]), (1, EndpointLoad { requests: 1, leases: 1 }));
     }
 }

@@ -17,7 +17,7 @@ use rand::RngCore;
 
 use super::model::*;
 use super::StoreResult;
-use crate::dispatch::policy::fairness::{idle_first, Slots};
+use crate::dispatch::policy::fairness::{idle_first, EndpointLoad, Slots};
 use crate::dispatch::policy::rate::{self, StartSlots};
 
 /// Endpoints looked at per claim (plus one per endpoint busy on this node,
@@ -71,8 +71,8 @@ pub struct ClaimRequest {
     /// How long a claim lasts unless renewed.
     pub lease: chrono::Duration,
     pub slots: Slots,
-    /// Deliveries this node has in flight, by endpoint.
-    pub in_flight: HashMap<String, usize>,
+    /// This node's attempts, by endpoint.
+    pub in_flight: HashMap<String, EndpointLoad>,
     /// The claims this node's attempts in flight hold: never taken again by
     /// this node, even if a renewal came late and the lease ran out.
     pub live_claims: Vec<String>,
@@ -258,7 +258,7 @@ pub fn new_claim_id() -> String {
 /// limit.
 pub fn claim(src: &mut dyn ClaimSource, req: &ClaimRequest) -> StoreResult<Claimed> {
     let now = src.now()?;
-    let in_flight = |id: &str| req.in_flight.get(id).copied().unwrap_or(0);
+    let in_flight = |id: &str| req.in_flight.get(id).copied().unwrap_or_default();
     let mut candidates = src.due_endpoints(now, ENDPOINTS_PER_CLAIM + req.in_flight.len())?;
     idle_first(&mut candidates, |c| in_flight(&c.endpoint.id));
 

@@ -14,7 +14,7 @@ use chrono::Utc;
 use super::model::*;
 use super::queue::*;
 use super::{AttemptFilter, Store, StoreError, StoreResult};
-use crate::dispatch::policy::fairness::Slots;
+use crate::dispatch::policy::fairness::{EndpointLoad, Slots};
 
 /// A store of one backend, and what keeps it alive.
 pub(crate) struct TestStore {
@@ -269,7 +269,10 @@ async fn busy_endpoints_cannot_take_the_slots_kept_for_idle_ones() {
     for t in stores().await {
         fixture(&t.store, &[("ep_capped", None), ("ep_idle", None), ("ep_busy", None)], 1).await;
         let mut req = request(LONG);
-        req.in_flight = [("ep_capped".to_string(), 64), ("ep_busy".to_string(), 5)].into_iter().collect();
+        let load = |n| EndpointLoad { requests: n, leases: n };
+        // Its five requests are answered, but their outcomes not recorded: still busy.
+        let answered = EndpointLoad { requests: 0, leases: 5 };
+        req.in_flight = [("ep_capped".to_string(), load(64)), ("ep_busy".to_string(), answered)].into_iter().collect();
         req.slots.total_in_flight = 400;
         req.slots.budget = 112;
         let claimed = claim(&t.store, req).await.unwrap();

@@ -5,8 +5,8 @@
 //! over a pooled connection of the synchronous `postgres` client (the same
 //! shape as the embedded store, so the domain code is written once). Each
 //! write is one READ COMMITTED transaction; races between nodes are settled
-//! by the statements themselves (`ON CONFLICT`, `FOR UPDATE`, advisory locks
-//! on idempotency keys), and a transaction that still loses one
+//! by the statements themselves (`ON CONFLICT`, `FOR UPDATE`; a key taken by
+//! an open transaction makes the next taker wait), and a transaction that still loses one
 //! (serialization failure, deadlock) is run again: closures are `FnMut`.
 //!
 //! Commits are durable (`synchronous_commit = on`) for every API write. The
