@@ -58,6 +58,7 @@ impl ClaimSource for PgTx<'_, '_> {
     ) -> StoreResult<Vec<ClaimedRow>> {
         let endpoints: Vec<&str> = wants.iter().map(|(id, _)| id.as_str()).collect();
         let counts: Vec<i32> = wants.iter().map(|(_, n)| *n as i32).collect();
+        let total: i64 = wants.iter().map(|(_, n)| *n as i64).sum();
         let rows = self.query(
             &format!(
                 "WITH picked AS (
@@ -70,6 +71,10 @@ impl ClaimSource for PgTx<'_, '_> {
                      ORDER BY next_attempt_at LIMIT w.n
                      FOR UPDATE SKIP LOCKED
                    ) d
+                   -- Never more than the sum of the wants: it tells the
+                   -- planner so, which otherwise guesses a tenth of the
+                   -- table and hashes all of it to update a few rows.
+                   LIMIT $7
                  ), claimed AS (
                    UPDATE delivery d SET status = {SENDING}, next_attempt_at = $4, claim_id = $5, updated_at = $3
                    FROM picked p WHERE d.msg_id = p.msg_id AND d.endpoint_id = p.endpoint_id
@@ -78,7 +83,7 @@ impl ClaimSource for PgTx<'_, '_> {
                  SELECT c.msg_id, c.endpoint_id, c.attempts, c.manual, m.event_type, m.payload
                  FROM claimed c JOIN message m ON m.id = c.msg_id"
             ),
-            &[&endpoints, &counts, &now, &lease_until, &claim_id, &live_claims],
+            &[&endpoints, &counts, &now, &lease_until, &claim_id, &live_claims, &total],
         )?;
         rows.iter()
             .map(|r| {

@@ -511,8 +511,22 @@ impl Inner {
         // API writes are answered only once durable, whatever the server's
         // default; the dispatcher's sessions need not be.
         let commit = if durable { "on" } else { "off" };
+        // Statements are prepared once per connection, and after five runs
+        // PostgreSQL may keep a generic plan made while the tables were
+        // small. The dispatcher's statements join batches of keys to
+        // `delivery` and `message`; a generic plan made early on hashes
+        // them against a sequential scan of the whole table, and keeps
+        // doing so until the next ANALYZE (a minute or more on a database
+        // growing by thousands of rows a second). Planning them each time
+        // costs less than one such scan. The API's statements keep their
+        // generic plans: planning every one of them cost a quarter of
+        // ingest.
+        let plans = if durable { "auto" } else { "force_custom_plan" };
         client
-            .batch_execute(&format!("SET synchronous_commit = {commit}; SET application_name = 'hookline'"))
+            .batch_execute(&format!(
+                "SET synchronous_commit = {commit}; SET application_name = 'hookline'; \
+                 SET plan_cache_mode = {plans}"
+            ))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(PgConn { client, statements: HashMap::new(), durable })
     }
