@@ -57,34 +57,11 @@ impl ClaimSource for PgTx<'_, '_> {
         live_claims: &[String],
     ) -> StoreResult<Vec<ClaimedRow>> {
         let endpoints: Vec<&str> = wants.iter().map(|(id, _)| id.as_str()).collect();
+        // At most the node's in-flight budget (hundreds): no overflow.
         let counts: Vec<i32> = wants.iter().map(|(_, n)| *n as i32).collect();
-        let total: i64 = wants.iter().map(|(_, n)| *n as i64).sum();
-        let rows = self.query(
-            &format!(
-                "WITH picked AS (
-                   SELECT d.msg_id, d.endpoint_id
-                   FROM unnest($1::text[], $2::int[]) AS w(endpoint_id, n)
-                   CROSS JOIN LATERAL (
-                     SELECT msg_id, endpoint_id FROM delivery
-                     WHERE endpoint_id = w.endpoint_id AND next_attempt_at <= $3
-                       AND (claim_id IS NULL OR NOT (claim_id = ANY($6::text[])))
-                     ORDER BY next_attempt_at LIMIT w.n
-                     FOR UPDATE SKIP LOCKED
-                   ) d
-                   -- Never more than the sum of the wants: it tells the
-                   -- planner so, which otherwise guesses a tenth of the
-                   -- table and hashes all of it to update a few rows.
-                   LIMIT $7
-                 ), claimed AS (
-                   UPDATE delivery d SET status = {SENDING}, next_attempt_at = $4, claim_id = $5, updated_at = $3
-                   FROM picked p WHERE d.msg_id = p.msg_id AND d.endpoint_id = p.endpoint_id
-                   RETURNING d.msg_id, d.endpoint_id, d.attempts, d.manual
-                 )
-                 SELECT c.msg_id, c.endpoint_id, c.attempts, c.manual, m.event_type, m.payload
-                 FROM claimed c JOIN message m ON m.id = c.msg_id"
-            ),
-            &[&endpoints, &counts, &now, &lease_until, &claim_id, &live_claims, &total],
-        )?;
+        let total: i64 = counts.iter().map(|n| i64::from(*n)).sum();
+        let rows =
+            self.query(&take_statement(), &[&endpoints, &counts, &now, &lease_until, &claim_id, &live_claims, &total])?;
         rows.iter()
             .map(|r| {
                 Ok(ClaimedRow {
@@ -142,6 +119,37 @@ impl ClaimSource for PgTx<'_, '_> {
             )?
             .map(|r| r.get(0)))
     }
+}
+
+/// The claim's statement: up to `$2[i]` due deliveries of endpoint `$1[i]`,
+/// locked (`SKIP LOCKED`, so nodes claim side by side), leased to claim `$5`
+/// until `$4`, with their messages.
+fn take_statement() -> String {
+    format!(
+        "WITH picked AS (
+               SELECT d.msg_id, d.endpoint_id
+               FROM unnest($1::text[], $2::int[]) AS w(endpoint_id, n)
+               CROSS JOIN LATERAL (
+                 SELECT msg_id, endpoint_id FROM delivery
+                 WHERE endpoint_id = w.endpoint_id AND next_attempt_at <= $3
+                   AND (claim_id IS NULL OR NOT (claim_id = ANY($6::text[])))
+                 ORDER BY next_attempt_at LIMIT w.n
+                 FOR UPDATE SKIP LOCKED
+               ) d
+               -- Never more than the sum of the wants: it tells the
+               -- planner so (the dispatcher's sessions plan each run for
+               -- its parameters, see `Inner::connect`), which otherwise
+               -- guesses a tenth of the table and hashes all of it to
+               -- update a few rows.
+               LIMIT $7
+             ), claimed AS (
+               UPDATE delivery d SET status = {SENDING}, next_attempt_at = $4, claim_id = $5, updated_at = $3
+               FROM picked p WHERE d.msg_id = p.msg_id AND d.endpoint_id = p.endpoint_id
+               RETURNING d.msg_id, d.endpoint_id, d.attempts, d.manual
+             )
+             SELECT c.msg_id, c.endpoint_id, c.attempts, c.manual, m.event_type, m.payload
+             FROM claimed c JOIN message m ON m.id = c.msg_id"
+    )
 }
 
 pub(super) fn claim(tx: &mut PgTx<'_, '_>, req: &ClaimRequest) -> StoreResult<Claimed> {
@@ -376,4 +384,75 @@ pub(super) fn repair_queue(tx: &mut PgTx<'_, '_>) -> StoreResult<()> {
         &[&now.to_rfc3339()],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::{app, endpoint};
+    use crate::store::{Store, StoreError};
+
+    /// A claim takes a few dozen rows and must look them up by key however
+    /// many are pending. Planned for a tenth of the table (what the planner
+    /// guesses for a `LIMIT` it cannot see), it hashed all of `delivery`
+    /// instead: 28 ms a claim at 40 000 pending.
+    #[tokio::test]
+    async fn a_claim_reads_its_rows_by_key_however_many_are_pending() {
+        let Store::Postgres(pg) = super::super::test_support::test_store().await else {
+            unreachable!("test_store is a PostgreSQL store")
+        };
+        let store = Store::Postgres(pg.clone());
+        store
+            .write(|tx| {
+                tx.insert_application(&app("app_f"))?;
+                tx.insert_endpoint(&endpoint("ep_a", "app_f", None))?;
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        pg.dispatcher_op(|tx| {
+            tx.execute(
+                "INSERT INTO message (id, app_id, event_type, payload, payload_expires_at, created_at)
+                 SELECT 'msg_' || lpad(g::text, 6, '0'), 'app_f', 't', '{}', now() + interval '1 day', now()
+                 FROM generate_series(1, 40000) g",
+                &[],
+            )?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, updated_at)
+                     SELECT 'msg_' || lpad(g::text, 6, '0'), 'ep_a', 'app_f', {PENDING}, 0,
+                            now() - interval '1 minute', now()
+                     FROM generate_series(1, 40000) g"
+                ),
+                &[],
+            )?;
+            tx.execute("ANALYZE delivery", &[])?;
+            tx.execute("ANALYZE message", &[])?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+        let plan = pg
+            .dispatcher_op(|tx| {
+                let now = chrono::Utc::now();
+                let rows = tx.query(
+                    &format!("EXPLAIN {}", take_statement()),
+                    &[
+                        &vec!["ep_a"],
+                        &vec![64i32],
+                        &now,
+                        &(now + chrono::Duration::seconds(60)),
+                        &"claim_1",
+                        &Vec::<String>::new(),
+                        &64i64,
+                    ],
+                )?;
+                Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n"))
+            })
+            .await
+            .unwrap();
+        assert!(!plan.contains("Seq Scan"), "the claim scans a whole table:\n{plan}");
+        assert!(plan.contains("Index Scan using delivery_pkey"), "the claim updates its rows by key:\n{plan}");
+    }
 }

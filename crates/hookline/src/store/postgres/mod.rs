@@ -518,15 +518,12 @@ impl Inner {
         // them against a sequential scan of the whole table, and keeps
         // doing so until the next ANALYZE (a minute or more on a database
         // growing by thousands of rows a second). Planning them each time
-        // costs less than one such scan. The API's statements keep their
-        // generic plans: planning every one of them cost a quarter of
-        // ingest.
-        let plans = if durable { "auto" } else { "force_custom_plan" };
+        // costs less than one such scan. The API's sessions keep the
+        // server's setting: planning every one of their statements cost a
+        // quarter of ingest.
+        let plans = if durable { "" } else { "; SET plan_cache_mode = force_custom_plan" };
         client
-            .batch_execute(&format!(
-                "SET synchronous_commit = {commit}; SET application_name = 'hookline'; \
-                 SET plan_cache_mode = {plans}"
-            ))
+            .batch_execute(&format!("SET synchronous_commit = {commit}; SET application_name = 'hookline'{plans}"))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(PgConn { client, statements: HashMap::new(), durable })
     }

@@ -214,10 +214,24 @@ pub fn migrate(client: &mut Client) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The oldest server Hookline runs on (`server_version_num`): the
+/// dispatcher's sessions set `plan_cache_mode`, new in PostgreSQL 12.
+const OLDEST_SERVER: i32 = 120_000;
+
 /// The schema's version and the migrations still to apply (all of them on
-/// an empty database). Reads only.
+/// an empty database). Reads only. Refuses a server older than Hookline
+/// supports, before anything is written to it.
 pub fn state(client: &mut Client) -> Result<SchemaState, StoreError> {
     let backend = |e: postgres::Error| StoreError::Backend(e.to_string());
+    let server = client
+        .query_one("SELECT current_setting('server_version_num')::int, current_setting('server_version')", &[])
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let (number, version): (i32, String) = (server.get(0), server.get(1));
+    if number < OLDEST_SERVER {
+        return Err(StoreError::Backend(format!(
+            "PostgreSQL {version} is too old: Hookline needs PostgreSQL 12 or newer"
+        )));
+    }
     let exists: bool = client
         .query_one("SELECT to_regclass('schema_migration') IS NOT NULL", &[])
         .map_err(|e| StoreError::Unavailable(e.to_string()))?
