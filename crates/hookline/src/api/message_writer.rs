@@ -152,6 +152,8 @@ pub fn write_batch(tx: &mut dyn Tx, drafts: &[Draft], cipher: &SecretCipher) -> 
     // In the batch, the first draft with a key owns it.
     let mut bodies: Vec<Option<Vec<u8>>> = vec![None; drafts.len()];
     let mut claims: Vec<(Vec<u8>, IdempotentResponse)> = Vec::new();
+    // The draft each claim is for: the first in the batch with its key.
+    let mut claimers: Vec<usize> = Vec::new();
     let mut firsts: HashSet<&[u8]> = HashSet::new();
     for (i, draft) in live(drafts, &outcomes) {
         let body = serde_json::to_vec(&MessageOut::new(draft.message.clone(), draft.with_content))
@@ -163,23 +165,26 @@ pub fn write_batch(tx: &mut dyn Tx, drafts: &[Draft], cipher: &SecretCipher) -> 
                     key.clone(),
                     IdempotentResponse { body_hash: body_hash.clone(), status: 202, body: sealed },
                 ));
+                claimers.push(i);
             }
         }
         bodies[i] = Some(body);
     }
     let claimed = tx.claim_idempotency_keys(&claims, now)?;
-    let others: Vec<Vec<u8>> = claims.into_iter().map(|(k, _)| k).filter(|k| !claimed.contains(k)).collect();
-    let answered = if others.is_empty() { HashMap::new() } else { tx.idempotent_responses(&others)? };
     // The drafts that took their key, so that a refused one gives it back.
-    let mut owners: Vec<usize> = Vec::new();
-    let mut mine: HashSet<&[u8]> = HashSet::new();
+    let mut owns_key = vec![false; drafts.len()];
+    let mut others: Vec<Vec<u8>> = Vec::new();
+    for ((key, _), i) in claims.into_iter().zip(claimers) {
+        if claimed.contains(&key) {
+            owns_key[i] = true;
+        } else {
+            others.push(key);
+        }
+    }
+    let answered = if others.is_empty() { HashMap::new() } else { tx.idempotent_responses(&others)? };
     for (i, draft) in drafts.iter().enumerate() {
         let Some((key, _)) = &draft.idem else { continue };
-        if outcomes[i].is_some() {
-            continue;
-        }
-        if claimed.contains(key) && mine.insert(key.as_slice()) {
-            owners.push(i);
+        if outcomes[i].is_some() || owns_key[i] {
             continue;
         }
         outcomes[i] = Some(Ok(match answered.get(key) {
@@ -244,9 +249,8 @@ pub fn write_batch(tx: &mut dyn Tx, drafts: &[Draft], cipher: &SecretCipher) -> 
             None => Err(ApiError::internal("a created message has no answer")),
         });
     }
-    let given_back: Vec<Vec<u8>> = owners
-        .into_iter()
-        .filter(|&i| matches!(outcomes[i], Some(Err(_))))
+    let given_back: Vec<Vec<u8>> = (0..drafts.len())
+        .filter(|&i| owns_key[i] && matches!(outcomes[i], Some(Err(_))))
         .filter_map(|i| drafts[i].idem.as_ref().map(|(k, _)| k.clone()))
         .collect();
     tx.release_idempotency_keys(&given_back)?;
