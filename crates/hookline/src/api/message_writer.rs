@@ -329,6 +329,13 @@ mod tests {
             let Ok(Written::Replay(previous)) = &again[0] else { unreachable!() };
             let opened = cipher.open(&previous.body, Owner::IdempotencyRecord(b"k1")).unwrap();
             assert_eq!((previous.status, &previous.body_hash[..], &opened[..]), (202, &b"digest"[..], &answer[..]));
+
+            // A draft refused before the keys are taken (its application
+            // is gone) owns nothing: the next draft with its key takes it.
+            let orphan = Draft { idem: Some((b"k4".to_vec(), b"digest".to_vec())), ..draft("msg_g", "app_gone") };
+            let third = write_drafts(&s.store, &cipher, vec![orphan, keyed("msg_h", "k4"), keyed("msg_i", "k4")]).await;
+            let got: Vec<&str> = third.iter().map(status).collect();
+            assert_eq!(got, ["error", "created", "busy"], "{}", s.name);
         }
     }
 

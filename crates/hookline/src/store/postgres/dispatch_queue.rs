@@ -453,6 +453,23 @@ mod tests {
             .await
             .unwrap();
         assert!(!plan.contains("Seq Scan"), "the claim scans a whole table:\n{plan}");
+        assert!(!plan.contains("Hash Join") && !plan.contains("Merge Join"), "the claim joins wholesale:\n{plan}");
         assert!(plan.contains("Index Scan using delivery_pkey"), "the claim updates its rows by key:\n{plan}");
+
+        // EXPLAIN plans for the values given; the statements the dispatcher
+        // runs again and again are planned so only with this setting.
+        let dispatcher =
+            pg.dispatcher_op(|tx| Ok(tx.query_one("SHOW plan_cache_mode", &[])?.get::<_, String>(0))).await.unwrap();
+        assert_eq!(dispatcher, "force_custom_plan");
+        let inner = pg.inner.clone();
+        let api = tokio::task::spawn_blocking(move || {
+            let mut conn = inner.connection(&inner.api).unwrap();
+            let shown = conn.client.query_one("SHOW plan_cache_mode", &[]).unwrap().get::<_, String>(0);
+            inner.give_back(&inner.api, conn);
+            shown
+        })
+        .await
+        .unwrap();
+        assert_eq!(api, "auto", "the API's sessions keep the server's setting");
     }
 }

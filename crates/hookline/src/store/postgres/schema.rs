@@ -203,6 +203,7 @@ CREATE INDEX integration_app ON integration (app_id, id);
 ];
 
 pub fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    refuse_old_server(client)?;
     let fail = |what: &str, e: postgres::Error| StoreError::Unavailable(format!("{what}: {e}"));
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
@@ -218,11 +219,9 @@ pub fn migrate(client: &mut Client) -> Result<(), StoreError> {
 /// dispatcher's sessions set `plan_cache_mode`, new in PostgreSQL 12.
 const OLDEST_SERVER: i32 = 120_000;
 
-/// The schema's version and the migrations still to apply (all of them on
-/// an empty database). Reads only. Refuses a server older than Hookline
-/// supports, before anything is written to it.
-pub fn state(client: &mut Client) -> Result<SchemaState, StoreError> {
-    let backend = |e: postgres::Error| StoreError::Backend(e.to_string());
+/// Refuses a server older than Hookline supports; migrations call it
+/// before they write anything.
+fn refuse_old_server(client: &mut Client) -> Result<(), StoreError> {
     let server = client
         .query_one("SELECT current_setting('server_version_num')::int, current_setting('server_version')", &[])
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -232,6 +231,14 @@ pub fn state(client: &mut Client) -> Result<SchemaState, StoreError> {
             "PostgreSQL {version} is too old: Hookline needs PostgreSQL 12 or newer"
         )));
     }
+    Ok(())
+}
+
+/// The schema's version and the migrations still to apply (all of them on
+/// an empty database). Reads only; refuses a server too old to run on.
+pub fn state(client: &mut Client) -> Result<SchemaState, StoreError> {
+    refuse_old_server(client)?;
+    let backend = |e: postgres::Error| StoreError::Backend(e.to_string());
     let exists: bool = client
         .query_one("SELECT to_regclass('schema_migration') IS NOT NULL", &[])
         .map_err(|e| StoreError::Unavailable(e.to_string()))?
