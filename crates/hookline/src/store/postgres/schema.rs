@@ -238,6 +238,11 @@ fn refuse_old_server(client: &mut Client) -> Result<(), StoreError> {
 /// an empty database). Reads only; refuses a server too old to run on.
 pub fn state(client: &mut Client) -> Result<SchemaState, StoreError> {
     refuse_old_server(client)?;
+    recorded_state(client)
+}
+
+/// `state` on a server already checked.
+fn recorded_state(client: &mut Client) -> Result<SchemaState, StoreError> {
     let backend = |e: postgres::Error| StoreError::Backend(e.to_string());
     let exists: bool = client
         .query_one("SELECT to_regclass('schema_migration') IS NOT NULL", &[])
@@ -263,7 +268,7 @@ fn apply(client: &mut Client) -> Result<(), StoreError> {
              )",
         )
         .map_err(backend)?;
-    let state = state(client)?;
+    let state = recorded_state(client)?;
     state.refuse_newer()?;
     let current = state.current;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
