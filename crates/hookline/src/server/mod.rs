@@ -154,12 +154,15 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
         Some(db) => db.clone(),
         None => settings.data_dir.display().to_string(),
     };
+    // Registered before the server says it listens: a SIGTERM that comes
+    // right after must stop it gracefully, not kill it.
+    let signalled = shutdown_signal();
     tracing::info!(address = %local, store = %where_data, "hookline listening");
     tracing::info!(url = %format!("{}/portal/", settings.public_url), "portal (open it with `hookline console`)");
     // On SIGTERM claiming stops at once; requests in progress and attempts
     // in flight then finish side by side (each bounded) before the exit.
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signalled.await;
         let _ = stop_claiming.send(true);
     });
     let mut stopping = claiming_stopped;
@@ -181,21 +184,27 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or Ctrl-C. The SIGTERM handler is installed when
+/// this is called, not when the future is first polled.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async move {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down");
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+        tracing::info!("shutting down");
+    }
 }
