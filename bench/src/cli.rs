@@ -66,6 +66,9 @@ pub struct RunArgs {
     /// Pending deliveries of the backlog scenario [default: 1000000, 300 with --smoke]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub backlog: Option<u64>,
+    /// Offered rates of the latency scenario, messages a second [default: 1000,5000; 50,200 with --smoke]
+    #[arg(long, value_name = "N,…", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..))]
+    pub rates: Vec<u32>,
     /// Where the JSON goes [default: target/bench/<backend>-<nodes>node-<time>.json]
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! hookline-bench [--runs 3] [--scenario ingest,e2e,…] [--backend sqlite|postgres
-//!                [--database-url URL] [--nodes N]] [--smoke] [--backlog N] [--out FILE]
+//!                [--database-url URL] [--nodes N]] [--smoke] [--backlog N] [--rates N,…] [--out FILE]
 //! hookline-bench load --url URL --token TOKEN [-n N] [-c C] [--deliver]
 //! ```
 //!

@@ -48,7 +48,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
         }
     };
     let backlog = args.backlog.map(|n| n as usize);
-    let sizes = if args.smoke { Sizes::smoke(backlog) } else { Sizes::full(backlog) };
+    let mut sizes = if args.smoke { Sizes::smoke(backlog) } else { Sizes::full(backlog) };
+    if !args.rates.is_empty() {
+        sizes.rates = args.rates;
+    }
     let work_dir = args.work_dir.unwrap_or_else(std::env::temp_dir);
     let runs = args.runs.unwrap_or(if args.smoke { 1 } else { 3 });
     let scenarios = if args.scenario.is_empty() { Scenario::ALL.to_vec() } else { args.scenario };
