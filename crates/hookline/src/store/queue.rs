@@ -216,19 +216,41 @@ pub struct ClaimedRow {
 #[derive(Debug, Clone)]
 pub struct QueueUpdate {
     pub endpoint_id: String,
-    /// When the endpoint is next worth a look; `None` when it has no work.
-    pub next_due: Option<Timestamp>,
+    pub look: Look,
     /// The next free start slot; unchanged when `None`.
     pub next_slot: Option<Timestamp>,
 }
 
-/// The mechanics of a claim, one backend's statements each.
+/// When a claim leaves an endpoint next worth a look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// Not until something else marks it (it is disabled).
+    Never,
+    /// When its earliest work falls due (leases included: a lease's expiry
+    /// is when its work falls due again), but not before `not_before`
+    /// (`rate::not_before`); never when it has no work.
+    AtEarliestWork { not_before: Option<Timestamp> },
+}
+
+impl Look {
+    /// The entry's next due time, given the endpoint's earliest work.
+    pub fn at(self, earliest_work: Option<Timestamp>) -> Option<Timestamp> {
+        match self {
+            Look::Never => None,
+            Look::AtEarliestWork { not_before } => {
+                earliest_work.map(|due| not_before.map_or(due, |earliest| due.max(earliest)))
+            }
+        }
+    }
+}
+
+/// The mechanics of a claim, one backend's statements each (few: on a
+/// shared database every one is a round trip while queue entries are held).
 pub trait ClaimSource {
-    /// The store's clock: every time of one claim comes from it.
-    fn now(&mut self) -> StoreResult<Timestamp>;
-    /// Queue entries due at `now`, earliest first, at most `limit`; each is
+    /// The store's clock, which gives every time of one claim, and the
+    /// queue entries due by it, earliest first, at most `limit`; each is
     /// held by this claim until it commits (others skip it).
-    fn due_endpoints(&mut self, now: Timestamp, limit: usize) -> StoreResult<Vec<QueuedEndpoint>>;
+    fn due_endpoints(&mut self, limit: usize) -> StoreResult<(Timestamp, Vec<QueuedEndpoint>)>;
     /// Leases up to `n` due deliveries of each endpoint (earliest first),
     /// until `lease_until`, under `claim_id`, never one held by a claim in
     /// `live_claims`.
@@ -240,12 +262,10 @@ pub trait ClaimSource {
         claim_id: &str,
         live_claims: &[String],
     ) -> StoreResult<Vec<ClaimedRow>>;
-    /// The earliest `next_attempt_at` of each endpoint's deliveries, leases
-    /// included (a lease's expiry is when its work falls due again).
-    fn earliest_due(&mut self, endpoint_ids: &[String]) -> StoreResult<HashMap<String, Timestamp>>;
-    fn update_queue(&mut self, updates: &[QueueUpdate]) -> StoreResult<()>;
-    /// The earliest queue entry not in `excluding`.
-    fn next_due_except(&mut self, excluding: &[String]) -> StoreResult<Option<Timestamp>>;
+    /// Leaves the queue entries as `updates` say (the earliest work of each
+    /// endpoint is the earliest `next_attempt_at` of its deliveries), then
+    /// answers the earliest entry not in `excluding`.
+    fn settle(&mut self, updates: &[QueueUpdate], excluding: &[String]) -> StoreResult<Option<Timestamp>>;
 }
 
 pub fn new_claim_id() -> String {
@@ -257,9 +277,8 @@ pub fn new_claim_id() -> String {
 /// Claims due deliveries within the node's slots and every endpoint's rate
 /// limit.
 pub fn claim(src: &mut dyn ClaimSource, req: &ClaimRequest) -> StoreResult<Claimed> {
-    let now = src.now()?;
     let in_flight = |id: &str| req.in_flight.get(id).copied().unwrap_or_default();
-    let mut candidates = src.due_endpoints(now, ENDPOINTS_PER_CLAIM + req.in_flight.len())?;
+    let (now, mut candidates) = src.due_endpoints(ENDPOINTS_PER_CLAIM + req.in_flight.len())?;
     idle_first(&mut candidates, |c| in_flight(&c.endpoint.id));
 
     // Start slots reserved beyond the work actually due are handed back,
@@ -279,7 +298,7 @@ pub fn claim(src: &mut dyn ClaimSource, req: &ClaimRequest) -> StoreResult<Claim
             let id = candidate.endpoint.id.clone();
             if candidate.endpoint.disabled {
                 // Its deliveries wait, out of the queue, until it is enabled again.
-                updates.push(QueueUpdate { endpoint_id: id, next_due: None, next_slot: None });
+                updates.push(QueueUpdate { endpoint_id: id, look: Look::Never, next_slot: None });
                 continue;
             }
             let Some(room) = req.slots.room(in_flight(&id), planned) else {
@@ -310,16 +329,13 @@ pub fn claim(src: &mut dyn ClaimSource, req: &ClaimRequest) -> StoreResult<Claim
     // Candidates never reached wait for the next claim.
     waiting.extend(pending.map(|c| c.endpoint.id));
 
-    let looked_at: Vec<String> = plans.keys().cloned().collect();
-    let earliest = src.earliest_due(&looked_at)?;
     for (id, plan) in &plans {
         // Next worth a look: its earliest work, but not before its next
         // start slot is near.
-        let next_due = earliest.get(id).map(|due| rate::next_look(*due, plan.next_slot));
-        updates.push(QueueUpdate { endpoint_id: id.clone(), next_due, next_slot: plan.next_slot });
+        let look = Look::AtEarliestWork { not_before: rate::not_before(plan.next_slot) };
+        updates.push(QueueUpdate { endpoint_id: id.clone(), look, next_slot: plan.next_slot });
     }
-    src.update_queue(&updates)?;
-    let next_due = src.next_due_except(&waiting)?;
+    let next_due = src.settle(&updates, &waiting)?;
 
     let mut destinations: HashMap<String, Arc<Destination>> = HashMap::new();
     // Each endpoint's jobs take its reserved slots in order.

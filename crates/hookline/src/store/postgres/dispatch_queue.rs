@@ -21,31 +21,38 @@ const SWEEP_LOCK: i64 = 0x6877_5f73_7765_6570; // "hw_sweep"
 const REPAIR_EVERY: chrono::Duration = chrono::Duration::seconds(30);
 
 impl ClaimSource for PgTx<'_, '_> {
-    fn now(&mut self) -> StoreResult<Timestamp> {
-        Ok(self.query_one("SELECT clock_timestamp()", &[])?.get(0))
-    }
-
-    fn due_endpoints(&mut self, now: Timestamp, limit: usize) -> StoreResult<Vec<QueuedEndpoint>> {
+    fn due_endpoints(&mut self, limit: usize) -> StoreResult<(Timestamp, Vec<QueuedEndpoint>)> {
         let columns = qualified(super::endpoints::COLUMNS, "e");
+        // The clock is read in the same statement: one round trip fewer
+        // while the entries are held. With nothing due, one row of NULLs.
         let rows = self.query(
             &format!(
-                "SELECT {columns}, a.rate_limit, q.next_slot
-                 FROM endpoint_queue q JOIN endpoint e ON e.id = q.endpoint_id JOIN application a ON a.id = e.app_id
-                 WHERE q.next_due <= $1 ORDER BY q.next_due LIMIT $2
-                 FOR UPDATE OF q SKIP LOCKED"
+                "SELECT n.now, x.* FROM (SELECT clock_timestamp() AS now) n
+                 LEFT JOIN LATERAL (
+                   SELECT {columns}, a.rate_limit, q.next_slot
+                   FROM endpoint_queue q JOIN endpoint e ON e.id = q.endpoint_id JOIN application a ON a.id = e.app_id
+                   WHERE q.next_due <= n.now ORDER BY q.next_due LIMIT $1
+                   FOR UPDATE OF q SKIP LOCKED
+                 ) x ON TRUE"
             ),
-            &[&now, &(limit as i64)],
+            &[&(limit as i64)],
         )?;
-        rows.iter()
-            .map(|r| {
-                let next_slot: Option<Timestamp> = col(r, 18)?;
-                Ok(QueuedEndpoint {
-                    endpoint: super::endpoints::row_at(r, 0)?,
-                    app_rate_limit: col::<Option<i32>>(r, 17)?.map(|n| n as u32),
-                    next_slot,
-                })
-            })
-            .collect()
+        let Some(first) = rows.first() else {
+            return Err(crate::store::StoreError::Backend("the claim's clock read no row".into()));
+        };
+        let now: Timestamp = col(first, 0)?;
+        let mut due = Vec::with_capacity(rows.len());
+        for r in &rows {
+            if col::<Option<String>>(r, 1)?.is_none() {
+                continue;
+            }
+            due.push(QueuedEndpoint {
+                endpoint: super::endpoints::row_at(r, 1)?,
+                app_rate_limit: col::<Option<i32>>(r, 18)?.map(|n| n as u32),
+                next_slot: col(r, 19)?,
+            });
+        }
+        Ok((now, due))
     }
 
     fn take(
@@ -76,48 +83,46 @@ impl ClaimSource for PgTx<'_, '_> {
             .collect()
     }
 
-    fn earliest_due(&mut self, endpoint_ids: &[String]) -> StoreResult<HashMap<String, Timestamp>> {
-        let rows = self.query(
-            "SELECT e.id, (SELECT d.next_attempt_at FROM delivery d
-                           WHERE d.endpoint_id = e.id AND d.next_attempt_at IS NOT NULL
-                           ORDER BY d.next_attempt_at LIMIT 1)
-             FROM unnest($1::text[]) AS e(id)",
-            &[&endpoint_ids],
-        )?;
-        let mut found = HashMap::new();
-        for r in &rows {
-            if let Some(due) = col::<Option<Timestamp>>(r, 1)? {
-                found.insert(col(r, 0)?, due);
-            }
-        }
-        Ok(found)
-    }
-
-    fn update_queue(&mut self, updates: &[QueueUpdate]) -> StoreResult<()> {
-        if updates.is_empty() {
-            return Ok(());
-        }
+    fn settle(&mut self, updates: &[QueueUpdate], excluding: &[String]) -> StoreResult<Option<Timestamp>> {
         let ids: Vec<&str> = updates.iter().map(|u| u.endpoint_id.as_str()).collect();
-        let due: Vec<Option<Timestamp>> = updates.iter().map(|u| u.next_due).collect();
+        let never: Vec<bool> = updates.iter().map(|u| u.look == Look::Never).collect();
+        let not_before: Vec<Option<Timestamp>> = updates
+            .iter()
+            .map(|u| match u.look {
+                Look::Never => None,
+                Look::AtEarliestWork { not_before } => not_before,
+            })
+            .collect();
         let slots: Vec<Option<Timestamp>> = updates.iter().map(|u| u.next_slot).collect();
-        self.execute(
-            "UPDATE endpoint_queue q SET next_due = u.next_due, next_slot = COALESCE(u.next_slot, q.next_slot)
-             FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS u(endpoint_id, next_due, next_slot)
-             WHERE q.endpoint_id = u.endpoint_id",
-            &[&ids, &due, &slots],
+        // One statement (a round trip while the entries are held): each
+        // entry's next look is `Look::at` of its earliest work (GREATEST
+        // ignores a NULL `not_before`), then the earliest entry not
+        // excluded, among those just set and the rest.
+        let row = self.query_one(
+            "WITH settled AS (
+               SELECT u.endpoint_id, u.next_slot,
+                 CASE WHEN u.never THEN NULL ELSE GREATEST(
+                   (SELECT d.next_attempt_at FROM delivery d
+                    WHERE d.endpoint_id = u.endpoint_id AND d.next_attempt_at IS NOT NULL
+                    ORDER BY d.next_attempt_at LIMIT 1),
+                   u.not_before) END AS next_due
+               FROM unnest($1::text[], $2::bool[], $3::timestamptz[], $4::timestamptz[])
+                 AS u(endpoint_id, never, not_before, next_slot)
+             ), updated AS (
+               UPDATE endpoint_queue q SET next_due = s.next_due, next_slot = COALESCE(s.next_slot, q.next_slot)
+               FROM settled s WHERE q.endpoint_id = s.endpoint_id
+               RETURNING q.endpoint_id, q.next_due
+             )
+             SELECT min(due) FROM (
+               SELECT next_due AS due FROM updated WHERE NOT (endpoint_id = ANY($5::text[]))
+               UNION ALL
+               (SELECT next_due FROM endpoint_queue
+                WHERE next_due IS NOT NULL AND NOT (endpoint_id = ANY($5::text[])) AND NOT (endpoint_id = ANY($1::text[]))
+                ORDER BY next_due LIMIT 1)
+             ) n",
+            &[&ids, &never, &not_before, &slots, &excluding],
         )?;
-        Ok(())
-    }
-
-    fn next_due_except(&mut self, excluding: &[String]) -> StoreResult<Option<Timestamp>> {
-        Ok(self
-            .query_opt(
-                "SELECT next_due FROM endpoint_queue
-                 WHERE next_due IS NOT NULL AND NOT (endpoint_id = ANY($1::text[]))
-                 ORDER BY next_due LIMIT 1",
-                &[&excluding],
-            )?
-            .map(|r| r.get(0)))
+        col(&row, 0)
     }
 }
 
@@ -222,7 +227,7 @@ pub(super) fn record_outcomes(
     )?;
     // Outcomes that moved their delivery (their claim still held it), with
     // the delivery's attempt count.
-    let mut moved: std::collections::HashMap<(String, String), i64> = std::collections::HashMap::new();
+    let mut moved: HashMap<(String, String), i64> = HashMap::new();
     for r in &retried {
         moved.insert((col(r, 2)?, col(r, 0)?), i64::from(col::<i32>(r, 3)?));
     }

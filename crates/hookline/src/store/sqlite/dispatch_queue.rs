@@ -3,8 +3,6 @@
 //! Everything here runs on the writer thread, which is what makes it correct:
 //! nothing else writes between a read and the write that depends on it.
 
-use std::collections::HashMap;
-
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::deliveries::{earliest_due, enqueue, FAILED, PENDING, SENDING, SUCCESS};
@@ -20,13 +18,10 @@ pub(super) struct SqliteQueue<'c> {
 }
 
 impl ClaimSource for SqliteQueue<'_> {
-    fn now(&mut self) -> StoreResult<Timestamp> {
+    fn due_endpoints(&mut self, limit: usize) -> StoreResult<(Timestamp, Vec<QueuedEndpoint>)> {
         // The writer thread is the only clock that matters here, and the
         // claim reads it while it holds the write lock.
-        Ok(from_ms(ms(&chrono::Utc::now())))
-    }
-
-    fn due_endpoints(&mut self, now: Timestamp, limit: usize) -> StoreResult<Vec<QueuedEndpoint>> {
+        let now = from_ms(ms(&chrono::Utc::now()));
         let columns = qualified(endpoints::COLUMNS, "e");
         let mut stmt = self
             .conn
@@ -46,7 +41,7 @@ impl ClaimSource for SqliteQueue<'_> {
                 })
             })
             .map_err(backend)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        Ok((now, rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)?))
     }
 
     fn take(
@@ -100,43 +95,34 @@ impl ClaimSource for SqliteQueue<'_> {
         Ok(taken)
     }
 
-    fn earliest_due(&mut self, endpoint_ids: &[String]) -> StoreResult<HashMap<String, Timestamp>> {
-        let mut found = HashMap::new();
-        for id in endpoint_ids {
-            if let Some(due) = earliest_due(self.conn, id)? {
-                found.insert(id.clone(), from_ms(due));
-            }
-        }
-        Ok(found)
-    }
-
-    fn update_queue(&mut self, updates: &[QueueUpdate]) -> StoreResult<()> {
-        let mut stmt = self
+    fn settle(&mut self, updates: &[QueueUpdate], excluding: &[String]) -> StoreResult<Option<Timestamp>> {
+        let mut update = self
             .conn
             .prepare_cached(
                 "UPDATE endpoint_queue SET next_due = ?, next_slot = COALESCE(?, next_slot) WHERE endpoint_id = ?",
             )
             .map_err(backend)?;
         for u in updates {
-            stmt.execute(params![
-                u.next_due.as_ref().map(ms),
-                // Rounded up: a slot stored early would crowd the one before.
-                u.next_slot.map(|t| ms(&(t + chrono::Duration::microseconds(999)))),
-                u.endpoint_id
-            ])
-            .map_err(backend)?;
+            let earliest_work = match u.look {
+                Look::Never => None,
+                Look::AtEarliestWork { .. } => earliest_due(self.conn, &u.endpoint_id)?.map(from_ms),
+            };
+            update
+                .execute(params![
+                    u.look.at(earliest_work).as_ref().map(ms),
+                    // Rounded up: a slot stored early would crowd the one before.
+                    u.next_slot.map(|t| ms(&(t + chrono::Duration::microseconds(999)))),
+                    u.endpoint_id
+                ])
+                .map_err(backend)?;
         }
-        Ok(())
-    }
-
-    fn next_due_except(&mut self, excluding: &[String]) -> StoreResult<Option<Timestamp>> {
-        let mut stmt = self
+        let mut earliest = self
             .conn
             .prepare_cached(
                 "SELECT endpoint_id, next_due FROM endpoint_queue WHERE next_due IS NOT NULL ORDER BY next_due LIMIT ?",
             )
             .map_err(backend)?;
-        let rows = stmt
+        let rows = earliest
             .query_map([(excluding.len() + 1) as i64], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
             .map_err(backend)?
             .collect::<rusqlite::Result<Vec<_>>>()
