@@ -265,6 +265,51 @@ async fn the_rate_limit_holds_however_often_claims_come() {
 }
 
 #[tokio::test]
+async fn an_endpoint_whose_work_is_done_is_not_due_again() {
+    for t in stores().await {
+        fixture(&t.store, &[("ep_a", None)], 1).await;
+        let short = chrono::Duration::milliseconds(1500);
+        let job = claim(&t.store, request(short)).await.unwrap().jobs.remove(0);
+        t.store.record_outcomes(vec![outcome(&job, 200, NextStep::Succeeded)], DAYS).await.unwrap();
+        // Its queue entry fell due when the lease would have ended; the
+        // claim then finds no work, and nothing is due after it, however
+        // near the endpoint's next start slot.
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        let after = claim(&t.store, request(LONG)).await.unwrap();
+        assert!(after.jobs.is_empty(), "{}", t.name);
+        assert_eq!(after.next_due, None, "{}: an idle endpoint stays due", t.name);
+    }
+}
+
+#[tokio::test]
+async fn endpoints_that_answer_again_are_no_longer_failing() {
+    for t in stores().await {
+        fixture(&t.store, &[("ep_a", None), ("ep_b", None), ("ep_c", None)], 1).await;
+        let jobs = claim(&t.store, request(LONG)).await.unwrap().jobs;
+        assert_eq!(jobs.len(), 3, "{}", t.name);
+        let retry = NextStep::RetryIn(chrono::Duration::seconds(60));
+        let failed: Vec<AttemptOutcome> = jobs.iter().map(|j| outcome(j, 500, retry)).collect();
+        t.store.record_outcomes(failed, DAYS).await.unwrap();
+        // Two of the three answer again (the batch of a shared outage
+        // ending); the third is still failing.
+        let answered: Vec<AttemptOutcome> =
+            jobs.iter().filter(|j| j.endpoint_id != "ep_b").map(|j| outcome(j, 200, NextStep::Succeeded)).collect();
+        t.store.record_outcomes(answered, DAYS).await.unwrap();
+        let failing = t
+            .store
+            .read(|tx| {
+                ["ep_a", "ep_b", "ep_c"]
+                    .iter()
+                    .map(|id| Ok(tx.endpoint("app_f", id)?.and_then(|e| e.failing_since).is_some()))
+                    .collect::<StoreResult<Vec<bool>>>()
+            })
+            .await
+            .unwrap();
+        assert_eq!(failing, [false, true, false], "{}", t.name);
+    }
+}
+
+#[tokio::test]
 async fn busy_endpoints_cannot_take_the_slots_kept_for_idle_ones() {
     for t in stores().await {
         fixture(&t.store, &[("ep_capped", None), ("ep_idle", None), ("ep_busy", None)], 1).await;

@@ -95,17 +95,18 @@ impl ClaimSource for PgTx<'_, '_> {
             .collect();
         let slots: Vec<Option<Timestamp>> = updates.iter().map(|u| u.next_slot).collect();
         // One statement (a round trip while the entries are held): each
-        // entry's next look is `Look::at` of its earliest work (GREATEST
-        // ignores a NULL `not_before`), then the earliest entry not
-        // excluded, among those just set and the rest.
+        // entry's next look is `Look::at` of its earliest work, then the
+        // earliest entry not excluded, among those just set and the rest.
+        // The max is taken inside the subquery: an endpoint with no work
+        // gets no row, hence NULL (GREATEST would skip that NULL and
+        // return `not_before`, leaving an idle entry due for ever).
         let row = self.query_one(
             "WITH settled AS (
                SELECT u.endpoint_id, u.next_slot,
-                 CASE WHEN u.never THEN NULL ELSE GREATEST(
-                   (SELECT d.next_attempt_at FROM delivery d
+                 CASE WHEN u.never THEN NULL ELSE
+                   (SELECT GREATEST(d.next_attempt_at, u.not_before) FROM delivery d
                     WHERE d.endpoint_id = u.endpoint_id AND d.next_attempt_at IS NOT NULL
-                    ORDER BY d.next_attempt_at LIMIT 1),
-                   u.not_before) END AS next_due
+                    ORDER BY d.next_attempt_at LIMIT 1) END AS next_due
                FROM unnest($1::text[], $2::bool[], $3::timestamptz[], $4::timestamptz[])
                  AS u(endpoint_id, never, not_before, next_slot)
              ), updated AS (
@@ -173,11 +174,17 @@ pub(super) fn record_outcomes(
     let changes = health::changes(outcomes);
     if changes.values().all(|c| *c == HealthChange::Recovered) {
         // The common case in one statement (a round trip per endpoint
-        // otherwise); it locks only the endpoints that were failing.
+        // otherwise, as `apply_health` does). It locks only the endpoints
+        // that were failing, in id order like everything else that locks
+        // several (a plain `WHERE id = ANY` locks in the order its plan
+        // reads the table).
         let ids: Vec<&str> = changes.keys().map(String::as_str).collect();
         if !ids.is_empty() {
             tx.execute(
-                "UPDATE endpoint SET failing_since = NULL WHERE id = ANY($1::text[]) AND failing_since IS NOT NULL",
+                "UPDATE endpoint e SET failing_since = NULL
+                 FROM (SELECT id FROM endpoint WHERE id = ANY($1::text[]) AND failing_since IS NOT NULL
+                       ORDER BY id FOR NO KEY UPDATE) l
+                 WHERE e.id = l.id",
                 &[&ids],
             )?;
         }
