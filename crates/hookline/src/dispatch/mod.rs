@@ -302,9 +302,11 @@ impl Dispatcher {
     /// lease renewal) is held until the outcome is in the store; the
     /// endpoint's share of it, until the answer.
     async fn attempt(&self, job: DeliveryJob, mut slot: Slot, claim_span: Option<opentelemetry::trace::SpanId>) {
-        // The endpoint's rate limit gave this job its start slot.
-        if !job.start_in.is_zero() {
-            tokio::time::sleep(job.start_in).await;
+        // The endpoint's rate limit gave this job its start slot. (A slot
+        // already reached skips the timer, which would wait for its next
+        // tick.)
+        if job.starts_at > std::time::Instant::now() {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(job.starts_at)).await;
         }
         let started_at = crate::store::model::now();
         let traced_from = trace::now();

@@ -43,9 +43,11 @@ pub struct DeliveryJob {
     pub manual: bool,
     /// A manual resend of a delivery that had finished: one attempt only.
     pub one_shot: bool,
-    /// How long after the claim the attempt may start: its endpoint's rate
-    /// limit gave it a start slot up to `rate::HORIZON` ahead.
-    pub start_in: std::time::Duration,
+    /// When the attempt may start: its endpoint's rate limit gave it a
+    /// start slot up to `rate::HORIZON` ahead. On this process's clock,
+    /// counted from when the claim read the store's, so that however long
+    /// the claim then took to commit, the attempt keeps to its slot.
+    pub starts_at: std::time::Instant,
 }
 
 /// Where and how an endpoint's deliveries are sent.
@@ -279,6 +281,9 @@ pub fn new_claim_id() -> String {
 pub fn claim(src: &mut dyn ClaimSource, req: &ClaimRequest) -> StoreResult<Claimed> {
     let in_flight = |id: &str| req.in_flight.get(id).copied().unwrap_or_default();
     let (now, mut candidates) = src.due_endpoints(ENDPOINTS_PER_CLAIM + req.in_flight.len())?;
+    // `now` on this process's clock (a little after the store read it: a
+    // slot is kept late, never early).
+    let local_now = std::time::Instant::now();
     idle_first(&mut candidates, |c| in_flight(&c.endpoint.id));
 
     // Start slots reserved beyond the work actually due are handed back,
@@ -368,7 +373,7 @@ pub fn claim(src: &mut dyn ClaimSource, req: &ClaimRequest) -> StoreResult<Claim
                 attempts: row.attempts,
                 manual: row.manual != 0,
                 one_shot: row.manual == 1,
-                start_in: (slot - now).to_std().unwrap_or_default(),
+                starts_at: local_now + (slot - now).to_std().unwrap_or_default(),
             }
         })
         .collect();

@@ -246,7 +246,7 @@ async fn the_rate_limit_holds_however_often_claims_come() {
         for _ in 0..5 {
             let claimed = claim(&t.store, request(LONG)).await.unwrap();
             slow += claimed.jobs.iter().filter(|j| j.endpoint_id == "ep_slow").count();
-            fast.extend(claimed.jobs.iter().filter(|j| j.endpoint_id == "ep_fast").map(|j| j.start_in));
+            fast.extend(claimed.jobs.iter().filter(|j| j.endpoint_id == "ep_fast").map(|j| j.starts_at));
             next_due = next_due.or(claimed.next_due);
         }
         assert_eq!(slow, 1, "{}: a 1/s endpoint got {slow} at once", t.name);

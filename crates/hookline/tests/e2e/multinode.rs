@@ -165,7 +165,11 @@ async fn a_rate_limit_holds_across_three_nodes() {
     // Starts 100 ms apart for all nodes together: the 60th cannot start
     // before 5.9 s.
     assert!(span >= Duration::from_millis(5600), "60 deliveries took only {span:?}: the nodes added up their limits");
-    assert_no_second_holds_more_than(&got, 10);
+    // Three nodes, each opening its own connection to the receiver when
+    // it first delivers, and each claim committing late now and then on
+    // a loaded machine: two late arrivals are tolerated. Nodes that added
+    // up their limits would put about 30 in a second.
+    assert_no_second_holds_more_than(&got, 10 + 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
