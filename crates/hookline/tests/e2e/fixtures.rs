@@ -84,7 +84,10 @@ pub async fn wait_status(server: &TestServer, app_id: &str, msg_id: &str, ep_id:
 pub fn assert_no_second_holds_more_than(got: &[Received], most: usize) {
     for (i, first) in got.iter().enumerate() {
         let in_window = got[i..].iter().take_while(|r| r.at - first.at < Duration::from_secs(1)).count();
-        let offsets: Vec<u128> = got.iter().map(|r| (r.at - got[0].at).as_millis()).collect();
-        assert!(in_window <= most, "{in_window} deliveries within one second (at most {most}), at ms {offsets:?}");
+        assert!(
+            in_window <= most,
+            "{in_window} deliveries within one second (at most {most}), at ms {:?}",
+            got.iter().map(|r| (r.at - got[0].at).as_millis()).collect::<Vec<_>>()
+        );
     }
 }
