@@ -392,6 +392,63 @@ async fn payloads_and_messages_are_kept_while_a_delivery_is_owed() {
     }
 }
 
+#[tokio::test]
+async fn messages_and_attempts_go_once_older_than_retention_and_not_before() {
+    use crate::ids::IdKind;
+    for t in stores().await {
+        fixture(&t.store, &[("ep_a", None)], 0).await;
+        let old_at = Utc::now() - chrono::Duration::days(3);
+        let mut old = message("unused", "app_f");
+        (old.id, old.created_at, old.event_id) = (IdKind::Message.generate_at(old_at.timestamp_millis()), old_at, None);
+        let mut recent = message("unused", "app_f");
+        (recent.id, recent.event_id) = (IdKind::Message.generate(), None);
+        let ids = [old.id.clone(), recent.id.clone()];
+        t.store
+            .write(move |tx| {
+                for msg in [&old, &recent] {
+                    tx.insert_message(msg)?;
+                    let owed = NewDelivery {
+                        msg_id: msg.id.clone(),
+                        endpoint_id: "ep_a".into(),
+                        app_id: "app_f".into(),
+                        due_at: None,
+                    };
+                    tx.insert_deliveries(&[owed])?;
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        let jobs = claim(&t.store, request(LONG)).await.unwrap().jobs;
+        assert_eq!(jobs.len(), 2, "{}", t.name);
+        let outcomes = jobs
+            .iter()
+            .map(|job| {
+                let mut done = outcome(job, 200, NextStep::Succeeded);
+                if job.msg_id == ids[0] {
+                    // Its attempt is as old as its message.
+                    done.attempt.id = IdKind::Attempt.generate_at(old_at.timestamp_millis());
+                    done.attempt.created_at = old_at;
+                }
+                done
+            })
+            .collect();
+        t.store.record_outcomes(outcomes, DAYS).await.unwrap();
+
+        let purged = t.store.purge_expired(chrono::Duration::days(1), 100).await.unwrap().unwrap();
+        assert_eq!((purged.messages, purged.attempts), (1, 1), "{}: only the three-day-old ones", t.name);
+        let [old_id, recent_id] = ids;
+        let kept = t
+            .store
+            .read(move |tx| Ok::<_, StoreError>((tx.message("app_f", &old_id)?, tx.message("app_f", &recent_id)?)))
+            .await
+            .unwrap();
+        assert!(kept.0.is_none() && kept.1.is_some(), "{}: {kept:?}", t.name);
+        let again = t.store.purge_expired(chrono::Duration::days(1), 100).await.unwrap().unwrap();
+        assert_eq!((again.messages, again.attempts), (0, 0), "{}", t.name);
+    }
+}
+
 // ---- races: every write is correct when it runs on several nodes at once --
 
 const RACERS: usize = 12;

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use super::sql::*;
 use super::PgTx;
 use crate::dispatch::policy::health::{self, HealthChange};
+use crate::ids::IdKind;
 use crate::store::model::*;
 use crate::store::queue::*;
 use crate::store::StoreResult;
@@ -196,8 +197,6 @@ pub(super) fn record_outcomes(
             }
         }
     }
-    // Attempts whose message or endpoint was deleted meanwhile are dropped
-    // with them (nothing is owed any more).
     let a = |f: &dyn Fn(&Attempt) -> String| outcomes.iter().map(|o| f(&o.attempt)).collect::<Vec<String>>();
     let ids = a(&|a| a.id.clone());
     let msgs = a(&|a| a.msg_id.clone());
@@ -211,20 +210,6 @@ pub(super) fn record_outcomes(
     let triggers: Vec<i16> = outcomes.iter().map(|o| o.attempt.trigger as i16).collect();
     let errors: Vec<Option<String>> = outcomes.iter().map(|o| o.attempt.error.clone()).collect();
     let created: Vec<Timestamp> = outcomes.iter().map(|o| o.attempt.created_at).collect();
-    tx.execute(
-        "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code, response,
-                              response_duration_ms, trigger_type, error, created_at)
-         SELECT a.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int2[], $7::int4[],
-                                $8::text[], $9::int8[], $10::int2[], $11::text[], $12::timestamptz[])
-           AS a(id, msg_id, endpoint_id, app_id, url, status, code, response, duration, trigger_type, error, created_at)
-         WHERE EXISTS (SELECT 1 FROM message m WHERE m.id = a.msg_id)
-           AND EXISTS (SELECT 1 FROM endpoint e WHERE e.id = a.endpoint_id)
-         ON CONFLICT (id) DO NOTHING",
-        &[
-            &ids, &msgs, &endpoints, &apps, &urls, &statuses, &codes, &responses, &durations, &triggers, &errors,
-            &created,
-        ],
-    )?;
     // Each delivery moves on only if this claim still holds it.
     let claims: Vec<&str> = outcomes.iter().map(|o| o.claim_id.as_str()).collect();
     let (next_status, delays): (Vec<i16>, Vec<Option<f64>>) = outcomes
@@ -245,6 +230,25 @@ pub(super) fn record_outcomes(
          WHERE d.msg_id = u.msg_id AND d.endpoint_id = u.endpoint_id AND d.claim_id = u.claim_id
          RETURNING d.endpoint_id, d.next_attempt_at, d.msg_id, d.attempts",
         &[&msgs, &endpoints, &claims, &next_status, &delays],
+    )?;
+    // Attempts whose delivery was deleted meanwhile (with its message or
+    // endpoint) are dropped with it: nothing is owed any more. After the
+    // update above, the key check finds rows this transaction already holds.
+    // An attempt already recorded is one whose transaction committed, then
+    // ran again; nothing else inserts its (fresh, random) id, so a plain
+    // check stands in for ON CONFLICT and its speculative insertion.
+    tx.execute(
+        "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code, response,
+                              response_duration_ms, trigger_type, error, created_at)
+         SELECT a.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int2[], $7::int4[],
+                                $8::text[], $9::int8[], $10::int2[], $11::text[], $12::timestamptz[])
+           AS a(id, msg_id, endpoint_id, app_id, url, status, code, response, duration, trigger_type, error, created_at)
+         WHERE EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = a.msg_id AND d.endpoint_id = a.endpoint_id)
+           AND NOT EXISTS (SELECT 1 FROM attempt x WHERE x.id = a.id)",
+        &[
+            &ids, &msgs, &endpoints, &apps, &urls, &statuses, &codes, &responses, &durations, &triggers, &errors,
+            &created,
+        ],
     )?;
     // Outcomes that moved their delivery (their claim still held it), with
     // the delivery's attempt count.
@@ -357,17 +361,17 @@ pub(super) fn purge_expired(
         )? as usize,
         attempts: tx.execute(
             &format!(
-                "DELETE FROM attempt WHERE id IN (SELECT id FROM attempt WHERE created_at < $1 AND {} LIMIT $2)",
+                "DELETE FROM attempt WHERE id IN (SELECT id FROM attempt WHERE id < $1 AND {} LIMIT $2)",
                 owed("attempt", true)
             ),
-            &[&cutoff, &batch],
+            &[&IdKind::Attempt.floor_at(cutoff.timestamp_millis()), &batch],
         )? as usize,
         messages: tx.execute(
             &format!(
-                "DELETE FROM message WHERE id IN (SELECT id FROM message WHERE created_at < $1 AND {} LIMIT $2)",
+                "DELETE FROM message WHERE id IN (SELECT id FROM message WHERE id < $1 AND {} LIMIT $2)",
                 owed("message", false)
             ),
-            &[&cutoff, &batch],
+            &[&IdKind::Message.floor_at(cutoff.timestamp_millis()), &batch],
         )? as usize,
         idempotency_keys: tx.execute(
             "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE created_at < $1 LIMIT $2)",

@@ -9,6 +9,7 @@ use super::deliveries::{earliest_due, enqueue, FAILED, PENDING, SENDING, SUCCESS
 use super::sql::*;
 use super::{backend, endpoints};
 use crate::dispatch::policy::health::{self, HealthChange};
+use crate::ids::IdKind;
 use crate::store::model::*;
 use crate::store::queue::*;
 use crate::store::StoreResult;
@@ -280,7 +281,7 @@ pub(super) fn purge_expired(conn: &Connection, retention: chrono::Duration, batc
     let now_ms = ms(&chrono::Utc::now());
     let cutoff = now_ms - retention.num_milliseconds();
     let batch = batch as i64;
-    let run = |sql: &str, bound: i64| -> StoreResult<usize> {
+    let run = |sql: &str, bound: &dyn rusqlite::ToSql| -> StoreResult<usize> {
         conn.prepare_cached(sql).and_then(|mut s| s.execute(params![bound, batch])).map_err(backend)
     };
     let owed = |alias: &str, same_endpoint: bool| {
@@ -298,27 +299,28 @@ pub(super) fn purge_expired(conn: &Connection, retention: chrono::Duration, batc
                  (SELECT rowid FROM message WHERE payload IS NOT NULL AND payload_expires_at <= ? AND {} LIMIT ?)",
                 owed("message", false)
             ),
-            now_ms,
+            &now_ms,
         )?,
         // Attempts, and messages with their deliveries, go once past
         // retention, but never while a delivery of the message is owed.
+        // Ids sort by creation time: the primary key finds the old ones.
         attempts: run(
             &format!(
-                "DELETE FROM attempt WHERE rowid IN (SELECT rowid FROM attempt WHERE created_at < ? AND {} LIMIT ?)",
+                "DELETE FROM attempt WHERE rowid IN (SELECT rowid FROM attempt WHERE id < ? AND {} LIMIT ?)",
                 owed("attempt", true)
             ),
-            cutoff,
+            &IdKind::Attempt.floor_at(cutoff),
         )?,
         messages: run(
             &format!(
-                "DELETE FROM message WHERE rowid IN (SELECT rowid FROM message WHERE created_at < ? AND {} LIMIT ?)",
+                "DELETE FROM message WHERE rowid IN (SELECT rowid FROM message WHERE id < ? AND {} LIMIT ?)",
                 owed("message", false)
             ),
-            cutoff,
+            &IdKind::Message.floor_at(cutoff),
         )?,
         idempotency_keys: run(
             "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency WHERE created_at < ? LIMIT ?)",
-            now_ms - super::idempotency::IDEMPOTENCY_WINDOW_MS,
+            &(now_ms - super::idempotency::IDEMPOTENCY_WINDOW_MS),
         )?,
     })
 }
