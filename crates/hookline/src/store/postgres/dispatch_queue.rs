@@ -220,14 +220,19 @@ pub(super) fn record_outcomes(
             NextStep::GiveUp => (FAILED, None),
         })
         .unzip();
-    // The database's clock, read by the statement itself.
+    // The database's clock, read by the statement itself. Each endpoint is
+    // held (as an attempt's key check once held it) before its deliveries:
+    // deleting an endpoint locks it, then its deliveries, so the two wait
+    // for each other in the same order and never deadlock.
     let retried = tx.query(
-        "UPDATE delivery d SET status = u.status, attempts = d.attempts + 1,
+        "WITH held AS MATERIALIZED (SELECT id FROM endpoint WHERE id = ANY($2::text[]) ORDER BY id FOR KEY SHARE)
+         UPDATE delivery d SET status = u.status, attempts = d.attempts + 1,
            next_attempt_at = statement_timestamp() + make_interval(secs => u.delay), claim_id = NULL, manual = 0,
            updated_at = statement_timestamp()
          FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::float8[])
            AS u(msg_id, endpoint_id, claim_id, status, delay)
          WHERE d.msg_id = u.msg_id AND d.endpoint_id = u.endpoint_id AND d.claim_id = u.claim_id
+           AND d.endpoint_id IN (SELECT id FROM held)
          RETURNING d.endpoint_id, d.next_attempt_at, d.msg_id, d.attempts",
         &[&msgs, &endpoints, &claims, &next_status, &delays],
     )?;

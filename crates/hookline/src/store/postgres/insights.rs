@@ -102,9 +102,10 @@ impl InsightRepo for PgTx<'_, '_> {
         let recent = self.query_one(
             &format!(
                 "SELECT count(*) FILTER (WHERE status = {SUCCESS}), count(*) FILTER (WHERE status <> {SUCCESS})
-                 FROM attempt WHERE created_at >= $1"
+                 FROM attempt WHERE id >= $1"
             ),
-            &[&w.attempts_since],
+            // Ids sort by creation time: the key's index finds the recent ones.
+            &[&IdKind::Attempt.floor_at(w.attempts_since.timestamp_millis())],
         )?;
         Ok(DeliveryOverview {
             applications: self.count(&format!("SELECT count(*) FROM application WHERE id <> '{OPS}'"))?,

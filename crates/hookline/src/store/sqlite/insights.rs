@@ -126,10 +126,12 @@ impl InsightRepo for SqliteTx<'_> {
             .conn
             .prepare_cached(
                 "SELECT coalesce(sum(status = ?2), 0), coalesce(sum(status <> ?2), 0)
-                 FROM attempt WHERE created_at >= ?1",
+                 FROM attempt WHERE id >= ?1",
             )
             .and_then(|mut s| {
-                s.query_row(params![ms(&w.attempts_since), DeliveryStatus::Success as i64], |r| {
+                // Ids sort by creation time: the key's index finds the recent ones.
+                let since = IdKind::Attempt.floor_at(ms(&w.attempts_since));
+                s.query_row(params![since, DeliveryStatus::Success as i64], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
                 })
             })
