@@ -393,6 +393,23 @@ async fn payloads_and_messages_are_kept_while_a_delivery_is_owed() {
 }
 
 #[tokio::test]
+async fn an_outcome_for_an_endpoint_deleted_meanwhile_is_dropped_and_the_rest_recorded() {
+    for t in stores().await {
+        fixture(&t.store, &[("ep_a", None), ("ep_b", None)], 1).await;
+        let jobs = claim(&t.store, request(LONG)).await.unwrap().jobs;
+        assert_eq!(jobs.len(), 2, "{}", t.name);
+        t.store.write(|tx| tx.delete_endpoint("app_f", "ep_a")).await.unwrap();
+        let outcomes = jobs.iter().map(|job| outcome(job, 200, NextStep::Succeeded)).collect();
+        t.store.record_outcomes(outcomes, DAYS).await.unwrap();
+        let attempts =
+            t.store.read(|tx| tx.list_attempts("app_f", &AttemptFilter::default(), &Default::default())).await.unwrap();
+        let endpoints: Vec<&str> = attempts.data.iter().map(|a| a.endpoint_id.as_str()).collect();
+        assert_eq!(endpoints, ["ep_b"], "{}", t.name);
+        assert_eq!(status_of(&t.store, "msg_1_0").await, [DeliveryStatus::Success], "{}", t.name);
+    }
+}
+
+#[tokio::test]
 async fn messages_and_attempts_go_once_older_than_retention_and_not_before() {
     use crate::ids::IdKind;
     for t in stores().await {
