@@ -223,7 +223,10 @@ pub(super) fn record_outcomes(
     // The database's clock, read by the statement itself. Each endpoint is
     // held (as an attempt's key check once held it) before its deliveries:
     // deleting an endpoint locks it, then its deliveries, so the two wait
-    // for each other in the same order and never deadlock.
+    // for each other in the same order. The endpoints a health update above
+    // locked come before the others, though: a transaction locking several
+    // endpoints in id order (an application's deletion) can still meet this
+    // one the other way round, which PostgreSQL breaks by running one again.
     let retried = tx.query(
         "WITH held AS MATERIALIZED (SELECT id FROM endpoint WHERE id = ANY($2::text[]) ORDER BY id FOR KEY SHARE)
          UPDATE delivery d SET status = u.status, attempts = d.attempts + 1,
