@@ -89,7 +89,7 @@ pub(crate) fn message(id: &str, app_id: &str) -> Message {
 
 /// One app ("app_f"), the given endpoints (id, rate limit) and `per_endpoint`
 /// messages owed to each, due now.
-async fn fixture(store: &Store, endpoints: &[(&'static str, Option<u32>)], per_endpoint: usize) {
+pub(crate) async fn fixture(store: &Store, endpoints: &[(&'static str, Option<u32>)], per_endpoint: usize) {
     let eps: Vec<(&'static str, Option<u32>)> = endpoints.to_vec();
     store
         .write(move |tx| {
@@ -123,7 +123,7 @@ pub(crate) fn request(lease: chrono::Duration) -> ClaimRequest {
     }
 }
 
-fn outcome(job: &DeliveryJob, status: u16, next: NextStep) -> AttemptOutcome {
+pub(crate) fn outcome(job: &DeliveryJob, status: u16, next: NextStep) -> AttemptOutcome {
     AttemptOutcome {
         claim_id: job.claim_id.clone(),
         attempt: Attempt {
@@ -154,15 +154,15 @@ async fn status_of(store: &Store, msg_id: &str) -> Vec<DeliveryStatus> {
 /// PostgreSQL, a wake-up round briefly locks the queue entries it marks,
 /// and a claim skips locked entries: in service, that round's NOTIFY makes
 /// the dispatcher claim again).
-async fn claim(store: &Store, req: ClaimRequest) -> StoreResult<Claimed> {
+pub(crate) async fn claim(store: &Store, req: ClaimRequest) -> StoreResult<Claimed> {
     if let Store::Postgres(pg) = store {
         pg.published().await;
     }
     store.claim(req).await
 }
 
-const LONG: chrono::Duration = chrono::Duration::seconds(30);
-const DAYS: chrono::Duration = chrono::Duration::days(5);
+pub(crate) const LONG: chrono::Duration = chrono::Duration::seconds(30);
+pub(crate) const DAYS: chrono::Duration = chrono::Duration::days(5);
 
 #[tokio::test]
 async fn due_work_is_claimed_once_and_its_outcome_recorded() {

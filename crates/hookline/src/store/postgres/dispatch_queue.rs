@@ -172,21 +172,38 @@ pub(super) fn record_outcomes(
     disable_after: chrono::Duration,
 ) -> StoreResult<Recorded> {
     let mut recorded = Recorded::default();
+    // Every endpoint of the batch is held first, in id order, before any
+    // of its rows is written: deleting an endpoint (or an application's
+    // endpoints, in id order) locks it, then its deliveries, so the two
+    // wait for each other in one order. KEY SHARE lets outcomes of other
+    // nodes for the same endpoints go on at once.
+    let mut endpoint_ids: Vec<&str> = outcomes.iter().map(|o| o.attempt.endpoint_id.as_str()).collect();
+    endpoint_ids.sort_unstable();
+    endpoint_ids.dedup();
+    let held = tx.query(
+        "SELECT id, failing_since IS NOT NULL FROM endpoint WHERE id = ANY($1::text[]) ORDER BY id FOR KEY SHARE",
+        &[&endpoint_ids],
+    )?;
     let changes = health::changes(outcomes);
     if changes.values().all(|c| *c == HealthChange::Recovered) {
-        // The common case in one statement (a round trip per endpoint
-        // otherwise, as `apply_health` does). It locks only the endpoints
-        // that were failing, in id order like everything else that locks
+        // The common case: only endpoints that were failing are written,
+        // in one statement, in id order like everything else that locks
         // several (a plain `WHERE id = ANY` locks in the order its plan
-        // reads the table).
-        let ids: Vec<&str> = changes.keys().map(String::as_str).collect();
-        if !ids.is_empty() {
+        // reads the table). Usually there are none.
+        let mut recovering: Vec<String> = Vec::new();
+        for r in &held {
+            let id: String = col(r, 0)?;
+            if col::<bool>(r, 1)? && changes.contains_key(&id) {
+                recovering.push(id);
+            }
+        }
+        if !recovering.is_empty() {
             tx.execute(
                 "UPDATE endpoint e SET failing_since = NULL
                  FROM (SELECT id FROM endpoint WHERE id = ANY($1::text[]) AND failing_since IS NOT NULL
                        ORDER BY id FOR NO KEY UPDATE) l
                  WHERE e.id = l.id",
-                &[&ids],
+                &[&recovering],
             )?;
         }
     } else {
@@ -220,22 +237,14 @@ pub(super) fn record_outcomes(
             NextStep::GiveUp => (FAILED, None),
         })
         .unzip();
-    // The database's clock, read by the statement itself. Each endpoint is
-    // held (as an attempt's key check once held it) before its deliveries:
-    // deleting an endpoint locks it, then its deliveries, so the two wait
-    // for each other in the same order. The endpoints a health update above
-    // locked come before the others, though: a transaction locking several
-    // endpoints in id order (an application's deletion) can still meet this
-    // one the other way round, which PostgreSQL breaks by running one again.
+    // The database's clock, read by the statement itself.
     let retried = tx.query(
-        "WITH held AS MATERIALIZED (SELECT id FROM endpoint WHERE id = ANY($2::text[]) ORDER BY id FOR KEY SHARE)
-         UPDATE delivery d SET status = u.status, attempts = d.attempts + 1,
+        "UPDATE delivery d SET status = u.status, attempts = d.attempts + 1,
            next_attempt_at = statement_timestamp() + make_interval(secs => u.delay), claim_id = NULL, manual = 0,
            updated_at = statement_timestamp()
          FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::float8[])
            AS u(msg_id, endpoint_id, claim_id, status, delay)
          WHERE d.msg_id = u.msg_id AND d.endpoint_id = u.endpoint_id AND d.claim_id = u.claim_id
-           AND d.endpoint_id IN (SELECT id FROM held)
          RETURNING d.endpoint_id, d.next_attempt_at, d.msg_id, d.attempts",
         &[&msgs, &endpoints, &claims, &next_status, &delays],
     )?;
@@ -509,5 +518,82 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(api, "auto", "the API's sessions keep the server's setting");
+    }
+
+    /// Deleting endpoints locks them in id order, then their deliveries. An
+    /// outcome batch must hold all its endpoints in that order before it
+    /// writes any: one that locked a failing `ep_b` (its health update)
+    /// and then waited for `ep_a` deadlocked with a deletion holding `ep_a`
+    /// and wanting `ep_b`, and PostgreSQL broke it after `deadlock_timeout`.
+    #[tokio::test]
+    async fn an_outcome_batch_holds_nothing_while_it_waits_for_its_first_endpoint() {
+        use crate::store::queue::NextStep;
+        use crate::store::tests::{claim, fixture, outcome, request, DAYS, LONG};
+        let store = super::super::test_support::test_store().await;
+        let Store::Postgres(pg) = &store else { unreachable!("test_store is a PostgreSQL store") };
+        fixture(&store, &[("ep_a", None), ("ep_b", None)], 1).await;
+        let jobs = claim(&store, request(LONG)).await.unwrap().jobs;
+        assert_eq!(jobs.len(), 2);
+        let db: String =
+            pg.dispatcher_op(|tx| Ok(tx.query_one("SELECT current_database()", &[])?.get(0))).await.unwrap();
+        let admin = std::env::var("HOOKLINE_TEST_DATABASE_URL").unwrap();
+        let mut url = url::Url::parse(&admin).unwrap();
+        url.set_path(&format!("/{db}"));
+        let connect = move || postgres::Client::connect(url.as_str(), postgres::NoTls).unwrap();
+        let watch = connect.clone();
+
+        // A deletion of both endpoints, holding the first.
+        let mut deleter = tokio::task::spawn_blocking(move || {
+            let mut c = connect();
+            c.batch_execute("BEGIN; SELECT id FROM endpoint WHERE id = 'ep_a' FOR UPDATE").unwrap();
+            c
+        })
+        .await
+        .unwrap();
+        // ep_a answered, ep_b failed: ep_b's health is written.
+        let outcomes = jobs
+            .iter()
+            .map(|job| match job.endpoint_id.as_str() {
+                "ep_a" => outcome(job, 200, NextStep::Succeeded),
+                _ => outcome(job, 500, NextStep::RetryIn(chrono::Duration::minutes(1))),
+            })
+            .collect();
+        let recording = tokio::spawn({
+            let store = store.clone();
+            async move { store.record_outcomes(outcomes, DAYS).await }
+        });
+        // Until the batch waits for ep_a.
+        tokio::task::spawn_blocking(move || {
+            let mut c = watch();
+            let mut waiting = || -> i64 {
+                c.query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .unwrap()
+                .get(0)
+            };
+            while waiting() == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        })
+        .await
+        .unwrap();
+
+        let deleter_goes_on = tokio::task::spawn_blocking(move || {
+            let next = deleter.query("SELECT id FROM endpoint WHERE id = 'ep_b' FOR UPDATE NOWAIT", &[]);
+            deleter.batch_execute("ROLLBACK").unwrap();
+            next.map(|rows| rows.len())
+                .map_err(|e| e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string()))
+        })
+        .await
+        .unwrap();
+        assert_eq!(deleter_goes_on, Ok(1), "the outcome batch held ep_b while waiting for ep_a");
+        recording.await.unwrap().unwrap();
+        let failing: Option<chrono::DateTime<chrono::Utc>> = pg
+            .dispatcher_op(|tx| Ok(tx.query_one("SELECT failing_since FROM endpoint WHERE id = 'ep_b'", &[])?.get(0)))
+            .await
+            .unwrap();
+        assert!(failing.is_some(), "the batch recorded ep_b's failure once it went on");
     }
 }
