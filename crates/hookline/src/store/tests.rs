@@ -409,6 +409,72 @@ async fn an_outcome_for_an_endpoint_deleted_meanwhile_is_dropped_and_the_rest_re
     }
 }
 
+/// Attempts go with their endpoint, their application and their message
+/// (on PostgreSQL no foreign key does it for them).
+#[tokio::test]
+async fn deleting_an_endpoint_or_an_application_deletes_its_attempts() {
+    for t in stores().await {
+        fixture(&t.store, &[("ep_a", None), ("ep_b", None)], 1).await;
+        let jobs = claim(&t.store, request(LONG)).await.unwrap().jobs;
+        let outcomes = jobs.iter().map(|job| outcome(job, 200, NextStep::Succeeded)).collect();
+        t.store.record_outcomes(outcomes, DAYS).await.unwrap();
+        let attempted = |store: Store| async move {
+            let page = store
+                .read(|tx| tx.list_attempts("app_f", &AttemptFilter::default(), &Default::default()))
+                .await
+                .unwrap();
+            let mut endpoints: Vec<String> = page.data.into_iter().map(|a| a.endpoint_id).collect();
+            endpoints.sort();
+            endpoints
+        };
+        assert_eq!(attempted(t.store.clone()).await, ["ep_a", "ep_b"], "{}", t.name);
+        t.store.write(|tx| tx.delete_endpoint("app_f", "ep_a")).await.unwrap();
+        assert_eq!(attempted(t.store.clone()).await, ["ep_b"], "{}", t.name);
+        t.store.write(|tx| tx.delete_application("app_f")).await.unwrap();
+        assert!(attempted(t.store.clone()).await.is_empty(), "{}", t.name);
+    }
+}
+
+#[tokio::test]
+async fn a_purged_message_takes_its_younger_attempts_with_it() {
+    use crate::ids::IdKind;
+    for t in stores().await {
+        fixture(&t.store, &[("ep_a", None)], 0).await;
+        let old_at = Utc::now() - chrono::Duration::days(3);
+        let mut old = message("unused", "app_f");
+        (old.id, old.created_at, old.event_id) = (IdKind::Message.generate_at(old_at.timestamp_millis()), old_at, None);
+        let msg_id = old.id.clone();
+        t.store
+            .write(move |tx| {
+                tx.insert_message(&old)?;
+                tx.insert_deliveries(&[NewDelivery {
+                    msg_id: old.id.clone(),
+                    endpoint_id: "ep_a".into(),
+                    app_id: "app_f".into(),
+                    due_at: None,
+                }])
+            })
+            .await
+            .unwrap();
+        // Attempted now, three days after it was sent.
+        let jobs = claim(&t.store, request(LONG)).await.unwrap().jobs;
+        let outcomes = jobs.iter().map(|job| outcome(job, 200, NextStep::Succeeded)).collect();
+        t.store.record_outcomes(outcomes, DAYS).await.unwrap();
+
+        let purged = t.store.purge_expired(chrono::Duration::days(1), 100).await.unwrap().unwrap();
+        assert_eq!((purged.messages, purged.attempts), (1, 0), "{}: the attempt is younger than the retention", t.name);
+        let left = t
+            .store
+            .read(move |tx| {
+                let filter = AttemptFilter { msg_id: Some(msg_id.clone()), ..Default::default() };
+                tx.list_attempts("app_f", &filter, &Default::default())
+            })
+            .await
+            .unwrap();
+        assert!(left.data.is_empty(), "{}: {:?}", t.name, left.data);
+    }
+}
+
 #[tokio::test]
 async fn messages_and_attempts_go_once_older_than_retention_and_not_before() {
     use crate::ids::IdKind;

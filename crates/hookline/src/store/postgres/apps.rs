@@ -82,9 +82,22 @@ impl ApplicationRepo for PgTx<'_, '_> {
     }
 
     fn delete_application(&mut self, id: &str) -> StoreResult<()> {
-        if self.execute("DELETE FROM application WHERE id = $1", &[&id])? == 0 {
+        // Attempts have no foreign key (see `record_outcomes`): they go by
+        // endpoint, after the endpoints. The application's row is held
+        // first so that no endpoint is added to it meanwhile, then its
+        // endpoints in id order, the order outcome batches hold them in
+        // (the cascade below would lock them in whatever order its plan
+        // reads them).
+        if self.query_opt("SELECT 1 FROM application WHERE id = $1 FOR UPDATE", &[&id])?.is_none() {
             return Err(StoreError::NotFound);
         }
+        let endpoints: Vec<String> = self
+            .query("SELECT id FROM endpoint WHERE app_id = $1 ORDER BY id FOR UPDATE", &[&id])?
+            .iter()
+            .map(|r| col(r, 0))
+            .collect::<StoreResult<_>>()?;
+        self.execute("DELETE FROM application WHERE id = $1", &[&id])?;
+        self.execute("DELETE FROM attempt WHERE endpoint_id = ANY($1)", &[&endpoints])?;
         Ok(())
     }
 }

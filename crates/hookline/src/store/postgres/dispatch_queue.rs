@@ -249,8 +249,14 @@ pub(super) fn record_outcomes(
         &[&msgs, &endpoints, &claims, &next_status, &delays],
     )?;
     // Attempts whose delivery was deleted meanwhile (with its message or
-    // endpoint) are dropped with it: nothing is owed any more. After the
-    // update above, the key check finds rows this transaction already holds.
+    // endpoint) are dropped with it: nothing is owed any more. No foreign
+    // key stands behind this check (its query per row cost more than the
+    // insert itself), so the check holds the delivery (KEY SHARE) as the
+    // key's did: an outcome whose claim was lost moved nothing above, and
+    // the retention sweep could otherwise delete its message meanwhile.
+    // Deleting an endpoint, an application or a message waits for these
+    // locks (or for the endpoints held above), then deletes their attempts
+    // in a statement of its own, which sees this one's.
     // An attempt already recorded is one whose transaction committed, then
     // ran again; nothing else inserts its (fresh, random) id, so a plain
     // check stands in for ON CONFLICT and its speculative insertion.
@@ -260,7 +266,8 @@ pub(super) fn record_outcomes(
          SELECT a.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int2[], $7::int4[],
                                 $8::text[], $9::int8[], $10::int2[], $11::text[], $12::timestamptz[])
            AS a(id, msg_id, endpoint_id, app_id, url, status, code, response, duration, trigger_type, error, created_at)
-         WHERE EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = a.msg_id AND d.endpoint_id = a.endpoint_id)
+         WHERE EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = a.msg_id AND d.endpoint_id = a.endpoint_id
+                       FOR KEY SHARE)
            AND NOT EXISTS (SELECT 1 FROM attempt x WHERE x.id = a.id)",
         &[
             &ids, &msgs, &endpoints, &apps, &urls, &statuses, &codes, &responses, &durations, &triggers, &errors,
@@ -383,13 +390,28 @@ pub(super) fn purge_expired(
             ),
             &[&IdKind::Attempt.floor_at(cutoff.timestamp_millis()), &batch],
         )? as usize,
-        messages: tx.execute(
-            &format!(
-                "DELETE FROM message WHERE id IN (SELECT id FROM message WHERE id < $1 AND {} LIMIT $2)",
-                owed("message", false)
-            ),
-            &[&IdKind::Message.floor_at(cutoff.timestamp_millis()), &batch],
-        )? as usize,
+        messages: {
+            let gone: Vec<String> = tx
+                .query(
+                    &format!(
+                        "DELETE FROM message WHERE id IN (SELECT id FROM message WHERE id < $1 AND {} LIMIT $2)
+                         RETURNING id",
+                        owed("message", false)
+                    ),
+                    &[&IdKind::Message.floor_at(cutoff.timestamp_millis()), &batch],
+                )?
+                .iter()
+                .map(|r| col(r, 0))
+                .collect::<StoreResult<_>>()?;
+            // Their attempts younger than the retention (retries, resends)
+            // go with them, as a cascade would take them (uncounted). The
+            // deletion waited for outcomes holding its deliveries; a
+            // statement of its own sees their attempts.
+            if !gone.is_empty() {
+                tx.execute("DELETE FROM attempt WHERE msg_id = ANY($1)", &[&gone])?;
+            }
+            gone.len()
+        },
         idempotency_keys: tx.execute(
             "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE created_at < $1 LIMIT $2)",
             &[&idempotency_cutoff, &batch],
@@ -436,7 +458,8 @@ pub(super) fn repair_queue(tx: &mut PgTx<'_, '_>) -> StoreResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{app, endpoint};
+    use crate::store::queue::NextStep;
+    use crate::store::tests::{app, claim, endpoint, fixture, outcome, request, DAYS, LONG};
     use crate::store::{Store, StoreError};
 
     /// A claim takes a few dozen rows and must look them up by key however
@@ -520,6 +543,59 @@ mod tests {
         assert_eq!(api, "auto", "the API's sessions keep the server's setting");
     }
 
+    /// A session of its own on the store's database, beside its pools.
+    async fn session(store: &Store) -> postgres::Client {
+        let Store::Postgres(pg) = store else { unreachable!("a PostgreSQL store") };
+        let db: String =
+            pg.dispatcher_op(|tx| Ok(tx.query_one("SELECT current_database()", &[])?.get(0))).await.unwrap();
+        let mut url = url::Url::parse(&std::env::var("HOOKLINE_TEST_DATABASE_URL").unwrap()).unwrap();
+        url.set_path(&format!("/{db}"));
+        tokio::task::spawn_blocking(move || postgres::Client::connect(url.as_str(), postgres::NoTls).unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Runs `statements` in an open transaction on a session of its own,
+    /// which keeps its locks until the caller rolls back or commits.
+    async fn holding(store: &Store, statements: &'static str) -> (postgres::Client, i32) {
+        let mut holder = session(store).await;
+        tokio::task::spawn_blocking(move || {
+            holder.batch_execute(&format!("BEGIN; {statements}")).unwrap();
+            let pid: i32 = holder.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+            (holder, pid)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Waits until a session running a statement `LIKE` one of `running`
+    /// waits for one of `holders` (backend pids).
+    async fn until_blocked_by(store: &Store, holders: &[i32], running: &[&str]) {
+        let mut watch = session(store).await;
+        let holders = holders.to_vec();
+        let running: Vec<String> = running.iter().map(|s| s.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                let blocked: i64 = watch
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity
+                         WHERE pg_blocking_pids(pid) && $1::int4[] AND query LIKE ANY($2::text[])",
+                        &[&holders, &running],
+                    )
+                    .unwrap()
+                    .get(0);
+                if blocked > 0 {
+                    return;
+                }
+                assert!(std::time::Instant::now() < deadline, "nothing waited for sessions {holders:?}");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        })
+        .await
+        .unwrap();
+    }
+
     /// Deleting endpoints locks them in id order, then their deliveries. An
     /// outcome batch must hold all its endpoints in that order before it
     /// writes any: one that locked a failing `ep_b` (its health update)
@@ -527,29 +603,12 @@ mod tests {
     /// and wanting `ep_b`, and PostgreSQL broke it after `deadlock_timeout`.
     #[tokio::test]
     async fn an_outcome_batch_holds_nothing_while_it_waits_for_its_first_endpoint() {
-        use crate::store::queue::NextStep;
-        use crate::store::tests::{claim, fixture, outcome, request, DAYS, LONG};
         let store = super::super::test_support::test_store().await;
-        let Store::Postgres(pg) = &store else { unreachable!("test_store is a PostgreSQL store") };
         fixture(&store, &[("ep_a", None), ("ep_b", None)], 1).await;
         let jobs = claim(&store, request(LONG)).await.unwrap().jobs;
         assert_eq!(jobs.len(), 2);
-        let db: String =
-            pg.dispatcher_op(|tx| Ok(tx.query_one("SELECT current_database()", &[])?.get(0))).await.unwrap();
-        let admin = std::env::var("HOOKLINE_TEST_DATABASE_URL").unwrap();
-        let mut url = url::Url::parse(&admin).unwrap();
-        url.set_path(&format!("/{db}"));
-        let connect = move || postgres::Client::connect(url.as_str(), postgres::NoTls).unwrap();
-        let watch = connect.clone();
-
         // A deletion of both endpoints, holding the first.
-        let mut deleter = tokio::task::spawn_blocking(move || {
-            let mut c = connect();
-            c.batch_execute("BEGIN; SELECT id FROM endpoint WHERE id = 'ep_a' FOR UPDATE").unwrap();
-            c
-        })
-        .await
-        .unwrap();
+        let (mut deleter, deleter_pid) = holding(&store, "SELECT id FROM endpoint WHERE id = 'ep_a' FOR UPDATE").await;
         // ep_a answered, ep_b failed: ep_b's health is written.
         let outcomes = jobs
             .iter()
@@ -562,23 +621,7 @@ mod tests {
             let store = store.clone();
             async move { store.record_outcomes(outcomes, DAYS).await }
         });
-        // Until the batch waits for ep_a.
-        tokio::task::spawn_blocking(move || {
-            let mut c = watch();
-            let mut waiting = || -> i64 {
-                c.query_one(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                    &[],
-                )
-                .unwrap()
-                .get(0)
-            };
-            while waiting() == 0 {
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-        })
-        .await
-        .unwrap();
+        until_blocked_by(&store, &[deleter_pid], &["SELECT id, failing_since%"]).await;
 
         let deleter_goes_on = tokio::task::spawn_blocking(move || {
             let next = deleter.query("SELECT id FROM endpoint WHERE id = 'ep_b' FOR UPDATE NOWAIT", &[]);
@@ -590,10 +633,61 @@ mod tests {
         .unwrap();
         assert_eq!(deleter_goes_on, Ok(1), "the outcome batch held ep_b while waiting for ep_a");
         recording.await.unwrap().unwrap();
+        let Store::Postgres(pg) = &store else { unreachable!() };
         let failing: Option<chrono::DateTime<chrono::Utc>> = pg
             .dispatcher_op(|tx| Ok(tx.query_one("SELECT failing_since FROM endpoint WHERE id = 'ep_b'", &[])?.get(0)))
             .await
             .unwrap();
         assert!(failing.is_some(), "the batch recorded ep_b's failure once it went on");
+    }
+
+    /// An outcome whose claim was lost moves no delivery, so nothing but
+    /// its own check holds the delivery: the retention sweep deleting the
+    /// message meanwhile must not leave its attempt behind (attempts have
+    /// no foreign key on PostgreSQL).
+    #[tokio::test]
+    async fn an_attempt_recorded_while_its_message_is_purged_goes_with_it() {
+        let store = super::super::test_support::test_store().await;
+        fixture(&store, &[("ep_a", None), ("ep_b", None)], 1).await;
+        let jobs = claim(&store, request(LONG)).await.unwrap().jobs;
+        assert_eq!(jobs.len(), 2);
+        // ep_a's claim was taken over; ep_b's retry makes the batch move
+        // ep_b's queue entry last, which another session holds: so the
+        // batch cannot commit before the sweep has run.
+        let outcomes = jobs
+            .iter()
+            .map(|job| match job.endpoint_id.as_str() {
+                "ep_a" => {
+                    AttemptOutcome { claim_id: "claim_taken_over".into(), ..outcome(job, 200, NextStep::Succeeded) }
+                }
+                // Due before its lease runs out: the entry moves.
+                _ => outcome(job, 500, NextStep::RetryIn(chrono::Duration::seconds(1))),
+            })
+            .collect();
+        let (mut queue, queue_pid) =
+            holding(&store, "SELECT 1 FROM endpoint_queue WHERE endpoint_id = 'ep_b' FOR UPDATE").await;
+        // The sweep, between deleting ep_a's message and deleting its attempts.
+        let (mut sweep, sweep_pid) = holding(&store, "DELETE FROM message WHERE id = 'msg_0_0'").await;
+        let recording = tokio::spawn({
+            let store = store.clone();
+            async move { store.record_outcomes(outcomes, DAYS).await }
+        });
+        // Its attempt insert waits for the sweep, or (had it not held the
+        // delivery) its queue update waits for the other session.
+        until_blocked_by(&store, &[sweep_pid, queue_pid], &["INSERT INTO attempt%", "%q.next_due > u.due%"]).await;
+        tokio::task::spawn_blocking(move || {
+            sweep.batch_execute("DELETE FROM attempt WHERE msg_id = 'msg_0_0'; COMMIT").unwrap();
+            queue.batch_execute("ROLLBACK").unwrap();
+        })
+        .await
+        .unwrap();
+        recording.await.unwrap().unwrap();
+        let mut check = session(&store).await;
+        let left: Vec<String> = tokio::task::spawn_blocking(move || {
+            check.query("SELECT msg_id FROM attempt ORDER BY msg_id", &[]).unwrap().iter().map(|r| r.get(0)).collect()
+        })
+        .await
+        .unwrap();
+        assert_eq!(left, ["msg_1_0"], "an attempt outlived its message");
     }
 }

@@ -214,6 +214,10 @@ impl EndpointRepo for PgTx<'_, '_> {
         if self.execute("DELETE FROM endpoint WHERE app_id = $1 AND id = $2", &[&app_id, &id])? == 0 {
             return Err(StoreError::NotFound);
         }
+        // Attempts have no foreign key (see `record_outcomes`). Deleting
+        // the endpoint waited for outcome batches holding it; this later
+        // statement sees their attempts.
+        self.execute("DELETE FROM attempt WHERE endpoint_id = $1", &[&id])?;
         Ok(())
     }
 }
