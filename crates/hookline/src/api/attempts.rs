@@ -278,8 +278,9 @@ pub async fn destinations(
         })
         .await?;
     let (page, mut endpoints) = page;
-    // A delivery row goes with its endpoint (ON DELETE CASCADE), so every
-    // one has its endpoint; the filter only guards the snapshot's edge.
+    // A delivery row goes with its endpoint (a cascade on the embedded
+    // store, an explicit delete on PostgreSQL), so every one has its
+    // endpoint; the filter only guards the snapshot's edge.
     let page = crate::store::page::Page {
         data: page.data.into_iter().filter_map(|d| endpoints.remove(&d.endpoint_id).map(|ep| (ep, d))).collect(),
         iterator: page.iterator,

@@ -371,6 +371,11 @@ async fn a_row_referring_to_a_deleted_one_is_not_found_not_a_conflict() {
         assert!(matches!(result, Err(StoreError::Conflict(_))), "{}: {result:?}", t.name);
         let result = t.store.write(|tx| tx.schedule_delivery("app_f", "msg_0_0", "ep_deleted", None, true)).await;
         assert_eq!(result, Err(StoreError::NotFound), "{}", t.name);
+        let unsent = NewDelivery { msg_id: "msg_deleted".into(), ..delivery("ep_a") };
+        let result = t.store.write(move |tx| tx.insert_deliveries(std::slice::from_ref(&unsent))).await;
+        assert_eq!(result, Err(StoreError::NotFound), "{}", t.name);
+        let result = t.store.write(|tx| tx.schedule_delivery("app_f", "msg_deleted", "ep_a", None, true)).await;
+        assert_eq!(result, Err(StoreError::NotFound), "{}", t.name);
     }
 }
 
@@ -412,7 +417,7 @@ async fn an_outcome_for_an_endpoint_deleted_meanwhile_is_dropped_and_the_rest_re
 /// Attempts go with their endpoint, their application and their message
 /// (on PostgreSQL no foreign key does it for them).
 #[tokio::test]
-async fn deleting_an_endpoint_or_an_application_deletes_its_attempts() {
+async fn deleting_an_endpoint_or_an_application_deletes_its_deliveries_and_attempts() {
     for t in stores().await {
         fixture(&t.store, &[("ep_a", None), ("ep_b", None)], 1).await;
         let jobs = claim(&t.store, request(LONG)).await.unwrap().jobs;
@@ -427,39 +432,51 @@ async fn deleting_an_endpoint_or_an_application_deletes_its_attempts() {
             endpoints.sort();
             endpoints
         };
+        let delivered = |store: Store, endpoint: &'static str| async move {
+            store.read(move |tx| tx.delivery_stats(endpoint, None, None)).await.unwrap().success
+        };
         assert_eq!(attempted(t.store.clone()).await, ["ep_a", "ep_b"], "{}", t.name);
         t.store.write(|tx| tx.delete_endpoint("app_f", "ep_a")).await.unwrap();
         assert_eq!(attempted(t.store.clone()).await, ["ep_b"], "{}", t.name);
+        assert_eq!(delivered(t.store.clone(), "ep_a").await, 0, "{}: ep_a's delivery is left", t.name);
+        assert_eq!(delivered(t.store.clone(), "ep_b").await, 1, "{}", t.name);
         t.store.write(|tx| tx.delete_application("app_f")).await.unwrap();
         assert!(attempted(t.store.clone()).await.is_empty(), "{}", t.name);
+        assert_eq!(delivered(t.store.clone(), "ep_b").await, 0, "{}: ep_b's delivery is left", t.name);
     }
 }
 
+/// A message of `app_f` sent at `sent_at` (its payload kept a day from
+/// now), delivered to `ep_a` just now; its id.
+pub(crate) async fn delivered_to_ep_a(store: &Store, sent_at: Timestamp) -> String {
+    let mut sent = message("unused", "app_f");
+    sent.id = crate::ids::IdKind::Message.generate_at(sent_at.timestamp_millis());
+    (sent.created_at, sent.event_id, sent.payload_expires_at) = (sent_at, None, Utc::now() + chrono::Duration::days(1));
+    let msg_id = sent.id.clone();
+    store
+        .write(move |tx| {
+            tx.insert_message(&sent)?;
+            tx.insert_deliveries(&[NewDelivery {
+                msg_id: sent.id.clone(),
+                endpoint_id: "ep_a".into(),
+                app_id: "app_f".into(),
+                due_at: None,
+            }])
+        })
+        .await
+        .unwrap();
+    let jobs = claim(store, request(LONG)).await.unwrap().jobs;
+    let outcomes = jobs.iter().map(|job| outcome(job, 200, NextStep::Succeeded)).collect();
+    store.record_outcomes(outcomes, DAYS).await.unwrap();
+    msg_id
+}
+
 #[tokio::test]
-async fn a_purged_message_takes_its_younger_attempts_with_it() {
-    use crate::ids::IdKind;
+async fn a_purged_message_takes_its_deliveries_and_younger_attempts_with_it() {
     for t in stores().await {
         fixture(&t.store, &[("ep_a", None)], 0).await;
-        let old_at = Utc::now() - chrono::Duration::days(3);
-        let mut old = message("unused", "app_f");
-        (old.id, old.created_at, old.event_id) = (IdKind::Message.generate_at(old_at.timestamp_millis()), old_at, None);
-        let msg_id = old.id.clone();
-        t.store
-            .write(move |tx| {
-                tx.insert_message(&old)?;
-                tx.insert_deliveries(&[NewDelivery {
-                    msg_id: old.id.clone(),
-                    endpoint_id: "ep_a".into(),
-                    app_id: "app_f".into(),
-                    due_at: None,
-                }])
-            })
-            .await
-            .unwrap();
         // Attempted now, three days after it was sent.
-        let jobs = claim(&t.store, request(LONG)).await.unwrap().jobs;
-        let outcomes = jobs.iter().map(|job| outcome(job, 200, NextStep::Succeeded)).collect();
-        t.store.record_outcomes(outcomes, DAYS).await.unwrap();
+        let msg_id = delivered_to_ep_a(&t.store, Utc::now() - chrono::Duration::days(3)).await;
 
         let purged = t.store.purge_expired(chrono::Duration::days(1), 100).await.unwrap().unwrap();
         assert_eq!((purged.messages, purged.attempts), (1, 0), "{}: the attempt is younger than the retention", t.name);
@@ -472,6 +489,8 @@ async fn a_purged_message_takes_its_younger_attempts_with_it() {
             .await
             .unwrap();
         assert!(left.data.is_empty(), "{}: {:?}", t.name, left.data);
+        let delivered = t.store.read(|tx| tx.delivery_stats("ep_a", None, None)).await.unwrap();
+        assert_eq!(delivered.success, 0, "{}: the purged message's delivery is left", t.name);
     }
 }
 

@@ -82,8 +82,10 @@ impl ApplicationRepo for PgTx<'_, '_> {
     }
 
     fn delete_application(&mut self, id: &str) -> StoreResult<()> {
-        // Attempts have no foreign key (see `record_outcomes`): they go by
-        // endpoint, after the endpoints. The application's row is held
+        // Deliveries and attempts have no foreign key (see
+        // `insert_deliveries`, `record_outcomes`): they go by endpoint,
+        // after the endpoints (every delivery of the application's messages
+        // is to one of its endpoints). The application's row is held
         // first so that no endpoint is added to it meanwhile, then its
         // endpoints in id order, the order outcome batches hold them in
         // (the cascade below would lock them in whatever order its plan
@@ -97,6 +99,7 @@ impl ApplicationRepo for PgTx<'_, '_> {
             .map(|r| col(r, 0))
             .collect::<StoreResult<_>>()?;
         self.execute("DELETE FROM application WHERE id = $1", &[&id])?;
+        self.execute("DELETE FROM delivery WHERE endpoint_id = ANY($1)", &[&endpoints])?;
         self.execute("DELETE FROM attempt WHERE endpoint_id = ANY($1)", &[&endpoints])?;
         Ok(())
     }

@@ -5,7 +5,7 @@ use super::attempts::push_status_code_class;
 use super::sql::*;
 use super::PgTx;
 use crate::store::model::*;
-use crate::store::{DeliveryRepo, MessageRange, StoreResult};
+use crate::store::{DeliveryRepo, MessageRange, StoreError, StoreResult};
 
 /// Makes each endpoint's queue entry due at its time (`None`: now) at the
 /// latest. A no-op that takes no lock when the entry is already due earlier,
@@ -63,12 +63,18 @@ impl DeliveryRepo for PgTx<'_, '_> {
         manual: bool,
     ) -> StoreResult<()> {
         let manual = manual as i16;
-        self.execute(
+        // The endpoint, then the message, are held as a foreign key's
+        // check would hold them (there is none, see `insert_deliveries`).
+        let scheduled = self.execute(
             &format!(
                 // manual: 0 scheduled, 1 a one-shot resend of a finished
                 // delivery, 2 a resend that keeps the pending retries.
-                "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, manual, updated_at)
-                 VALUES ($1, $2, $3, {PENDING}, 0, COALESCE($4, now()), $5, now())
+                "WITH endpoints AS (SELECT id FROM endpoint WHERE id = $2 AND app_id = $3 FOR KEY SHARE),
+                      messages AS (SELECT id FROM message
+                                   WHERE id = $1 AND app_id = $3 AND (SELECT count(*) FROM endpoints) > 0
+                                   FOR KEY SHARE)
+                 INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, manual, updated_at)
+                 SELECT $1, $2, $3, {PENDING}, 0, COALESCE($4::timestamptz, now()), $5::int2, now() FROM messages
                  ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET
                    manual = CASE WHEN excluded.manual = 0 THEN 0
                                  WHEN delivery.status IN ({PENDING}, {SENDING}) THEN 2 ELSE 1 END,
@@ -79,6 +85,9 @@ impl DeliveryRepo for PgTx<'_, '_> {
             ),
             &[&msg_id, &endpoint_id, &app_id, &at, &manual],
         )?;
+        if scheduled == 0 {
+            return Err(StoreError::NotFound);
+        }
         enqueue(self, &[endpoint_id], &[at])?;
         self.touch(endpoint_id, at);
         Ok(())

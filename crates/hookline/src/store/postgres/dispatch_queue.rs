@@ -373,16 +373,26 @@ pub(super) fn purge_expired(
         )
     };
     let idempotency_cutoff = now - super::idempotency::IDEMPOTENCY_WINDOW;
+    let unowed = owed("message", false);
+    // Never under a delivery still owed: that would lose it.
+    let expired = unowed_messages(
+        tx,
+        &format!("SELECT id FROM message WHERE payload IS NOT NULL AND payload_expires_at <= $1 AND {unowed} LIMIT $2"),
+        &[&now, &batch],
+        &unowed,
+    )?;
+    let old = unowed_messages(
+        tx,
+        &format!("SELECT id FROM message WHERE id < $1 AND {unowed} LIMIT $2"),
+        &[&IdKind::Message.floor_at(cutoff.timestamp_millis()), &batch],
+        &unowed,
+    )?;
     Ok(Some(Purged {
-        // Never under a delivery still owed: that would lose it.
-        payloads: tx.execute(
-            &format!(
-                "UPDATE message SET payload = NULL WHERE id IN
-                 (SELECT id FROM message WHERE payload IS NOT NULL AND payload_expires_at <= $1 AND {} LIMIT $2)",
-                owed("message", false)
-            ),
-            &[&now, &batch],
-        )? as usize,
+        payloads: if expired.is_empty() {
+            0
+        } else {
+            tx.execute("UPDATE message SET payload = NULL WHERE id = ANY($1)", &[&expired])? as usize
+        },
         attempts: tx.execute(
             &format!(
                 "DELETE FROM attempt WHERE id IN (SELECT id FROM attempt WHERE id < $1 AND {} LIMIT $2)",
@@ -391,32 +401,50 @@ pub(super) fn purge_expired(
             &[&IdKind::Attempt.floor_at(cutoff.timestamp_millis()), &batch],
         )? as usize,
         messages: {
-            let gone: Vec<String> = tx
-                .query(
-                    &format!(
-                        "DELETE FROM message WHERE id IN (SELECT id FROM message WHERE id < $1 AND {} LIMIT $2)
-                         RETURNING id",
-                        owed("message", false)
-                    ),
-                    &[&IdKind::Message.floor_at(cutoff.timestamp_millis()), &batch],
-                )?
-                .iter()
-                .map(|r| col(r, 0))
-                .collect::<StoreResult<_>>()?;
-            // Their attempts younger than the retention (retries, resends)
-            // go with them, as a cascade would take them (uncounted). The
-            // deletion waited for outcomes holding its deliveries; a
-            // statement of its own sees their attempts.
-            if !gone.is_empty() {
-                tx.execute("DELETE FROM attempt WHERE msg_id = ANY($1)", &[&gone])?;
+            // Their deliveries (all finished), then their attempts younger
+            // than the retention (retries, resends), go with them as a
+            // cascade would take them (uncounted). The delivery deletion
+            // waits for outcomes holding them; the attempts' statement,
+            // after it, sees what those outcomes wrote.
+            if !old.is_empty() {
+                tx.execute("DELETE FROM message WHERE id = ANY($1)", &[&old])?;
+                tx.execute("DELETE FROM delivery WHERE msg_id = ANY($1)", &[&old])?;
+                tx.execute("DELETE FROM attempt WHERE msg_id = ANY($1)", &[&old])?;
             }
-            gone.len()
+            old.len()
         },
         idempotency_keys: tx.execute(
             "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE created_at < $1 LIMIT $2)",
             &[&idempotency_cutoff, &batch],
         )? as usize,
     }))
+}
+
+/// The messages `pick` (a query of message ids) finds, held for the
+/// sweep's transaction, that no delivery is owed for (`unowed`, on
+/// `message`). A message someone holds (a resend scheduling a delivery of
+/// it) is skipped and left for a later sweep. The rest are checked again
+/// in a statement of its own, whose snapshot begins once they are held: a
+/// resend that committed after the pick's snapshot and before its lock
+/// made a delivery owed that the pick could not see.
+fn unowed_messages(
+    tx: &mut PgTx<'_, '_>,
+    pick: &str,
+    params: &[&(dyn postgres::types::ToSql + Sync)],
+    unowed: &str,
+) -> StoreResult<Vec<String>> {
+    let picked: Vec<String> = tx
+        .query(&format!("{pick} FOR UPDATE SKIP LOCKED"), params)?
+        .iter()
+        .map(|r| col(r, 0))
+        .collect::<StoreResult<_>>()?;
+    if picked.is_empty() {
+        return Ok(picked);
+    }
+    tx.query(&format!("SELECT id FROM message WHERE id = ANY($1) AND {unowed}"), &[&picked])?
+        .iter()
+        .map(|r| col(r, 0))
+        .collect()
 }
 
 /// The safety net of the queue: an entry later than its endpoint's earliest
@@ -459,8 +487,10 @@ pub(super) fn repair_queue(tx: &mut PgTx<'_, '_>) -> StoreResult<()> {
 mod tests {
     use super::*;
     use crate::store::queue::NextStep;
-    use crate::store::tests::{app, claim, endpoint, fixture, outcome, request, DAYS, LONG};
+    use crate::store::tests::{app, claim, delivered_to_ep_a, endpoint, fixture, outcome, request, DAYS, LONG};
     use crate::store::{Store, StoreError};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
 
     /// A claim takes a few dozen rows and must look them up by key however
     /// many are pending. Planned for a tenth of the table (what the planner
@@ -557,8 +587,9 @@ mod tests {
 
     /// Runs `statements` in an open transaction on a session of its own,
     /// which keeps its locks until the caller rolls back or commits.
-    async fn holding(store: &Store, statements: &'static str) -> (postgres::Client, i32) {
+    async fn holding(store: &Store, statements: &str) -> (postgres::Client, i32) {
         let mut holder = session(store).await;
+        let statements = statements.to_string();
         tokio::task::spawn_blocking(move || {
             holder.batch_execute(&format!("BEGIN; {statements}")).unwrap();
             let pid: i32 = holder.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
@@ -568,32 +599,53 @@ mod tests {
         .unwrap()
     }
 
+    /// The sessions of this test's database running a statement `LIKE` one
+    /// of `running` that wait for one of `holders` (backend pids).
+    fn blocked_by(watch: &mut postgres::Client, holders: &[i32], running: &[String]) -> Vec<i32> {
+        watch
+            .query(
+                "SELECT pid FROM pg_stat_activity
+                 WHERE datname = current_database() AND pg_blocking_pids(pid) && $1::int4[]
+                   AND query LIKE ANY($2::text[])",
+                &[&holders, &running],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+
     /// Waits until a session running a statement `LIKE` one of `running`
-    /// waits for one of `holders` (backend pids).
-    async fn until_blocked_by(store: &Store, holders: &[i32], running: &[&str]) {
+    /// waits for one of `holders` (backend pids), or `done` turns true;
+    /// returns the waiting sessions.
+    async fn until_blocked_or(
+        store: &Store,
+        holders: &[i32],
+        running: &[&str],
+        done: impl Fn() -> bool + Send + 'static,
+    ) -> Vec<i32> {
         let mut watch = session(store).await;
         let holders = holders.to_vec();
         let running: Vec<String> = running.iter().map(|s| s.to_string()).collect();
         tokio::task::spawn_blocking(move || {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
             loop {
-                let blocked: i64 = watch
-                    .query_one(
-                        "SELECT count(*) FROM pg_stat_activity
-                         WHERE pg_blocking_pids(pid) && $1::int4[] AND query LIKE ANY($2::text[])",
-                        &[&holders, &running],
-                    )
-                    .unwrap()
-                    .get(0);
-                if blocked > 0 {
-                    return;
+                let waiting = blocked_by(&mut watch, &holders, &running);
+                if !waiting.is_empty() || done() {
+                    return waiting;
                 }
                 assert!(std::time::Instant::now() < deadline, "nothing waited for sessions {holders:?}");
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
         })
         .await
-        .unwrap();
+        .unwrap()
+    }
+
+    /// Waits until a session running a statement `LIKE` one of `running`
+    /// waits for one of `holders` (backend pids); returns the waiting ones.
+    async fn until_blocked_by(store: &Store, holders: &[i32], running: &[&str]) -> Vec<i32> {
+        until_blocked_or(store, holders, running, || false).await
     }
 
     /// Deleting endpoints locks them in id order, then their deliveries. An
@@ -666,8 +718,11 @@ mod tests {
             .collect();
         let (mut queue, queue_pid) =
             holding(&store, "SELECT 1 FROM endpoint_queue WHERE endpoint_id = 'ep_b' FOR UPDATE").await;
-        // The sweep, between deleting ep_a's message and deleting its attempts.
-        let (mut sweep, sweep_pid) = holding(&store, "DELETE FROM message WHERE id = 'msg_0_0'").await;
+        // The sweep, between deleting ep_a's message (and its delivery) and
+        // deleting its attempts.
+        let (mut sweep, sweep_pid) =
+            holding(&store, "DELETE FROM message WHERE id = 'msg_0_0'; DELETE FROM delivery WHERE msg_id = 'msg_0_0'")
+                .await;
         let recording = tokio::spawn({
             let store = store.clone();
             async move { store.record_outcomes(outcomes, DAYS).await }
@@ -689,5 +744,100 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(left, ["msg_1_0"], "an attempt outlived its message");
+    }
+
+    /// Deliveries have no foreign key on PostgreSQL: a fan-out must hold
+    /// its endpoints itself, or an endpoint deleted before the fan-out
+    /// commits would leave a delivery behind that no one owes (and that
+    /// the dispatcher would claim for ever, its message's join failing).
+    #[tokio::test]
+    async fn a_delivery_written_while_its_endpoint_is_deleted_goes_with_it() {
+        let store = super::super::test_support::test_store().await;
+        // A delivery already due: the fan-out leaves the queue entry alone
+        // (it takes no lock on it), as under load.
+        fixture(&store, &[("ep_a", None)], 1).await;
+        // Holds a key the fan-out writes last, so it stays open.
+        let (mut holder, holder_pid) =
+            holding(&store, "INSERT INTO meta (key, value) VALUES ('fan_out_gate', 'held')").await;
+        let fan_out = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .write(|tx| {
+                        let msg = crate::store::tests::message("msg_fan", "app_f");
+                        tx.insert_message(&msg)?;
+                        tx.insert_deliveries(&[NewDelivery {
+                            msg_id: msg.id.clone(),
+                            endpoint_id: "ep_a".into(),
+                            app_id: "app_f".into(),
+                            due_at: None,
+                        }])?;
+                        tx.set_meta("fan_out_gate", "fanned out")
+                    })
+                    .await
+            }
+        });
+        let fan_out_pids = until_blocked_by(&store, &[holder_pid], &["INSERT INTO meta%"]).await;
+        let finished = Arc::new(AtomicBool::new(false));
+        let deletion = tokio::spawn({
+            let (store, finished) = (store.clone(), finished.clone());
+            async move {
+                let deleted = store.write(|tx| tx.delete_endpoint("app_f", "ep_a")).await;
+                finished.store(true, Ordering::SeqCst);
+                deleted
+            }
+        });
+        // The deletion waits for the fan-out, or (had the fan-out not held
+        // the endpoint) finishes before it.
+        until_blocked_or(&store, &fan_out_pids, &["DELETE FROM endpoint%"], move || finished.load(Ordering::SeqCst))
+            .await;
+        tokio::task::spawn_blocking(move || holder.batch_execute("ROLLBACK").unwrap()).await.unwrap();
+        fan_out.await.unwrap().unwrap();
+        deletion.await.unwrap().unwrap();
+        let mut check = session(&store).await;
+        let left: i64 = tokio::task::spawn_blocking(move || {
+            check.query_one("SELECT count(*) FROM delivery WHERE endpoint_id = 'ep_a'", &[]).unwrap().get(0)
+        })
+        .await
+        .unwrap();
+        assert_eq!(left, 0, "a delivery outlived its endpoint");
+    }
+
+    /// The sweep's snapshot cannot see a delivery that a resend commits
+    /// while the sweep runs: a message the resend holds (as
+    /// `schedule_delivery` holds it) is left for a later sweep, which sees
+    /// the delivery owed, instead of being deleted under it.
+    #[tokio::test]
+    async fn a_message_being_resent_is_not_purged_under_the_resend() {
+        let store = super::super::test_support::test_store().await;
+        fixture(&store, &[("ep_a", None)], 0).await;
+        let msg_id = delivered_to_ep_a(&store, chrono::Utc::now() - chrono::Duration::days(3)).await;
+
+        // A resend of it, kept open after it scheduled the delivery.
+        let (mut holder, holder_pid) =
+            holding(&store, "INSERT INTO meta (key, value) VALUES ('resend_gate', 'held')").await;
+        let resend = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .write(move |tx| {
+                        tx.schedule_delivery("app_f", &msg_id, "ep_a", None, true)?;
+                        tx.set_meta("resend_gate", "resent")
+                    })
+                    .await
+            }
+        });
+        until_blocked_by(&store, &[holder_pid], &["INSERT INTO meta%"]).await;
+        let retention = chrono::Duration::days(1);
+        let swept = tokio::time::timeout(std::time::Duration::from_secs(60), store.purge_expired(retention, 100))
+            .await
+            .expect("the sweep waited for the resend");
+        assert_eq!(swept.unwrap().unwrap().messages, 0, "the sweep deleted a message being resent");
+        tokio::task::spawn_blocking(move || holder.batch_execute("ROLLBACK").unwrap()).await.unwrap();
+        resend.await.unwrap().unwrap();
+        let swept = store.purge_expired(retention, 100).await.unwrap().unwrap();
+        assert_eq!(swept.messages, 0, "a message with a delivery owed was purged");
+        let resent = claim(&store, request(LONG)).await.unwrap().jobs;
+        assert_eq!(resent.len(), 1, "the resend is delivered");
     }
 }

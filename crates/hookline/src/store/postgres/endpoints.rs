@@ -214,9 +214,11 @@ impl EndpointRepo for PgTx<'_, '_> {
         if self.execute("DELETE FROM endpoint WHERE app_id = $1 AND id = $2", &[&app_id, &id])? == 0 {
             return Err(StoreError::NotFound);
         }
-        // Attempts have no foreign key (see `record_outcomes`). Deleting
-        // the endpoint waited for outcome batches holding it; this later
-        // statement sees their attempts.
+        // Deliveries and attempts have no foreign key (see
+        // `insert_deliveries`, `record_outcomes`). Deleting the endpoint
+        // waited for the fan-outs and outcome batches holding it; these
+        // later statements see what they wrote.
+        self.execute("DELETE FROM delivery WHERE endpoint_id = $1", &[&id])?;
         self.execute("DELETE FROM attempt WHERE endpoint_id = $1", &[&id])?;
         Ok(())
     }

@@ -137,17 +137,42 @@ impl MessageRepo for PgTx<'_, '_> {
         let endpoint_ids: Vec<&str> = sorted.iter().map(|d| d.endpoint_id.as_str()).collect();
         let app_ids: Vec<&str> = sorted.iter().map(|d| d.app_id.as_str()).collect();
         let due: Vec<Option<Timestamp>> = sorted.iter().map(|d| d.due_at).collect();
-        self.insert_new(
-            "a delivery of this message to this endpoint",
-            sorted.len() as u64,
+        // Deliveries have no foreign keys (schema 7): a key's check was a
+        // query per row. The statement holds each endpoint and message
+        // once instead (KEY SHARE, as a key's check would), so a deletion
+        // of one waits for this transaction and then deletes what it
+        // wrote; a delivery to a row already gone, or of another
+        // application's, is not found. Every endpoint is held before any
+        // message (the messages' scan waits for the count of all of them),
+        // the order an application's deletion locks them in.
+        let row = self.query_one(
             &format!(
-                "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, updated_at)
-                 SELECT d.msg_id, d.endpoint_id, d.app_id, {PENDING}, 0, COALESCE(d.due, now()), now()
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS d(msg_id, endpoint_id, app_id, due)
-                 ON CONFLICT DO NOTHING"
+                "WITH endpoints AS (
+                   SELECT id, app_id FROM endpoint WHERE id = ANY($2::text[]) ORDER BY id FOR KEY SHARE
+                 ), messages AS (
+                   SELECT id, app_id FROM message
+                   WHERE id = ANY($1::text[]) AND (SELECT count(*) FROM endpoints) > 0 ORDER BY id FOR KEY SHARE
+                 ), found AS (
+                   SELECT d.* FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+                     AS d(msg_id, endpoint_id, app_id, due)
+                   WHERE (d.endpoint_id, d.app_id) IN (SELECT id, app_id FROM endpoints)
+                     AND (d.msg_id, d.app_id) IN (SELECT id, app_id FROM messages)
+                 ), inserted AS (
+                   INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, updated_at)
+                   SELECT msg_id, endpoint_id, app_id, {PENDING}, 0, COALESCE(due, now()), now() FROM found
+                   ON CONFLICT DO NOTHING RETURNING 1
+                 )
+                 SELECT (SELECT count(*) FROM found), (SELECT count(*) FROM inserted)"
             ),
             &[&msg_ids, &endpoint_ids, &app_ids, &due],
         )?;
+        let (found, inserted): (i64, i64) = (col(&row, 0)?, col(&row, 1)?);
+        if found < sorted.len() as i64 {
+            return Err(StoreError::NotFound);
+        }
+        if inserted < found {
+            return Err(StoreError::Conflict("a delivery of this message to this endpoint"));
+        }
         super::deliveries::enqueue(self, &endpoint_ids, &due)?;
         for d in sorted {
             self.touch(&d.endpoint_id, d.due_at);
