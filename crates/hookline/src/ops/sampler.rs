@@ -16,19 +16,22 @@ const SAMPLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Reads the store's figures once (also what `hookline status` shows).
 pub async fn read_backlog(store: &Store) -> Result<(BacklogSample, DeliveryOverview), StoreError> {
-    let now = now();
-    // Nothing but the counts: empty lists, and no recent attempts to count.
-    let window = OverviewWindow { now, attempts_since: now, disabled_since: now, limit: 0 };
+    let window = OverviewWindow::counts_only(now());
     let overview = store.read(move |tx| tx.delivery_overview(&window)).await?;
+    Ok((backlog_sample(&overview), overview))
+}
+
+/// The metrics' view of an overview's counts.
+fn backlog_sample(overview: &DeliveryOverview) -> BacklogSample {
+    let now = now();
     let oldest_due_age = overview.oldest_due.map(|due| (now - due).to_std().unwrap_or_default()).unwrap_or_default();
-    let sample = BacklogSample {
+    BacklogSample {
         pending: overview.backlog,
         due: overview.due_now,
         oldest_due_age,
         endpoints_failing: overview.failing_count,
         endpoints_disabled: overview.disabled_count,
-    };
-    Ok((sample, overview))
+    }
 }
 
 /// Samples until `shutdown`; `in_flight` reads this node's attempts in flight.
@@ -37,9 +40,12 @@ pub async fn sample_forever(store: Store, in_flight: impl Fn() -> usize, mut shu
     let mut failing = false;
     loop {
         metrics.in_flight(in_flight());
-        match tokio::time::timeout(SAMPLE_TIMEOUT, read_backlog(&store)).await {
-            Ok(Ok((sample, _))) => {
-                metrics.backlog(&sample);
+        // Shared by the nodes of one database: a sample is at most one
+        // interval old, whichever node took it.
+        let max_age = chrono::Duration::from_std(SAMPLE_INTERVAL).unwrap_or_default();
+        match tokio::time::timeout(SAMPLE_TIMEOUT, store.sampled_overview(max_age)).await {
+            Ok(Ok(overview)) => {
+                metrics.backlog(&backlog_sample(&overview));
                 metrics.store_up(true);
                 failing = false;
             }

@@ -209,6 +209,20 @@ impl Store {
         }
     }
 
+    /// The overview's counts (no lists, no recent attempts) for the
+    /// metrics, taken at most `max_age` ago. Counting the backlog reads every
+    /// delivery not finished, so on a store several nodes share one node
+    /// counts at a time and the others read its counts.
+    pub async fn sampled_overview(&self, max_age: chrono::Duration) -> StoreResult<model::DeliveryOverview> {
+        match self {
+            Store::Sqlite(_) => {
+                let window = OverviewWindow::counts_only(model::now());
+                self.read(move |tx| tx.delivery_overview(&window)).await
+            }
+            Store::Postgres(s) => s.sampled_overview(max_age).await,
+        }
+    }
+
     /// One batch of the retention sweep; `None` when another node is
     /// sweeping right now.
     pub async fn purge_expired(&self, retention: chrono::Duration, batch: usize) -> StoreResult<Option<Purged>> {

@@ -330,6 +330,13 @@ pub struct OverviewWindow {
     pub limit: usize,
 }
 
+impl OverviewWindow {
+    /// Nothing but the counts: empty lists, and no recent attempts to count.
+    pub fn counts_only(now: Timestamp) -> Self {
+        OverviewWindow { now, attempts_since: now, disabled_since: now, limit: 0 }
+    }
+}
+
 /// Facts about the store itself, as named strings.
 pub trait MetaRepo {
     fn meta(&mut self, key: &str) -> StoreResult<Option<String>>;

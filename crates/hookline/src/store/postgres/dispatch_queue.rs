@@ -485,6 +485,7 @@ pub(super) fn repair_queue(tx: &mut PgTx<'_, '_>) -> StoreResult<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{holding, session};
     use super::*;
     use crate::store::queue::NextStep;
     use crate::store::tests::{app, claim, delivered_to_ep_a, endpoint, fixture, outcome, request, DAYS, LONG};
@@ -571,32 +572,6 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(api, "auto", "the API's sessions keep the server's setting");
-    }
-
-    /// A session of its own on the store's database, beside its pools.
-    async fn session(store: &Store) -> postgres::Client {
-        let Store::Postgres(pg) = store else { unreachable!("a PostgreSQL store") };
-        let db: String =
-            pg.dispatcher_op(|tx| Ok(tx.query_one("SELECT current_database()", &[])?.get(0))).await.unwrap();
-        let mut url = url::Url::parse(&std::env::var("HOOKLINE_TEST_DATABASE_URL").unwrap()).unwrap();
-        url.set_path(&format!("/{db}"));
-        tokio::task::spawn_blocking(move || postgres::Client::connect(url.as_str(), postgres::NoTls).unwrap())
-            .await
-            .unwrap()
-    }
-
-    /// Runs `statements` in an open transaction on a session of its own,
-    /// which keeps its locks until the caller rolls back or commits.
-    async fn holding(store: &Store, statements: &str) -> (postgres::Client, i32) {
-        let mut holder = session(store).await;
-        let statements = statements.to_string();
-        tokio::task::spawn_blocking(move || {
-            holder.batch_execute(&format!("BEGIN; {statements}")).unwrap();
-            let pid: i32 = holder.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
-            (holder, pid)
-        })
-        .await
-        .unwrap()
     }
 
     /// The sessions of this test's database running a statement `LIKE` one

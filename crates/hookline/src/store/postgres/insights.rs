@@ -99,22 +99,27 @@ impl InsightRepo for PgTx<'_, '_> {
              FROM delivery WHERE next_attempt_at IS NOT NULL",
             &[&w.now],
         )?;
-        let recent = self.query_one(
-            &format!(
-                "SELECT count(*) FILTER (WHERE status = {SUCCESS}), count(*) FILTER (WHERE status <> {SUCCESS})
-                 FROM attempt WHERE id >= $1"
-            ),
-            // Ids sort by creation time: the key's index finds the recent ones.
-            &[&IdKind::Attempt.floor_at(w.attempts_since.timestamp_millis())],
-        )?;
+        let (recent_success, recent_failure) = if w.attempts_since >= w.now {
+            (0, 0)
+        } else {
+            let recent = self.query_one(
+                &format!(
+                    "SELECT count(*) FILTER (WHERE status = {SUCCESS}), count(*) FILTER (WHERE status <> {SUCCESS})
+                     FROM attempt WHERE id >= $1"
+                ),
+                // Ids sort by creation time: the key's index finds the recent ones.
+                &[&IdKind::Attempt.floor_at(w.attempts_since.timestamp_millis())],
+            )?;
+            (col::<i64>(&recent, 0)?.max(0) as u64, col::<i64>(&recent, 1)?.max(0) as u64)
+        };
         Ok(DeliveryOverview {
             applications: self.count(&format!("SELECT count(*) FROM application WHERE id <> '{OPS}'"))?,
             endpoints: self.count(&format!("SELECT count(*) FROM endpoint WHERE app_id <> '{OPS}'"))?,
             backlog: col::<i64>(&backlog, 0)?.max(0) as u64,
             due_now: col::<i64>(&backlog, 1)?.max(0) as u64,
             oldest_due: col::<Option<Timestamp>>(&backlog, 2)?,
-            recent_success: col::<i64>(&recent, 0)?.max(0) as u64,
-            recent_failure: col::<i64>(&recent, 1)?.max(0) as u64,
+            recent_success,
+            recent_failure,
             failing_count: self.count(&format!(
                 "SELECT count(*) FROM endpoint WHERE failing_since IS NOT NULL AND NOT disabled AND app_id <> '{OPS}'"
             ))?,
@@ -133,5 +138,120 @@ impl InsightRepo for PgTx<'_, '_> {
                 w.limit,
             )?,
         })
+    }
+}
+
+/// The advisory lock of whichever node counts the metrics' sample.
+const SAMPLE_LOCK: i64 = 0x6877_5f73_616d_706c; // "hw_sampl"
+/// Where the last sample is kept for the other nodes.
+const SAMPLE_KEY: &str = "metrics_sample";
+
+/// The counts of the last sample, shared through `meta`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Sample {
+    taken_at: Timestamp,
+    applications: u64,
+    endpoints: u64,
+    backlog: u64,
+    due_now: u64,
+    oldest_due: Option<Timestamp>,
+    failing_count: u64,
+    disabled_count: u64,
+}
+
+impl Sample {
+    fn overview(self) -> DeliveryOverview {
+        DeliveryOverview {
+            applications: self.applications,
+            endpoints: self.endpoints,
+            backlog: self.backlog,
+            due_now: self.due_now,
+            oldest_due: self.oldest_due,
+            failing_count: self.failing_count,
+            disabled_count: self.disabled_count,
+            ..Default::default()
+        }
+    }
+}
+
+/// `Store::sampled_overview`: the last sample if it is younger than
+/// `max_age`; else a fresh count, kept for the other nodes, by whichever
+/// node takes the sample's lock (the others keep the last sample meanwhile).
+pub(super) fn sampled_overview(tx: &mut PgTx<'_, '_>, max_age: chrono::Duration) -> StoreResult<DeliveryOverview> {
+    let now: Timestamp = tx.query_one("SELECT clock_timestamp()", &[])?.get(0);
+    let last: Option<Sample> = tx
+        .query_opt("SELECT value FROM meta WHERE key = $1", &[&SAMPLE_KEY])?
+        .and_then(|r| serde_json::from_str(&r.get::<_, String>(0)).ok());
+    let fresh = last.as_ref().is_some_and(|s| now - s.taken_at < max_age);
+    let counting = !fresh && tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&SAMPLE_LOCK])?.get::<_, bool>(0);
+    if let (false, Some(last)) = (counting, last) {
+        return Ok(last.overview());
+    }
+    let o = tx.delivery_overview(&OverviewWindow::counts_only(now))?;
+    let sample = Sample {
+        taken_at: now,
+        applications: o.applications,
+        endpoints: o.endpoints,
+        backlog: o.backlog,
+        due_now: o.due_now,
+        oldest_due: o.oldest_due,
+        failing_count: o.failing_count,
+        disabled_count: o.disabled_count,
+    };
+    let value = serde_json::to_string(&sample).map_err(|e| crate::store::StoreError::Backend(e.to_string()))?;
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[&SAMPLE_KEY, &value],
+    )?;
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::model::NewDelivery;
+    use crate::store::tests::{fixture, message};
+    use crate::store::{Store, StoreError};
+
+    async fn one_more_delivery(store: &Store, id: &'static str) {
+        store
+            .write(move |tx| {
+                tx.insert_message(&message(id, "app_f"))?;
+                tx.insert_deliveries(&[NewDelivery {
+                    msg_id: id.into(),
+                    endpoint_id: "ep_a".into(),
+                    app_id: "app_f".into(),
+                    due_at: None,
+                }])?;
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Counting the backlog reads every delivery not finished: the nodes of
+    /// one database count it once an interval between them, and a node
+    /// keeps the last count while another is counting.
+    #[tokio::test]
+    async fn the_nodes_share_one_backlog_count_an_interval() {
+        let store = super::super::test_support::test_store().await;
+        fixture(&store, &[("ep_a", None)], 2).await;
+        let interval = chrono::Duration::minutes(10);
+        let stale = chrono::Duration::zero();
+        let backlog = |max_age| {
+            let store = store.clone();
+            async move { store.sampled_overview(max_age).await.unwrap().backlog }
+        };
+        assert_eq!(backlog(interval).await, 2);
+        one_more_delivery(&store, "msg_more_1").await;
+        assert_eq!(backlog(interval).await, 2, "a count younger than the interval was taken again");
+        assert_eq!(backlog(stale).await, 3, "an old count was kept");
+
+        let (mut counting, _) =
+            super::super::test_support::holding(&store, &format!("SELECT pg_advisory_xact_lock({SAMPLE_LOCK})")).await;
+        one_more_delivery(&store, "msg_more_2").await;
+        assert_eq!(backlog(stale).await, 3, "two nodes counted at once");
+        tokio::task::spawn_blocking(move || counting.batch_execute("ROLLBACK").unwrap()).await.unwrap();
+        assert_eq!(backlog(stale).await, 4);
     }
 }

@@ -494,6 +494,13 @@ impl PgStore {
     }
 
     /// `None` when another node holds the sweep.
+    pub async fn sampled_overview(
+        &self,
+        max_age: chrono::Duration,
+    ) -> StoreResult<crate::store::model::DeliveryOverview> {
+        self.dispatcher_op(move |tx| insights::sampled_overview(tx, max_age)).await
+    }
+
     pub async fn purge_expired(&self, retention: chrono::Duration, batch: usize) -> StoreResult<Option<Purged>> {
         // Its own short transaction: the repair locks queue entries, which
         // must not stay locked while a batch of deletions runs.

@@ -23,3 +23,28 @@ pub async fn test_store() -> Store {
     store.start();
     Store::Postgres(store)
 }
+
+/// A session of its own on the store's database, beside its pools.
+pub async fn session(store: &Store) -> postgres::Client {
+    let Store::Postgres(pg) = store else { unreachable!("a PostgreSQL store") };
+    let db: String = pg.dispatcher_op(|tx| Ok(tx.query_one("SELECT current_database()", &[])?.get(0))).await.unwrap();
+    let mut url = url::Url::parse(&std::env::var("HOOKLINE_TEST_DATABASE_URL").unwrap()).unwrap();
+    url.set_path(&format!("/{db}"));
+    tokio::task::spawn_blocking(move || postgres::Client::connect(url.as_str(), postgres::NoTls).unwrap())
+        .await
+        .unwrap()
+}
+
+/// Runs `statements` in an open transaction on a session of its own,
+/// which keeps its locks until the caller rolls back or commits.
+pub async fn holding(store: &Store, statements: &str) -> (postgres::Client, i32) {
+    let mut holder = session(store).await;
+    let statements = statements.to_string();
+    tokio::task::spawn_blocking(move || {
+        holder.batch_execute(&format!("BEGIN; {statements}")).unwrap();
+        let pid: i32 = holder.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+        (holder, pid)
+    })
+    .await
+    .unwrap()
+}
