@@ -143,8 +143,10 @@ impl InsightRepo for PgTx<'_, '_> {
 
 /// The advisory lock of whichever node counts the metrics' sample.
 const SAMPLE_LOCK: i64 = 0x6877_5f73_616d_706c; // "hw_sampl"
-/// Where the last sample is kept for the other nodes.
-const SAMPLE_KEY: &str = "metrics_sample";
+/// Where the last sample is kept for the other nodes (versioned: nodes of
+/// two versions during an upgrade must not take each other's samples for
+/// no sample and count every time).
+const SAMPLE_KEY: &str = "metrics_sample_v1";
 
 /// The counts of the last sample, shared through `meta`.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -174,18 +176,36 @@ impl Sample {
     }
 }
 
+fn last_sample(tx: &mut PgTx<'_, '_>) -> StoreResult<Option<Sample>> {
+    let Some(row) = tx.query_opt("SELECT value FROM meta WHERE key = $1", &[&SAMPLE_KEY])? else {
+        return Ok(None);
+    };
+    let value: String = col(&row, 0)?;
+    match serde_json::from_str(&value) {
+        Ok(sample) => Ok(Some(sample)),
+        Err(e) => {
+            tracing::warn!(error = %e, key = SAMPLE_KEY, "the stored metrics sample is unreadable; counting afresh");
+            Ok(None)
+        }
+    }
+}
+
 /// `Store::sampled_overview`: the last sample if it is younger than
 /// `max_age`; else a fresh count, kept for the other nodes, by whichever
 /// node takes the sample's lock (the others keep the last sample meanwhile).
 pub(super) fn sampled_overview(tx: &mut PgTx<'_, '_>, max_age: chrono::Duration) -> StoreResult<DeliveryOverview> {
     let now: Timestamp = tx.query_one("SELECT clock_timestamp()", &[])?.get(0);
-    let last: Option<Sample> = tx
-        .query_opt("SELECT value FROM meta WHERE key = $1", &[&SAMPLE_KEY])?
-        .and_then(|r| serde_json::from_str(&r.get::<_, String>(0)).ok());
-    let fresh = last.as_ref().is_some_and(|s| now - s.taken_at < max_age);
-    let counting = !fresh && tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&SAMPLE_LOCK])?.get::<_, bool>(0);
-    if let (false, Some(last)) = (counting, last) {
-        return Ok(last.overview());
+    let last = last_sample(tx)?;
+    if last.as_ref().is_some_and(|s| now - s.taken_at < max_age) {
+        return Ok(last.map(Sample::overview).unwrap_or_default());
+    }
+    let counting: bool = tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&SAMPLE_LOCK])?.get(0);
+    // Read again once the lock is held: a node that counted while this
+    // one read has committed its sample, fresh enough to keep.
+    let last = if counting { last_sample(tx)? } else { last };
+    match last {
+        Some(last) if !counting || now - last.taken_at < max_age => return Ok(last.overview()),
+        _ => {}
     }
     let o = tx.delivery_overview(&OverviewWindow::counts_only(now))?;
     let sample = Sample {

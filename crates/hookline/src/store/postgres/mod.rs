@@ -493,7 +493,6 @@ impl PgStore {
         self.dispatcher_op(move |tx| dispatch_queue::extend_leases(tx, &leases, lease)).await
     }
 
-    /// `None` when another node holds the sweep.
     pub async fn sampled_overview(
         &self,
         max_age: chrono::Duration,
@@ -501,6 +500,7 @@ impl PgStore {
         self.dispatcher_op(move |tx| insights::sampled_overview(tx, max_age)).await
     }
 
+    /// `None` when another node holds the sweep.
     pub async fn purge_expired(&self, retention: chrono::Duration, batch: usize) -> StoreResult<Option<Purged>> {
         // Its own short transaction: the repair locks queue entries, which
         // must not stay locked while a batch of deletions runs.
