@@ -87,6 +87,11 @@ pub(crate) fn message(id: &str, app_id: &str) -> Message {
     }
 }
 
+/// A delivery of `msg_id` to `endpoint_id`, both of `app_f`, due now.
+pub(crate) fn delivery(msg_id: &str, endpoint_id: &str) -> NewDelivery {
+    NewDelivery { msg_id: msg_id.into(), endpoint_id: endpoint_id.into(), app_id: "app_f".into(), due_at: None }
+}
+
 /// One app ("app_f"), the given endpoints (id, rate limit) and `per_endpoint`
 /// messages owed to each, due now.
 pub(crate) async fn fixture(store: &Store, endpoints: &[(&'static str, Option<u32>)], per_endpoint: usize) {
@@ -99,12 +104,7 @@ pub(crate) async fn fixture(store: &Store, endpoints: &[(&'static str, Option<u3
                 for n in 0..per_endpoint {
                     let msg = message(&format!("msg_{i}_{n}"), "app_f");
                     tx.insert_message(&msg)?;
-                    tx.insert_deliveries(&[NewDelivery {
-                        msg_id: msg.id.clone(),
-                        endpoint_id: ep.to_string(),
-                        app_id: "app_f".into(),
-                        due_at: None,
-                    }])?;
+                    tx.insert_deliveries(&[delivery(&msg.id, ep)])?;
                 }
             }
             Ok::<_, StoreError>(())
@@ -357,21 +357,15 @@ async fn a_disabled_endpoint_is_skipped_until_enabled_again() {
 async fn a_row_referring_to_a_deleted_one_is_not_found_not_a_conflict() {
     for t in stores().await {
         fixture(&t.store, &[("ep_a", None)], 1).await;
-        let delivery = |endpoint: &str| NewDelivery {
-            msg_id: "msg_0_0".into(),
-            endpoint_id: endpoint.into(),
-            app_id: "app_f".into(),
-            due_at: None,
-        };
-        let gone = delivery("ep_deleted");
+        let gone = delivery("msg_0_0", "ep_deleted");
         let result = t.store.write(move |tx| tx.insert_deliveries(std::slice::from_ref(&gone))).await;
         assert_eq!(result, Err(StoreError::NotFound), "{}", t.name);
-        let twice = delivery("ep_a");
+        let twice = delivery("msg_0_0", "ep_a");
         let result = t.store.write(move |tx| tx.insert_deliveries(std::slice::from_ref(&twice))).await;
         assert!(matches!(result, Err(StoreError::Conflict(_))), "{}: {result:?}", t.name);
         let result = t.store.write(|tx| tx.schedule_delivery("app_f", "msg_0_0", "ep_deleted", None, true)).await;
         assert_eq!(result, Err(StoreError::NotFound), "{}", t.name);
-        let unsent = NewDelivery { msg_id: "msg_deleted".into(), ..delivery("ep_a") };
+        let unsent = delivery("msg_deleted", "ep_a");
         let result = t.store.write(move |tx| tx.insert_deliveries(std::slice::from_ref(&unsent))).await;
         assert_eq!(result, Err(StoreError::NotFound), "{}", t.name);
         let result = t.store.write(|tx| tx.schedule_delivery("app_f", "msg_deleted", "ep_a", None, true)).await;
@@ -456,12 +450,7 @@ pub(crate) async fn delivered_to_ep_a(store: &Store, sent_at: Timestamp) -> Stri
     store
         .write(move |tx| {
             tx.insert_message(&sent)?;
-            tx.insert_deliveries(&[NewDelivery {
-                msg_id: sent.id.clone(),
-                endpoint_id: "ep_a".into(),
-                app_id: "app_f".into(),
-                due_at: None,
-            }])
+            tx.insert_deliveries(&[delivery(&sent.id, "ep_a")])
         })
         .await
         .unwrap();
@@ -509,13 +498,7 @@ async fn messages_and_attempts_go_once_older_than_retention_and_not_before() {
             .write(move |tx| {
                 for msg in [&old, &recent] {
                     tx.insert_message(msg)?;
-                    let owed = NewDelivery {
-                        msg_id: msg.id.clone(),
-                        endpoint_id: "ep_a".into(),
-                        app_id: "app_f".into(),
-                        due_at: None,
-                    };
-                    tx.insert_deliveries(&[owed])?;
+                    tx.insert_deliveries(&[delivery(&msg.id, "ep_a")])?;
                 }
                 Ok::<_, StoreError>(())
             })

@@ -488,7 +488,9 @@ mod tests {
     use super::super::test_support::{holding, session};
     use super::*;
     use crate::store::queue::NextStep;
-    use crate::store::tests::{app, claim, delivered_to_ep_a, endpoint, fixture, outcome, request, DAYS, LONG};
+    use crate::store::tests::{
+        app, claim, delivered_to_ep_a, delivery, endpoint, fixture, outcome, request, DAYS, LONG,
+    };
     use crate::store::{Store, StoreError};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
@@ -741,12 +743,7 @@ mod tests {
                     .write(|tx| {
                         let msg = crate::store::tests::message("msg_fan", "app_f");
                         tx.insert_message(&msg)?;
-                        tx.insert_deliveries(&[NewDelivery {
-                            msg_id: msg.id.clone(),
-                            endpoint_id: "ep_a".into(),
-                            app_id: "app_f".into(),
-                            due_at: None,
-                        }])?;
+                        tx.insert_deliveries(&[delivery(&msg.id, "ep_a")])?;
                         tx.set_meta("fan_out_gate", "fanned out")
                     })
                     .await

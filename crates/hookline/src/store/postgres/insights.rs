@@ -229,20 +229,14 @@ pub(super) fn sampled_overview(tx: &mut PgTx<'_, '_>, max_age: chrono::Duration)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::model::NewDelivery;
-    use crate::store::tests::{fixture, message};
+    use crate::store::tests::{delivery, fixture, message};
     use crate::store::{Store, StoreError};
 
     async fn one_more_delivery(store: &Store, id: &'static str) {
         store
             .write(move |tx| {
                 tx.insert_message(&message(id, "app_f"))?;
-                tx.insert_deliveries(&[NewDelivery {
-                    msg_id: id.into(),
-                    endpoint_id: "ep_a".into(),
-                    app_id: "app_f".into(),
-                    due_at: None,
-                }])?;
+                tx.insert_deliveries(&[delivery(id, "ep_a")])?;
                 Ok::<_, StoreError>(())
             })
             .await
