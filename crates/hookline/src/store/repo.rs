@@ -41,6 +41,8 @@ pub trait EndpointRepo {
     /// What fan-out needs of every endpoint of an application.
     fn fanout_targets(&mut self, app_id: &str) -> StoreResult<Vec<FanoutTarget>>;
     /// `fanout_targets` of several applications at once, by application.
+    /// The endpoints read stay until the transaction ends: a fan-out to
+    /// them is not refused for an endpoint deleted meanwhile.
     fn fanout_targets_of(&mut self, app_ids: &[String]) -> StoreResult<HashMap<String, Vec<FanoutTarget>>>;
     fn count_endpoints(&mut self, app_id: &str) -> StoreResult<usize>;
     /// Every endpoint of every application (key upgrades; not for requests).
@@ -86,6 +88,9 @@ pub trait MessageRepo {
     ) -> StoreResult<Vec<String>>;
     /// A message's fan-out: one pending delivery each (written in endpoint
     /// order, so concurrent fan-outs cannot deadlock); wakes the dispatcher.
+    /// The messages are ones this transaction inserted: nothing holds them
+    /// against a concurrent deletion. An endpoint or message not found (in
+    /// the delivery's application) is `NotFound`.
     fn insert_deliveries(&mut self, deliveries: &[NewDelivery]) -> StoreResult<()>;
 }
 

@@ -370,6 +370,12 @@ async fn a_row_referring_to_a_deleted_one_is_not_found_not_a_conflict() {
         assert_eq!(result, Err(StoreError::NotFound), "{}", t.name);
         let result = t.store.write(|tx| tx.schedule_delivery("app_f", "msg_deleted", "ep_a", None, true)).await;
         assert_eq!(result, Err(StoreError::NotFound), "{}", t.name);
+        let orphan = message("msg_orphan", "app_deleted");
+        let result = t.store.write(move |tx| tx.insert_message(&orphan)).await;
+        assert_eq!(result, Err(StoreError::NotFound), "{}", t.name);
+        let orphans = [message("msg_orphan", "app_deleted"), message("msg_kept", "app_f")];
+        let result = t.store.write(move |tx| tx.insert_new_messages(&[&orphans[0], &orphans[1]])).await;
+        assert_eq!(result, Err(StoreError::NotFound), "{}", t.name);
     }
 }
 

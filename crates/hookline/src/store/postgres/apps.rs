@@ -82,23 +82,23 @@ impl ApplicationRepo for PgTx<'_, '_> {
     }
 
     fn delete_application(&mut self, id: &str) -> StoreResult<()> {
-        // Deliveries and attempts have no foreign key (see
-        // `insert_deliveries`, `record_outcomes`): they go by endpoint,
-        // after the endpoints (every delivery of the application's messages
-        // is to one of its endpoints). The application's row is held
-        // first so that no endpoint is added to it meanwhile, then its
-        // endpoints in id order, the order outcome batches hold them in
-        // (the cascade below would lock them in whatever order its plan
-        // reads them).
-        if self.query_opt("SELECT 1 FROM application WHERE id = $1 FOR UPDATE", &[&id])?.is_none() {
-            return Err(StoreError::NotFound);
-        }
+        // Messages, deliveries and attempts have no foreign key
+        // (`app_locks`): the writers of the application are waited for,
+        // and the statements below see what they wrote. Endpoints have
+        // one: an endpoint being added is waited for by the row's
+        // deletion, which takes it along. Deliveries and attempts go by
+        // endpoint (every delivery of the application's messages is to one
+        // of its endpoints).
+        super::app_locks::hold_exclusively(self, id)?;
         let endpoints: Vec<String> = self
-            .query("SELECT id FROM endpoint WHERE app_id = $1 ORDER BY id FOR UPDATE", &[&id])?
+            .query("SELECT id FROM endpoint WHERE app_id = $1", &[&id])?
             .iter()
             .map(|r| col(r, 0))
             .collect::<StoreResult<_>>()?;
-        self.execute("DELETE FROM application WHERE id = $1", &[&id])?;
+        if self.execute("DELETE FROM application WHERE id = $1", &[&id])? == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.execute("DELETE FROM message WHERE app_id = $1", &[&id])?;
         self.execute("DELETE FROM delivery WHERE endpoint_id = ANY($1)", &[&endpoints])?;
         self.execute("DELETE FROM attempt WHERE endpoint_id = ANY($1)", &[&endpoints])?;
         Ok(())

@@ -63,15 +63,17 @@ impl DeliveryRepo for PgTx<'_, '_> {
         manual: bool,
     ) -> StoreResult<()> {
         let manual = manual as i16;
-        // The endpoint, then the message, are held as a foreign key's
-        // check would hold them (there is none, see `insert_deliveries`).
+        // No foreign keys (`app_locks`): the application is held against
+        // the endpoint's deletion, and the message as a key's check would
+        // hold it, since the retention sweep skips the messages it finds
+        // held and could not see this delivery before it commits.
+        super::app_locks::hold_shared(self, &[app_id])?;
         let scheduled = self.execute(
             &format!(
                 // manual: 0 scheduled, 1 a one-shot resend of a finished
                 // delivery, 2 a resend that keeps the pending retries.
-                "WITH endpoints AS (SELECT id FROM endpoint WHERE id = $2 AND app_id = $3 FOR KEY SHARE),
-                      messages AS (SELECT id FROM message
-                                   WHERE id = $1 AND app_id = $3 AND (SELECT count(*) FROM endpoints) > 0
+                "WITH messages AS (SELECT id FROM message WHERE id = $1 AND app_id = $3
+                                   AND EXISTS (SELECT 1 FROM endpoint WHERE id = $2 AND app_id = $3)
                                    FOR KEY SHARE)
                  INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, manual, updated_at)
                  SELECT $1, $2, $3, {PENDING}, 0, COALESCE($4::timestamptz, now()), $5::int2, now() FROM messages

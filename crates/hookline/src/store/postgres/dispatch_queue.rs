@@ -164,26 +164,28 @@ pub(super) fn claim(tx: &mut PgTx<'_, '_>, req: &ClaimRequest) -> StoreResult<Cl
 }
 
 /// Records a batch of outcomes in a few statements; returns the endpoints
-/// it disabled. Locks are taken in one order (endpoints, then deliveries,
-/// then queue entries) so a concurrent PATCH cannot deadlock with it.
+/// it disabled. Locks are taken in one order (applications, endpoints
+/// whose health changes, deliveries, queue entries) so that a concurrent
+/// PATCH or deletion cannot deadlock with it.
 pub(super) fn record_outcomes(
     tx: &mut PgTx<'_, '_>,
     outcomes: &[AttemptOutcome],
     disable_after: chrono::Duration,
 ) -> StoreResult<Recorded> {
     let mut recorded = Recorded::default();
-    // Every endpoint of the batch is held first, in id order, before any
-    // of its rows is written: deleting an endpoint (or an application's
-    // endpoints, in id order) locks it, then its deliveries, so the two
-    // wait for each other in one order. KEY SHARE lets outcomes of other
-    // nodes for the same endpoints go on at once.
+    // The batch's applications are held against deletion before any row
+    // is written (`app_locks`): deleting an endpoint waits for the batch,
+    // then deletes its deliveries and attempts; the batch never waits for
+    // a deletion while holding rows the deletion wants.
+    let mut app_ids: Vec<&str> = outcomes.iter().map(|o| o.attempt.app_id.as_str()).collect();
+    app_ids.sort_unstable();
+    app_ids.dedup();
+    super::app_locks::hold_shared(tx, &app_ids)?;
     let mut endpoint_ids: Vec<&str> = outcomes.iter().map(|o| o.attempt.endpoint_id.as_str()).collect();
     endpoint_ids.sort_unstable();
     endpoint_ids.dedup();
-    let held = tx.query(
-        "SELECT id, failing_since IS NOT NULL FROM endpoint WHERE id = ANY($1::text[]) ORDER BY id FOR KEY SHARE",
-        &[&endpoint_ids],
-    )?;
+    let health_now =
+        tx.query("SELECT id, failing_since IS NOT NULL FROM endpoint WHERE id = ANY($1::text[])", &[&endpoint_ids])?;
     let changes = health::changes(outcomes);
     if changes.values().all(|c| *c == HealthChange::Recovered) {
         // The common case: only endpoints that were failing are written,
@@ -191,7 +193,7 @@ pub(super) fn record_outcomes(
         // several (a plain `WHERE id = ANY` locks in the order its plan
         // reads the table). Usually there are none.
         let mut recovering: Vec<String> = Vec::new();
-        for r in &held {
+        for r in &health_now {
             let id: String = col(r, 0)?;
             if col::<bool>(r, 1)? && changes.contains_key(&id) {
                 recovering.push(id);
@@ -254,9 +256,9 @@ pub(super) fn record_outcomes(
     // insert itself), so the check holds the delivery (KEY SHARE) as the
     // key's did: an outcome whose claim was lost moved nothing above, and
     // the retention sweep could otherwise delete its message meanwhile.
-    // Deleting an endpoint, an application or a message waits for these
-    // locks (or for the endpoints held above), then deletes their attempts
-    // in a statement of its own, which sees this one's.
+    // Deleting a message waits for these locks (and deleting an endpoint
+    // or an application for the batch), then deletes their attempts in a
+    // statement of its own, which sees this one's.
     // An attempt already recorded is one whose transaction committed, then
     // ran again; nothing else inserts its (fresh, random) id, so a plain
     // check stands in for ON CONFLICT and its speculative insertion.
@@ -625,19 +627,20 @@ mod tests {
         until_blocked_or(store, holders, running, || false).await
     }
 
-    /// Deleting endpoints locks them in id order, then their deliveries. An
-    /// outcome batch must hold all its endpoints in that order before it
-    /// writes any: one that locked a failing `ep_b` (its health update)
-    /// and then waited for `ep_a` deadlocked with a deletion holding `ep_a`
-    /// and wanting `ep_b`, and PostgreSQL broke it after `deadlock_timeout`.
+    /// A deletion holds its application (`app_locks`), then deletes the
+    /// endpoint and its deliveries. An outcome batch must hold the
+    /// application before it writes anything: one that locked a failing
+    /// endpoint's row (its health update) or its deliveries and then waited
+    /// would deadlock with a deletion that holds the application and wants
+    /// those rows, and PostgreSQL would break it after `deadlock_timeout`.
     #[tokio::test]
-    async fn an_outcome_batch_holds_nothing_while_it_waits_for_its_first_endpoint() {
+    async fn an_outcome_batch_holds_nothing_while_it_waits_for_a_deletion() {
         let store = super::super::test_support::test_store().await;
         fixture(&store, &[("ep_a", None), ("ep_b", None)], 1).await;
         let jobs = claim(&store, request(LONG)).await.unwrap().jobs;
         assert_eq!(jobs.len(), 2);
-        // A deletion of both endpoints, holding the first.
-        let (mut deleter, deleter_pid) = holding(&store, "SELECT id FROM endpoint WHERE id = 'ep_a' FOR UPDATE").await;
+        // A deletion in the application, holding it.
+        let (mut deleter, deleter_pid) = holding(&store, &super::super::app_locks::exclusive_sql("app_f")).await;
         // ep_a answered, ep_b failed: ep_b's health is written.
         let outcomes = jobs
             .iter()
@@ -653,14 +656,22 @@ mod tests {
         until_blocked_by(&store, &[deleter_pid], &["%"]).await;
 
         let deleter_goes_on = tokio::task::spawn_blocking(move || {
-            let next = deleter.query("SELECT id FROM endpoint WHERE id = 'ep_b' FOR UPDATE NOWAIT", &[]);
+            let mut locked = 0;
+            for rows in ["SELECT 1 FROM endpoint", "SELECT 1 FROM delivery", "SELECT 1 FROM endpoint_queue"] {
+                match deleter.query(&format!("{rows} FOR UPDATE NOWAIT"), &[]) {
+                    Ok(rows) => locked += rows.len(),
+                    Err(e) => {
+                        deleter.batch_execute("ROLLBACK").unwrap();
+                        return Err(e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string()));
+                    }
+                }
+            }
             deleter.batch_execute("ROLLBACK").unwrap();
-            next.map(|rows| rows.len())
-                .map_err(|e| e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string()))
+            Ok(locked)
         })
         .await
         .unwrap();
-        assert_eq!(deleter_goes_on, Ok(1), "the outcome batch held ep_b while waiting for ep_a");
+        assert_eq!(deleter_goes_on, Ok(6), "the outcome batch held rows while waiting for the deletion");
         recording.await.unwrap().unwrap();
         let Store::Postgres(pg) = &store else { unreachable!() };
         let failing: Option<chrono::DateTime<chrono::Utc>> = pg
@@ -761,7 +772,7 @@ mod tests {
         });
         // The deletion waits for the fan-out, or (had the fan-out not held
         // the endpoint) finishes before it.
-        until_blocked_or(&store, &fan_out_pids, &["DELETE FROM endpoint%"], move || finished.load(Ordering::SeqCst))
+        until_blocked_or(&store, &fan_out_pids, &["%pg_advisory_xact_lock(%"], move || finished.load(Ordering::SeqCst))
             .await;
         tokio::task::spawn_blocking(move || holder.batch_execute("ROLLBACK").unwrap()).await.unwrap();
         fan_out.await.unwrap().unwrap();
@@ -811,5 +822,140 @@ mod tests {
         assert_eq!(swept.messages, 0, "a message with a delivery owed was purged");
         let resent = claim(&store, request(LONG)).await.unwrap().jobs;
         assert_eq!(resent.len(), 1, "the resend is delivered");
+    }
+
+    /// A fan-out reads its application's endpoints, then writes deliveries
+    /// to them. An endpoint deleted in between must wait for the fan-out
+    /// (and then delete its delivery), not make the fan-out fail: the
+    /// messages of a whole batch were refused when it did.
+    #[tokio::test]
+    async fn an_endpoint_deleted_while_a_fan_out_writes_to_it_does_not_fail_the_fan_out() {
+        let store = super::super::test_support::test_store().await;
+        fixture(&store, &[("ep_a", None)], 0).await;
+        let (mut holder, holder_pid) =
+            holding(&store, "INSERT INTO meta (key, value) VALUES ('fan_out_gate', 'held')").await;
+        let fan_out = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .write(|tx| {
+                        let msg = crate::store::tests::message("msg_fan", "app_f");
+                        tx.insert_message(&msg)?;
+                        let targets = tx.fanout_targets_of(&["app_f".to_string()])?;
+                        // Kept open between reading the endpoints and
+                        // writing to them.
+                        tx.set_meta("fan_out_gate", "read")?;
+                        let to: Vec<_> = targets["app_f"].iter().map(|t| delivery(&msg.id, &t.id)).collect();
+                        tx.insert_deliveries(&to)
+                    })
+                    .await
+            }
+        });
+        let fan_out_pids = until_blocked_by(&store, &[holder_pid], &["INSERT INTO meta%"]).await;
+        let finished = Arc::new(AtomicBool::new(false));
+        let deletion = tokio::spawn({
+            let (store, finished) = (store.clone(), finished.clone());
+            async move {
+                let deleted = store.write(|tx| tx.delete_endpoint("app_f", "ep_a")).await;
+                finished.store(true, Ordering::SeqCst);
+                deleted
+            }
+        });
+        until_blocked_or(&store, &fan_out_pids, &["%pg_advisory_xact_lock(%"], move || finished.load(Ordering::SeqCst))
+            .await;
+        tokio::task::spawn_blocking(move || holder.batch_execute("ROLLBACK").unwrap()).await.unwrap();
+        fan_out.await.unwrap().expect("the fan-out was refused");
+        deletion.await.unwrap().unwrap();
+        let mut check = session(&store).await;
+        let left: i64 = tokio::task::spawn_blocking(move || {
+            check.query_one("SELECT count(*) FROM delivery WHERE endpoint_id = 'ep_a'", &[]).unwrap().get(0)
+        })
+        .await
+        .unwrap();
+        assert_eq!(left, 0, "a delivery outlived its endpoint");
+    }
+
+    /// A deletion waits for the writers of its application; those that
+    /// come after it wait for the deletion. With row locks a stream of
+    /// overlapping fan-outs could keep a deletion waiting for ever.
+    #[tokio::test]
+    async fn a_waiting_deletion_holds_back_the_writers_that_come_after_it() {
+        let store = super::super::test_support::test_store().await;
+        fixture(&store, &[("ep_a", None), ("ep_b", None)], 0).await;
+        // A writer of the application, kept open.
+        let (mut writer, writer_pid) = holding(&store, &super::super::app_locks::shared_sql("app_f")).await;
+        let deletion = tokio::spawn({
+            let store = store.clone();
+            async move { store.write(|tx| tx.delete_endpoint("app_f", "ep_a")).await }
+        });
+        let deletion_pids = until_blocked_by(&store, &[writer_pid], &["%pg_advisory_xact_lock(%"]).await;
+        let finished = Arc::new(AtomicBool::new(false));
+        let fan_out = tokio::spawn({
+            let (store, finished) = (store.clone(), finished.clone());
+            async move {
+                let written = store
+                    .write(|tx| {
+                        let msg = crate::store::tests::message("msg_late", "app_f");
+                        tx.insert_message(&msg)?;
+                        tx.insert_deliveries(&[delivery(&msg.id, "ep_b")])
+                    })
+                    .await;
+                finished.store(true, Ordering::SeqCst);
+                written
+            }
+        });
+        let held_back = until_blocked_or(&store, &deletion_pids, &["%pg_advisory_xact_lock_shared(%"], move || {
+            finished.load(Ordering::SeqCst)
+        })
+        .await;
+        assert!(!held_back.is_empty(), "a writer that came after the deletion went ahead of it");
+        tokio::task::spawn_blocking(move || writer.batch_execute("ROLLBACK").unwrap()).await.unwrap();
+        deletion.await.unwrap().unwrap();
+        fan_out.await.unwrap().unwrap();
+    }
+
+    /// Messages have no foreign key to their application on PostgreSQL: a
+    /// message written while its application is deleted must be waited
+    /// for and deleted with it, not left behind.
+    #[tokio::test]
+    async fn a_message_written_while_its_application_is_deleted_goes_with_it() {
+        let store = super::super::test_support::test_store().await;
+        fixture(&store, &[("ep_a", None)], 0).await;
+        let (mut holder, holder_pid) =
+            holding(&store, "INSERT INTO meta (key, value) VALUES ('ingest_gate', 'held')").await;
+        let ingest = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .write(|tx| {
+                        let msg = crate::store::tests::message("msg_new", "app_f");
+                        assert_eq!(tx.insert_new_messages(&[&msg])?, [true]);
+                        tx.set_meta("ingest_gate", "written")
+                    })
+                    .await
+            }
+        });
+        let ingest_pids = until_blocked_by(&store, &[holder_pid], &["INSERT INTO meta%"]).await;
+        let finished = Arc::new(AtomicBool::new(false));
+        let deletion = tokio::spawn({
+            let (store, finished) = (store.clone(), finished.clone());
+            async move {
+                let deleted = store.write(|tx| tx.delete_application("app_f")).await;
+                finished.store(true, Ordering::SeqCst);
+                deleted
+            }
+        });
+        until_blocked_or(&store, &ingest_pids, &["%pg_advisory_xact_lock(%"], move || finished.load(Ordering::SeqCst))
+            .await;
+        tokio::task::spawn_blocking(move || holder.batch_execute("ROLLBACK").unwrap()).await.unwrap();
+        ingest.await.unwrap().unwrap();
+        deletion.await.unwrap().unwrap();
+        let mut check = session(&store).await;
+        let left: i64 = tokio::task::spawn_blocking(move || {
+            check.query_one("SELECT count(*) FROM message WHERE app_id = 'app_f'", &[]).unwrap().get(0)
+        })
+        .await
+        .unwrap();
+        assert_eq!(left, 0, "a message outlived its application");
     }
 }

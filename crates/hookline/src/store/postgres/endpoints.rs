@@ -153,6 +153,11 @@ impl EndpointRepo for PgTx<'_, '_> {
         if app_ids.is_empty() {
             return Ok(by_app);
         }
+        // Held first, so that the endpoints read (in a later statement, as
+        // of after any deletion this waited for) stay until the fan-out
+        // commits: its deliveries to them are then never refused.
+        let held: Vec<&str> = app_ids.iter().map(String::as_str).collect();
+        super::app_locks::hold_shared(self, &held)?;
         let rows = self.query(
             "SELECT app_id, id, disabled, filter_types, channels FROM endpoint WHERE app_id = ANY($1) ORDER BY app_id, id",
             &[&app_ids],
@@ -211,13 +216,13 @@ impl EndpointRepo for PgTx<'_, '_> {
     }
 
     fn delete_endpoint(&mut self, app_id: &str, id: &str) -> StoreResult<()> {
+        // Deliveries and attempts have no foreign key (`app_locks`): the
+        // fan-outs, resends and outcome batches of the application are
+        // waited for, and the statements below see what they wrote.
+        super::app_locks::hold_exclusively(self, app_id)?;
         if self.execute("DELETE FROM endpoint WHERE app_id = $1 AND id = $2", &[&app_id, &id])? == 0 {
             return Err(StoreError::NotFound);
         }
-        // Deliveries and attempts have no foreign key (see
-        // `insert_deliveries`, `record_outcomes`). Deleting the endpoint
-        // waited for the fan-outs and outcome batches holding it; these
-        // later statements see what they wrote.
         self.execute("DELETE FROM delivery WHERE endpoint_id = $1", &[&id])?;
         self.execute("DELETE FROM attempt WHERE endpoint_id = $1", &[&id])?;
         Ok(())

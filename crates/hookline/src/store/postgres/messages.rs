@@ -32,11 +32,17 @@ pub(super) fn row(r: &Row) -> StoreResult<Message> {
 
 impl MessageRepo for PgTx<'_, '_> {
     fn insert_message(&mut self, m: &Message) -> StoreResult<()> {
-        self.insert_new(
-            "a message with this eventId",
-            1,
+        // No foreign key to the application (schema 8): it is held against
+        // deletion instead (`app_locks`), and the insert, a statement of
+        // its own, finds it.
+        super::app_locks::hold_shared(self, &[&m.app_id])?;
+        let row = self.query_one(
             &format!(
-                "INSERT INTO message ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"
+                "WITH app AS (SELECT 1 FROM application WHERE id = $2), inserted AS (
+                   INSERT INTO message ({COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 FROM app
+                   ON CONFLICT DO NOTHING RETURNING 1
+                 )
+                 SELECT (SELECT count(*) FROM app), (SELECT count(*) FROM inserted)"
             ),
             &[
                 &m.id,
@@ -51,7 +57,11 @@ impl MessageRepo for PgTx<'_, '_> {
                 &m.created_at,
             ],
         )?;
-        Ok(())
+        match (col::<i64>(&row, 0)?, col::<i64>(&row, 1)?) {
+            (0, _) => Err(StoreError::NotFound),
+            (_, 0) => Err(StoreError::Conflict("a message with this eventId")),
+            _ => Ok(()),
+        }
     }
 
     fn insert_new_messages(&mut self, msgs: &[&Message]) -> StoreResult<Vec<bool>> {
@@ -75,16 +85,28 @@ impl MessageRepo for PgTx<'_, '_> {
         let expires: Vec<Timestamp> = sorted.iter().map(|m| m.payload_expires_at).collect();
         let deliver: Vec<Option<Timestamp>> = sorted.iter().map(|m| m.deliver_at).collect();
         let created: Vec<Timestamp> = sorted.iter().map(|m| m.created_at).collect();
-        let rows = self.query(
+        // No foreign key to the applications (see `insert_message`).
+        let mut app_ids: Vec<&str> = sorted.iter().map(|m| m.app_id.as_str()).collect();
+        app_ids.dedup();
+        super::app_locks::hold_shared(self, &app_ids)?;
+        let row = self.query_one(
             &format!(
-                "INSERT INTO message ({COLUMNS})
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                                      $8::timestamptz[], $9::timestamptz[], $10::timestamptz[])
-                 ON CONFLICT DO NOTHING RETURNING id"
+                "WITH apps AS (SELECT id FROM application WHERE id = ANY($2::text[])), inserted AS (
+                   INSERT INTO message ({COLUMNS})
+                   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                        $7::text[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[])
+                     AS m(id, app_id)
+                   WHERE m.app_id IN (SELECT id FROM apps)
+                   ON CONFLICT DO NOTHING RETURNING id
+                 )
+                 SELECT (SELECT count(*) FROM apps), ARRAY(SELECT id FROM inserted)"
             ),
             &[&ids, &apps, &types, &event_ids, &channels, &tags, &payloads, &expires, &deliver, &created],
         )?;
-        let inserted: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+        if col::<i64>(&row, 0)? < app_ids.len() as i64 {
+            return Err(StoreError::NotFound);
+        }
+        let inserted: std::collections::HashSet<String> = col::<Vec<String>>(&row, 1)?.into_iter().collect();
         Ok(msgs.iter().map(|m| inserted.contains(&m.id)).collect())
     }
 
@@ -129,8 +151,9 @@ impl MessageRepo for PgTx<'_, '_> {
         if deliveries.is_empty() {
             return Ok(());
         }
-        // In endpoint order, one statement: concurrent fan-outs take their
-        // locks in the same order and cannot deadlock.
+        // In endpoint order: concurrent fan-outs take their locks (the
+        // queue entries', by `enqueue`) in the same order and cannot
+        // deadlock.
         let mut sorted: Vec<&NewDelivery> = deliveries.iter().collect();
         sorted.sort_by(|a, b| a.endpoint_id.cmp(&b.endpoint_id));
         let msg_ids: Vec<&str> = sorted.iter().map(|d| d.msg_id.as_str()).collect();
@@ -138,25 +161,20 @@ impl MessageRepo for PgTx<'_, '_> {
         let app_ids: Vec<&str> = sorted.iter().map(|d| d.app_id.as_str()).collect();
         let due: Vec<Option<Timestamp>> = sorted.iter().map(|d| d.due_at).collect();
         // Deliveries have no foreign keys (schema 7): a key's check was a
-        // query per row. The statement holds each endpoint and message
-        // once instead (KEY SHARE, as a key's check would), so a deletion
-        // of one waits for this transaction and then deletes what it
-        // wrote; a delivery to a row already gone, or of another
-        // application's, is not found. Every endpoint is held before any
-        // message (the messages' scan waits for the count of all of them),
-        // the order an application's deletion locks them in.
+        // query and a row lock per row. The applications are held against
+        // the deletion of their endpoints instead (`app_locks`; usually
+        // already, by `fanout_targets_of`), and the insert, a statement of
+        // its own, finds its endpoints and messages in their own
+        // application. The messages are this transaction's own (see the
+        // trait): no one else can delete them before it commits.
+        super::app_locks::hold_shared(self, &app_ids)?;
         let row = self.query_one(
             &format!(
-                "WITH endpoints AS (
-                   SELECT id, app_id FROM endpoint WHERE id = ANY($2::text[]) ORDER BY id FOR KEY SHARE
-                 ), messages AS (
-                   SELECT id, app_id FROM message
-                   WHERE id = ANY($1::text[]) AND (SELECT count(*) FROM endpoints) > 0 ORDER BY id FOR KEY SHARE
-                 ), found AS (
+                "WITH found AS (
                    SELECT d.* FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
                      AS d(msg_id, endpoint_id, app_id, due)
-                   WHERE (d.endpoint_id, d.app_id) IN (SELECT id, app_id FROM endpoints)
-                     AND (d.msg_id, d.app_id) IN (SELECT id, app_id FROM messages)
+                   WHERE (d.endpoint_id, d.app_id) IN (SELECT id, app_id FROM endpoint WHERE id = ANY($2::text[]))
+                     AND (d.msg_id, d.app_id) IN (SELECT id, app_id FROM message WHERE id = ANY($1::text[]))
                  ), inserted AS (
                    INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, updated_at)
                    SELECT msg_id, endpoint_id, app_id, {PENDING}, 0, COALESCE(due, now()), now() FROM found

@@ -20,6 +20,7 @@
 //! write: NOTIFY serializes committing transactions), which the `LISTEN`
 //! task of every node turns into a wake-up.
 
+mod app_locks;
 mod apps;
 mod attempts;
 mod deliveries;
@@ -147,11 +148,13 @@ pub struct PgTx<'t, 'c> {
     failure: Option<Failure>,
     /// Endpoints whose deliveries this transaction made due, and when.
     touched: Touched,
+    /// Applications this transaction holds against deletion (`app_locks`).
+    held_apps: Vec<String>,
 }
 
 impl<'t, 'c> PgTx<'t, 'c> {
     fn new(tx: Session<'t, 'c>, statements: &'t mut HashMap<String, Statement>) -> PgTx<'t, 'c> {
-        PgTx { tx, statements, failure: None, touched: Vec::new() }
+        PgTx { tx, statements, failure: None, touched: Vec::new(), held_apps: Vec::new() }
     }
 
     /// Maps a driver error, remembering whether it means "run it again" or

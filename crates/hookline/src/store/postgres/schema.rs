@@ -230,14 +230,22 @@ ALTER TABLE attempt DROP CONSTRAINT attempt_delivery_fkey;
 "#,
     // 7: no foreign keys on deliveries either. Their two checks (message,
     // endpoint) were half of the delivery insert (auto_explain over e2e to
-    // ten endpoints: 20 and 22 µs a row). A fan-out holds its endpoints and
-    // messages once per statement instead (see `insert_deliveries`), and
+    // ten endpoints: 20 and 22 µs a row). A fan-out holds its application
+    // against deletion instead (`app_locks`, since schema 8), and
     // deleting an endpoint, an application or a message deletes its
     // deliveries explicitly.
     r#"
 ALTER TABLE delivery
     DROP CONSTRAINT delivery_msg_id_fkey,
     DROP CONSTRAINT delivery_endpoint_id_fkey;
+"#,
+    // 8: no foreign key from messages to their application. Its check was a
+    // query per inserted message, and the row lock it took on the
+    // application, shared by every batch writing to it, a multixact. The
+    // writers hold the application against deletion instead (`app_locks`),
+    // and deleting it deletes its messages explicitly.
+    r#"
+ALTER TABLE message DROP CONSTRAINT message_app_id_fkey;
 "#,
 ];
 

@@ -1,0 +1,72 @@
+//! Applications held against deletion while their deliveries and attempts
+//! are written: advisory locks, in place of the foreign keys those tables
+//! do not have on PostgreSQL (a key's check was a query and a row lock per
+//! inserted row).
+//!
+//! Everything that writes deliveries or attempts (a fan-out, a resend, an
+//! outcome batch) holds its applications shared until it ends; deleting an
+//! endpoint or an application holds that application exclusively. So a
+//! deletion waits for the writers already running and then, in a statement
+//! of its own, deletes what they wrote; a writer that comes later waits for
+//! the deletion, and its next statement no longer finds what was deleted.
+//! The lock is taken in a statement before the one that reads: a statement
+//! that waited for a lock still reads from the snapshot it started with.
+//!
+//! These were row locks on the endpoints (`FOR KEY SHARE`) before. Every
+//! fan-out and outcome batch of every node locked the same rows, and a row
+//! locked by several transactions at once turns into a multixact that each
+//! of them writes: three nodes delivering to one endpoint spent more time
+//! on that row than on their own (docs/performance.md). An advisory lock
+//! lives in the lock manager only, and its queue is fair: a deletion that
+//! waits holds back the writers that come after it, where a stream of
+//! overlapping row lockers could hold it off for ever.
+//!
+//! Locks are keyed by `hashtext` of the application id in a class of their
+//! own (two-key form: no clash with the single-key locks of the sweep,
+//! sampler and migrations). Applications that share a key only wait for
+//! each other's deletions.
+
+use super::PgTx;
+use crate::store::StoreResult;
+
+/// The first key of every application's lock ("hlap").
+const CLASS: i32 = 0x686c_6170;
+
+/// Every lock of one statement in key order, so that transactions holding
+/// several never wait for each other in a cycle.
+const HOLD_SHARED: &str = "SELECT pg_advisory_xact_lock_shared($1::int4, k)
+     FROM (SELECT DISTINCT hashtext(a) AS k FROM unnest($2::text[]) AS a ORDER BY k) keys";
+
+/// Holds `app_ids` against deletion until the transaction ends; those it
+/// already holds cost nothing.
+pub(super) fn hold_shared(tx: &mut PgTx<'_, '_>, app_ids: &[&str]) -> StoreResult<()> {
+    let mut new: Vec<&str> = app_ids.iter().copied().filter(|a| !tx.held_apps.iter().any(|h| h == a)).collect();
+    new.sort_unstable();
+    new.dedup();
+    if new.is_empty() {
+        return Ok(());
+    }
+    tx.execute(HOLD_SHARED, &[&CLASS, &new])?;
+    tx.held_apps.extend(new.into_iter().map(String::from));
+    Ok(())
+}
+
+/// Waits until no transaction holds `app_id`, then keeps every new one
+/// waiting until this one ends.
+pub(super) fn hold_exclusively(tx: &mut PgTx<'_, '_>, app_id: &str) -> StoreResult<()> {
+    tx.execute("SELECT pg_advisory_xact_lock($1::int4, hashtext($2))", &[&CLASS, &app_id])?;
+    Ok(())
+}
+
+/// The statement that holds `app_id` as a deletion does, for tests that
+/// stand in for one.
+#[cfg(test)]
+pub(super) fn exclusive_sql(app_id: &str) -> String {
+    format!("SELECT pg_advisory_xact_lock({CLASS}, hashtext('{app_id}'))")
+}
+
+/// The statement that holds `app_id` as a writer does, for tests.
+#[cfg(test)]
+pub(super) fn shared_sql(app_id: &str) -> String {
+    format!("SELECT pg_advisory_xact_lock_shared({CLASS}, hashtext('{app_id}'))")
+}
