@@ -13,7 +13,9 @@ pub trait ApplicationRepo {
     /// By id, held until the transaction ends (a change based on what was
     /// read cannot race another).
     fn application_for_update(&mut self, id: &str) -> StoreResult<Option<Application>>;
-    /// The ids among `ids` that name an application.
+    /// The ids among `ids` that name an application. The message writer's
+    /// first read: on PostgreSQL it also holds them against deletion until
+    /// the transaction ends, for the writes that follow.
     fn existing_application_ids(&mut self, ids: &[String]) -> StoreResult<HashSet<String>>;
     fn list_applications(&mut self, query: &ListQuery) -> StoreResult<Page<Application>>;
     fn update_application(&mut self, app: &Application) -> StoreResult<()>;

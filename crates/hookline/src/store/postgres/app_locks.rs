@@ -32,13 +32,21 @@ use crate::store::StoreResult;
 /// The first key of every application's lock ("hlap").
 const CLASS: i32 = 0x686c_6170;
 
-/// Every lock of one statement in key order, so that transactions holding
-/// several never wait for each other in a cycle.
-const HOLD_SHARED: &str = "SELECT pg_advisory_xact_lock_shared($1::int4, k)
-     FROM (SELECT DISTINCT hashtext(a) AS k FROM unnest($2::text[]) AS a ORDER BY k) keys";
+/// Holds the applications of the `text[]` parameter `$param` shared, in
+/// key order (so that transactions holding several never wait for each
+/// other in a cycle); always true. As a condition of a statement it is an
+/// InitPlan, run once before the statement reads anything; what the
+/// statement reads is still from before any wait.
+pub(super) fn held_shared_condition(param: usize) -> String {
+    format!(
+        "(SELECT count(pg_advisory_xact_lock_shared({CLASS}, k))
+          FROM (SELECT DISTINCT hashtext(a) AS k FROM unnest(${param}::text[]) AS a ORDER BY k) keys) >= 0"
+    )
+}
 
 /// Holds `app_ids` against deletion until the transaction ends; those it
-/// already holds cost nothing.
+/// already holds cost nothing. A statement of its own: those after it see
+/// any deletion it waited for.
 pub(super) fn hold_shared(tx: &mut PgTx<'_, '_>, app_ids: &[&str]) -> StoreResult<()> {
     let mut new: Vec<&str> = app_ids.iter().copied().filter(|a| !tx.held_apps.iter().any(|h| h == a)).collect();
     new.sort_unstable();
@@ -46,9 +54,18 @@ pub(super) fn hold_shared(tx: &mut PgTx<'_, '_>, app_ids: &[&str]) -> StoreResul
     if new.is_empty() {
         return Ok(());
     }
-    tx.execute(HOLD_SHARED, &[&CLASS, &new])?;
-    tx.held_apps.extend(new.into_iter().map(String::from));
+    tx.execute(&format!("SELECT {}", held_shared_condition(1)), &[&new])?;
+    mark_held(tx, &new);
     Ok(())
+}
+
+/// Records that a statement with `held_shared_condition` held `app_ids`.
+pub(super) fn mark_held(tx: &mut PgTx<'_, '_>, app_ids: &[&str]) {
+    for a in app_ids {
+        if !tx.held_apps.iter().any(|h| h == a) {
+            tx.held_apps.push(a.to_string());
+        }
+    }
 }
 
 /// Waits until no transaction holds `app_id`, then keeps every new one

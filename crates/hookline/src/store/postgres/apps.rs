@@ -59,7 +59,24 @@ impl ApplicationRepo for PgTx<'_, '_> {
         if ids.is_empty() {
             return Ok(HashSet::new());
         }
-        self.query("SELECT id FROM application WHERE id = ANY($1)", &[&ids])?.iter().map(|r| col(r, 0)).collect()
+        // The message writer's first statement: it holds the applications
+        // against deletion too (`app_locks`), for the messages and the
+        // fan-out that follow. Those find them again in statements of
+        // their own, which see a deletion this one waited for.
+        let found = self
+            .query(
+                &format!(
+                    "SELECT id FROM application WHERE id = ANY($1) AND {}",
+                    super::app_locks::held_shared_condition(1)
+                ),
+                &[&ids],
+            )?
+            .iter()
+            .map(|r| col(r, 0))
+            .collect::<StoreResult<HashSet<String>>>()?;
+        let held: Vec<&str> = ids.iter().map(String::as_str).collect();
+        super::app_locks::mark_held(self, &held);
+        Ok(found)
     }
 
     fn list_applications(&mut self, query: &ListQuery) -> StoreResult<Page<Application>> {

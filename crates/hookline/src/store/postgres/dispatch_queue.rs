@@ -180,12 +180,19 @@ pub(super) fn record_outcomes(
     let mut app_ids: Vec<&str> = outcomes.iter().map(|o| o.attempt.app_id.as_str()).collect();
     app_ids.sort_unstable();
     app_ids.dedup();
-    super::app_locks::hold_shared(tx, &app_ids)?;
     let mut endpoint_ids: Vec<&str> = outcomes.iter().map(|o| o.attempt.endpoint_id.as_str()).collect();
     endpoint_ids.sort_unstable();
     endpoint_ids.dedup();
-    let health_now =
-        tx.query("SELECT id, failing_since IS NOT NULL FROM endpoint WHERE id = ANY($1::text[])", &[&endpoint_ids])?;
+    // Read as of before any wait for a deletion: an endpoint deleted
+    // meanwhile has no rows left for the statements below to write.
+    let health_now = tx.query(
+        &format!(
+            "SELECT id, failing_since IS NOT NULL FROM endpoint WHERE id = ANY($1::text[]) AND {}",
+            super::app_locks::held_shared_condition(2)
+        ),
+        &[&endpoint_ids, &app_ids],
+    )?;
+    super::app_locks::mark_held(tx, &app_ids);
     let changes = health::changes(outcomes);
     if changes.values().all(|c| *c == HealthChange::Recovered) {
         // The common case: only endpoints that were failing are written,
