@@ -47,7 +47,11 @@ pub struct Listeners(Vec<FanoutTarget>);
 
 impl Listeners {
     pub fn read(tx: &mut dyn Tx) -> StoreResult<Listeners> {
-        Ok(Listeners(tx.fanout_targets(APP_ID)?))
+        // Held until the transaction ends, as a fan-out's targets are: an
+        // announcement to an endpoint deleted meanwhile would be refused,
+        // and the announcing request with it.
+        let mut targets = tx.fanout_targets_of(&[APP_ID.to_string()])?;
+        Ok(Listeners(targets.remove(APP_ID).unwrap_or_default()))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -111,9 +111,9 @@ async fn write_drafts(store: &Store, cipher: &SecretCipher, drafts: Vec<Draft>) 
     match written {
         Ok(outcomes) => outcomes,
         Err(e @ StoreError::Unavailable(_)) => drafts.iter().map(|_| Err(ApiError::from(e.clone()))).collect(),
-        // One draft's failure (its application deleted a moment ago, an
-        // endpoint deleted between the fan-out read and the insert) must not
-        // become every request's answer: each is written alone.
+        // One draft's failure (its application deleted while the batch
+        // waited for it) must not become every request's answer: each is
+        // written alone.
         Err(_) => {
             let mut outcomes = Vec::with_capacity(drafts.len());
             for draft in drafts.iter() {
@@ -351,7 +351,7 @@ mod tests {
                 .unwrap();
             let cipher = SecretCipher::new(&MainKey::from_bytes([7; 32]));
             // The middle one's application is gone (deleted while the
-            // request waited for its batch): its insert breaks a foreign key.
+            // request waited for its batch): the batch finds it missing.
             let drafts = vec![draft("msg_a", "app_w"), draft("msg_b", "app_gone"), draft("msg_c", "app_w")];
             let outcomes = write_drafts(&s.store, &cipher, drafts).await;
             let status: Vec<u16> = outcomes

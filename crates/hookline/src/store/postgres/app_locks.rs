@@ -1,22 +1,29 @@
-//! Applications held against deletion while their deliveries and attempts
-//! are written: advisory locks, in place of the foreign keys those tables
-//! do not have on PostgreSQL (a key's check was a query and a row lock per
-//! inserted row).
+//! Applications held against deletion while their messages, deliveries
+//! and attempts are written: advisory locks, in place of the foreign keys
+//! those tables do not have on PostgreSQL (a key's check was a query and a
+//! row lock per inserted row).
 //!
-//! Everything that writes deliveries or attempts (a fan-out, a resend, an
-//! outcome batch) holds its applications shared until it ends; deleting an
-//! endpoint or an application holds that application exclusively. So a
-//! deletion waits for the writers already running and then, in a statement
-//! of its own, deletes what they wrote; a writer that comes later waits for
-//! the deletion, and its next statement no longer finds what was deleted.
-//! The lock is taken in a statement before the one that reads: a statement
-//! that waited for a lock still reads from the snapshot it started with.
+//! Everything that writes those rows (a message batch, a fan-out, a
+//! resend, an outcome batch) holds its applications shared until it ends;
+//! deleting an endpoint or an application holds that application
+//! exclusively first. So a deletion waits for the writers already running
+//! and then, in statements of its own, deletes what they wrote; a writer
+//! that comes later waits for the deletion.
 //!
-//! These were row locks on the endpoints (`FOR KEY SHARE`) before. Every
-//! fan-out and outcome batch of every node locked the same rows, and a row
-//! locked by several transactions at once turns into a multixact that each
-//! of them writes: three nodes delivering to one endpoint spent more time
-//! on that row than on their own (docs/performance.md). An advisory lock
+//! A statement that waited for a lock still reads from the snapshot it
+//! started with. So a read that must see a deletion it waited for comes in
+//! a later statement than the lock (`hold_shared`). Where reading what was
+//! there before the wait is harmless, the lock is a condition of the read
+//! itself, one round trip fewer (`held_shared_condition`): the message
+//! writer's check of its applications (its inserts find them again) and
+//! an outcome batch's read of its endpoints' health (a deleted endpoint
+//! has no rows left to write).
+//!
+//! These were row locks on the endpoints (`FOR KEY SHARE`) and on the
+//! application (the messages' foreign key) before. A row lock is a write to
+//! the row and to the WAL, and a row locked by several transactions at once
+//! becomes a multixact that each of them updates: every batch of every node
+//! writing to one application did that to the same rows. An advisory lock
 //! lives in the lock manager only, and its queue is fair: a deletion that
 //! waits holds back the writers that come after it, where a stream of
 //! overlapping row lockers could hold it off for ever.

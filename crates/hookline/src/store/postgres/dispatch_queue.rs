@@ -165,8 +165,11 @@ pub(super) fn claim(tx: &mut PgTx<'_, '_>, req: &ClaimRequest) -> StoreResult<Cl
 
 /// Records a batch of outcomes in a few statements; returns the endpoints
 /// it disabled. Locks are taken in one order (applications, endpoints
-/// whose health changes, deliveries, queue entries) so that a concurrent
-/// PATCH or deletion cannot deadlock with it.
+/// whose health changes, deliveries, queue entries), the order a PATCH or
+/// a deletion of an endpoint takes them in. (An application's deletion
+/// announces its endpoints' deletion before it holds the application; with
+/// a batch announcing at the same moment that can close a cycle, which
+/// PostgreSQL breaks, and the loser runs again.)
 pub(super) fn record_outcomes(
     tx: &mut PgTx<'_, '_>,
     outcomes: &[AttemptOutcome],
@@ -742,9 +745,9 @@ mod tests {
     }
 
     /// Deliveries have no foreign key on PostgreSQL: a fan-out must hold
-    /// its endpoints itself, or an endpoint deleted before the fan-out
-    /// commits would leave a delivery behind that no one owes (and that
-    /// the dispatcher would claim for ever, its message's join failing).
+    /// its application itself (`app_locks`), or an endpoint deleted before
+    /// the fan-out commits would leave a delivery behind that no one owes
+    /// (and that the dispatcher would claim for ever).
     #[tokio::test]
     async fn a_delivery_written_while_its_endpoint_is_deleted_goes_with_it() {
         let store = super::super::test_support::test_store().await;
@@ -778,7 +781,7 @@ mod tests {
             }
         });
         // The deletion waits for the fan-out, or (had the fan-out not held
-        // the endpoint) finishes before it.
+        // the application) finishes before it.
         until_blocked_or(&store, &fan_out_pids, &["%pg_advisory_xact_lock(%"], move || finished.load(Ordering::SeqCst))
             .await;
         tokio::task::spawn_blocking(move || holder.batch_execute("ROLLBACK").unwrap()).await.unwrap();
@@ -846,12 +849,12 @@ mod tests {
             async move {
                 store
                     .write(|tx| {
-                        let msg = crate::store::tests::message("msg_fan", "app_f");
-                        tx.insert_message(&msg)?;
                         let targets = tx.fanout_targets_of(&["app_f".to_string()])?;
                         // Kept open between reading the endpoints and
                         // writing to them.
                         tx.set_meta("fan_out_gate", "read")?;
+                        let msg = crate::store::tests::message("msg_fan", "app_f");
+                        tx.insert_message(&msg)?;
                         let to: Vec<_> = targets["app_f"].iter().map(|t| delivery(&msg.id, &t.id)).collect();
                         tx.insert_deliveries(&to)
                     })
@@ -964,5 +967,46 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(left, 0, "a message outlived its application");
+    }
+
+    /// The message writer's first read (`existing_application_ids`) holds
+    /// the applications it finds, in the same statement: the holds that
+    /// follow in its transaction count on it and take nothing themselves.
+    #[tokio::test]
+    async fn the_message_writers_first_read_holds_its_applications() {
+        let store = super::super::test_support::test_store().await;
+        fixture(&store, &[("ep_a", None)], 0).await;
+        let (mut holder, holder_pid) =
+            holding(&store, "INSERT INTO meta (key, value) VALUES ('read_gate', 'held')").await;
+        let reader = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .write(|tx| {
+                        let found = tx.existing_application_ids(&["app_f".to_string()])?;
+                        assert!(found.contains("app_f"));
+                        tx.set_meta("read_gate", "read")
+                    })
+                    .await
+            }
+        });
+        let reader_pids = until_blocked_by(&store, &[holder_pid], &["INSERT INTO meta%"]).await;
+        let finished = Arc::new(AtomicBool::new(false));
+        let deletion = tokio::spawn({
+            let (store, finished) = (store.clone(), finished.clone());
+            async move {
+                let deleted = store.write(|tx| tx.delete_application("app_f")).await;
+                finished.store(true, Ordering::SeqCst);
+                deleted
+            }
+        });
+        let waiting = until_blocked_or(&store, &reader_pids, &["%pg_advisory_xact_lock(%"], move || {
+            finished.load(Ordering::SeqCst)
+        })
+        .await;
+        assert!(!waiting.is_empty(), "the deletion did not wait for the writer that read its application");
+        tokio::task::spawn_blocking(move || holder.batch_execute("ROLLBACK").unwrap()).await.unwrap();
+        reader.await.unwrap().unwrap();
+        deletion.await.unwrap().unwrap();
     }
 }
