@@ -637,6 +637,54 @@ mod tests {
         until_blocked_or(store, holders, running, || false).await
     }
 
+    /// What a deletion came to beside a write kept open.
+    struct Raced {
+        /// The deletion waited for the writer (rather than finishing first).
+        waited: bool,
+        written: StoreResult<()>,
+        deleted: StoreResult<()>,
+    }
+
+    /// Runs `write`, which writes the `meta` key `gate` where it is to be
+    /// kept open (another session holds that key), and `delete` beside it
+    /// until the deletion waits for the writer or finishes; then lets the
+    /// writer go on, and returns what both came to.
+    async fn delete_beside_open_write(
+        store: &Store,
+        gate: &'static str,
+        write: impl FnMut(&mut dyn crate::store::Tx) -> StoreResult<()> + Send + 'static,
+        delete: impl FnMut(&mut dyn crate::store::Tx) -> StoreResult<()> + Send + 'static,
+    ) -> Raced {
+        let (mut holder, holder_pid) =
+            holding(store, &format!("INSERT INTO meta (key, value) VALUES ('{gate}', 'held')")).await;
+        let writer = tokio::spawn({
+            let store = store.clone();
+            async move { store.write(write).await }
+        });
+        let writer_pids = until_blocked_by(store, &[holder_pid], &["INSERT INTO meta%"]).await;
+        let finished = Arc::new(AtomicBool::new(false));
+        let deletion = tokio::spawn({
+            let (store, finished) = (store.clone(), finished.clone());
+            async move {
+                let deleted = store.write(delete).await;
+                finished.store(true, Ordering::SeqCst);
+                deleted
+            }
+        });
+        let waiting = until_blocked_or(store, &writer_pids, &["%pg_advisory_xact_lock(%"], move || {
+            finished.load(Ordering::SeqCst)
+        })
+        .await;
+        tokio::task::spawn_blocking(move || holder.batch_execute("ROLLBACK").unwrap()).await.unwrap();
+        Raced { waited: !waiting.is_empty(), written: writer.await.unwrap(), deleted: deletion.await.unwrap() }
+    }
+
+    /// The count a query of the store's database gives.
+    async fn count(store: &Store, query: &'static str) -> i64 {
+        let mut check = session(store).await;
+        tokio::task::spawn_blocking(move || check.query_one(query, &[]).unwrap().get(0)).await.unwrap()
+    }
+
     /// A deletion holds its application (`app_locks`), then deletes the
     /// endpoint and its deliveries. An outcome batch must hold the
     /// application before it writes anything: one that locked a failing
@@ -754,45 +802,18 @@ mod tests {
         // A delivery already due: the fan-out leaves the queue entry alone
         // (it takes no lock on it), as under load.
         fixture(&store, &[("ep_a", None)], 1).await;
-        // Holds a key the fan-out writes last, so it stays open.
-        let (mut holder, holder_pid) =
-            holding(&store, "INSERT INTO meta (key, value) VALUES ('fan_out_gate', 'held')").await;
-        let fan_out = tokio::spawn({
-            let store = store.clone();
-            async move {
-                store
-                    .write(|tx| {
-                        let msg = crate::store::tests::message("msg_fan", "app_f");
-                        tx.insert_message(&msg)?;
-                        tx.insert_deliveries(&[delivery(&msg.id, "ep_a")])?;
-                        tx.set_meta("fan_out_gate", "fanned out")
-                    })
-                    .await
-            }
-        });
-        let fan_out_pids = until_blocked_by(&store, &[holder_pid], &["INSERT INTO meta%"]).await;
-        let finished = Arc::new(AtomicBool::new(false));
-        let deletion = tokio::spawn({
-            let (store, finished) = (store.clone(), finished.clone());
-            async move {
-                let deleted = store.write(|tx| tx.delete_endpoint("app_f", "ep_a")).await;
-                finished.store(true, Ordering::SeqCst);
-                deleted
-            }
-        });
-        // The deletion waits for the fan-out, or (had the fan-out not held
-        // the application) finishes before it.
-        until_blocked_or(&store, &fan_out_pids, &["%pg_advisory_xact_lock(%"], move || finished.load(Ordering::SeqCst))
-            .await;
-        tokio::task::spawn_blocking(move || holder.batch_execute("ROLLBACK").unwrap()).await.unwrap();
-        fan_out.await.unwrap().unwrap();
-        deletion.await.unwrap().unwrap();
-        let mut check = session(&store).await;
-        let left: i64 = tokio::task::spawn_blocking(move || {
-            check.query_one("SELECT count(*) FROM delivery WHERE endpoint_id = 'ep_a'", &[]).unwrap().get(0)
-        })
-        .await
-        .unwrap();
+        let fan_out = |tx: &mut dyn crate::store::Tx| {
+            let msg = crate::store::tests::message("msg_fan", "app_f");
+            tx.insert_message(&msg)?;
+            tx.insert_deliveries(&[delivery(&msg.id, "ep_a")])?;
+            tx.set_meta("fan_out_gate", "written")
+        };
+        let raced =
+            delete_beside_open_write(&store, "fan_out_gate", fan_out, |tx| tx.delete_endpoint("app_f", "ep_a")).await;
+        assert!(raced.waited, "the deletion did not wait for the writer");
+        raced.written.unwrap();
+        raced.deleted.unwrap();
+        let left = count(&store, "SELECT count(*) FROM delivery WHERE endpoint_id = 'ep_a'").await;
         assert_eq!(left, 0, "a delivery outlived its endpoint");
     }
 
@@ -842,46 +863,26 @@ mod tests {
     async fn an_endpoint_deleted_while_a_fan_out_writes_to_it_does_not_fail_the_fan_out() {
         let store = super::super::test_support::test_store().await;
         fixture(&store, &[("ep_a", None)], 0).await;
-        let (mut holder, holder_pid) =
-            holding(&store, "INSERT INTO meta (key, value) VALUES ('fan_out_gate', 'held')").await;
-        let fan_out = tokio::spawn({
-            let store = store.clone();
-            async move {
-                store
-                    .write(|tx| {
-                        let targets = tx.fanout_targets_of(&["app_f".to_string()])?;
-                        // Kept open between reading the endpoints and
-                        // writing to them.
-                        tx.set_meta("fan_out_gate", "read")?;
-                        let msg = crate::store::tests::message("msg_fan", "app_f");
-                        tx.insert_message(&msg)?;
-                        let to: Vec<_> = targets["app_f"].iter().map(|t| delivery(&msg.id, &t.id)).collect();
-                        tx.insert_deliveries(&to)
-                    })
-                    .await
-            }
-        });
-        let fan_out_pids = until_blocked_by(&store, &[holder_pid], &["INSERT INTO meta%"]).await;
-        let finished = Arc::new(AtomicBool::new(false));
-        let deletion = tokio::spawn({
-            let (store, finished) = (store.clone(), finished.clone());
-            async move {
-                let deleted = store.write(|tx| tx.delete_endpoint("app_f", "ep_a")).await;
-                finished.store(true, Ordering::SeqCst);
-                deleted
-            }
-        });
-        until_blocked_or(&store, &fan_out_pids, &["%pg_advisory_xact_lock(%"], move || finished.load(Ordering::SeqCst))
-            .await;
-        tokio::task::spawn_blocking(move || holder.batch_execute("ROLLBACK").unwrap()).await.unwrap();
-        fan_out.await.unwrap().expect("the fan-out was refused");
-        deletion.await.unwrap().unwrap();
-        let mut check = session(&store).await;
-        let left: i64 = tokio::task::spawn_blocking(move || {
-            check.query_one("SELECT count(*) FROM delivery WHERE endpoint_id = 'ep_a'", &[]).unwrap().get(0)
-        })
-        .await
-        .unwrap();
+        let raced = delete_beside_open_write(
+            &store,
+            "fan_out_gate",
+            |tx| {
+                let targets = tx.fanout_targets_of(&["app_f".to_string()])?;
+                // Kept open between reading the endpoints and writing to
+                // them.
+                tx.set_meta("fan_out_gate", "read")?;
+                let msg = crate::store::tests::message("msg_fan", "app_f");
+                tx.insert_message(&msg)?;
+                let to: Vec<_> = targets["app_f"].iter().map(|t| delivery(&msg.id, &t.id)).collect();
+                tx.insert_deliveries(&to)
+            },
+            |tx| tx.delete_endpoint("app_f", "ep_a"),
+        )
+        .await;
+        assert!(raced.waited, "the deletion did not wait for the writer");
+        raced.written.expect("the fan-out was refused");
+        raced.deleted.unwrap();
+        let left = count(&store, "SELECT count(*) FROM delivery WHERE endpoint_id = 'ep_a'").await;
         assert_eq!(left, 0, "a delivery outlived its endpoint");
     }
 
@@ -931,41 +932,16 @@ mod tests {
     async fn a_message_written_while_its_application_is_deleted_goes_with_it() {
         let store = super::super::test_support::test_store().await;
         fixture(&store, &[("ep_a", None)], 0).await;
-        let (mut holder, holder_pid) =
-            holding(&store, "INSERT INTO meta (key, value) VALUES ('ingest_gate', 'held')").await;
-        let ingest = tokio::spawn({
-            let store = store.clone();
-            async move {
-                store
-                    .write(|tx| {
-                        let msg = crate::store::tests::message("msg_new", "app_f");
-                        assert_eq!(tx.insert_new_messages(&[&msg])?, [true]);
-                        tx.set_meta("ingest_gate", "written")
-                    })
-                    .await
-            }
-        });
-        let ingest_pids = until_blocked_by(&store, &[holder_pid], &["INSERT INTO meta%"]).await;
-        let finished = Arc::new(AtomicBool::new(false));
-        let deletion = tokio::spawn({
-            let (store, finished) = (store.clone(), finished.clone());
-            async move {
-                let deleted = store.write(|tx| tx.delete_application("app_f")).await;
-                finished.store(true, Ordering::SeqCst);
-                deleted
-            }
-        });
-        until_blocked_or(&store, &ingest_pids, &["%pg_advisory_xact_lock(%"], move || finished.load(Ordering::SeqCst))
-            .await;
-        tokio::task::spawn_blocking(move || holder.batch_execute("ROLLBACK").unwrap()).await.unwrap();
-        ingest.await.unwrap().unwrap();
-        deletion.await.unwrap().unwrap();
-        let mut check = session(&store).await;
-        let left: i64 = tokio::task::spawn_blocking(move || {
-            check.query_one("SELECT count(*) FROM message WHERE app_id = 'app_f'", &[]).unwrap().get(0)
-        })
-        .await
-        .unwrap();
+        let ingest = |tx: &mut dyn crate::store::Tx| {
+            let msg = crate::store::tests::message("msg_new", "app_f");
+            assert_eq!(tx.insert_new_messages(&[&msg])?, [true]);
+            tx.set_meta("ingest_gate", "written")
+        };
+        let raced = delete_beside_open_write(&store, "ingest_gate", ingest, |tx| tx.delete_application("app_f")).await;
+        assert!(raced.waited, "the deletion did not wait for the writer");
+        raced.written.unwrap();
+        raced.deleted.unwrap();
+        let left = count(&store, "SELECT count(*) FROM message WHERE app_id = 'app_f'").await;
         assert_eq!(left, 0, "a message outlived its application");
     }
 
@@ -976,37 +952,14 @@ mod tests {
     async fn the_message_writers_first_read_holds_its_applications() {
         let store = super::super::test_support::test_store().await;
         fixture(&store, &[("ep_a", None)], 0).await;
-        let (mut holder, holder_pid) =
-            holding(&store, "INSERT INTO meta (key, value) VALUES ('read_gate', 'held')").await;
-        let reader = tokio::spawn({
-            let store = store.clone();
-            async move {
-                store
-                    .write(|tx| {
-                        let found = tx.existing_application_ids(&["app_f".to_string()])?;
-                        assert!(found.contains("app_f"));
-                        tx.set_meta("read_gate", "read")
-                    })
-                    .await
-            }
-        });
-        let reader_pids = until_blocked_by(&store, &[holder_pid], &["INSERT INTO meta%"]).await;
-        let finished = Arc::new(AtomicBool::new(false));
-        let deletion = tokio::spawn({
-            let (store, finished) = (store.clone(), finished.clone());
-            async move {
-                let deleted = store.write(|tx| tx.delete_application("app_f")).await;
-                finished.store(true, Ordering::SeqCst);
-                deleted
-            }
-        });
-        let waiting = until_blocked_or(&store, &reader_pids, &["%pg_advisory_xact_lock(%"], move || {
-            finished.load(Ordering::SeqCst)
-        })
-        .await;
-        assert!(!waiting.is_empty(), "the deletion did not wait for the writer that read its application");
-        tokio::task::spawn_blocking(move || holder.batch_execute("ROLLBACK").unwrap()).await.unwrap();
-        reader.await.unwrap().unwrap();
-        deletion.await.unwrap().unwrap();
+        let read = |tx: &mut dyn crate::store::Tx| {
+            let found = tx.existing_application_ids(&["app_f".to_string()])?;
+            assert!(found.contains("app_f"));
+            tx.set_meta("read_gate", "read")
+        };
+        let raced = delete_beside_open_write(&store, "read_gate", read, |tx| tx.delete_application("app_f")).await;
+        assert!(raced.waited, "the deletion did not wait for the writer that read its application");
+        raced.written.unwrap();
+        raced.deleted.unwrap();
     }
 }
