@@ -52,6 +52,6 @@ async fn run_with(bench: &Bench, endpoints: usize) -> Result<Vec<Measured>> {
                 .against(ceiling::one_hop(p)),
         );
     }
-    figures.extend(cpu.per_delivery(bench, &setup.deployment, deliveries, NAME, &label(endpoints, "")).await?);
+    figures.extend(cpu.per(bench, &setup.deployment, (deliveries, "delivery"), NAME, &label(endpoints, "")).await?);
     Ok(figures)
 }

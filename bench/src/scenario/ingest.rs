@@ -11,20 +11,26 @@ use crate::plan::{Bench, CONCURRENCY};
 use crate::receiver::Behaviour;
 use crate::stats::percentile;
 
-use super::setup::Setup;
+use super::setup::{CpuMeter, Setup};
 
 const NAME: &str = "ingest";
 
 pub async fn run(bench: &Bench) -> Result<Vec<Measured>> {
     let setup = Setup::with(bench, vec![Behaviour::Answer]).await?;
+    let cpu = CpuMeter::start(bench, &setup.deployment).await?;
     let load = closed_loop(&bench.client, bench.sizes.ingest_messages, CONCURRENCY, setup.messages(NAME)).await;
     load.ensure_all_answered()?;
+    // Of the accepting and of the deliveries that ran meanwhile (not all of
+    // them: some finish after the last answer).
+    let cpu = cpu.per(bench, &setup.deployment, (load.answers.len(), "message"), NAME, "").await?;
     let mut latencies = load.latencies();
-    Ok(vec![
+    let mut figures = vec![
         Measured::new(NAME, "messages/s", "msg/s", load.rate())
             .against(ceiling::http_rate())
             .against(ceiling::store_rows(CONCURRENCY)),
         Measured::millis(NAME, "p50 latency", percentile(&mut latencies, 50.0)).against(ceiling::http_latency("p50")),
         Measured::millis(NAME, "p99 latency", percentile(&mut latencies, 99.0)).against(ceiling::http_latency("p99")),
-    ])
+    ];
+    figures.extend(cpu);
+    Ok(figures)
 }

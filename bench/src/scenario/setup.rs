@@ -82,7 +82,7 @@ fn since(
 }
 
 /// CPU time spent by the Hookline nodes (and, when it runs on this machine,
-/// by PostgreSQL) between [`start`](CpuMeter::start) and [`per_delivery`](CpuMeter::per_delivery).
+/// by PostgreSQL) between [`start`](CpuMeter::start) and [`per`](CpuMeter::per).
 pub struct CpuMeter {
     hookline: f64,
     /// PostgreSQL's processes and their CPU seconds at the start.
@@ -94,25 +94,25 @@ impl CpuMeter {
         Ok(CpuMeter { hookline: deployment.cpu_seconds()?, postgres: postgres_cpu(bench, deployment).await? })
     }
 
-    /// Microseconds of CPU per delivery since the start: Hookline's, and
-    /// PostgreSQL's when its processes are on this machine (those alive at
-    /// the end; one that started meanwhile counts whole).
-    pub async fn per_delivery(
+    /// Microseconds of CPU per unit of work (`count` of `unit`: "delivery",
+    /// "message") since the start: Hookline's, and PostgreSQL's when its
+    /// processes are on this machine (those alive at the end; one that
+    /// started meanwhile counts whole).
+    pub async fn per(
         &self,
         bench: &Bench,
         deployment: &Deployment,
-        deliveries: usize,
+        (count, unit): (usize, &str),
         scenario: &str,
         label: &str,
     ) -> Result<Vec<Measured>> {
-        let per = |seconds: f64| seconds * 1e6 / deliveries.max(1) as f64;
+        let per = |seconds: f64| seconds * 1e6 / count.max(1) as f64;
         let hookline = deployment.cpu_seconds()? - self.hookline;
-        let mut figures =
-            vec![Measured::new(scenario, format!("{label}hookline CPU per delivery"), "µs", per(hookline))];
+        let mut figures = vec![Measured::new(scenario, format!("{label}hookline CPU per {unit}"), "µs", per(hookline))];
         let postgres = postgres_cpu(bench, deployment).await?;
         if !postgres.is_empty() {
             let used: f64 = postgres.iter().map(|(pid, now)| now - self.postgres.get(pid).unwrap_or(&0.0)).sum();
-            figures.push(Measured::new(scenario, format!("{label}postgres CPU per delivery"), "µs", per(used)));
+            figures.push(Measured::new(scenario, format!("{label}postgres CPU per {unit}"), "µs", per(used)));
         }
         Ok(figures)
     }

@@ -59,6 +59,11 @@ const WRITER_CACHE_KIB: i64 = 16_000;
 /// every read), so a large one bought nothing but memory: eight of 16 MB
 /// made RSS grow with the database (docs/performance.md).
 const READER_CACHE_KIB: i64 = 2_000;
+/// Prepared statements kept per connection. The writer alone runs a few
+/// dozen distinct statements per batch (messages, keys, fan-out, claims,
+/// outcomes, one text per list length); with rusqlite's default of 16 it
+/// parsed most of them again each time (7 % of its CPU, docs/performance.md).
+const STATEMENT_CACHE: usize = 256;
 
 /// A transaction as the repository traits see it.
 pub struct SqliteTx<'c> {
@@ -333,9 +338,9 @@ impl SqliteStore {
                 Some(c) => c,
                 None => open_connection(&inner.path, Role::Reader)?,
             };
-            conn.execute_batch("BEGIN").map_err(backend)?;
+            exec_cached(&conn, "BEGIN").map_err(backend)?;
             let result = f(&mut SqliteTx::new(&conn));
-            let _ = conn.execute_batch("COMMIT");
+            let _ = exec_cached(&conn, "COMMIT");
             let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
             if pool.len() < READ_POOL_SIZE {
                 pool.push(conn);
@@ -351,7 +356,7 @@ where
     E: From<StoreError>,
     J: FnOnce(&Connection) -> (Result<T, E>, bool),
 {
-    if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+    if let Err(e) = exec_cached(conn, "SAVEPOINT job") {
         return (Err(E::from(backend(e))), false);
     }
     // A panicking job must not take the writer thread (and every later
@@ -360,8 +365,8 @@ where
         (Err(E::from(StoreError::Backend("a store job panicked; it was rolled back".into()))), false)
     });
     let ok = result.is_ok();
-    let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-    if let Err(e) = conn.execute_batch(end) {
+    let end = if ok { Ok(()) } else { exec_cached(conn, "ROLLBACK TO job") };
+    if let Err(e) = end.and_then(|()| exec_cached(conn, "RELEASE job")) {
         return (Err(E::from(backend(e))), false);
     }
     (result, wake && ok)
@@ -455,7 +460,7 @@ fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>, dispatch: &Local
             if waiting.iter().any(|job| job.commit == Commit::Durable) { Commit::Durable } else { Commit::Relaxed };
         let began = std::time::Instant::now();
         let opened =
-            set_commit(&conn, &mut synced, level).and_then(|()| conn.execute_batch("BEGIN IMMEDIATE").map_err(backend));
+            set_commit(&conn, &mut synced, level).and_then(|()| exec_cached(&conn, "BEGIN IMMEDIATE").map_err(backend));
         if let Err(e) = opened {
             // Never run a job outside a transaction: it would commit on its
             // own while its caller is told it failed.
@@ -505,10 +510,10 @@ fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>, dispatch: &Local
         let commit = if rolled_back {
             Err(StoreError::Backend("the transaction was rolled back by SQLite".into()))
         } else {
-            conn.execute_batch("COMMIT").map_err(backend)
+            exec_cached(&conn, "COMMIT").map_err(backend)
         };
         if commit.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = exec_cached(&conn, "ROLLBACK");
         } else if level == Commit::Durable {
             // The metric times durable commits (fsync included), as on PostgreSQL.
             crate::ops::metrics::get().store_commit(began.elapsed(), finishers.len());
@@ -520,6 +525,13 @@ fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>, dispatch: &Local
             finish(commit.clone());
         }
     }
+}
+
+/// Runs one statement without parameters from the connection's cache of
+/// prepared statements: transaction control runs several times a batch,
+/// and `execute_batch` would parse it every time.
+fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 /// Sets how the next transaction's COMMIT reaches the disk. SQLite takes
@@ -558,6 +570,7 @@ fn open_connection(path: &Path, role: Role) -> Result<Connection, StoreError> {
     alloc::install();
     let conn = Connection::open(path).map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
     conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     let cache_kib = match role {
         Role::Writer => WRITER_CACHE_KIB,
         Role::Reader => READER_CACHE_KIB,
