@@ -43,14 +43,11 @@ impl SqliteTx<'_> {
     ) -> StoreResult<Vec<EndpointHealth>> {
         let sql = format!(
             "SELECT {HEALTH_COLUMNS} FROM endpoint e JOIN application a ON a.id = e.app_id
-             WHERE {filter} ORDER BY {order} LIMIT {limit}"
+             WHERE {filter} ORDER BY {order} LIMIT ?"
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(backend)?;
-        let rows = match value {
-            Some(v) => stmt.query_map([v], health_row),
-            None => stmt.query_map([], health_row),
-        }
-        .map_err(backend)?;
+        let params = value.into_iter().chain([limit as i64]);
+        let rows = stmt.query_map(rusqlite::params_from_iter(params), health_row).map_err(backend)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
     }
 }

@@ -59,11 +59,15 @@ const WRITER_CACHE_KIB: i64 = 16_000;
 /// every read), so a large one bought nothing but memory: eight of 16 MB
 /// made RSS grow with the database (docs/performance.md).
 const READER_CACHE_KIB: i64 = 2_000;
-/// Prepared statements kept per connection. The writer alone runs a few
-/// dozen distinct statements per batch (messages, keys, fan-out, claims,
-/// outcomes, one text per list length); with rusqlite's default of 16 it
-/// parsed most of them again each time (7 % of its CPU, docs/performance.md).
-const STATEMENT_CACHE: usize = 256;
+/// Prepared statements kept by the writer. It runs a few dozen distinct
+/// statements per batch (messages, keys, fan-out, claims, outcomes, one
+/// text per list length); with rusqlite's default of 16 it parsed most of
+/// them again each time (7 % of its CPU, docs/performance.md).
+const WRITER_STATEMENTS: usize = 256;
+/// Prepared statements kept by each reader: its reads are many shapes of
+/// listing, some with a text per filter length, and a large cache in each
+/// of them would hold memory the way large page caches did.
+const READER_STATEMENTS: usize = 32;
 
 /// A transaction as the repository traits see it.
 pub struct SqliteTx<'c> {
@@ -570,11 +574,11 @@ fn open_connection(path: &Path, role: Role) -> Result<Connection, StoreError> {
     alloc::install();
     let conn = Connection::open(path).map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
     conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(backend)?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    let cache_kib = match role {
-        Role::Writer => WRITER_CACHE_KIB,
-        Role::Reader => READER_CACHE_KIB,
+    let (cache_kib, statements) = match role {
+        Role::Writer => (WRITER_CACHE_KIB, WRITER_STATEMENTS),
+        Role::Reader => (READER_CACHE_KIB, READER_STATEMENTS),
     };
+    conn.set_prepared_statement_cache_capacity(statements);
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;

@@ -97,11 +97,9 @@ pub fn paginate<T>(
         sql.push_str(&format!(" AND {key_column} {op} ?"));
         params.push(SqlValue::Text(k.clone()));
     }
-    sql.push_str(&format!(
-        " ORDER BY {key_column} {} LIMIT {}",
-        if sort_ascending { "ASC" } else { "DESC" },
-        query.limit + 1
-    ));
+    // The limit is bound, not written in: one cached statement serves every page size.
+    sql.push_str(&format!(" ORDER BY {key_column} {} LIMIT ?", if sort_ascending { "ASC" } else { "DESC" }));
+    params.push(SqlValue::Integer(query.limit as i64 + 1));
     let mut stmt = conn.prepare_cached(&sql).map_err(backend)?;
     let rows = stmt
         .query_map(rusqlite::params_from_iter(params), |r| map(r))
