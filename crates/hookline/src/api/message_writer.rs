@@ -103,10 +103,17 @@ async fn write_batches(store: Store, cipher: SecretCipher, receiver: Arc<Mutex<m
 
 /// Writes drafts as one batch; one outcome per draft, in order.
 async fn write_drafts(store: &Store, cipher: &SecretCipher, drafts: Vec<Draft>) -> Vec<ApiResult<Written>> {
+    // Each answer is known before the batch is written; rendering and
+    // sealing them here keeps that work off the embedded store's single
+    // writer thread, whose cycle bounds how fast messages are accepted.
+    let answers = match prepare_answers(&drafts, cipher) {
+        Ok(answers) => Arc::new(answers),
+        Err(e) => return drafts.iter().map(|_| Err(ApiError::from(e.clone()))).collect(),
+    };
     let drafts = Arc::new(drafts);
     let written = {
-        let (drafts, cipher) = (drafts.clone(), cipher.clone());
-        store.write(move |tx| write_batch(tx, &drafts, &cipher)).await
+        let (drafts, answers) = (drafts.clone(), answers.clone());
+        store.write(move |tx| write_batch(tx, &drafts, &answers)).await
     };
     match written {
         Ok(outcomes) => outcomes,
@@ -116,9 +123,11 @@ async fn write_drafts(store: &Store, cipher: &SecretCipher, drafts: Vec<Draft>) 
         // written alone.
         Err(_) => {
             let mut outcomes = Vec::with_capacity(drafts.len());
-            for draft in drafts.iter() {
-                let (draft, cipher) = (draft.clone(), cipher.clone());
-                let alone = store.write(move |tx| write_batch(tx, std::slice::from_ref(&draft), &cipher)).await;
+            for (draft, answer) in drafts.iter().zip(answers.iter()) {
+                let (draft, answer) = (draft.clone(), answer.clone());
+                let alone = store
+                    .write(move |tx| write_batch(tx, std::slice::from_ref(&draft), std::slice::from_ref(&answer)))
+                    .await;
                 outcomes.push(alone.map_err(ApiError::from).and_then(|mut o| {
                     o.pop().unwrap_or_else(|| Err(ApiError::internal("a draft was left unwritten")))
                 }));
@@ -128,9 +137,39 @@ async fn write_drafts(store: &Store, cipher: &SecretCipher, drafts: Vec<Draft>) 
     }
 }
 
-/// Writes a batch of drafts in the current transaction; one outcome per
-/// draft, in order. May run more than once (see `Store::write`).
-pub fn write_batch(tx: &mut dyn Tx, drafts: &[Draft], cipher: &SecretCipher) -> StoreResult<Vec<ApiResult<Written>>> {
+/// The answer a draft gets if its message is created: the 202 body, and,
+/// when the request has an idempotency key, that body sealed as the key's
+/// record.
+#[derive(Clone)]
+pub struct Answer {
+    body: Vec<u8>,
+    record: Option<IdempotentResponse>,
+}
+
+/// One answer per draft, in order.
+pub fn prepare_answers(drafts: &[Draft], cipher: &SecretCipher) -> StoreResult<Vec<Answer>> {
+    drafts
+        .iter()
+        .map(|draft| {
+            let body = serde_json::to_vec(&MessageOut::new(draft.message.clone(), draft.with_content))
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            let record = draft.idem.as_ref().map(|(key, body_hash)| IdempotentResponse {
+                body_hash: body_hash.clone(),
+                status: 202,
+                body: cipher.seal(&body, Owner::IdempotencyRecord(key)),
+            });
+            Ok(Answer { body, record })
+        })
+        .collect()
+}
+
+/// Writes a batch of drafts in the current transaction, with the answers
+/// [`prepare_answers`] made for them; one outcome per draft, in order. May
+/// run more than once (see `Store::write`).
+pub fn write_batch(tx: &mut dyn Tx, drafts: &[Draft], answers: &[Answer]) -> StoreResult<Vec<ApiResult<Written>>> {
+    if answers.len() != drafts.len() {
+        return Err(StoreError::Backend("a batch's drafts and answers do not match".into()));
+    }
     let now = crate::store::model::now();
     let mut outcomes: Vec<Option<ApiResult<Written>>> = drafts.iter().map(|_| None).collect();
 
@@ -150,25 +189,17 @@ pub fn write_batch(tx: &mut dyn Tx, drafts: &[Draft], cipher: &SecretCipher) -> 
     // statement in the common case. Only the keys not taken are looked up;
     // their answer is replayed, or the key is busy in another transaction.
     // In the batch, the first draft with a key owns it.
-    let mut bodies: Vec<Option<Vec<u8>>> = vec![None; drafts.len()];
     let mut claims: Vec<(Vec<u8>, IdempotentResponse)> = Vec::new();
     // The draft each claim is for: the first in the batch with its key.
     let mut claimers: Vec<usize> = Vec::new();
     let mut firsts: HashSet<&[u8]> = HashSet::new();
     for (i, draft) in live(drafts, &outcomes) {
-        let body = serde_json::to_vec(&MessageOut::new(draft.message.clone(), draft.with_content))
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
-        if let Some((key, body_hash)) = &draft.idem {
+        if let (Some((key, _)), Some(record)) = (&draft.idem, &answers[i].record) {
             if firsts.insert(key.as_slice()) {
-                let sealed = cipher.seal(&body, Owner::IdempotencyRecord(key));
-                claims.push((
-                    key.clone(),
-                    IdempotentResponse { body_hash: body_hash.clone(), status: 202, body: sealed },
-                ));
+                claims.push((key.clone(), record.clone()));
                 claimers.push(i);
             }
         }
-        bodies[i] = Some(body);
     }
     let claimed = tx.claim_idempotency_keys(&claims, now)?;
     // The drafts that took their key, so that a refused one gives it back.
@@ -244,10 +275,7 @@ pub fn write_batch(tx: &mut dyn Tx, drafts: &[Draft], cipher: &SecretCipher) -> 
     // given back, as a non-2xx answer is never stored.
     for &i in &created {
         let known = types.contains_key(&drafts[i].message.event_type);
-        outcomes[i] = Some(match bodies[i].take() {
-            Some(body) => Ok(Written::Created(body, known)),
-            None => Err(ApiError::internal("a created message has no answer")),
-        });
+        outcomes[i] = Some(Ok(Written::Created(answers[i].body.clone(), known)));
     }
     let given_back: Vec<Vec<u8>> = (0..drafts.len())
         .filter(|&i| owns_key[i] && matches!(outcomes[i], Some(Err(_))))

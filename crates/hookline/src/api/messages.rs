@@ -16,7 +16,7 @@ use super::error::{ApiError, ApiResult, Validation};
 use super::extract::{parse_datetime, JsonBody, QueryParams};
 use super::idempotency::{replay, Idem};
 use super::json::{check_channels, opt_ts, ts};
-use super::message_writer::{write_batch, Draft, Written};
+use super::message_writer::{prepare_answers, write_batch, Draft, Written};
 use super::AppState;
 use crate::auth::Caller;
 use crate::ids::{is_valid_uid, IdKind};
@@ -319,13 +319,14 @@ async fn write_draft(
         // An id is never a uid to create an application under.
         AppTarget::Missing(uid) if !IdKind::Application.is_creatable_uid(&uid) => Err(ApiError::not_found()),
         AppTarget::Missing(uid) => {
-            let (application, draft, cipher) = (application.clone(), draft.clone(), state.cipher.clone());
+            let answers = prepare_answers(std::slice::from_ref(draft), &state.cipher)?;
+            let (application, draft) = (application.clone(), draft.clone());
             state
                 .store
                 .write(move |tx| {
                     let mut draft = draft.clone();
                     draft.message.app_id = create_inline_app(tx, &uid, application.clone())?;
-                    Ok::<_, ApiError>(write_batch(tx, &[draft], &cipher)?.remove(0))
+                    Ok::<_, ApiError>(write_batch(tx, &[draft], &answers)?.remove(0))
                 })
                 .await?
         }
