@@ -40,6 +40,16 @@ pub fn format_secret(bytes: &[u8]) -> String {
     }
 }
 
+/// The keys that sign one attempt: the current secret and any retired ones
+/// still inside their grace period (wiped from memory when dropped).
+pub struct SigningKeys(pub Vec<SenderKey>);
+
+impl std::fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKeys({} keys)", self.0.len())
+    }
+}
+
 /// The key that signs with what was sealed (moved in, wiped when dropped).
 pub fn sender_key(bytes: Zeroizing<Vec<u8>>) -> Result<SenderKey, String> {
     match bytes.strip_prefix(ED25519_MARKER) {

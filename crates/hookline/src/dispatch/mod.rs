@@ -27,6 +27,7 @@ pub use supervise::supervise;
 pub use sweeper::sweep_forever;
 
 use crate::config::Settings;
+use crate::endpoint_key::SigningKeys;
 use crate::ids::IdKind;
 use crate::keys::{Owner, SecretCipher};
 use crate::ops::health::Heartbeat;
@@ -38,7 +39,7 @@ use crate::store::queue::{AttemptOutcome, ClaimRequest, ClaimSink, DeliveryJob, 
 use crate::store::Store;
 use in_flight::{InFlight, Slot};
 use policy::fairness::Slots;
-use sender::{FailureKind, Outgoing, SendResult, Sender, SigningKeys};
+use sender::{FailureKind, Outgoing, SendResult, Sender};
 
 /// Attempts in flight on this node, at most.
 const MAX_IN_FLIGHT: usize = 512;
@@ -479,17 +480,24 @@ impl Dispatcher {
         }
     }
 
-    fn signing_keys(&self, job: &DeliveryJob) -> Result<SigningKeys, String> {
-        let now = Utc::now();
+    /// The keys of the job's endpoint, opened once per claim: its jobs
+    /// share one destination. (A retired secret whose grace period ends
+    /// while the claim's attempts run still signs them; receivers ignore a
+    /// signature they cannot check.)
+    fn signing_keys(&self, job: &DeliveryJob) -> Result<Arc<SigningKeys>, String> {
         let destination = &job.destination;
-        let live = destination.retired_secrets.iter().filter(|r| r.expires_at > now).map(|r| &r.secret);
-        let keys = std::iter::once(&destination.secret)
-            .chain(live)
-            .map(|sealed| {
-                let bytes = self.cipher.open(&sealed.0, Owner::Endpoint(&job.endpoint_id))?;
-                crate::endpoint_key::sender_key(bytes).map_err(|e| format!("endpoint secret is unusable: {e}"))
-            })
-            .collect::<Result<Vec<_>, String>>()?;
-        Ok(SigningKeys(keys))
+        let opened = destination.signing_keys.get_or_init(|| {
+            let now = Utc::now();
+            let live = destination.retired_secrets.iter().filter(|r| r.expires_at > now).map(|r| &r.secret);
+            std::iter::once(&destination.secret)
+                .chain(live)
+                .map(|sealed| {
+                    let bytes = self.cipher.open(&sealed.0, Owner::Endpoint(&job.endpoint_id))?;
+                    crate::endpoint_key::sender_key(bytes).map_err(|e| format!("endpoint secret is unusable: {e}"))
+                })
+                .collect::<Result<Vec<_>, String>>()
+                .map(|keys| Arc::new(SigningKeys(keys)))
+        });
+        opened.clone()
     }
 }

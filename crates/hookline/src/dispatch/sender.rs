@@ -5,19 +5,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use hookline_signature::{SenderKey, SignatureHeader};
+use hookline_signature::SignatureHeader;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
 
 use super::policy::retry::parse_retry_after;
 use super::ssrf::{GuardedResolver, Refused, SsrfGuard};
+use crate::endpoint_key::SigningKeys;
 use crate::store::model::StringMap;
 
 /// Response bodies are kept up to this many bytes.
 const MAX_RESPONSE_BYTES: usize = 20_000;
-
-/// The keys that sign one attempt: the current secret and any retired ones
-/// still inside their grace period (wiped from memory when dropped).
-pub struct SigningKeys(pub Vec<SenderKey>);
 
 /// Why an attempt got no usable answer, in words an operator can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,10 +199,13 @@ fn build_headers(out: &Outgoing<'_>) -> Result<HeaderMap, String> {
     let id = value(out.msg_id.to_string())?;
     let ts = value(out.timestamp.to_string())?;
     let sig = value(signatures.to_string())?;
-    for (prefix, _) in [("webhook", ()), ("svix", ())] {
-        headers.insert(HeaderName::from_bytes(format!("{prefix}-id").as_bytes()).expect("valid"), id.clone());
-        headers.insert(HeaderName::from_bytes(format!("{prefix}-timestamp").as_bytes()).expect("valid"), ts.clone());
-        headers.insert(HeaderName::from_bytes(format!("{prefix}-signature").as_bytes()).expect("valid"), sig.clone());
+    // Standard Webhooks' names, and Svix's twins.
+    for [id_name, ts_name, sig_name] in
+        [["webhook-id", "webhook-timestamp", "webhook-signature"], ["svix-id", "svix-timestamp", "svix-signature"]]
+    {
+        headers.insert(HeaderName::from_static(id_name), id.clone());
+        headers.insert(HeaderName::from_static(ts_name), ts.clone());
+        headers.insert(HeaderName::from_static(sig_name), sig.clone());
     }
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(USER_AGENT, HeaderValue::from_static(concat!("Hookline/", env!("CARGO_PKG_VERSION"))));

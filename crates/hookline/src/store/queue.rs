@@ -19,6 +19,7 @@ use super::model::*;
 use super::StoreResult;
 use crate::dispatch::policy::fairness::{idle_first, EndpointLoad, Slots};
 use crate::dispatch::policy::rate::{self, StartSlots};
+use crate::endpoint_key::SigningKeys;
 
 /// Endpoints looked at per claim (plus one per endpoint busy on this node,
 /// so busy ones cannot hide the others).
@@ -57,6 +58,9 @@ pub struct Destination {
     pub headers: StringMap,
     pub secret: SealedSecret,
     pub retired_secrets: Vec<RetiredSecret>,
+    /// The secrets opened for signing by the first attempt that needs them
+    /// (decrypting, and for ed25519 deriving the key, is not free).
+    pub signing_keys: std::sync::OnceLock<Result<Arc<SigningKeys>, String>>,
 }
 
 /// A claim held by this node: renewed while its attempt runs.
@@ -359,6 +363,7 @@ pub fn claim(src: &mut dyn ClaimSource, req: &ClaimRequest) -> StoreResult<Claim
                         headers: ep.headers.clone(),
                         secret: ep.secret.clone(),
                         retired_secrets: ep.retired_secrets.clone(),
+                        signing_keys: std::sync::OnceLock::new(),
                     })
                 })
                 .clone();
