@@ -40,8 +40,9 @@ pub fn format_secret(bytes: &[u8]) -> String {
     }
 }
 
-/// The keys that sign one attempt: the current secret and any retired ones
-/// still inside their grace period (wiped from memory when dropped).
+/// The keys that sign an endpoint's attempts (those of one claim): the
+/// current secret and any retired ones still inside their grace period
+/// (wiped from memory when dropped).
 pub struct SigningKeys(pub Vec<SenderKey>);
 
 impl std::fmt::Debug for SigningKeys {

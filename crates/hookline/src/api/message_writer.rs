@@ -106,11 +106,11 @@ async fn write_drafts(store: &Store, cipher: &SecretCipher, drafts: Vec<Draft>) 
     // Each answer is known before the batch is written; rendering and
     // sealing them here keeps that work off the embedded store's single
     // writer thread, whose cycle bounds how fast messages are accepted.
-    let answers = match prepare_answers(&drafts, cipher) {
-        Ok(answers) => Arc::new(answers),
-        Err(e) => return drafts.iter().map(|_| Err(ApiError::from(e.clone()))).collect(),
+    let Ok(answers) = prepare_answers(&drafts, cipher) else {
+        // A draft whose answer cannot be rendered fails alone.
+        return write_alone(store, cipher, &drafts).await;
     };
-    let drafts = Arc::new(drafts);
+    let (drafts, answers) = (Arc::new(drafts), Arc::new(answers));
     let written = {
         let (drafts, answers) = (drafts.clone(), answers.clone());
         store.write(move |tx| write_batch(tx, &drafts, &answers)).await
@@ -119,22 +119,31 @@ async fn write_drafts(store: &Store, cipher: &SecretCipher, drafts: Vec<Draft>) 
         Ok(outcomes) => outcomes,
         Err(e @ StoreError::Unavailable(_)) => drafts.iter().map(|_| Err(ApiError::from(e.clone()))).collect(),
         // One draft's failure (its application deleted while the batch
-        // waited for it) must not become every request's answer: each is
-        // written alone.
-        Err(_) => {
-            let mut outcomes = Vec::with_capacity(drafts.len());
-            for (draft, answer) in drafts.iter().zip(answers.iter()) {
-                let (draft, answer) = (draft.clone(), answer.clone());
-                let alone = store
-                    .write(move |tx| write_batch(tx, std::slice::from_ref(&draft), std::slice::from_ref(&answer)))
-                    .await;
-                outcomes.push(alone.map_err(ApiError::from).and_then(|mut o| {
-                    o.pop().unwrap_or_else(|| Err(ApiError::internal("a draft was left unwritten")))
-                }));
-            }
-            outcomes
-        }
+        // waited for it) must not become every request's answer.
+        Err(_) => write_alone(store, cipher, &drafts).await,
     }
+}
+
+/// Writes each draft in a transaction of its own; one outcome per draft.
+async fn write_alone(store: &Store, cipher: &SecretCipher, drafts: &[Draft]) -> Vec<ApiResult<Written>> {
+    let mut outcomes = Vec::with_capacity(drafts.len());
+    for draft in drafts {
+        let answer = match prepare_answers(std::slice::from_ref(draft), cipher) {
+            Ok(answer) => answer,
+            Err(e) => {
+                outcomes.push(Err(ApiError::from(e)));
+                continue;
+            }
+        };
+        let draft = draft.clone();
+        let alone = store.write(move |tx| write_batch(tx, std::slice::from_ref(&draft), &answer)).await;
+        outcomes.push(
+            alone
+                .map_err(ApiError::from)
+                .and_then(|mut o| o.pop().unwrap_or_else(|| Err(ApiError::internal("a draft was left unwritten")))),
+        );
+    }
+    outcomes
 }
 
 /// The answer a draft gets if its message is created: the 202 body, and,

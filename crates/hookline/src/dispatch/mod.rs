@@ -481,9 +481,10 @@ impl Dispatcher {
     }
 
     /// The keys of the job's endpoint, opened once per claim: its jobs
-    /// share one destination. (A retired secret whose grace period ends
-    /// while the claim's attempts run still signs them; receivers ignore a
-    /// signature they cannot check.)
+    /// share one destination. Retired secrets are judged by the first
+    /// attempt's clock, so one whose grace period ends while the claim's
+    /// attempts start (within the rate limit's horizon of each other) still
+    /// signs them.
     fn signing_keys(&self, job: &DeliveryJob) -> Result<Arc<SigningKeys>, String> {
         let destination = &job.destination;
         let opened = destination.signing_keys.get_or_init(|| {
