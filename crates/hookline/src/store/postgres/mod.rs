@@ -34,6 +34,7 @@ mod messages;
 mod meta;
 mod schema;
 mod sql;
+mod statistics;
 mod tasks;
 #[cfg(test)]
 pub mod test_support;
@@ -359,11 +360,13 @@ impl PgStore {
         schema::state(&mut conn.client)
     }
 
-    /// Starts the wake-up publisher and the LISTEN task (on the current
-    /// runtime); they run as long as the process.
+    /// Starts the wake-up publisher, the LISTEN task and the keeper of the
+    /// planner's statistics (on the current runtime); they run as long as
+    /// the process.
     pub fn start(&self) {
         tokio::spawn(wake::publish(self.clone()));
         tokio::spawn(wake::listen(self.inner.url.clone(), self.inner.wake.clone()));
+        tokio::spawn(statistics::keep_fresh(self.clone()));
     }
 
     pub fn wakeups(&self) -> Arc<Notify> {
@@ -521,19 +524,15 @@ impl Inner {
         // API writes are answered only once durable, whatever the server's
         // default; the dispatcher's sessions need not be.
         let commit = if durable { "on" } else { "off" };
-        // Statements are prepared once per connection, and after five runs
-        // PostgreSQL may keep a generic plan made while the tables were
-        // small. The dispatcher's statements join batches of keys to
-        // `delivery` and `message`; a generic plan made early on hashes
-        // them against a sequential scan of the whole table, and keeps
-        // doing so until the next ANALYZE (a minute or more on a database
-        // growing by thousands of rows a second). Planning them each time
-        // costs less than one such scan. The API's sessions keep the
-        // server's setting: planning every one of their statements cost a
-        // quarter of ingest.
-        let plans = if durable { "" } else { "; SET plan_cache_mode = force_custom_plan" };
+        // Every session keeps the server's plan cache mode: a statement
+        // switches to a generic plan after five runs when that plan costs
+        // no more than planning it each time. Generic plans made while the
+        // tables were small would scan them; `statistics` analyzes the
+        // tables as they grow, which makes those plans again. (The
+        // dispatcher's sessions planned every statement until that was
+        // there: a sixth of PostgreSQL's CPU under ingest.)
         client
-            .batch_execute(&format!("SET synchronous_commit = {commit}; SET application_name = 'hookline'{plans}"))
+            .batch_execute(&format!("SET synchronous_commit = {commit}; SET application_name = 'hookline'"))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(PgConn { client, statements: HashMap::new(), durable })
     }

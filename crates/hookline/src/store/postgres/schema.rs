@@ -263,7 +263,7 @@ pub fn migrate(client: &mut Client) -> Result<(), StoreError> {
 }
 
 /// The oldest server Hookline runs on (`server_version_num`): the
-/// dispatcher's sessions set `plan_cache_mode`, new in PostgreSQL 12.
+/// statistics keeper analyzes with `SKIP_LOCKED`, new in PostgreSQL 12.
 const OLDEST_SERVER: i32 = 120_000;
 
 /// Refuses a server older than Hookline supports; migrations call it
