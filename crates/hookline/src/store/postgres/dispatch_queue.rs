@@ -143,11 +143,12 @@ fn take_statement() -> String {
                  ORDER BY next_attempt_at LIMIT w.n
                  FOR UPDATE SKIP LOCKED
                ) d
-               -- Never more than the sum of the wants: it tells the
-               -- planner so (the dispatcher's sessions plan each run for
-               -- its parameters, see `Inner::connect`), which otherwise
-               -- guesses a tenth of the table and hashes all of it to
-               -- update a few rows.
+               -- Never more than the sum of the wants: a plan made for
+               -- the values knows it updates a few rows and looks them up
+               -- by key. A generic plan guesses a tenth of the table and
+               -- hashes all of it, so it costs more and the server's auto
+               -- mode keeps planning this statement for its values (the
+               -- test below checks the plan it keeps).
                LIMIT $7
              ), claimed AS (
                UPDATE delivery d SET status = {SENDING}, next_attempt_at = $4, claim_id = $5, updated_at = $3

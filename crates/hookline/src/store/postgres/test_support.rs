@@ -8,6 +8,13 @@ pub const SETUP: &str = "HOOKLINE_TEST_DATABASE_URL is not set: the store tests 
 
 /// A fresh, migrated database, its store started.
 pub async fn test_store() -> Store {
+    let store = unstarted_test_store().await;
+    store.start();
+    Store::Postgres(store)
+}
+
+/// A fresh, migrated database, its store without its background tasks.
+pub async fn unstarted_test_store() -> super::PgStore {
     let admin = std::env::var("HOOKLINE_TEST_DATABASE_URL").unwrap_or_else(|_| panic!("{SETUP}"));
     let name = format!("hl_unit_{:016x}", rand::random::<u64>());
     let url = tokio::task::spawn_blocking(move || {
@@ -19,9 +26,7 @@ pub async fn test_store() -> Store {
     })
     .await
     .unwrap();
-    let store = tokio::task::spawn_blocking(move || super::PgStore::open(&url)).await.unwrap().unwrap();
-    store.start();
-    Store::Postgres(store)
+    tokio::task::spawn_blocking(move || super::PgStore::open(&url)).await.unwrap().unwrap()
 }
 
 /// A session of its own on the store's database, beside its pools.
