@@ -498,7 +498,7 @@ pub(super) fn repair_queue(tx: &mut PgTx<'_, '_>) -> StoreResult<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{holding, session};
+    use super::super::test_support::{assert_claims_by_key, explained, holding, session};
     use super::*;
     use crate::store::queue::NextStep;
     use crate::store::tests::{
@@ -564,13 +564,11 @@ mod tests {
                         &64i64,
                     ],
                 )?;
-                Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n"))
+                Ok(explained(&rows))
             })
             .await
             .unwrap();
-        assert!(!plan.contains("Seq Scan"), "the claim scans a whole table:\n{plan}");
-        assert!(!plan.contains("Hash Join") && !plan.contains("Merge Join"), "the claim joins wholesale:\n{plan}");
-        assert!(plan.contains("Index Scan using delivery_pkey"), "the claim updates its rows by key:\n{plan}");
+        assert_claims_by_key(&plan, "the claim");
 
         // EXPLAIN plans for the values given. The dispatcher's sessions run
         // the claim as a prepared statement, which after five runs may keep
@@ -590,13 +588,11 @@ mod tests {
             }
             let plan = s.query(&format!("EXPLAIN EXECUTE {run}"), &[]).unwrap();
             s.batch_execute("ROLLBACK").unwrap();
-            plan.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n")
+            explained(&plan)
         })
         .await
         .unwrap();
-        assert!(!kept.contains("Seq Scan"), "the kept claim scans a whole table:\n{kept}");
-        assert!(!kept.contains("Hash Join") && !kept.contains("Merge Join"), "the kept claim joins wholesale:\n{kept}");
-        assert!(kept.contains("Index Scan using delivery_pkey"), "the kept claim updates its rows by key:\n{kept}");
+        assert_claims_by_key(&kept, "the kept claim");
     }
 
     /// The sessions of this test's database running a statement `LIKE` one

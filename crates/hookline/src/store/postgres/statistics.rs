@@ -94,7 +94,7 @@ pub(super) fn analyze_grown(tx: &mut PgTx<'_, '_>) -> StoreResult<Vec<&'static s
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{session, unstarted_test_store};
+    use super::super::test_support::{explained, session, unstarted_test_store};
     use super::*;
     use crate::store::Store;
 
@@ -103,10 +103,9 @@ mod tests {
         pg.dispatcher_op(analyze_grown).await.unwrap()
     }
 
-    /// The plan `probe` runs with now, one line.
+    /// The plan `probe` runs with now.
     fn plan(s: &mut postgres::Client) -> String {
-        let rows = s.query("EXPLAIN EXECUTE probe('{msg_000001,msg_000002}')", &[]).unwrap();
-        rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join(" / ")
+        explained(&s.query("EXPLAIN EXECUTE probe('{msg_000001,msg_000002}')", &[]).unwrap())
     }
 
     /// A statement prepared while `message` was empty keeps its generic

@@ -53,3 +53,16 @@ pub async fn holding(store: &Store, statements: &str) -> (postgres::Client, i32)
     .await
     .unwrap()
 }
+
+/// The lines of an `EXPLAIN`, one plan.
+pub fn explained(rows: &[postgres::Row]) -> String {
+    rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n")
+}
+
+/// Fails unless `plan` updates or reads `delivery` by key, with no scan or
+/// wholesale join of a table; `what` names the plan in the message.
+pub fn assert_claims_by_key(plan: &str, what: &str) {
+    assert!(!plan.contains("Seq Scan"), "{what} scans a whole table:\n{plan}");
+    assert!(!plan.contains("Hash Join") && !plan.contains("Merge Join"), "{what} joins wholesale:\n{plan}");
+    assert!(plan.contains("Index Scan using delivery_pkey"), "{what} updates its rows by key:\n{plan}");
+}
