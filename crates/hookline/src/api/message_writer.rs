@@ -2,8 +2,8 @@
 //! being written joins the next one, and a batch is one transaction of a
 //! few multi-row statements whatever its size: check the applications,
 //! take the idempotency keys together with their answers (and look up the
-//! answers of keys not taken), event types, insert messages, fan-out
-//! targets, insert deliveries, give back the keys of refused drafts. The
+//! answers of keys not taken), event types, fan-out targets, insert the
+//! messages with their deliveries, give back the keys of refused drafts. The
 //! embedded store commits many closures at once anyway; on PostgreSQL this
 //! is what keeps the cost per message to a fraction of a round trip.
 //!
@@ -248,28 +248,18 @@ pub fn write_batch(tx: &mut dyn Tx, drafts: &[Draft], answers: &[Answer]) -> Sto
         }
     }
 
-    // The messages; a taken eventId is a conflict.
+    // The messages and their fan-out, in one step: the delivery rows are
+    // the queue. A taken eventId is a conflict, and its message has no
+    // deliveries.
     let writing: Vec<usize> = live(drafts, &outcomes).map(|(i, _)| i).collect();
-    let messages: Vec<&Message> = writing.iter().map(|&i| &drafts[i].message).collect();
-    let inserted = tx.insert_new_messages(&messages)?;
-    let mut created = Vec::new();
-    for (&i, ok) in writing.iter().zip(inserted) {
-        if ok {
-            created.push(i);
-        } else {
-            outcomes[i] = Some(Err(ApiError::conflict("a message with this eventId already exists")));
-        }
-    }
-
-    // Their fan-out, in the same transaction: the delivery rows are the queue.
-    let apps: Vec<String> = unique(created.iter().map(|&i| drafts[i].message.app_id.clone()));
+    let apps: Vec<String> = unique(writing.iter().map(|&i| drafts[i].message.app_id.clone()));
     let targets = tx.fanout_targets_of(&apps)?;
-    let mut deliveries = Vec::new();
-    for &i in &created {
+    let mut fanout = Vec::new();
+    for &i in &writing {
         let msg = &drafts[i].message;
         for ep in targets.get(&msg.app_id).into_iter().flatten() {
             if ep.wants(&msg.event_type, msg.channels.as_deref()) {
-                deliveries.push(NewDelivery {
+                fanout.push(NewDelivery {
                     msg_id: msg.id.clone(),
                     endpoint_id: ep.id.clone(),
                     app_id: msg.app_id.clone(),
@@ -278,7 +268,16 @@ pub fn write_batch(tx: &mut dyn Tx, drafts: &[Draft], answers: &[Answer]) -> Sto
             }
         }
     }
-    tx.insert_deliveries(&deliveries)?;
+    let messages: Vec<&Message> = writing.iter().map(|&i| &drafts[i].message).collect();
+    let inserted = tx.insert_messages_with_fanout(&messages, &fanout)?;
+    let mut created = Vec::new();
+    for (&i, ok) in writing.iter().zip(inserted) {
+        if ok {
+            created.push(i);
+        } else {
+            outcomes[i] = Some(Err(ApiError::conflict("a message with this eventId already exists")));
+        }
+    }
 
     // Their keys were taken with their answers; keys of refused drafts are
     // given back, as a non-2xx answer is never stored.

@@ -72,9 +72,12 @@ impl MessageFilter {
 
 pub trait MessageRepo {
     fn insert_message(&mut self, msg: &Message) -> StoreResult<()>;
-    /// Inserts several messages; says for each whether it was inserted
-    /// (`false`: its `eventId` is already taken in its application).
-    fn insert_new_messages(&mut self, msgs: &[&Message]) -> StoreResult<Vec<bool>>;
+    /// Inserts several messages and their fan-out; says for each message
+    /// whether it was inserted (`false`: its `eventId` is already taken in
+    /// its application). Of `fanout`, only the deliveries of messages
+    /// inserted here are written, as `insert_deliveries` writes them. An
+    /// application or endpoint not found is `NotFound`.
+    fn insert_messages_with_fanout(&mut self, msgs: &[&Message], fanout: &[NewDelivery]) -> StoreResult<Vec<bool>>;
     /// By id, or by `eventId` within the application.
     fn message(&mut self, app_id: &str, key: &str) -> StoreResult<Option<Message>>;
     fn list_messages(&mut self, app_id: &str, filter: &MessageFilter, query: &ListQuery) -> StoreResult<Page<Message>>;

@@ -374,8 +374,39 @@ async fn a_row_referring_to_a_deleted_one_is_not_found_not_a_conflict() {
         let result = t.store.write(move |tx| tx.insert_message(&orphan)).await;
         assert_eq!(result, Err(StoreError::NotFound), "{}", t.name);
         let orphans = [message("msg_orphan", "app_deleted"), message("msg_kept", "app_f")];
-        let result = t.store.write(move |tx| tx.insert_new_messages(&[&orphans[0], &orphans[1]])).await;
+        let result = t.store.write(move |tx| tx.insert_messages_with_fanout(&[&orphans[0], &orphans[1]], &[])).await;
         assert_eq!(result, Err(StoreError::NotFound), "{}", t.name);
+    }
+}
+
+#[tokio::test]
+async fn a_batch_fans_out_only_the_messages_it_inserted() {
+    for t in stores().await {
+        fixture(&t.store, &[("ep_a", None), ("ep_b", None)], 0).await;
+        t.store.write(|tx| tx.insert_message(&message("msg_old", "app_f"))).await.unwrap();
+        let mut taken = message("msg_taken", "app_f");
+        taken.event_id = Some("msg_old".into());
+        let fresh = message("msg_new", "app_f");
+        let fanout = [delivery("msg_taken", "ep_a"), delivery("msg_new", "ep_a"), delivery("msg_new", "ep_b")];
+        let inserted =
+            t.store.write(move |tx| tx.insert_messages_with_fanout(&[&taken, &fresh], &fanout)).await.unwrap();
+        assert_eq!(inserted, [false, true], "{}: the eventId is taken", t.name);
+        let owed = t.store.read(|tx| tx.deliveries_of_message("app_f", "msg_new")).await.unwrap();
+        assert_eq!(owed.len(), 2, "{}", t.name);
+        // Both endpoints' queue entries came due with the deliveries.
+        let mut jobs: Vec<(String, String)> =
+            claim(&t.store, request(LONG)).await.unwrap().jobs.into_iter().map(|j| (j.msg_id, j.endpoint_id)).collect();
+        jobs.sort();
+        let new = |ep: &str| ("msg_new".to_string(), ep.to_string());
+        assert_eq!(jobs, [new("ep_a"), new("ep_b")], "{}: nothing for the refused message", t.name);
+
+        // An endpoint gone from the application refuses the whole batch.
+        let other = message("msg_other", "app_f");
+        let gone = [delivery("msg_other", "ep_deleted")];
+        let result = t.store.write(move |tx| tx.insert_messages_with_fanout(&[&other], &gone)).await;
+        assert_eq!(result, Err(StoreError::NotFound), "{}", t.name);
+        let kept = t.store.read(|tx| tx.message("app_f", "msg_other")).await.unwrap();
+        assert!(kept.is_none(), "{}: its message was not kept", t.name);
     }
 }
 

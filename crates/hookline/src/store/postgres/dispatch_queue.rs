@@ -261,12 +261,24 @@ pub(super) fn record_outcomes(
          RETURNING d.endpoint_id, d.next_attempt_at, d.msg_id, d.attempts",
         &[&msgs, &endpoints, &claims, &next_status, &delays],
     )?;
+    // Outcomes that moved their delivery (their claim still held it), with
+    // the delivery's attempt count.
+    let mut moved: HashMap<(String, String), i64> = HashMap::new();
+    for r in &retried {
+        moved.insert((col(r, 2)?, col(r, 0)?), i64::from(col::<i32>(r, 3)?));
+    }
+    let held: Vec<bool> = outcomes
+        .iter()
+        .map(|o| moved.contains_key(&(o.attempt.msg_id.clone(), o.attempt.endpoint_id.clone())))
+        .collect();
     // Attempts whose delivery was deleted meanwhile (with its message or
     // endpoint) are dropped with it: nothing is owed any more. No foreign
     // key stands behind this check (its query per row cost more than the
-    // insert itself), so the check holds the delivery (KEY SHARE) as the
-    // key's did: an outcome whose claim was lost moved nothing above, and
-    // the retention sweep could otherwise delete its message meanwhile.
+    // insert itself). A delivery the statement above moved is held by this
+    // transaction already; any other (its claim was lost) is looked up and
+    // held (KEY SHARE) as the key's check would, since the retention sweep
+    // could otherwise delete its message meanwhile. Locking a row this
+    // transaction just updated would write it and the WAL once more.
     // Deleting a message waits for these locks (and deleting an endpoint
     // or an application for the batch), then deletes their attempts in a
     // statement of its own, which sees this one's.
@@ -276,23 +288,20 @@ pub(super) fn record_outcomes(
     tx.execute(
         "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code, response,
                               response_duration_ms, trigger_type, error, created_at)
-         SELECT a.* FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int2[], $7::int4[],
-                                $8::text[], $9::int8[], $10::int2[], $11::text[], $12::timestamptz[])
-           AS a(id, msg_id, endpoint_id, app_id, url, status, code, response, duration, trigger_type, error, created_at)
-         WHERE EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = a.msg_id AND d.endpoint_id = a.endpoint_id
-                       FOR KEY SHARE)
+         SELECT a.id, a.msg_id, a.endpoint_id, a.app_id, a.url, a.status, a.code, a.response, a.duration,
+                a.trigger_type, a.error, a.created_at
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int2[], $7::int4[],
+                     $8::text[], $9::int8[], $10::int2[], $11::text[], $12::timestamptz[], $13::bool[])
+           AS a(id, msg_id, endpoint_id, app_id, url, status, code, response, duration, trigger_type, error,
+                created_at, held)
+         WHERE (a.held OR EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = a.msg_id AND d.endpoint_id = a.endpoint_id
+                                  FOR KEY SHARE))
            AND NOT EXISTS (SELECT 1 FROM attempt x WHERE x.id = a.id)",
         &[
             &ids, &msgs, &endpoints, &apps, &urls, &statuses, &codes, &responses, &durations, &triggers, &errors,
-            &created,
+            &created, &held,
         ],
     )?;
-    // Outcomes that moved their delivery (their claim still held it), with
-    // the delivery's attempt count.
-    let mut moved: HashMap<(String, String), i64> = HashMap::new();
-    for r in &retried {
-        moved.insert((col(r, 2)?, col(r, 0)?), i64::from(col::<i32>(r, 3)?));
-    }
     let applied: Vec<(&AttemptOutcome, i64)> = outcomes
         .iter()
         .filter_map(|o| moved.get(&(o.attempt.msg_id.clone(), o.attempt.endpoint_id.clone())).map(|n| (o, *n)))
@@ -879,9 +888,11 @@ mod tests {
                 // them.
                 tx.set_meta("fan_out_gate", "read")?;
                 let msg = crate::store::tests::message("msg_fan", "app_f");
-                tx.insert_message(&msg)?;
                 let to: Vec<_> = targets["app_f"].iter().map(|t| delivery(&msg.id, &t.id)).collect();
-                tx.insert_deliveries(&to)
+                // As the message writer writes them.
+                let inserted = tx.insert_messages_with_fanout(&[&msg], &to)?;
+                assert_eq!(inserted, [true]);
+                Ok(())
             },
             |tx| tx.delete_endpoint("app_f", "ep_a"),
         )
@@ -941,7 +952,7 @@ mod tests {
         fixture(&store, &[("ep_a", None)], 0).await;
         let ingest = |tx: &mut dyn crate::store::Tx| {
             let msg = crate::store::tests::message("msg_new", "app_f");
-            assert_eq!(tx.insert_new_messages(&[&msg])?, [true]);
+            assert_eq!(tx.insert_messages_with_fanout(&[&msg], &[])?, [true]);
             tx.set_meta("ingest_gate", "written")
         };
         let raced = delete_beside_open_write(&store, "ingest_gate", ingest, |tx| tx.delete_application("app_f")).await;

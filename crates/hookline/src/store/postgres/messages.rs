@@ -64,7 +64,7 @@ impl MessageRepo for PgTx<'_, '_> {
         }
     }
 
-    fn insert_new_messages(&mut self, msgs: &[&Message]) -> StoreResult<Vec<bool>> {
+    fn insert_messages_with_fanout(&mut self, msgs: &[&Message], fanout: &[NewDelivery]) -> StoreResult<Vec<bool>> {
         if msgs.is_empty() {
             return Ok(Vec::new());
         }
@@ -85,7 +85,12 @@ impl MessageRepo for PgTx<'_, '_> {
         let expires: Vec<Timestamp> = sorted.iter().map(|m| m.payload_expires_at).collect();
         let deliver: Vec<Option<Timestamp>> = sorted.iter().map(|m| m.deliver_at).collect();
         let created: Vec<Timestamp> = sorted.iter().map(|m| m.created_at).collect();
-        // No foreign key to the applications (see `insert_message`).
+        let to = DeliveryColumns::of(fanout);
+        // No foreign keys (see `insert_message` and `insert_deliveries`):
+        // the applications are held, and every row is checked against its
+        // application here. The deliveries go only to the messages this
+        // statement inserted, so a message refused for its eventId has
+        // none, and a delivery needs no lookup of its message.
         let mut app_ids: Vec<&str> = sorted.iter().map(|m| m.app_id.as_str()).collect();
         app_ids.dedup();
         super::app_locks::hold_shared(self, &app_ids)?;
@@ -97,16 +102,54 @@ impl MessageRepo for PgTx<'_, '_> {
                                         $7::text[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[])
                      AS m(id, app_id)
                    WHERE m.app_id IN (SELECT id FROM apps)
-                   ON CONFLICT DO NOTHING RETURNING id
+                   ON CONFLICT DO NOTHING RETURNING id, app_id
+                 ), owed AS (
+                   SELECT d.* FROM unnest($11::text[], $12::text[], $13::text[], $14::timestamptz[])
+                     AS d(msg_id, endpoint_id, app_id, due)
+                   WHERE (d.msg_id, d.app_id) IN (SELECT id, app_id FROM inserted)
+                 ), delivered AS (
+                   INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, updated_at)
+                   SELECT msg_id, endpoint_id, app_id, {PENDING}, 0, COALESCE(due, now()), now() FROM owed
+                   WHERE (endpoint_id, app_id) IN (SELECT id, app_id FROM endpoint WHERE id = ANY($12::text[]))
+                   ON CONFLICT DO NOTHING RETURNING endpoint_id, next_attempt_at
+                 ), queued AS (
+                   UPDATE endpoint_queue q SET next_due = u.due
+                   FROM (SELECT endpoint_id, MIN(next_attempt_at) AS due FROM delivered GROUP BY endpoint_id) u
+                   WHERE q.endpoint_id = u.endpoint_id AND (q.next_due IS NULL OR q.next_due > u.due)
                  )
-                 SELECT (SELECT count(*) FROM apps), ARRAY(SELECT id FROM inserted)"
+                 SELECT (SELECT count(*) FROM apps), ARRAY(SELECT id FROM inserted),
+                        (SELECT count(*) FROM owed), (SELECT count(*) FROM delivered)"
             ),
-            &[&ids, &apps, &types, &event_ids, &channels, &tags, &payloads, &expires, &deliver, &created],
+            &[
+                &ids,
+                &apps,
+                &types,
+                &event_ids,
+                &channels,
+                &tags,
+                &payloads,
+                &expires,
+                &deliver,
+                &created,
+                &to.msg_ids,
+                &to.endpoint_ids,
+                &to.app_ids,
+                &to.due,
+            ],
         )?;
         if col::<i64>(&row, 0)? < app_ids.len() as i64 {
             return Err(StoreError::NotFound);
         }
         let inserted: std::collections::HashSet<String> = col::<Vec<String>>(&row, 1)?.into_iter().collect();
+        let (owed, delivered): (i64, i64) = (col(&row, 2)?, col(&row, 3)?);
+        // A message inserted here has no deliveries yet: one missing is
+        // its endpoint, gone from its application.
+        if delivered < owed {
+            return Err(StoreError::NotFound);
+        }
+        for d in to.sorted.iter().filter(|d| inserted.contains(&d.msg_id)) {
+            self.touch(&d.endpoint_id, d.due_at);
+        }
         Ok(msgs.iter().map(|m| inserted.contains(&m.id)).collect())
     }
 
@@ -151,15 +194,7 @@ impl MessageRepo for PgTx<'_, '_> {
         if deliveries.is_empty() {
             return Ok(());
         }
-        // In endpoint order: concurrent fan-outs take their locks (the
-        // queue entries', by `enqueue`) in the same order and cannot
-        // deadlock.
-        let mut sorted: Vec<&NewDelivery> = deliveries.iter().collect();
-        sorted.sort_by(|a, b| a.endpoint_id.cmp(&b.endpoint_id));
-        let msg_ids: Vec<&str> = sorted.iter().map(|d| d.msg_id.as_str()).collect();
-        let endpoint_ids: Vec<&str> = sorted.iter().map(|d| d.endpoint_id.as_str()).collect();
-        let app_ids: Vec<&str> = sorted.iter().map(|d| d.app_id.as_str()).collect();
-        let due: Vec<Option<Timestamp>> = sorted.iter().map(|d| d.due_at).collect();
+        let DeliveryColumns { sorted, msg_ids, endpoint_ids, app_ids, due } = DeliveryColumns::of(deliveries);
         // Deliveries have no foreign keys (schema 7): a key's check was a
         // query and a row lock per row. The applications are held against
         // the deletion of their endpoints instead (`app_locks`; usually
@@ -196,6 +231,31 @@ impl MessageRepo for PgTx<'_, '_> {
             self.touch(&d.endpoint_id, d.due_at);
         }
         Ok(())
+    }
+}
+
+/// Deliveries to insert, as the statements' array parameters.
+struct DeliveryColumns<'d> {
+    /// In endpoint order: concurrent fan-outs take their locks (the queue
+    /// entries') in the same order and cannot deadlock.
+    sorted: Vec<&'d NewDelivery>,
+    msg_ids: Vec<&'d str>,
+    endpoint_ids: Vec<&'d str>,
+    app_ids: Vec<&'d str>,
+    due: Vec<Option<Timestamp>>,
+}
+
+impl<'d> DeliveryColumns<'d> {
+    fn of(deliveries: &'d [NewDelivery]) -> DeliveryColumns<'d> {
+        let mut sorted: Vec<&NewDelivery> = deliveries.iter().collect();
+        sorted.sort_by(|a, b| a.endpoint_id.cmp(&b.endpoint_id));
+        DeliveryColumns {
+            msg_ids: sorted.iter().map(|d| d.msg_id.as_str()).collect(),
+            endpoint_ids: sorted.iter().map(|d| d.endpoint_id.as_str()).collect(),
+            app_ids: sorted.iter().map(|d| d.app_id.as_str()).collect(),
+            due: sorted.iter().map(|d| d.due_at).collect(),
+            sorted,
+        }
     }
 }
 

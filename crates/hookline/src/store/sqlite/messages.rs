@@ -53,15 +53,18 @@ impl MessageRepo for SqliteTx<'_> {
         Ok(())
     }
 
-    fn insert_new_messages(&mut self, msgs: &[&Message]) -> StoreResult<Vec<bool>> {
+    fn insert_messages_with_fanout(&mut self, msgs: &[&Message], fanout: &[NewDelivery]) -> StoreResult<Vec<bool>> {
         let mut inserted = Vec::with_capacity(msgs.len());
+        let mut written = std::collections::HashSet::new();
         for m in msgs {
             inserted.push(match self.insert_message(m) {
-                Ok(()) => true,
+                Ok(()) => written.insert(m.id.as_str()),
                 Err(crate::store::StoreError::Conflict(_)) => false,
                 Err(e) => return Err(e),
             });
         }
+        let owed: Vec<NewDelivery> = fanout.iter().filter(|d| written.contains(d.msg_id.as_str())).cloned().collect();
+        self.insert_deliveries(&owed)?;
         Ok(inserted)
     }
 
