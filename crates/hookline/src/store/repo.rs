@@ -75,7 +75,8 @@ pub trait MessageRepo {
     /// Inserts several messages and their fan-out; says for each message
     /// whether it was inserted (`false`: its `eventId` is already taken in
     /// its application). Of `fanout`, only the deliveries of messages
-    /// inserted here are written, as `insert_deliveries` writes them. An
+    /// inserted here (in the delivery's application) are written, as
+    /// `insert_deliveries` writes them; the others are ignored. An
     /// application or endpoint not found is `NotFound`.
     fn insert_messages_with_fanout(&mut self, msgs: &[&Message], fanout: &[NewDelivery]) -> StoreResult<Vec<bool>>;
     /// By id, or by `eventId` within the application.

@@ -55,7 +55,7 @@ pub(super) fn held_shared_condition(param: usize) -> String {
 /// already holds cost nothing. A statement of its own: those after it see
 /// any deletion it waited for.
 pub(super) fn hold_shared(tx: &mut PgTx<'_, '_>, app_ids: &[&str]) -> StoreResult<()> {
-    let mut new: Vec<&str> = app_ids.iter().copied().filter(|a| !tx.held_apps.iter().any(|h| h == a)).collect();
+    let mut new: Vec<&str> = app_ids.iter().copied().filter(|a| !holds(tx, a)).collect();
     new.sort_unstable();
     new.dedup();
     if new.is_empty() {
@@ -69,10 +69,15 @@ pub(super) fn hold_shared(tx: &mut PgTx<'_, '_>, app_ids: &[&str]) -> StoreResul
 /// Records that a statement with `held_shared_condition` held `app_ids`.
 pub(super) fn mark_held(tx: &mut PgTx<'_, '_>, app_ids: &[&str]) {
     for a in app_ids {
-        if !tx.held_apps.iter().any(|h| h == a) {
+        if !holds(tx, a) {
             tx.held_apps.push(a.to_string());
         }
     }
+}
+
+/// Whether this transaction already holds `app_id`.
+fn holds(tx: &PgTx<'_, '_>, app_id: &str) -> bool {
+    tx.held_apps.iter().any(|h| h == app_id)
 }
 
 /// Waits until no transaction holds `app_id`, then keeps every new one

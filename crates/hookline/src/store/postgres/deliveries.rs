@@ -13,13 +13,23 @@ use crate::store::{DeliveryRepo, MessageRange, StoreError, StoreResult};
 /// queue behind each other.
 pub(super) fn enqueue(tx: &mut PgTx<'_, '_>, endpoint_ids: &[&str], due: &[Option<Timestamp>]) -> StoreResult<()> {
     tx.execute(
-        "UPDATE endpoint_queue q SET next_due = u.due
-         FROM (SELECT endpoint_id, MIN(COALESCE(due, now())) AS due
-               FROM unnest($1::text[], $2::timestamptz[]) AS t(endpoint_id, due) GROUP BY endpoint_id) u
-         WHERE q.endpoint_id = u.endpoint_id AND (q.next_due IS NULL OR q.next_due > u.due)",
+        &mark_due(
+            "SELECT endpoint_id, COALESCE(due, now()) AS due
+                   FROM unnest($1::text[], $2::timestamptz[]) AS t(endpoint_id, due)",
+        ),
         &[&endpoint_ids, &due],
     )?;
     Ok(())
+}
+
+/// The statement of `enqueue`, for the `(endpoint_id, due)` rows of
+/// `rows` (a query); also a step of the message writer's statement.
+pub(super) fn mark_due(rows: &str) -> String {
+    format!(
+        "UPDATE endpoint_queue q SET next_due = u.due
+         FROM (SELECT endpoint_id, MIN(due) AS due FROM ({rows}) r GROUP BY endpoint_id) u
+         WHERE q.endpoint_id = u.endpoint_id AND (q.next_due IS NULL OR q.next_due > u.due)"
+    )
 }
 
 /// `enqueue` once the writing transaction has committed, for the one race

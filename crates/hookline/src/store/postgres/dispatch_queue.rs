@@ -871,6 +871,34 @@ mod tests {
         assert_eq!(resent.len(), 1, "the resend is delivered");
     }
 
+    /// The message writer's statement marks the queue entries of the
+    /// deliveries it wrote due by itself, not only through the publisher
+    /// after the commit (not running here), and marks none for a message it
+    /// refused.
+    #[tokio::test]
+    async fn a_batch_marks_the_queue_entries_of_its_deliveries_and_only_those() {
+        let store = Store::Postgres(super::super::test_support::unstarted_test_store().await);
+        fixture(&store, &[("ep_a", None), ("ep_b", None)], 0).await;
+        let due = "SELECT count(*) FROM endpoint_queue WHERE next_due IS NOT NULL";
+        assert_eq!(count(&store, due).await, 0);
+        store
+            .write(|tx| {
+                tx.insert_message(&crate::store::tests::message("msg_old", "app_f"))?;
+                let fresh = crate::store::tests::message("msg_new", "app_f");
+                let mut taken = crate::store::tests::message("msg_taken", "app_f");
+                taken.event_id = Some("msg_old".into());
+                let fanout = [delivery("msg_new", "ep_a"), delivery("msg_taken", "ep_b")];
+                assert_eq!(tx.insert_messages_with_fanout(&[&fresh, &taken], &fanout)?, [true, false]);
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(count(&store, due).await, 1, "one entry came due");
+        let ep_a = "SELECT count(*) FROM endpoint_queue WHERE endpoint_id = 'ep_a' AND next_due IS NOT NULL";
+        assert_eq!(count(&store, ep_a).await, 1, "ep_a's entry came due");
+        assert_eq!(count(&store, "SELECT count(*) FROM delivery").await, 1, "only msg_new was fanned out");
+    }
+
     /// A fan-out reads its application's endpoints, then writes deliveries
     /// to them. An endpoint deleted in between must wait for the fan-out
     /// (and then delete its delivery), not make the fan-out fail: the

@@ -71,6 +71,17 @@ fn row(r: &Row) -> StoreResult<Endpoint> {
     row_at(r, 0)
 }
 
+/// A fan-out target from the columns `id, disabled, filter_types, channels`
+/// starting at column `at`.
+fn fanout_target(r: &Row, at: usize) -> StoreResult<FanoutTarget> {
+    Ok(FanoutTarget {
+        id: col(r, at)?,
+        disabled: col(r, at + 1)?,
+        filter_types: opt_from_json(col(r, at + 2)?)?,
+        channels: opt_from_json(col(r, at + 3)?)?,
+    })
+}
+
 impl PgTx<'_, '_> {
     fn find_endpoint(&mut self, app_id: &str, key: &str, lock: &str) -> StoreResult<Option<Endpoint>> {
         let column = if IdKind::Endpoint.matches(key) { "id" } else { "uid" };
@@ -136,16 +147,7 @@ impl EndpointRepo for PgTx<'_, '_> {
             "SELECT id, disabled, filter_types, channels FROM endpoint WHERE app_id = $1 ORDER BY id",
             &[&app_id],
         )?;
-        rows.iter()
-            .map(|r| {
-                Ok(FanoutTarget {
-                    id: col(r, 0)?,
-                    disabled: col(r, 1)?,
-                    filter_types: opt_from_json(col(r, 2)?)?,
-                    channels: opt_from_json(col(r, 3)?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| fanout_target(r, 0)).collect()
     }
 
     fn fanout_targets_of(&mut self, app_ids: &[String]) -> StoreResult<HashMap<String, Vec<FanoutTarget>>> {
@@ -163,13 +165,7 @@ impl EndpointRepo for PgTx<'_, '_> {
             &[&app_ids],
         )?;
         for r in &rows {
-            let target = FanoutTarget {
-                id: col(r, 1)?,
-                disabled: col(r, 2)?,
-                filter_types: opt_from_json(col(r, 3)?)?,
-                channels: opt_from_json(col(r, 4)?)?,
-            };
-            by_app.entry(col(r, 0)?).or_default().push(target);
+            by_app.entry(col(r, 0)?).or_default().push(fanout_target(r, 1)?);
         }
         Ok(by_app)
     }

@@ -112,13 +112,10 @@ impl MessageRepo for PgTx<'_, '_> {
                    SELECT msg_id, endpoint_id, app_id, {PENDING}, 0, COALESCE(due, now()), now() FROM owed
                    WHERE (endpoint_id, app_id) IN (SELECT id, app_id FROM endpoint WHERE id = ANY($12::text[]))
                    ON CONFLICT DO NOTHING RETURNING endpoint_id, next_attempt_at
-                 ), queued AS (
-                   UPDATE endpoint_queue q SET next_due = u.due
-                   FROM (SELECT endpoint_id, MIN(next_attempt_at) AS due FROM delivered GROUP BY endpoint_id) u
-                   WHERE q.endpoint_id = u.endpoint_id AND (q.next_due IS NULL OR q.next_due > u.due)
-                 )
+                 ), queued AS ({})
                  SELECT (SELECT count(*) FROM apps), ARRAY(SELECT id FROM inserted),
-                        (SELECT count(*) FROM owed), (SELECT count(*) FROM delivered)"
+                        (SELECT count(*) FROM owed), (SELECT count(*) FROM delivered)",
+                super::deliveries::mark_due("SELECT endpoint_id, next_attempt_at AS due FROM delivered")
             ),
             &[
                 &ids,
@@ -236,8 +233,10 @@ impl MessageRepo for PgTx<'_, '_> {
 
 /// Deliveries to insert, as the statements' array parameters.
 struct DeliveryColumns<'d> {
-    /// In endpoint order: concurrent fan-outs take their locks (the queue
-    /// entries') in the same order and cannot deadlock.
+    /// In endpoint order, the order every fan-out inserts them in. (Queue
+    /// entries are locked only when not due already, in the order the
+    /// statement's plan reads them; a deadlock there runs the transaction
+    /// again.)
     sorted: Vec<&'d NewDelivery>,
     msg_ids: Vec<&'d str>,
     endpoint_ids: Vec<&'d str>,

@@ -58,12 +58,13 @@ impl MessageRepo for SqliteTx<'_> {
         let mut written = std::collections::HashSet::new();
         for m in msgs {
             inserted.push(match self.insert_message(m) {
-                Ok(()) => written.insert(m.id.as_str()),
+                Ok(()) => written.insert((m.id.as_str(), m.app_id.as_str())),
                 Err(crate::store::StoreError::Conflict(_)) => false,
                 Err(e) => return Err(e),
             });
         }
-        let owed: Vec<NewDelivery> = fanout.iter().filter(|d| written.contains(d.msg_id.as_str())).cloned().collect();
+        let owed: Vec<NewDelivery> =
+            fanout.iter().filter(|d| written.contains(&(d.msg_id.as_str(), d.app_id.as_str()))).cloned().collect();
         self.insert_deliveries(&owed)?;
         Ok(inserted)
     }
