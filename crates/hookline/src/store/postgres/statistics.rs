@@ -40,13 +40,17 @@ const STATISTICS_LOCK: i64 = 0x6877_5f73_7461_7473;
 /// long as the process runs.
 pub(super) async fn keep_fresh(store: PgStore) {
     let mut failures = 0;
+    let mut pause = EVERY;
     loop {
-        tokio::time::sleep(EVERY.max(backoff(failures))).await;
+        tokio::time::sleep(pause.max(backoff(failures))).await;
+        pause = EVERY;
         match store.dispatcher_op(analyze_grown).await {
             Ok(analyzed) => {
                 failures = 0;
-                if !analyzed.is_empty() {
-                    tracing::debug!(tables = ?analyzed, "planner statistics refreshed");
+                if let Some(table) = analyzed {
+                    tracing::debug!(table, "planner statistics refreshed");
+                    // The next grown table, if any, at once.
+                    pause = Duration::ZERO;
                 }
             }
             // Once per outage: the API's answers already say the database is down.
@@ -62,12 +66,14 @@ pub(super) async fn keep_fresh(store: PgStore) {
     }
 }
 
-/// Analyzes those of [`TABLES`] that have outgrown their statistics, unless
-/// another node is doing so; returns their names.
-pub(super) fn analyze_grown(tx: &mut PgTx<'_, '_>) -> StoreResult<Vec<&'static str>> {
+/// Analyzes the first of [`TABLES`] that has outgrown its statistics,
+/// unless another node is doing so; returns its name. One table a
+/// transaction: an `ANALYZE` holds its table's lock until the transaction
+/// ends, and a table analyzed after it would prolong that.
+pub(super) fn analyze_grown(tx: &mut PgTx<'_, '_>) -> StoreResult<Option<&'static str>> {
     let mine: bool = tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&STATISTICS_LOCK])?.get(0);
     if !mine {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     // `relpages` is what the last ANALYZE or VACUUM (autovacuum's too) saw.
     // The tables are found by their oids first: the size of every relation
@@ -84,12 +90,10 @@ pub(super) fn analyze_grown(tx: &mut PgTx<'_, '_>) -> StoreResult<Vec<&'static s
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let grown: Vec<&'static str> = TABLES.into_iter().filter(|t| grown.iter().any(|g| g == t)).collect();
-    for table in &grown {
-        // SKIP_LOCKED: a table autovacuum is working on is left to it.
-        tx.execute(&format!("ANALYZE (SKIP_LOCKED) {table}"), &[])?;
-    }
-    Ok(grown)
+    let Some(table) = TABLES.into_iter().find(|t| grown.iter().any(|g| g == t)) else { return Ok(None) };
+    // SKIP_LOCKED: a table autovacuum is working on is left to it.
+    tx.execute(&format!("ANALYZE (SKIP_LOCKED) {table}"), &[])?;
+    Ok(Some(table))
 }
 
 #[cfg(test)]
@@ -98,7 +102,7 @@ mod tests {
     use super::*;
     use crate::store::Store;
 
-    async fn analyze(store: &Store) -> Vec<&'static str> {
+    async fn analyze(store: &Store) -> Option<&'static str> {
         let Store::Postgres(pg) = store else { unreachable!("a PostgreSQL store") };
         pg.dispatcher_op(analyze_grown).await.unwrap()
     }
@@ -131,7 +135,7 @@ mod tests {
         })
         .await
         .unwrap();
-        assert_eq!(analyze(&store).await, Vec::<&str>::new(), "empty tables are below the floor");
+        assert_eq!(analyze(&store).await, None, "empty tables are below the floor");
 
         s = tokio::task::spawn_blocking(move || {
             s.batch_execute(
@@ -147,11 +151,11 @@ mod tests {
         .await
         .unwrap();
 
-        assert_eq!(analyze(&store).await, vec!["message"]);
+        assert_eq!(analyze(&store).await, Some("message"));
         let now = tokio::task::spawn_blocking(move || plan(&mut s)).await.unwrap();
         assert!(now.contains("Index Scan using message_pkey"), "the keys are looked up: {now}");
         assert!(!now.contains("Seq Scan"), "nothing is scanned: {now}");
 
-        assert_eq!(analyze(&store).await, Vec::<&str>::new(), "analyzed again only after it grows again");
+        assert_eq!(analyze(&store).await, None, "analyzed again only after it grows again");
     }
 }
