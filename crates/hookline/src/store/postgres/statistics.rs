@@ -40,17 +40,18 @@ const STATISTICS_LOCK: i64 = 0x6877_5f73_7461_7473;
 /// long as the process runs.
 pub(super) async fn keep_fresh(store: PgStore) {
     let mut failures = 0;
-    let mut pause = EVERY;
+    // Where the next round starts looking: each round starts at the next
+    // table, so a table skipped while autovacuum holds it (it stays grown)
+    // cannot keep the others waiting.
+    let mut first = 0;
     loop {
-        tokio::time::sleep(pause.max(backoff(failures))).await;
-        pause = EVERY;
-        match store.dispatcher_op(analyze_grown).await {
+        tokio::time::sleep(EVERY.max(backoff(failures))).await;
+        match store.dispatcher_op(move |tx| analyze_grown(tx, first)).await {
             Ok(analyzed) => {
                 failures = 0;
+                first = (first + 1) % TABLES.len();
                 if let Some(table) = analyzed {
                     tracing::debug!(table, "planner statistics refreshed");
-                    // The next grown table, if any, at once.
-                    pause = Duration::ZERO;
                 }
             }
             // Once per outage: the API's answers already say the database is down.
@@ -66,11 +67,12 @@ pub(super) async fn keep_fresh(store: PgStore) {
     }
 }
 
-/// Analyzes the first of [`TABLES`] that has outgrown its statistics,
-/// unless another node is doing so; returns its name. One table a
-/// transaction: an `ANALYZE` holds its table's lock until the transaction
-/// ends, and a table analyzed after it would prolong that.
-pub(super) fn analyze_grown(tx: &mut PgTx<'_, '_>) -> StoreResult<Option<&'static str>> {
+/// Analyzes the first of [`TABLES`], from the one at `first` on, that has
+/// outgrown its statistics, unless another node is doing so; returns its
+/// name. One table a transaction, and a round: an `ANALYZE` holds its
+/// table's lock until the transaction ends, and a table analyzed after it
+/// would prolong that.
+pub(super) fn analyze_grown(tx: &mut PgTx<'_, '_>, first: usize) -> StoreResult<Option<&'static str>> {
     let mine: bool = tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&STATISTICS_LOCK])?.get(0);
     if !mine {
         return Ok(None);
@@ -90,7 +92,8 @@ pub(super) fn analyze_grown(tx: &mut PgTx<'_, '_>) -> StoreResult<Option<&'stati
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let Some(table) = TABLES.into_iter().find(|t| grown.iter().any(|g| g == t)) else { return Ok(None) };
+    let mut from_first = TABLES.into_iter().cycle().skip(first).take(TABLES.len());
+    let Some(table) = from_first.find(|t| grown.iter().any(|g| g == t)) else { return Ok(None) };
     // SKIP_LOCKED: a table autovacuum is working on is left to it.
     tx.execute(&format!("ANALYZE (SKIP_LOCKED) {table}"), &[])?;
     Ok(Some(table))
@@ -104,7 +107,7 @@ mod tests {
 
     async fn analyze(store: &Store) -> Option<&'static str> {
         let Store::Postgres(pg) = store else { unreachable!("a PostgreSQL store") };
-        pg.dispatcher_op(analyze_grown).await.unwrap()
+        pg.dispatcher_op(|tx| analyze_grown(tx, 0)).await.unwrap()
     }
 
     /// The plan `probe` runs with now.
