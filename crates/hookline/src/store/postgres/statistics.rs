@@ -40,63 +40,87 @@ const STATISTICS_LOCK: i64 = 0x6877_5f73_7461_7473;
 /// long as the process runs.
 pub(super) async fn keep_fresh(store: PgStore) {
     let mut failures = 0;
-    // Where the next round starts looking: each round starts at the next
-    // table, so a table skipped while autovacuum holds it (it stays grown)
-    // cannot keep the others waiting.
+    // Where the next round starts looking: after the table the last round
+    // chose, so one that stays grown (autovacuum holds it, or analyzing it
+    // fails) cannot keep the others waiting.
     let mut first = 0;
+    let mut pause = EVERY;
     loop {
-        tokio::time::sleep(EVERY.max(backoff(failures))).await;
+        tokio::time::sleep(pause.max(backoff(failures))).await;
+        pause = EVERY;
         match store.dispatcher_op(move |tx| analyze_grown(tx, first)).await {
-            Ok(analyzed) => {
+            Ok(Round::Idle) => failures = 0,
+            Ok(Round::Analyzed(i)) => {
                 failures = 0;
-                first = (first + 1) % TABLES.len();
-                if let Some(table) = analyzed {
-                    tracing::debug!(table, "planner statistics refreshed");
-                }
+                first = (i + 1) % TABLES.len();
+                tracing::debug!(table = TABLES[i], "planner statistics refreshed");
+                // The next grown table at once: this one is no longer grown.
+                pause = Duration::ZERO;
+            }
+            Ok(Round::Skipped(i)) => {
+                failures = 0;
+                first = (i + 1) % TABLES.len();
             }
             // Once per outage: the API's answers already say the database is down.
             Err(e) if failures == 0 => {
                 failures += 1;
+                first = (first + 1) % TABLES.len();
                 tracing::warn!(error = %e, "refreshing planner statistics failed");
             }
             Err(e) => {
                 failures += 1;
+                first = (first + 1) % TABLES.len();
                 tracing::debug!(error = %e, "refreshing planner statistics failed again");
             }
         }
     }
 }
 
+/// What a round of [`analyze_grown`] did, by index in [`TABLES`].
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Round {
+    /// No table had outgrown its statistics, or another node is at work.
+    Idle,
+    Analyzed(usize),
+    /// Autovacuum held the table: `ANALYZE (SKIP_LOCKED)` left it to it.
+    Skipped(usize),
+}
+
+/// The query that names those of [`TABLES`] grown past their statistics.
+/// `relpages` is what the last ANALYZE or VACUUM (autovacuum's too) saw.
+/// The tables are found by their oids first: the size of every relation in
+/// the catalog costs 40 ms. A table the role does not own cannot be
+/// analyzed by it (ANALYZE would only warn, every round).
+const GROWN: &str = "SELECT c.relname::text FROM pg_class c
+     WHERE c.oid = ANY($1::text[]::regclass[]) AND pg_has_role(c.relowner, 'USAGE')
+       AND pg_relation_size(c.oid) / current_setting('block_size')::bigint
+           >= $2::bigint * greatest(c.relpages, $3::int)";
+
 /// Analyzes the first of [`TABLES`], from the one at `first` on, that has
-/// outgrown its statistics, unless another node is doing so; returns its
-/// name. One table a transaction, and a round: an `ANALYZE` holds its
-/// table's lock until the transaction ends, and a table analyzed after it
-/// would prolong that.
-pub(super) fn analyze_grown(tx: &mut PgTx<'_, '_>, first: usize) -> StoreResult<Option<&'static str>> {
+/// outgrown its statistics, unless another node is doing so. One table a
+/// transaction: an `ANALYZE` holds its table's lock until the transaction
+/// ends, and a table analyzed after it would prolong that.
+pub(super) fn analyze_grown(tx: &mut PgTx<'_, '_>, first: usize) -> StoreResult<Round> {
     let mine: bool = tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&STATISTICS_LOCK])?.get(0);
     if !mine {
-        return Ok(None);
+        return Ok(Round::Idle);
     }
-    // `relpages` is what the last ANALYZE or VACUUM (autovacuum's too) saw.
-    // The tables are found by their oids first: the size of every relation
-    // in the catalog costs 40 ms. A table the role does not own cannot be
-    // analyzed by it (ANALYZE would only warn, every round).
-    let grown: Vec<String> = tx
-        .query(
-            "SELECT c.relname::text FROM pg_class c
-             WHERE c.oid = ANY($1::text[]::regclass[]) AND pg_has_role(c.relowner, 'USAGE')
-               AND pg_relation_size(c.oid) / current_setting('block_size')::bigint
-                   >= $2::bigint * greatest(c.relpages, $3::int)",
-            &[&TABLES.as_slice(), &GROWTH, &FLOOR_PAGES],
-        )?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let mut from_first = TABLES.into_iter().cycle().skip(first).take(TABLES.len());
-    let Some(table) = from_first.find(|t| grown.iter().any(|g| g == t)) else { return Ok(None) };
-    // SKIP_LOCKED: a table autovacuum is working on is left to it.
-    tx.execute(&format!("ANALYZE (SKIP_LOCKED) {table}"), &[])?;
-    Ok(Some(table))
+    let Some(i) = pick(&grown(tx, &TABLES)?, first) else { return Ok(Round::Idle) };
+    // SKIP_LOCKED: a table autovacuum is working on is left to it. An
+    // ANALYZE that ran updated `relpages`, so the table is no longer grown.
+    tx.execute(&format!("ANALYZE (SKIP_LOCKED) {}", TABLES[i]), &[])?;
+    Ok(if grown(tx, &[TABLES[i]])?.is_empty() { Round::Analyzed(i) } else { Round::Skipped(i) })
+}
+
+/// Those of `tables` grown past their statistics.
+fn grown(tx: &mut PgTx<'_, '_>, tables: &[&str]) -> StoreResult<Vec<String>> {
+    Ok(tx.query(GROWN, &[&tables, &GROWTH, &FLOOR_PAGES])?.iter().map(|r| r.get(0)).collect())
+}
+
+/// The index in [`TABLES`] of the first of `grown`, looking from `first` on
+/// and around.
+fn pick(grown: &[String], first: usize) -> Option<usize> {
+    (0..TABLES.len()).map(|k| (first + k) % TABLES.len()).find(|&i| grown.iter().any(|g| g == TABLES[i]))
 }
 
 #[cfg(test)]
@@ -105,7 +129,7 @@ mod tests {
     use super::*;
     use crate::store::Store;
 
-    async fn analyze(store: &Store) -> Option<&'static str> {
+    async fn analyze(store: &Store) -> Round {
         let Store::Postgres(pg) = store else { unreachable!("a PostgreSQL store") };
         pg.dispatcher_op(|tx| analyze_grown(tx, 0)).await.unwrap()
     }
@@ -138,7 +162,7 @@ mod tests {
         })
         .await
         .unwrap();
-        assert_eq!(analyze(&store).await, None, "empty tables are below the floor");
+        assert_eq!(analyze(&store).await, Round::Idle, "empty tables are below the floor");
 
         s = tokio::task::spawn_blocking(move || {
             s.batch_execute(
@@ -154,11 +178,23 @@ mod tests {
         .await
         .unwrap();
 
-        assert_eq!(analyze(&store).await, Some("message"));
+        assert_eq!(analyze(&store).await, Round::Analyzed(0), "message");
         let now = tokio::task::spawn_blocking(move || plan(&mut s)).await.unwrap();
         assert!(now.contains("Index Scan using message_pkey"), "the keys are looked up: {now}");
         assert!(!now.contains("Seq Scan"), "nothing is scanned: {now}");
 
-        assert_eq!(analyze(&store).await, None, "analyzed again only after it grows again");
+        assert_eq!(analyze(&store).await, Round::Idle, "analyzed again only after it grows again");
+    }
+
+    /// Each round looks from its starting table on and around, so a table
+    /// that stays grown does not hide the others.
+    #[test]
+    fn a_round_looks_from_its_first_table_on_and_around() {
+        let grown = vec!["delivery".to_string(), "message".to_string()];
+        assert_eq!(TABLES[..2], ["message", "delivery"], "the premise");
+        assert_eq!(pick(&grown, 0), Some(0));
+        assert_eq!(pick(&grown, 1), Some(1));
+        assert_eq!(pick(&grown, 2), Some(0), "around to the start");
+        assert_eq!(pick(&[], 3), None);
     }
 }
