@@ -263,14 +263,16 @@ pub(super) fn record_outcomes(
     )?;
     // Outcomes that moved their delivery (their claim still held it), with
     // the delivery's attempt count.
-    let mut moved: HashMap<(String, String), i64> = HashMap::new();
+    let mut by_delivery: HashMap<(String, String), i64> = HashMap::new();
     for r in &retried {
-        moved.insert((col(r, 2)?, col(r, 0)?), i64::from(col::<i32>(r, 3)?));
+        by_delivery.insert((col(r, 2)?, col(r, 0)?), i64::from(col::<i32>(r, 3)?));
     }
-    let held: Vec<bool> = outcomes
+    // Per outcome, its delivery's attempt count if it moved it.
+    let moved: Vec<Option<i64>> = outcomes
         .iter()
-        .map(|o| moved.contains_key(&(o.attempt.msg_id.clone(), o.attempt.endpoint_id.clone())))
+        .map(|o| by_delivery.get(&(o.attempt.msg_id.clone(), o.attempt.endpoint_id.clone())).copied())
         .collect();
+    let held: Vec<bool> = moved.iter().map(Option::is_some).collect();
     // Attempts whose delivery was deleted meanwhile (with its message or
     // endpoint) are dropped with it: nothing is owed any more. No foreign
     // key stands behind this check (its query per row cost more than the
@@ -302,10 +304,8 @@ pub(super) fn record_outcomes(
             &created, &held,
         ],
     )?;
-    let applied: Vec<(&AttemptOutcome, i64)> = outcomes
-        .iter()
-        .filter_map(|o| moved.get(&(o.attempt.msg_id.clone(), o.attempt.endpoint_id.clone())).map(|n| (o, *n)))
-        .collect();
+    let applied: Vec<(&AttemptOutcome, i64)> =
+        outcomes.iter().zip(&moved).filter_map(|(o, n)| n.map(|n| (o, n))).collect();
     let mut due: Vec<(String, Timestamp)> = Vec::new();
     for r in &retried {
         if let Some(at) = col::<Option<Timestamp>>(r, 1)? {

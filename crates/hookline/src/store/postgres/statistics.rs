@@ -61,16 +61,15 @@ pub(super) async fn keep_fresh(store: PgStore) {
                 failures = 0;
                 first = (i + 1) % TABLES.len();
             }
-            // Once per outage: the API's answers already say the database is down.
-            Err(e) if failures == 0 => {
-                failures += 1;
-                first = (first + 1) % TABLES.len();
-                tracing::warn!(error = %e, "refreshing planner statistics failed");
-            }
             Err(e) => {
                 failures += 1;
                 first = (first + 1) % TABLES.len();
-                tracing::debug!(error = %e, "refreshing planner statistics failed again");
+                // Once per outage: the API's answers already say the database is down.
+                if failures == 1 {
+                    tracing::warn!(error = %e, "refreshing planner statistics failed");
+                } else {
+                    tracing::debug!(error = %e, "refreshing planner statistics failed again");
+                }
             }
         }
     }
