@@ -47,7 +47,8 @@ const CLASS: i32 = 0x686c_6170;
 pub(super) fn held_shared_condition(param: usize) -> String {
     format!(
         "(SELECT count(pg_advisory_xact_lock_shared({CLASS}, k))
-          FROM (SELECT DISTINCT hashtext(a) AS k FROM unnest(${param}::text[]) AS a ORDER BY k) keys) >= 0"
+          FROM (SELECT DISTINCT hashtext(a) AS k FROM unnest({}) AS a ORDER BY k) keys) >= 0",
+        super::sql::opaque(param, "text[]")
     )
 }
 

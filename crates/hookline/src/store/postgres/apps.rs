@@ -66,7 +66,8 @@ impl ApplicationRepo for PgTx<'_, '_> {
         let found = self
             .query(
                 &format!(
-                    "SELECT id FROM application WHERE id = ANY($1) AND {}",
+                    "SELECT id FROM application WHERE id = ANY({}) AND {}",
+                    opaque(1, "text[]"),
                     super::app_locks::held_shared_condition(1)
                 ),
                 &[&ids],

@@ -43,10 +43,14 @@ pub(super) fn enqueue_committed(
 ) -> StoreResult<()> {
     // LEAST ignores NULL: an entry with nothing due takes the new time.
     tx.execute(
-        "UPDATE endpoint_queue q SET next_due = LEAST(q.next_due, u.due)
-         FROM (SELECT endpoint_id, MIN(COALESCE(due, now())) AS due
-               FROM unnest($1::text[], $2::timestamptz[]) AS t(endpoint_id, due) GROUP BY endpoint_id) u
-         WHERE q.endpoint_id = u.endpoint_id",
+        &format!(
+            "UPDATE endpoint_queue q SET next_due = LEAST(q.next_due, u.due)
+             FROM (SELECT endpoint_id, MIN(COALESCE(due, now())) AS due
+                   FROM unnest({}, {}) AS t(endpoint_id, due) GROUP BY endpoint_id) u
+             WHERE q.endpoint_id = u.endpoint_id",
+            opaque(1, "text[]"),
+            opaque(2, "timestamptz[]")
+        ),
         &[&endpoint_ids, &due],
     )?;
     Ok(())

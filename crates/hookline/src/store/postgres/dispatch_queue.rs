@@ -102,13 +102,14 @@ impl ClaimSource for PgTx<'_, '_> {
         // gets no row, hence NULL (GREATEST would skip that NULL and
         // return `not_before`, leaving an idle entry due for ever).
         let row = self.query_one(
-            "WITH settled AS (
+            &format!(
+                "WITH settled AS (
                SELECT u.endpoint_id, u.next_slot,
                  CASE WHEN u.never THEN NULL ELSE
                    (SELECT GREATEST(d.next_attempt_at, u.not_before) FROM delivery d
                     WHERE d.endpoint_id = u.endpoint_id AND d.next_attempt_at IS NOT NULL
                     ORDER BY d.next_attempt_at LIMIT 1) END AS next_due
-               FROM unnest($1::text[], $2::bool[], $3::timestamptz[], $4::timestamptz[])
+               FROM unnest({ids}, {never}, {not_before}, {slots})
                  AS u(endpoint_id, never, not_before, next_slot)
              ), updated AS (
                UPDATE endpoint_queue q SET next_due = s.next_due, next_slot = COALESCE(s.next_slot, q.next_slot)
@@ -116,12 +117,18 @@ impl ClaimSource for PgTx<'_, '_> {
                RETURNING q.endpoint_id, q.next_due
              )
              SELECT min(due) FROM (
-               SELECT next_due AS due FROM updated WHERE NOT (endpoint_id = ANY($5::text[]))
+               SELECT next_due AS due FROM updated WHERE NOT (endpoint_id = ANY({excluding}))
                UNION ALL
                (SELECT next_due FROM endpoint_queue
-                WHERE next_due IS NOT NULL AND NOT (endpoint_id = ANY($5::text[])) AND NOT (endpoint_id = ANY($1::text[]))
+                WHERE next_due IS NOT NULL AND NOT (endpoint_id = ANY({excluding})) AND NOT (endpoint_id = ANY({ids}))
                 ORDER BY next_due LIMIT 1)
              ) n",
+                ids = opaque(1, "text[]"),
+                never = opaque(2, "bool[]"),
+                not_before = opaque(3, "timestamptz[]"),
+                slots = opaque(4, "timestamptz[]"),
+                excluding = opaque(5, "text[]"),
+            ),
             &[&ids, &never, &not_before, &slots, &excluding],
         )?;
         col(&row, 0)

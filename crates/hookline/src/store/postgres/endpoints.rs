@@ -161,7 +161,11 @@ impl EndpointRepo for PgTx<'_, '_> {
         let held: Vec<&str> = app_ids.iter().map(String::as_str).collect();
         super::app_locks::hold_shared(self, &held)?;
         let rows = self.query(
-            "SELECT app_id, id, disabled, filter_types, channels FROM endpoint WHERE app_id = ANY($1) ORDER BY app_id, id",
+            &format!(
+                "SELECT app_id, id, disabled, filter_types, channels FROM endpoint WHERE app_id = ANY({})
+                 ORDER BY app_id, id",
+                opaque(1, "text[]")
+            ),
             &[&app_ids],
         )?;
         for r in &rows {

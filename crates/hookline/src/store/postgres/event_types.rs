@@ -60,7 +60,7 @@ impl EventTypeRepo for PgTx<'_, '_> {
         if names.is_empty() {
             return Ok(Vec::new());
         }
-        self.query(&format!("SELECT {COLUMNS} FROM event_type WHERE name = ANY($1)"), &[&names])?
+        self.query(&format!("SELECT {COLUMNS} FROM event_type WHERE name = ANY({})", opaque(1, "text[]")), &[&names])?
             .iter()
             .map(row)
             .collect()
