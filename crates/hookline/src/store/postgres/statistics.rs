@@ -138,10 +138,19 @@ mod tests {
         explained(&s.query("EXPLAIN EXECUTE probe('{msg_000001,msg_000002}')", &[]).unwrap())
     }
 
+    /// The pages `message` has as its statistics last saw it.
+    fn pages(s: &mut postgres::Client) -> i32 {
+        s.query_one("SELECT relpages FROM pg_class WHERE oid = 'message'::regclass", &[]).unwrap().get(0)
+    }
+
     /// A statement prepared while `message` was empty keeps its generic
-    /// plan, a scan of the whole table, as the table grows; once the table
-    /// has outgrown its statistics, analyzing it gives the statement a plan
-    /// that looks its keys up.
+    /// plan, a scan of the whole table, as the table grows, since its
+    /// statistics still say it is empty; once the table has outgrown them,
+    /// analyzing it gives the statement a plan that looks its keys up.
+    /// (Whether the early plan still scans when the rows are in is not
+    /// checked: a backend that falls behind on the catalog changes of the
+    /// other tests' databases drops every cached plan, and makes this one
+    /// again from the table's size on disk.)
     #[tokio::test]
     async fn a_table_that_outgrew_its_statistics_is_analyzed_and_its_plans_made_again() {
         // Neither this node's keeper nor autovacuum may analyze the table
@@ -170,15 +179,15 @@ mod tests {
                  FROM generate_series(1, 40000) g",
             )
             .unwrap();
-            let early = plan(&mut s);
-            assert!(early.contains("Seq Scan on message"), "the early plan scans (the premise): {early}");
+            assert_eq!(pages(&mut s), 0, "the statistics still say the table is empty");
             s
         })
         .await
         .unwrap();
 
         assert_eq!(analyze(&store).await, Round::Analyzed(0), "message");
-        let now = tokio::task::spawn_blocking(move || plan(&mut s)).await.unwrap();
+        let (now, analyzed) = tokio::task::spawn_blocking(move || (plan(&mut s), pages(&mut s))).await.unwrap();
+        assert!(analyzed > 0, "the statistics see the rows");
         assert!(now.contains("Index Scan using message_pkey"), "the keys are looked up: {now}");
         assert!(!now.contains("Seq Scan"), "nothing is scanned: {now}");
 
