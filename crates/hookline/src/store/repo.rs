@@ -76,8 +76,9 @@ pub trait MessageRepo {
     /// whether it was inserted (`false`: its `eventId` is already taken in
     /// its application). Of `fanout`, only the deliveries of messages
     /// inserted here (in the delivery's application) are written, as
-    /// `insert_deliveries` writes them; the others are ignored. An
-    /// application or endpoint not found is `NotFound`.
+    /// `insert_deliveries` writes them; the others are ignored. `fanout`
+    /// names each (message, endpoint) once. An application or endpoint not
+    /// found is `NotFound`.
     fn insert_messages_with_fanout(&mut self, msgs: &[&Message], fanout: &[NewDelivery]) -> StoreResult<Vec<bool>>;
     /// By id, or by `eventId` within the application.
     fn message(&mut self, app_id: &str, key: &str) -> StoreResult<Option<Message>>;

@@ -91,18 +91,31 @@ impl MessageRepo for PgTx<'_, '_> {
         // application here. The deliveries go only to the messages this
         // statement inserted, so a message refused for its eventId has
         // none, and a delivery needs no lookup of its message.
+        //
+        // Only what can conflict is inserted with ON CONFLICT, whose
+        // speculative insertion checks every unique index before the row
+        // goes in and confirms it in a WAL record of its own after: a
+        // message with an eventId. A message without one has a fresh id,
+        // and its deliveries are new rows of a message no other
+        // transaction can see yet.
         let mut app_ids: Vec<&str> = sorted.iter().map(|m| m.app_id.as_str()).collect();
         app_ids.dedup();
         super::app_locks::hold_shared(self, &app_ids)?;
         let row = self.query_one(
             &format!(
-                "WITH apps AS (SELECT id FROM application WHERE id = ANY($2::text[])), inserted AS (
-                   INSERT INTO message ({COLUMNS})
+                "WITH apps AS (SELECT id FROM application WHERE id = ANY($2::text[])), batch AS (
                    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                                         $7::text[], $8::timestamptz[], $9::timestamptz[], $10::timestamptz[])
-                     AS m(id, app_id)
+                     AS m({COLUMNS})
                    WHERE m.app_id IN (SELECT id FROM apps)
+                 ), plain AS (
+                   INSERT INTO message ({COLUMNS}) SELECT * FROM batch WHERE event_id IS NULL
+                   RETURNING id, app_id
+                 ), keyed AS (
+                   INSERT INTO message ({COLUMNS}) SELECT * FROM batch WHERE event_id IS NOT NULL
                    ON CONFLICT DO NOTHING RETURNING id, app_id
+                 ), inserted AS (
+                   SELECT id, app_id FROM plain UNION ALL SELECT id, app_id FROM keyed
                  ), owed AS (
                    SELECT d.* FROM unnest($11::text[], $12::text[], $13::text[], $14::timestamptz[])
                      AS d(msg_id, endpoint_id, app_id, due)
@@ -111,7 +124,7 @@ impl MessageRepo for PgTx<'_, '_> {
                    INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, updated_at)
                    SELECT msg_id, endpoint_id, app_id, {PENDING}, 0, COALESCE(due, now()), now() FROM owed
                    WHERE (endpoint_id, app_id) IN (SELECT id, app_id FROM endpoint WHERE id = ANY($12::text[]))
-                   ON CONFLICT DO NOTHING RETURNING endpoint_id, next_attempt_at
+                   RETURNING endpoint_id, next_attempt_at
                  ), queued AS ({})
                  SELECT (SELECT count(*) FROM apps), ARRAY(SELECT id FROM inserted),
                         (SELECT count(*) FROM owed), (SELECT count(*) FROM delivered)",

@@ -247,6 +247,12 @@ ALTER TABLE delivery
     r#"
 ALTER TABLE message DROP CONSTRAINT message_app_id_fkey;
 "#,
+    // 9: the uniqueness of eventIds covers messages that have one. Most
+    // have none, and each of those wrote an index entry for its NULL.
+    r#"
+ALTER TABLE message DROP CONSTRAINT message_app_id_event_id_key;
+CREATE UNIQUE INDEX message_event_id ON message (app_id, event_id) WHERE event_id IS NOT NULL;
+"#,
 ];
 
 pub fn migrate(client: &mut Client) -> Result<(), StoreError> {
