@@ -35,23 +35,30 @@ pub(super) fn mark_due(rows: &str) -> String {
 /// `enqueue` once the writing transaction has committed, for the one race
 /// `enqueue` cannot see: a claim that read the endpoint's deliveries before
 /// that commit and is about to set the entry later. This always locks the
-/// entry, so it waits for such a claim and then applies on top of it.
-pub(super) fn enqueue_committed(
+/// entry, so it waits for such a claim and then applies on top of it. The
+/// same statement notifies `channel`, delivered when it commits: run on
+/// its own, the whole is one round trip. Running it twice is harmless.
+pub(super) fn enqueue_committed_and_notify(
     tx: &mut PgTx<'_, '_>,
     endpoint_ids: &[&str],
     due: &[Option<Timestamp>],
+    channel: &str,
 ) -> StoreResult<()> {
-    // LEAST ignores NULL: an entry with nothing due takes the new time.
-    tx.execute(
+    // LEAST ignores NULL: an entry with nothing due takes the new time. A
+    // data-modifying CTE runs to its end whether or not it is read.
+    tx.query_one(
         &format!(
-            "UPDATE endpoint_queue q SET next_due = LEAST(q.next_due, u.due)
-             FROM (SELECT endpoint_id, MIN(COALESCE(due, now())) AS due
-                   FROM unnest({}, {}) AS t(endpoint_id, due) GROUP BY endpoint_id) u
-             WHERE q.endpoint_id = u.endpoint_id",
+            "WITH marked AS (
+               UPDATE endpoint_queue q SET next_due = LEAST(q.next_due, u.due)
+               FROM (SELECT endpoint_id, MIN(COALESCE(due, now())) AS due
+                     FROM unnest({}, {}) AS t(endpoint_id, due) GROUP BY endpoint_id) u
+               WHERE q.endpoint_id = u.endpoint_id
+             )
+             SELECT pg_notify($3, '')",
             opaque(1, "text[]"),
             opaque(2, "timestamptz[]")
         ),
-        &[&endpoint_ids, &due],
+        &[&endpoint_ids, &due, &channel],
     )?;
     Ok(())
 }

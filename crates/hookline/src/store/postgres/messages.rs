@@ -95,9 +95,9 @@ impl MessageRepo for PgTx<'_, '_> {
         // Only what can conflict is inserted with ON CONFLICT, whose
         // speculative insertion checks every unique index before the row
         // goes in and confirms it in a WAL record of its own after: a
-        // message with an eventId. A message without one has a fresh id,
-        // and its deliveries are new rows of a message no other
-        // transaction can see yet.
+        // message with an eventId. A message without one has a fresh id.
+        // Every delivery belongs to a message this statement inserted,
+        // which no other transaction can see yet.
         let mut app_ids: Vec<&str> = sorted.iter().map(|m| m.app_id.as_str()).collect();
         app_ids.dedup();
         super::app_locks::hold_shared(self, &app_ids)?;

@@ -439,7 +439,27 @@ impl PgStore {
 
     /// Runs a dispatcher operation (`op`) in one non-durable transaction,
     /// again when it loses a race.
-    async fn dispatcher_op<T, F>(&self, mut op: F) -> StoreResult<T>
+    async fn dispatcher_op<T, F>(&self, op: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut PgTx<'_, '_>) -> StoreResult<T> + Send + 'static,
+    {
+        self.dispatcher_run(false, op).await
+    }
+
+    /// Runs a dispatcher operation of one statement with no transaction
+    /// around it (the statement commits itself): one round trip, where
+    /// BEGIN and COMMIT would add two. Again when it loses a race, so the
+    /// statement must be one that can run twice.
+    async fn dispatcher_statement<T, F>(&self, op: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut PgTx<'_, '_>) -> StoreResult<T> + Send + 'static,
+    {
+        self.dispatcher_run(true, op).await
+    }
+
+    async fn dispatcher_run<T, F>(&self, autocommit: bool, mut op: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnMut(&mut PgTx<'_, '_>) -> StoreResult<T> + Send + 'static,
@@ -452,7 +472,7 @@ impl PgStore {
             let mut last = StoreError::Backend("no attempt was made".into());
             for _ in 0..MAX_TRIES {
                 let mut conn = inner.connection(&inner.dispatcher)?;
-                let run = Inner::run_once(&mut conn, false, &mut op);
+                let run = Inner::run_once(&mut conn, autocommit, &mut op);
                 inner.give_back(&inner.dispatcher, conn);
                 match run {
                     // New deliveries (operational webhooks) wake the nodes.
@@ -575,21 +595,26 @@ impl Inner {
         (Err(E::from(last)), Vec::new())
     }
 
-    /// One run of `f` in one transaction.
-    fn run_once<T, E, F>(conn: &mut PgConn, read_only: bool, f: &mut F) -> (Run<T, E>, Touched)
+    /// One run of `f` in one transaction, or with each statement on its
+    /// own (`autocommit`).
+    fn run_once<T, E, F>(conn: &mut PgConn, autocommit: bool, f: &mut F) -> (Run<T, E>, Touched)
     where
         E: From<StoreError>,
         F: FnMut(&mut PgTx<'_, '_>) -> Result<T, E>,
     {
-        if read_only {
+        if autocommit {
             // Reads need no transaction: each statement is its own snapshot.
             let mut ptx = PgTx::new(Session::Autocommit(&mut conn.client), &mut conn.statements);
             let result = f(&mut ptx);
+            // A statement that failed committed nothing of its own.
             return match (result, ptx.failure) {
                 (Err(_), Some(Failure::Lost)) => {
                     (Run::Again(StoreError::Unavailable("connection lost".into())), Vec::new())
                 }
-                (result, _) => (Run::Done(result), Vec::new()),
+                (Err(_), Some(Failure::Retry)) => {
+                    (Run::Again(StoreError::Backend("statement retried".into())), Vec::new())
+                }
+                (result, _) => (Run::Done(result), std::mem::take(&mut ptx.touched)),
             };
         }
         let began = std::time::Instant::now();

@@ -248,10 +248,12 @@ ALTER TABLE delivery
 ALTER TABLE message DROP CONSTRAINT message_app_id_fkey;
 "#,
     // 9: the uniqueness of eventIds covers messages that have one. Most
-    // have none, and each of those wrote an index entry for its NULL.
+    // have none, and each of those wrote an index entry for its NULL. The
+    // index is built first, which holds off writes but not reads; the
+    // constraint's drop, which holds off everything, is then brief.
     r#"
-ALTER TABLE message DROP CONSTRAINT message_app_id_event_id_key;
 CREATE UNIQUE INDEX message_event_id ON message (app_id, event_id) WHERE event_id IS NOT NULL;
+ALTER TABLE message DROP CONSTRAINT message_app_id_event_id_key;
 "#,
 ];
 

@@ -144,13 +144,14 @@ mod tests {
     }
 
     /// A statement prepared while `message` was empty keeps its generic
-    /// plan, a scan of the whole table, as the table grows, since its
-    /// statistics still say it is empty; once the table has outgrown them,
-    /// analyzing it gives the statement a plan that looks its keys up.
-    /// (Whether the early plan still scans when the rows are in is not
-    /// checked: a backend that falls behind on the catalog changes of the
-    /// other tests' databases drops every cached plan, and makes this one
-    /// again from the table's size on disk.)
+    /// plan, a scan of the whole table, as the table grows: nothing makes
+    /// it again until the table's statistics change. Once the table has
+    /// outgrown them, the keeper analyzes it, and the statement's plan
+    /// looks its keys up. (The early plan itself is not checked: a backend
+    /// that falls behind on the catalog changes of the other tests'
+    /// databases drops every cached plan, and makes this one again from the
+    /// table's size on disk. So the final plan alone cannot tell the
+    /// keeper's ANALYZE from such a reset; the statistics can.)
     #[tokio::test]
     async fn a_table_that_outgrew_its_statistics_is_analyzed_and_its_plans_made_again() {
         // Neither this node's keeper nor autovacuum may analyze the table

@@ -92,12 +92,10 @@ pub(super) async fn publish(store: PgStore) {
         let mut entries: Vec<(String, Option<Timestamp>)> = pending.into_iter().collect();
         entries.sort();
         let sent: StoreResult<()> = store
-            .dispatcher_op(move |tx| {
+            .dispatcher_statement(move |tx| {
                 let ids: Vec<&str> = entries.iter().map(|(id, _)| id.as_str()).collect();
                 let due: Vec<Option<Timestamp>> = entries.iter().map(|(_, due)| *due).collect();
-                super::deliveries::enqueue_committed(tx, &ids, &due)?;
-                tx.execute(&format!("NOTIFY {CHANNEL}"), &[])?;
-                Ok(())
+                super::deliveries::enqueue_committed_and_notify(tx, &ids, &due, CHANNEL)
             })
             .await;
         store.inner.publisher.round_done();
