@@ -314,6 +314,11 @@ fn recorded_state(client: &mut Client) -> Result<SchemaState, StoreError> {
 }
 
 fn apply(client: &mut Client) -> Result<(), StoreError> {
+    apply_up_to(client, MIGRATIONS.len())
+}
+
+/// Applies the migrations up to version `last`.
+fn apply_up_to(client: &mut Client, last: usize) -> Result<(), StoreError> {
     let backend = |e: postgres::Error| StoreError::Backend(e.to_string());
     client
         .batch_execute(
@@ -326,7 +331,7 @@ fn apply(client: &mut Client) -> Result<(), StoreError> {
     let state = recorded_state(client)?;
     state.refuse_newer()?;
     let current = state.current;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+    for (index, sql) in MIGRATIONS.iter().enumerate().take(last).skip(current) {
         let version = (index + 1) as i32;
         let mut tx = client.transaction().map_err(backend)?;
         tx.batch_execute(sql).map_err(|e| StoreError::Backend(format!("migration {version} failed: {e}")))?;
@@ -334,4 +339,46 @@ fn apply(client: &mut Client) -> Result<(), StoreError> {
         tx.commit().map_err(backend)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use postgres::error::SqlState;
+
+    /// A database at schema 8 that holds messages keeps them through
+    /// migration 9, and their eventIds stay unique per application.
+    #[tokio::test]
+    async fn the_event_id_index_replaces_the_constraint_on_a_database_with_messages() {
+        let url = super::super::test_support::fresh_database().await;
+        tokio::task::spawn_blocking(move || {
+            let mut client = Client::connect(&url, postgres::NoTls).unwrap();
+            apply_up_to(&mut client, 8).unwrap();
+            let insert = |client: &mut Client, id: &str, event_id: Option<&str>| {
+                client.execute(
+                    "INSERT INTO message (id, app_id, event_type, event_id, payload_expires_at, created_at)
+                     VALUES ($1, 'app_m', 't', $2, now(), now())",
+                    &[&id, &event_id],
+                )
+            };
+            insert(&mut client, "msg_1", Some("evt-1")).unwrap();
+            insert(&mut client, "msg_2", None).unwrap();
+            insert(&mut client, "msg_3", None).unwrap();
+
+            migrate(&mut client).unwrap();
+            assert_eq!(state(&mut client).unwrap().current, 9, "migrated");
+            let kept: i64 = client.query_one("SELECT count(*) FROM message", &[]).unwrap().get(0);
+            assert_eq!(kept, 3, "the messages are kept");
+            let taken = insert(&mut client, "msg_4", Some("evt-1")).unwrap_err();
+            assert_eq!(taken.code(), Some(&SqlState::UNIQUE_VIOLATION), "{taken}");
+            insert(&mut client, "msg_5", None).unwrap();
+            let constraints: i64 = client
+                .query_one("SELECT count(*) FROM pg_constraint WHERE conname = 'message_app_id_event_id_key'", &[])
+                .unwrap()
+                .get(0);
+            assert_eq!(constraints, 0, "the constraint is gone");
+        })
+        .await
+        .unwrap();
+    }
 }

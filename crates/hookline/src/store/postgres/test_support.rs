@@ -15,9 +15,15 @@ pub async fn test_store() -> Store {
 
 /// A fresh, migrated database, its store without its background tasks.
 pub async fn unstarted_test_store() -> super::PgStore {
+    let url = fresh_database().await;
+    tokio::task::spawn_blocking(move || super::PgStore::open(&url)).await.unwrap().unwrap()
+}
+
+/// The URL of a fresh, empty database.
+pub async fn fresh_database() -> String {
     let admin = std::env::var("HOOKLINE_TEST_DATABASE_URL").unwrap_or_else(|_| panic!("{SETUP}"));
     let name = format!("hl_unit_{:016x}", rand::random::<u64>());
-    let url = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap_or_else(|e| panic!("{admin}: {e}"));
         client.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
         let mut url = url::Url::parse(&admin).expect("HOOKLINE_TEST_DATABASE_URL is a URL");
@@ -25,8 +31,7 @@ pub async fn unstarted_test_store() -> super::PgStore {
         url.to_string()
     })
     .await
-    .unwrap();
-    tokio::task::spawn_blocking(move || super::PgStore::open(&url)).await.unwrap().unwrap()
+    .unwrap()
 }
 
 /// A session of its own on the store's database, beside its pools.
