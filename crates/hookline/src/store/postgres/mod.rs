@@ -412,9 +412,9 @@ impl PgStore {
         let (result, _) = self
             .transaction(true, move |tx| match f.take() {
                 Some(f) => f(tx),
-                // The connection died under the first run (reads take
+                // The first run lost its connection or a race (reads take
                 // their closure by value): the caller may simply ask again.
-                None => Err(E::from(StoreError::Unavailable("the connection was lost during a read".into()))),
+                None => Err(E::from(StoreError::Unavailable("a read was interrupted; ask again".into()))),
             })
             .await;
         result
@@ -603,7 +603,9 @@ impl Inner {
         F: FnMut(&mut PgTx<'_, '_>) -> Result<T, E>,
     {
         if autocommit {
-            // Reads need no transaction: each statement is its own snapshot.
+            // Reads need no transaction: each statement is its own
+            // snapshot. Nor does a write of one statement, which commits
+            // itself (`dispatcher_statement`).
             let mut ptx = PgTx::new(Session::Autocommit(&mut conn.client), &mut conn.statements);
             let result = f(&mut ptx);
             // A statement that failed committed nothing of its own.
