@@ -83,7 +83,13 @@ pub async fn run(server_url: &str, admin_token: &str, run: &str, report: &mut Re
     flow.step("message_attempt list_by_msg / list_by_endpoint / destinations", attempts(&c)).await;
     flow.step("endpoint.recover / replay_missing / bulk_replay run as background tasks to finished", tasks(&c)).await;
     flow.step("endpoint.get_attempt_stats counts the endpoint's attempts", async {
-        let stats = c.svix.endpoint().get_attempt_stats(c.app_uid.clone(), c.ep_id.clone(), None).await?;
+        // The first attempt (to an address that never resolves) is recorded
+        // when the dispatcher gets to it, which nothing before waited for.
+        let stats = wait_for("the endpoint's first attempt", || async {
+            let stats = c.svix.endpoint().get_attempt_stats(c.app_uid.clone(), c.ep_id.clone(), None).await?;
+            Ok((stats.success + stats.fail >= 1).then_some(stats))
+        })
+        .await?;
         check!(stats.success + stats.fail >= 1 && stats.canceled == 0, "{stats:?}");
         Ok(())
     })
