@@ -232,6 +232,16 @@ fn parse_public_url(s: &str) -> Result<String, String> {
 
 /// An `http(s)` URL of an OTLP/HTTP collector (`/v1/traces` is appended
 /// unless it is there).
+/// A URL as logs and messages may show it: its password hidden. `None`
+/// when it does not parse (then nothing of it should be shown).
+pub(crate) fn without_password(url: &str) -> Option<String> {
+    let mut u = url::Url::parse(url).ok()?;
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
+    }
+    Some(u.to_string())
+}
+
 fn parse_otlp_endpoint(s: &str) -> Result<String, String> {
     let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL like http://otel-collector:4318 ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
@@ -324,6 +334,14 @@ mod tests {
         assert_eq!(parse_size("1MiB").unwrap(), 1 << 20);
         assert!(parse_size("lots").is_err());
         assert_eq!(parse_cidrs("127.0.0.0/8, ::1").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        let shown = without_password("https://collector:s3cret@otel.example:4318/v1/traces").unwrap();
+        assert_eq!(shown, "https://collector:***@otel.example:4318/v1/traces");
+        assert_eq!(without_password("http://otel:4318/").unwrap(), "http://otel:4318/");
+        assert_eq!(without_password("not a url"), None);
     }
 
     #[test]

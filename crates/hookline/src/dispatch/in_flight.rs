@@ -21,9 +21,17 @@ use crate::store::queue::LeaseRef;
 #[derive(Default)]
 struct State {
     by_endpoint: HashMap<String, EndpointLoad>,
-    /// (message, endpoint) → the lease its attempt holds (one claim id is
-    /// shared by every delivery of one claim).
-    leases: HashMap<(String, String), LeaseRef>,
+    /// (claim, message, endpoint) → the lease its attempt holds (one claim
+    /// id is shared by every delivery of one claim). The claim is part of
+    /// the key: a delivery resent while its attempt is in flight can be
+    /// claimed again by this node, and each attempt keeps its own lease.
+    leases: HashMap<LeaseKey, LeaseRef>,
+}
+
+type LeaseKey = (String, String, String);
+
+fn key_of(lease: &LeaseRef) -> LeaseKey {
+    (lease.claim_id.clone(), lease.msg_id.clone(), lease.endpoint_id.clone())
 }
 
 #[derive(Default)]
@@ -53,7 +61,7 @@ impl InFlight {
         let load = state.by_endpoint.entry(lease.endpoint_id.clone()).or_default();
         load.requests += 1;
         load.leases += 1;
-        state.leases.insert((lease.msg_id.clone(), lease.endpoint_id.clone()), lease.clone());
+        state.leases.insert(key_of(&lease), lease.clone());
         Slot { owner: self.clone(), lease, requesting: true }
     }
 
@@ -102,7 +110,7 @@ impl Drop for Slot {
                 state.by_endpoint.remove(endpoint_id);
             }
         }
-        state.leases.remove(&(self.lease.msg_id.clone(), endpoint_id.clone()));
+        state.leases.remove(&key_of(&self.lease));
         drop(state);
         self.owner.freed.notify_one();
     }
@@ -134,6 +142,23 @@ mod tests {
         assert_eq!(claim_ids, ["claim"]);
         drop(kept);
         assert!(in_flight.snapshot().1.is_empty());
+    }
+
+    /// A delivery resent while its first attempt is in flight, and claimed
+    /// again by the same node: the first attempt's end keeps the second's
+    /// lease alive and counted.
+    #[test]
+    fn two_claims_of_one_delivery_keep_their_own_leases() {
+        let in_flight = Arc::new(InFlight::default());
+        let first = in_flight.take(lease("c1", "ep_a"));
+        let again = LeaseRef { claim_id: "claim_2".into(), ..lease("c1", "ep_a") };
+        let _second = in_flight.take(again);
+        assert_eq!(in_flight.total(), 2);
+        drop(first);
+        assert_eq!(in_flight.total(), 1);
+        let kept: Vec<String> = in_flight.leases().into_iter().map(|l| l.claim_id).collect();
+        assert_eq!(kept, ["claim_2"]);
+        assert_eq!(in_flight.snapshot().2, ["claim_2"]);
     }
 
     #[test]

@@ -173,13 +173,19 @@ impl Sender {
                 }
             }
         }
-        SendResult {
-            status: Some(status),
-            body: String::from_utf8_lossy(&body).into_owned(),
-            duration: started.elapsed(),
-            failure,
-            retry_after,
-        }
+        SendResult { status: Some(status), body: kept_text(&body), duration: started.elapsed(), failure, retry_after }
+    }
+}
+
+/// A response body as its attempt keeps it: text, with U+FFFD for what is
+/// not UTF-8 and for NUL, which PostgreSQL's text cannot hold (a receiver
+/// answering in binary would otherwise make its outcome unrecordable).
+fn kept_text(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text.into_owned()
     }
 }
 

@@ -52,14 +52,14 @@ pub fn init(endpoint: &str) -> Result<(), String> {
         .with_endpoint(url.clone())
         .with_timeout(Duration::from_secs(10))
         .build()
-        .map_err(|e| format!("HOOKLINE_OTLP_ENDPOINT {url}: {e}"))?;
+        .map_err(|e| format!("HOOKLINE_OTLP_ENDPOINT {}: {e}", shown(&url)))?;
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .with_resource(Resource::builder().with_service_name("hookline").build())
         .build();
     let tracer = provider.tracer("hookline");
     TRACING.set(Tracing { provider, tracer }).map_err(|_| "tracing was started twice".to_string())?;
-    tracing::info!(endpoint = %url, "exporting traces over OTLP");
+    tracing::info!(endpoint = %shown(&url), "exporting traces over OTLP");
     Ok(())
 }
 
@@ -70,6 +70,11 @@ pub fn shutdown() {
             tracing::warn!(error = %e, "flushing traces at shutdown failed");
         }
     }
+}
+
+/// The collector's URL as the log shows it: a password in it is hidden.
+fn shown(url: &str) -> String {
+    crate::config::without_password(url).unwrap_or_else(|| "the configured OTLP endpoint".to_string())
 }
 
 /// `…/v1/traces` appended to a base URL, as OTLP/HTTP exporters do.

@@ -32,7 +32,14 @@ enum Mode {
     NotHttp,
     /// TLS with a self-signed certificate.
     SelfSignedTls,
+    /// A 200 whose body is binary: NUL bytes (which PostgreSQL's text
+    /// refuses) and bytes that are not UTF-8.
+    BinaryBody,
 }
+
+/// What `Mode::BinaryBody` answers, and the response its attempt keeps.
+const BINARY_BODY: &[u8] = b"ok\0\xff\xfebinary";
+const BINARY_BODY_KEPT: &str = "ok\u{FFFD}\u{FFFD}\u{FFFD}binary";
 
 /// A misbehaving endpoint on loopback.
 struct Hostile {
@@ -159,6 +166,12 @@ async fn misbehave(mode: Mode, mut stream: TcpStream, redirect_to: &str, sent: &
         Mode::NotHttp => {
             let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.6\r\nthis is not http\r\n\r\n").await;
         }
+        Mode::BinaryBody => {
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", BINARY_BODY.len());
+            let _ = stream.write_all(&[head.as_bytes(), BINARY_BODY].concat()).await;
+            let mut sink = [0u8; 1024];
+            while stream.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+        }
         Mode::SelfSignedTls => unreachable!("served by the TLS acceptor"),
     }
 }
@@ -210,6 +223,7 @@ async fn hostile_endpoints_fail_cleanly_within_the_timeout() {
         (Mode::HugeBody, "http", None, 200),
         (Mode::NotHttp, "http", Some("invalid_response"), 0),
         (Mode::SelfSignedTls, "https", Some("tls_error"), 0),
+        (Mode::BinaryBody, "http", None, 200),
     ];
     let mut hostiles = Vec::new();
     for (mode, scheme, kind, status) in cases {
@@ -239,6 +253,9 @@ async fn hostile_endpoints_fail_cleanly_within_the_timeout() {
         let ms = attempt["responseDurationMs"].as_u64().unwrap();
         assert!(ms <= (TIMEOUT_S + 2) * 1000, "{mode:?}: the attempt took {ms} ms");
         assert!(attempt["response"].as_str().unwrap().len() <= 20_000, "{mode:?}: response kept beyond the cap");
+        if matches!(mode, Mode::BinaryBody) {
+            assert_eq!(attempt["response"], BINARY_BODY_KEPT, "{mode:?}: {attempt}");
+        }
         let _ = hostile;
     }
 

@@ -18,7 +18,9 @@ use crate::store::StoreResult;
 /// The advisory lock whoever sweeps retention holds (one node at a time).
 const SWEEP_LOCK: i64 = 0x6877_5f73_7765_6570; // "hw_sweep"
 /// Queue repair (the safety net for entries left later than their work)
-/// runs at most this often.
+/// runs at most this often, with a retention sweep: with the default
+/// retention the sweeps come a minute apart, so an entry left late is
+/// repaired within one to two minutes.
 const REPAIR_EVERY: chrono::Duration = chrono::Duration::seconds(30);
 
 impl ClaimSource for PgTx<'_, '_> {
@@ -442,8 +444,13 @@ pub(super) fn purge_expired(
             }
             old.len()
         },
+        // The age is checked again on the row deleted: a key taken again
+        // (a new answer, `created_at` now) after the pick read it is the
+        // new request's. The pick alone would delete it, since a row
+        // changed meanwhile is checked against the pick's result as read.
         idempotency_keys: tx.execute(
-            "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency WHERE created_at < $1 LIMIT $2)",
+            "DELETE FROM idempotency
+             WHERE key IN (SELECT key FROM idempotency WHERE created_at < $1 LIMIT $2) AND created_at < $1",
             &[&idempotency_cutoff, &batch],
         )? as usize,
     }))
@@ -876,6 +883,36 @@ mod tests {
         assert_eq!(swept.messages, 0, "a message with a delivery owed was purged");
         let resent = claim(&store, request(LONG)).await.unwrap().jobs;
         assert_eq!(resent.len(), 1, "the resend is delivered");
+    }
+
+    /// A key whose answer is past the window, taken again by a request
+    /// still open while the sweep picks it, is the new request's: the
+    /// sweep waits for it and then leaves it, so that request's retry
+    /// replays its answer instead of making a second message.
+    #[tokio::test]
+    async fn the_sweep_leaves_a_key_taken_again_while_it_picked_it() {
+        let store = super::super::test_support::test_store().await;
+        let answer = IdempotentResponse { body_hash: vec![1], status: 202, body: b"old".to_vec() };
+        let expired = now() - super::super::idempotency::IDEMPOTENCY_WINDOW - chrono::Duration::hours(1);
+        store
+            .write(move |tx| tx.claim_idempotency_keys(&[(b"key_s".to_vec(), answer.clone())], expired).map(|_| ()))
+            .await
+            .unwrap();
+        let (mut holder, holder_pid) = holding(
+            &store,
+            "UPDATE idempotency SET body = 'new'::bytea, created_at = now() WHERE key = 'key_s'::bytea",
+        )
+        .await;
+        let sweep = tokio::spawn({
+            let store = store.clone();
+            async move { store.purge_expired(chrono::Duration::days(1), 100).await }
+        });
+        until_blocked_by(&store, &[holder_pid], &["DELETE FROM idempotency%"]).await;
+        tokio::task::spawn_blocking(move || holder.batch_execute("COMMIT").unwrap()).await.unwrap();
+        let swept = sweep.await.unwrap().unwrap().unwrap();
+        assert_eq!(swept.idempotency_keys, 0, "the sweep deleted a key taken again");
+        let kept = store.read(|tx| tx.idempotent_response(b"key_s")).await.unwrap();
+        assert_eq!(kept.map(|a| a.body), Some(b"new".to_vec()), "the new answer is kept");
     }
 
     /// The message writer's statement marks the queue entries of the

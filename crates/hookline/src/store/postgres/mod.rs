@@ -666,15 +666,7 @@ impl Inner {
 
 /// The URL without its password, for logs and messages.
 fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
-        Err(_) => "the configured database".to_string(),
-    }
+    crate::config::without_password(url).unwrap_or_else(|| "the configured database".to_string())
 }
 
 /// Sleeps a little more after each failed try, for background loops.
