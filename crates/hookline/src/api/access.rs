@@ -125,7 +125,7 @@ async fn authorize(state: &AppState, access: Access, path: &RawPathParams, req: 
 
 /// Whether `key` is an application id this caller may send to, were it to
 /// exist: ids never change hands, so the message's own transaction can check
-/// that it exists (`existing_application_ids`, one statement a batch), and
+/// that it exists (`check_applications_and_claim_keys`, one statement a batch), and
 /// a message costs no read before it.
 fn reaches_by_id(caller: &Caller, key: &str) -> bool {
     if !IdKind::Application.matches(key) || key == crate::operational::APP_ID {

@@ -1,11 +1,12 @@
 //! Message creation in batches: every request validated while a batch was
 //! being written joins the next one, and a batch is one transaction of a
-//! few multi-row statements whatever its size: check the applications,
+//! few multi-row statements whatever its size: check the applications and
 //! take the idempotency keys together with their answers (and look up the
-//! answers of keys not taken), event types, fan-out targets, insert the
-//! messages with their deliveries, give back the keys of refused drafts. The
-//! embedded store commits many closures at once anyway; on PostgreSQL this
-//! is what keeps the cost per message to a fraction of a round trip.
+//! answers of keys not taken), read event types and fan-out targets,
+//! insert the messages with their deliveries, give back the keys of
+//! refused drafts. The embedded store commits many closures at once
+//! anyway; on PostgreSQL this is what keeps the cost per message to a
+//! fraction of a round trip.
 //!
 //! The answer of each request is the one it would get alone: 202 with its
 //! message, the replay of an earlier answer for its `Idempotency-Key`, 409
@@ -20,7 +21,7 @@ use super::error::{ApiError, ApiResult};
 use super::messages::MessageOut;
 use crate::keys::{Owner, SecretCipher};
 use crate::store::model::{EventType, IdempotentResponse, Message, NewDelivery};
-use crate::store::{Store, StoreError, StoreResult, Tx};
+use crate::store::{KeyClaim, Store, StoreError, StoreResult, Tx};
 
 /// Batches written at once (each waits for its own commit).
 const WRITERS: usize = 2;
@@ -183,42 +184,43 @@ pub fn write_batch(tx: &mut dyn Tx, drafts: &[Draft], answers: &[Answer]) -> Sto
     let mut outcomes: Vec<Option<ApiResult<Written>>> = drafts.iter().map(|_| None).collect();
 
     // Applications deleted since the request was checked, or ids no
-    // application has (message creation checks an id here, not before):
-    // first, so that no earlier answer is replayed for them either.
+    // application has (message creation checks an id here, not before),
+    // get no key and no earlier answer replayed either. Every answer is
+    // known before anything is written (a message's is itself), so a fresh
+    // key is taken together with its answer, in the same step as the
+    // check: by the first draft with that key whose application exists.
+    // Only the keys not taken are looked up; their answer is replayed, or
+    // the key is busy in another transaction.
     let app_ids: Vec<String> = unique(drafts.iter().map(|d| d.message.app_id.clone()));
-    let apps = tx.existing_application_ids(&app_ids)?;
+    let claims: Vec<KeyClaim> = drafts
+        .iter()
+        .zip(answers)
+        .filter_map(|(draft, answer)| match (&draft.idem, &answer.record) {
+            (Some((key, _)), Some(record)) => {
+                Some(KeyClaim { app_id: draft.message.app_id.clone(), key: key.clone(), answer: record.clone() })
+            }
+            _ => None,
+        })
+        .collect();
+    let (apps, claimed) = tx.check_applications_and_claim_keys(&app_ids, &claims, now)?;
     for (i, draft) in drafts.iter().enumerate() {
         if !apps.contains(&draft.message.app_id) {
             outcomes[i] = Some(Err(ApiError::not_found()));
         }
     }
-
-    // Every answer is known before anything is written (a message's is
-    // itself), so a fresh key is taken together with its answer: one
-    // statement in the common case. Only the keys not taken are looked up;
-    // their answer is replayed, or the key is busy in another transaction.
-    // In the batch, the first draft with a key owns it.
-    let mut claims: Vec<(Vec<u8>, IdempotentResponse)> = Vec::new();
-    // The draft each claim is for: the first in the batch with its key.
-    let mut claimers: Vec<usize> = Vec::new();
-    let mut firsts: HashSet<&[u8]> = HashSet::new();
-    for (i, draft) in live(drafts, &outcomes) {
-        if let (Some((key, _)), Some(record)) = (&draft.idem, &answers[i].record) {
-            if firsts.insert(key.as_slice()) {
-                claims.push((key.clone(), record.clone()));
-                claimers.push(i);
-            }
-        }
-    }
-    let claimed = tx.claim_idempotency_keys(&claims, now)?;
     // The drafts that took their key, so that a refused one gives it back.
     let mut owns_key = vec![false; drafts.len()];
     let mut others: Vec<Vec<u8>> = Vec::new();
-    for ((key, _), i) in claims.into_iter().zip(claimers) {
-        if claimed.contains(&key) {
+    let mut firsts: HashSet<&[u8]> = HashSet::new();
+    for (i, draft) in live(drafts, &outcomes) {
+        let Some((key, _)) = &draft.idem else { continue };
+        if answers[i].record.is_none() || !firsts.insert(key.as_slice()) {
+            continue;
+        }
+        if claimed.contains(key) {
             owns_key[i] = true;
         } else {
-            others.push(key);
+            others.push(key.clone());
         }
     }
     let answered = if others.is_empty() { HashMap::new() } else { tx.idempotent_responses(&others)? };
@@ -233,10 +235,13 @@ pub fn write_batch(tx: &mut dyn Tx, drafts: &[Draft], answers: &[Answer]) -> Sto
         }));
     }
 
-    // Payloads their event type's schema refuses.
+    // Event types (payloads their schema refuses) and fan-out targets in
+    // one step. The targets are read for every live draft's application,
+    // a few more than the drafts the schemas leave.
     let names: Vec<String> = unique(live(drafts, &outcomes).map(|(_, d)| d.message.event_type.clone()));
-    let types: HashMap<String, EventType> =
-        tx.event_types_named(&names)?.into_iter().map(|et| (et.name.clone(), et)).collect();
+    let apps: Vec<String> = unique(live(drafts, &outcomes).map(|(_, d)| d.message.app_id.clone()));
+    let (types, targets) = tx.event_types_and_fanout_targets(&names, &apps)?;
+    let types: HashMap<String, EventType> = types.into_iter().map(|et| (et.name.clone(), et)).collect();
     for (i, draft) in drafts.iter().enumerate() {
         if outcomes[i].is_some() {
             continue;
@@ -252,8 +257,6 @@ pub fn write_batch(tx: &mut dyn Tx, drafts: &[Draft], answers: &[Answer]) -> Sto
     // the queue. A taken eventId is a conflict, and its message has no
     // deliveries.
     let writing: Vec<usize> = live(drafts, &outcomes).map(|(i, _)| i).collect();
-    let apps: Vec<String> = unique(writing.iter().map(|&i| drafts[i].message.app_id.clone()));
-    let targets = tx.fanout_targets_of(&apps)?;
     let mut fanout = Vec::new();
     for &i in &writing {
         let msg = &drafts[i].message;

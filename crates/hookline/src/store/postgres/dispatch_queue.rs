@@ -1035,16 +1035,19 @@ mod tests {
         assert_eq!(left, 0, "a message outlived its application");
     }
 
-    /// The message writer's first read (`existing_application_ids`) holds
-    /// the applications it finds, in the same statement: the holds that
-    /// follow in its transaction count on it and take nothing themselves.
+    /// The message writer's first statement (`check_applications_and_claim_keys`)
+    /// holds the applications it finds, before it takes a key: the holds
+    /// that follow in its transaction count on it and take nothing
+    /// themselves.
     #[tokio::test]
     async fn the_message_writers_first_read_holds_its_applications() {
         let store = super::super::test_support::test_store().await;
         fixture(&store, &[("ep_a", None)], 0).await;
         let read = |tx: &mut dyn crate::store::Tx| {
-            let found = tx.existing_application_ids(&["app_f".to_string()])?;
-            assert!(found.contains("app_f"));
+            let answer = IdempotentResponse { body_hash: vec![1], status: 202, body: vec![2] };
+            let claim = crate::store::KeyClaim { app_id: "app_f".into(), key: b"key_f".to_vec(), answer };
+            let (found, taken) = tx.check_applications_and_claim_keys(&["app_f".to_string()], &[claim], now())?;
+            assert!(found.contains("app_f") && taken.contains(&b"key_f".to_vec()));
             tx.set_meta("read_gate", "read")
         };
         let raced = delete_beside_open_write(&store, "read_gate", read, |tx| tx.delete_application("app_f")).await;

@@ -73,7 +73,7 @@ fn row(r: &Row) -> StoreResult<Endpoint> {
 
 /// A fan-out target from the columns `id, disabled, filter_types, channels`
 /// starting at column `at`.
-fn fanout_target(r: &Row, at: usize) -> StoreResult<FanoutTarget> {
+pub(super) fn fanout_target(r: &Row, at: usize) -> StoreResult<FanoutTarget> {
     Ok(FanoutTarget {
         id: col(r, at)?,
         disabled: col(r, at + 1)?,

@@ -6,10 +6,11 @@ use crate::store::model::EventType;
 use crate::store::page::{ListQuery, Page};
 use crate::store::{EventTypeRepo, StoreError, StoreResult};
 
-const COLUMNS: &str = "name, description, archived, deprecated, schemas, feature_flag, validate_payloads, created_at, \
+pub(super) const COLUMNS: &str =
+    "name, description, archived, deprecated, schemas, feature_flag, validate_payloads, created_at, \
                        updated_at, feature_flags, group_name";
 
-fn row(r: &Row) -> StoreResult<EventType> {
+pub(super) fn row(r: &Row) -> StoreResult<EventType> {
     Ok(EventType {
         name: col(r, 0)?,
         description: col(r, 1)?,

@@ -30,6 +30,7 @@ mod event_types;
 mod idempotency;
 mod insights;
 mod integrations;
+mod message_batch;
 mod messages;
 mod meta;
 mod schema;

@@ -121,9 +121,10 @@ pub fn paginate<T>(
 
 #[cfg(test)]
 mod tests {
+    use crate::store::model::{now, IdempotentResponse};
     use crate::store::queue::{ClaimSource, Look, QueueUpdate};
     use crate::store::tests::{app, endpoint};
-    use crate::store::{ApplicationRepo, EventTypeRepo, Store};
+    use crate::store::{ApplicationRepo, EventTypeRepo, KeyClaim, MessageBatchRepo, Store};
 
     /// The lookups by array that run for every message batch and every
     /// claim keep the plan made on their sixth run; a plain `= ANY($1)`
@@ -143,7 +144,9 @@ mod tests {
             .dispatcher_op(|tx| {
                 let apps = vec!["app_p".to_string()];
                 for _ in 0..8 {
-                    tx.existing_application_ids(&apps)?;
+                    let answer = IdempotentResponse { body_hash: vec![1], status: 202, body: vec![2] };
+                    let claim = KeyClaim { app_id: "app_p".into(), key: b"key_p".to_vec(), answer };
+                    tx.check_applications_and_claim_keys(&apps, &[claim], now())?;
                     tx.event_types_named(&["t".to_string()])?;
                     super::super::deliveries::enqueue_committed_and_notify(tx, &["ep_p"], &[None], "hl_test")?;
                     let look = Look::AtEarliestWork { not_before: None };

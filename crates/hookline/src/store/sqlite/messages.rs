@@ -166,3 +166,7 @@ pub(super) fn push_time_range(sql: &mut String, alias: &str, f: &MessageFilter, 
         params.push(ms(after).into());
     }
 }
+
+/// The writer runs the statements one after the other: no round trips to
+/// save in process.
+impl crate::store::MessageBatchRepo for SqliteTx<'_> {}
