@@ -1047,7 +1047,7 @@ mod tests {
             let answer = IdempotentResponse { body_hash: vec![1], status: 202, body: vec![2] };
             let claim = crate::store::KeyClaim { app_id: "app_f".into(), key: b"key_f".to_vec(), answer };
             let (found, taken) = tx.check_applications_and_claim_keys(&["app_f".to_string()], &[claim], now())?;
-            assert!(found.contains("app_f") && taken.contains(&b"key_f".to_vec()));
+            assert!(found.contains("app_f") && taken.contains(b"key_f".as_slice()));
             tx.set_meta("read_gate", "read")
         };
         let raced = delete_beside_open_write(&store, "read_gate", read, |tx| tx.delete_application("app_f")).await;

@@ -124,7 +124,7 @@ mod tests {
     use crate::store::model::{now, IdempotentResponse};
     use crate::store::queue::{ClaimSource, Look, QueueUpdate};
     use crate::store::tests::{app, endpoint};
-    use crate::store::{ApplicationRepo, EventTypeRepo, KeyClaim, MessageBatchRepo, Store};
+    use crate::store::{EventTypeRepo, KeyClaim, MessageBatchRepo, Store};
 
     /// The lookups by array that run for every message batch and every
     /// claim keep the plan made on their sixth run; a plain `= ANY($1)`
