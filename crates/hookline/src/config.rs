@@ -230,8 +230,6 @@ fn parse_public_url(s: &str) -> Result<String, String> {
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
-/// An `http(s)` URL of an OTLP/HTTP collector (`/v1/traces` is appended
-/// unless it is there).
 /// A URL as logs and messages may show it: its password hidden. `None`
 /// when it does not parse (then nothing of it should be shown).
 pub(crate) fn without_password(url: &str) -> Option<String> {
@@ -242,6 +240,8 @@ pub(crate) fn without_password(url: &str) -> Option<String> {
     Some(u.to_string())
 }
 
+/// An `http(s)` URL of an OTLP/HTTP collector (`/v1/traces` is appended
+/// unless it is there).
 fn parse_otlp_endpoint(s: &str) -> Result<String, String> {
     let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL like http://otel-collector:4318 ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {

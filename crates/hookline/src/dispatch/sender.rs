@@ -182,11 +182,17 @@ impl Sender {
 /// answering in binary would otherwise make its outcome unrecordable).
 fn kept_text(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
-    if text.contains('\0') {
-        text.replace('\0', "\u{FFFD}")
-    } else {
-        text.into_owned()
+    let mut text = if text.contains('\0') { text.replace('\0', "\u{FFFD}") } else { text.into_owned() };
+    // A replacement takes three bytes where the byte it stands for took
+    // one: the text is cut back to the cap the bytes were read to.
+    if text.len() > MAX_RESPONSE_BYTES {
+        let mut end = MAX_RESPONSE_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
     }
+    text
 }
 
 fn build_headers(out: &Outgoing<'_>) -> Result<HeaderMap, String> {
@@ -266,4 +272,18 @@ fn classify(e: &reqwest::Error) -> (FailureKind, String) {
         FailureKind::Closed
     });
     (kind, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_binary_body_is_kept_as_text_within_the_cap() {
+        assert_eq!(kept_text(b"ok\0\xffbin"), "ok\u{FFFD}\u{FFFD}bin");
+        assert_eq!(kept_text("café".as_bytes()), "café");
+        let kept = kept_text(&[0u8; MAX_RESPONSE_BYTES]);
+        assert!(kept.len() <= MAX_RESPONSE_BYTES && kept.len() > MAX_RESPONSE_BYTES - 3, "{}", kept.len());
+        assert!(kept.chars().all(|c| c == '\u{FFFD}'));
+    }
 }

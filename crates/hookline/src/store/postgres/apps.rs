@@ -59,10 +59,11 @@ impl ApplicationRepo for PgTx<'_, '_> {
         if ids.is_empty() {
             return Ok(HashSet::new());
         }
-        // The message writer's first statement: it holds the applications
-        // against deletion too (`app_locks`), for the messages and the
-        // fan-out that follow. Those find them again in statements of
-        // their own, which see a deletion this one waited for.
+        // It holds the applications against deletion too (`app_locks`),
+        // for the writes that follow, which find them again in statements
+        // of their own and see a deletion this one waited for. (The
+        // message writer does this with its keys in one statement:
+        // `check_applications_and_claim_keys`.)
         let found = self
             .query(
                 &format!(

@@ -208,7 +208,7 @@ impl MessageRepo for PgTx<'_, '_> {
         // Deliveries have no foreign keys (schema 7): a key's check was a
         // query and a row lock per row. The applications are held against
         // the deletion of their endpoints instead (`app_locks`; usually
-        // already, by `fanout_targets_of`), and the insert, a statement of
+        // already, by the read of the fan-out's targets), and the insert, a statement of
         // its own, finds its endpoints and messages in their own
         // application. The messages are this transaction's own (see the
         // trait): no one else can delete them before it commits.

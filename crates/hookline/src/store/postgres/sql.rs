@@ -127,9 +127,12 @@ mod tests {
     use crate::store::{EventTypeRepo, KeyClaim, MessageBatchRepo, Store};
 
     /// The lookups by array that run for every message batch and every
-    /// claim keep the plan made on their sixth run; a plain `= ANY($1)`
-    /// beside them is planned again on every run, which is what `opaque`
-    /// avoids. (`generic_plans` is there since PostgreSQL 14.)
+    /// claim (and an import's event types) keep the plan made on their
+    /// sixth run; a plain `= ANY($1)` beside them is planned again on
+    /// every run, which is what `opaque` avoids. (The batch's event types
+    /// are read with its fan-out targets, in a statement planned for its
+    /// values on purpose: see `fanout_targets_of`.) (`generic_plans` is
+    /// there since PostgreSQL 14.)
     #[tokio::test]
     async fn lookups_by_array_are_planned_once_not_on_every_run() {
         let pg = super::super::test_support::unstarted_test_store().await;
