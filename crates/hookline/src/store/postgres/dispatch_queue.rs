@@ -1055,4 +1055,56 @@ mod tests {
         raced.written.unwrap();
         raced.deleted.unwrap();
     }
+
+    /// A key another transaction has just inserted makes the writer's first
+    /// statement wait for that transaction, holding its application (taken
+    /// before any key), and then take the key if it was given back, or
+    /// leave it (its answer is replayed) if it was kept.
+    #[tokio::test]
+    async fn the_first_statement_waits_for_a_key_in_flight_holding_its_application() {
+        let store = super::super::test_support::test_store().await;
+        fixture(&store, &[("ep_a", None)], 0).await;
+        for outcome in ["ROLLBACK", "COMMIT"] {
+            let key = format!("key_{outcome}");
+            let (mut holder, holder_pid) = holding(
+                &store,
+                &format!(
+                    "INSERT INTO idempotency (key, body_hash, status, body, created_at)
+                     VALUES ('{key}'::bytea, ''::bytea, 202, ''::bytea, now())"
+                ),
+            )
+            .await;
+            let writer = tokio::spawn({
+                let (store, key) = (store.clone(), key.clone());
+                async move {
+                    store
+                        .write(move |tx| {
+                            let answer = IdempotentResponse { body_hash: vec![1], status: 202, body: vec![2] };
+                            let claim =
+                                crate::store::KeyClaim { app_id: "app_f".into(), key: key.clone().into(), answer };
+                            tx.check_applications_and_claim_keys(&["app_f".to_string()], &[claim], now())
+                        })
+                        .await
+                }
+            });
+            let waiting = until_blocked_by(&store, &[holder_pid], &["WITH apps AS%"]).await;
+            let mut watch = session(&store).await;
+            let held: i64 = tokio::task::spawn_blocking(move || {
+                watch
+                    .query_one(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = ANY($1)",
+                        &[&waiting],
+                    )
+                    .unwrap()
+                    .get(0)
+            })
+            .await
+            .unwrap();
+            assert_eq!(held, 1, "{outcome}: the writer waits for the key without holding its application");
+            tokio::task::spawn_blocking(move || holder.batch_execute(outcome).unwrap()).await.unwrap();
+            let (apps, taken) = writer.await.unwrap().unwrap();
+            assert!(apps.contains("app_f"), "{outcome}");
+            assert_eq!(taken.contains(key.as_bytes()), outcome == "ROLLBACK", "{outcome}: {taken:?}");
+        }
+    }
 }
