@@ -196,9 +196,7 @@ pub fn write_batch(tx: &mut dyn Tx, drafts: &[Draft], answers: &[Answer]) -> Sto
         .iter()
         .zip(answers)
         .filter_map(|(draft, answer)| match (&draft.idem, &answer.record) {
-            (Some((key, _)), Some(record)) => {
-                Some(KeyClaim { app_id: draft.message.app_id.clone(), key: key.clone(), answer: record.clone() })
-            }
+            (Some((key, _)), Some(record)) => Some(KeyClaim { app_id: &draft.message.app_id, key, answer: record }),
             _ => None,
         })
         .collect();

@@ -361,12 +361,14 @@ pub type TargetsByApp = HashMap<String, Vec<FanoutTarget>>;
 
 /// An idempotency key a message batch takes for one of its drafts, with
 /// the answer the draft gets if its message is created.
-pub struct KeyClaim {
+/// Borrowed from the drafts: the answer is sealed and as large as the
+/// message, and this runs on the embedded store's single writer.
+pub struct KeyClaim<'a> {
     /// The application the draft writes to: a key is taken only if it
     /// exists.
-    pub app_id: String,
-    pub key: Vec<u8>,
-    pub answer: IdempotentResponse,
+    pub app_id: &'a str,
+    pub key: &'a [u8],
+    pub answer: &'a IdempotentResponse,
 }
 
 /// The message writer's reads, two steps each made of the operations
@@ -381,15 +383,15 @@ pub trait MessageBatchRepo: ApplicationRepo + IdempotencyRepo + EventTypeRepo + 
     fn check_applications_and_claim_keys(
         &mut self,
         app_ids: &[String],
-        claims: &[KeyClaim],
+        claims: &[KeyClaim<'_>],
         now: Timestamp,
     ) -> StoreResult<(HashSet<String>, HashSet<Vec<u8>>)> {
         let apps = self.existing_application_ids(app_ids)?;
         let mut firsts: HashSet<&[u8]> = HashSet::new();
         let wanted: Vec<(Vec<u8>, IdempotentResponse)> = claims
             .iter()
-            .filter(|c| apps.contains(&c.app_id) && firsts.insert(c.key.as_slice()))
-            .map(|c| (c.key.clone(), c.answer.clone()))
+            .filter(|c| apps.contains(c.app_id) && firsts.insert(c.key))
+            .map(|c| (c.key.to_vec(), c.answer.clone()))
             .collect();
         let taken = self.claim_idempotency_keys(&wanted, now)?;
         Ok((apps, taken))

@@ -1045,7 +1045,7 @@ mod tests {
         fixture(&store, &[("ep_a", None)], 0).await;
         let read = |tx: &mut dyn crate::store::Tx| {
             let answer = IdempotentResponse { body_hash: vec![1], status: 202, body: vec![2] };
-            let claim = crate::store::KeyClaim { app_id: "app_f".into(), key: b"key_f".to_vec(), answer };
+            let claim = crate::store::KeyClaim { app_id: "app_f", key: b"key_f", answer: &answer };
             let (found, taken) = tx.check_applications_and_claim_keys(&["app_f".to_string()], &[claim], now())?;
             assert!(found.contains("app_f") && taken.contains(b"key_f".as_slice()));
             tx.set_meta("read_gate", "read")
@@ -1081,7 +1081,7 @@ mod tests {
                         .write(move |tx| {
                             let answer = IdempotentResponse { body_hash: vec![1], status: 202, body: vec![2] };
                             let claim =
-                                crate::store::KeyClaim { app_id: "app_f".into(), key: key.clone().into(), answer };
+                                crate::store::KeyClaim { app_id: "app_f", key: key.as_bytes(), answer: &answer };
                             tx.check_applications_and_claim_keys(&["app_f".to_string()], &[claim], now())
                         })
                         .await

@@ -14,7 +14,7 @@ impl MessageBatchRepo for PgTx<'_, '_> {
     fn check_applications_and_claim_keys(
         &mut self,
         app_ids: &[String],
-        claims: &[KeyClaim],
+        claims: &[KeyClaim<'_>],
         now: Timestamp,
     ) -> StoreResult<(HashSet<String>, HashSet<Vec<u8>>)> {
         if app_ids.is_empty() {
@@ -25,10 +25,10 @@ impl MessageBatchRepo for PgTx<'_, '_> {
         // keeps that order whatever the plan does with the check. Claims
         // that share a key keep their order (a stable sort), so the first
         // whose application exists is the one `DISTINCT ON` keeps.
-        let mut sorted: Vec<&KeyClaim> = claims.iter().collect();
-        sorted.sort_by(|a, b| a.key.cmp(&b.key));
-        let claim_apps: Vec<&str> = sorted.iter().map(|c| c.app_id.as_str()).collect();
-        let keys: Vec<&[u8]> = sorted.iter().map(|c| c.key.as_slice()).collect();
+        let mut sorted: Vec<&KeyClaim<'_>> = claims.iter().collect();
+        sorted.sort_by(|a, b| a.key.cmp(b.key));
+        let claim_apps: Vec<&str> = sorted.iter().map(|c| c.app_id).collect();
+        let keys: Vec<&[u8]> = sorted.iter().map(|c| c.key).collect();
         let hashes: Vec<&[u8]> = sorted.iter().map(|c| c.answer.body_hash.as_slice()).collect();
         let statuses: Vec<i32> = sorted.iter().map(|c| i32::from(c.answer.status)).collect();
         let bodies: Vec<&[u8]> = sorted.iter().map(|c| c.answer.body.as_slice()).collect();

@@ -148,7 +148,7 @@ mod tests {
                 let apps = vec!["app_p".to_string()];
                 for _ in 0..8 {
                     let answer = IdempotentResponse { body_hash: vec![1], status: 202, body: vec![2] };
-                    let claim = KeyClaim { app_id: "app_p".into(), key: b"key_p".to_vec(), answer };
+                    let claim = KeyClaim { app_id: "app_p", key: b"key_p", answer: &answer };
                     tx.check_applications_and_claim_keys(&apps, &[claim], now())?;
                     tx.event_types_named(&["t".to_string()])?;
                     super::super::deliveries::enqueue_committed_and_notify(tx, &["ep_p"], &[None], "hl_test")?;
