@@ -8,7 +8,7 @@
 
 mod in_flight;
 pub mod policy;
-
+mod recording;
 mod sender;
 mod ssrf;
 mod supervise;
@@ -56,8 +56,8 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// average: at 2 ms, accept→receive at 1 000 messages/s was p50 3.36 ms and
 /// p99 8.33 ms; at 0.5 ms 2.20 and 6.10 ms, with no more CPU per delivery.
 const MIN_CLAIM_INTERVAL: Duration = Duration::from_micros(500);
-/// Longest wait between two tries to record outcomes.
-const MAX_RECORD_BACKOFF: Duration = Duration::from_secs(5);
+/// First wait before recording outcomes again.
+const FIRST_RECORD_BACKOFF: Duration = Duration::from_millis(50);
 /// Most outcomes recorded in one store call.
 const MAX_OUTCOME_BATCH: usize = 256;
 
@@ -427,8 +427,9 @@ impl Dispatcher {
     }
 
     /// Hands an outcome to the recording loop and waits until it is in the
-    /// store: dropping it would send the delivery again once its lease
-    /// expired, and lose the attempt's log.
+    /// store (or the store refused it for good, see [`recording`]):
+    /// dropping it would send the delivery again once its lease expired,
+    /// and lose the attempt's log.
     async fn record(&self, outcome: AttemptOutcome) {
         loop {
             let (recorded, done) = oneshot::channel();
@@ -444,7 +445,8 @@ impl Dispatcher {
     }
 
     /// Records outcomes in batches (one store call for every outcome that
-    /// arrived meanwhile), retrying a batch until it lands, until `shutdown`.
+    /// arrived meanwhile), retrying a batch until it lands or the store
+    /// refuses its outcomes one by one (see [`recording`]), until `shutdown`.
     pub async fn record_outcomes(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut queue = self.outcome_queue.lock().await;
         loop {
@@ -462,20 +464,15 @@ impl Dispatcher {
                     Err(_) => break,
                 }
             }
-            let outcomes: Vec<AttemptOutcome> = batch.iter().map(|p| p.outcome.clone()).collect();
-            let mut backoff = Duration::from_millis(50);
-            loop {
-                match self.store.record_outcomes(outcomes.clone(), self.disable_after).await {
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::error!(error = %e, outcomes = outcomes.len(), "recording attempts failed; retrying")
-                    }
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_RECORD_BACKOFF);
-            }
-            for pending in batch {
-                let _ = pending.recorded.send(());
+            let (outcomes, waiting): (Vec<AttemptOutcome>, Vec<_>) =
+                batch.into_iter().map(|p| (p.outcome, p.recorded)).unzip();
+            let (store, disable_after) = (&self.store, self.disable_after);
+            recording::record_batch(&outcomes, FIRST_RECORD_BACKOFF, |outcomes| async move {
+                store.record_outcomes(outcomes, disable_after).await.map(drop)
+            })
+            .await;
+            for recorded in waiting {
+                let _ = recorded.send(());
             }
         }
     }

@@ -143,6 +143,7 @@ pub struct Metrics {
     commit_duration: Histogram,
     commit_group_size: Histogram,
     retention_deleted: [Counter; 4],
+    outcomes_abandoned: Counter,
 }
 
 impl Metrics {
@@ -245,6 +246,14 @@ impl Metrics {
             deleted_family,
         );
 
+        let outcomes_abandoned = Counter::default();
+        registry.register(
+            "attempt_outcomes_abandoned",
+            "Attempt outcomes the store refused even alone and without their response body; their deliveries are \
+             sent again when their leases expire",
+            outcomes_abandoned.clone(),
+        );
+
         Metrics {
             registry,
             messages_accepted,
@@ -262,6 +271,7 @@ impl Metrics {
             commit_duration,
             commit_group_size,
             retention_deleted,
+            outcomes_abandoned,
         }
     }
 
@@ -334,6 +344,10 @@ impl Metrics {
         self.oldest_due_age.set(sample.oldest_due_age.as_secs_f64());
         self.endpoints_failing.set(clamp_i64(sample.endpoints_failing));
         self.endpoints_disabled.set(clamp_i64(sample.endpoints_disabled));
+    }
+
+    pub fn outcome_abandoned(&self) {
+        self.outcomes_abandoned.inc();
     }
 
     pub fn in_flight(&self, n: usize) {

@@ -8,7 +8,7 @@ use crate::common::{skip_unless, Backend, TestServer};
 use crate::fixtures::*;
 use crate::receiver::{Receiver, Reply};
 use base64::Engine;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test]
 async fn retention_keeps_a_scheduled_message_until_it_is_delivered() {
@@ -206,4 +206,57 @@ async fn deleting_an_endpoint_during_its_attempt_loses_nothing_else() {
     assert!(!server.log().contains("recording an attempt failed"), "{}", server.log());
     let (status, _) = server.anonymous().get("/api/v1/health").await;
     assert_eq!(status, 204);
+}
+
+/// Stands in for values a backend cannot hold: the store refuses an
+/// attempt to `/refused` whatever it holds, and one to `/bodyless` while it
+/// holds the receiver's answer ("reply N").
+const REFUSE_ATTEMPTS_SQLITE: &str = "
+    CREATE TRIGGER refuse_attempt BEFORE INSERT ON attempt
+    WHEN NEW.url LIKE '%/refused' OR (NEW.url LIKE '%/bodyless' AND NEW.response LIKE 'reply %')
+    BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;";
+const REFUSE_ATTEMPTS_POSTGRES: &str = "
+    CREATE FUNCTION refuse_attempt() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NEW.url LIKE '%/refused' OR (NEW.url LIKE '%/bodyless' AND NEW.response LIKE 'reply %') THEN
+            RAISE EXCEPTION 'refused by the test';
+        END IF;
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER refuse_attempt BEFORE INSERT ON attempt FOR EACH ROW EXECUTE FUNCTION refuse_attempt();";
+
+/// An outcome the store refuses holds no other outcome (they are recorded
+/// one by one), is kept without its response body when that is what the
+/// store refuses, and is given up when the store refuses it whole: its
+/// delivery is then sent again (same `webhook-id`) once its lease expires,
+/// and completes once the store takes it.
+#[tokio::test]
+async fn outcomes_the_store_refuses_hold_no_other_and_their_deliveries_are_still_made() {
+    let rx = Receiver::start().await;
+    let server = server_with(&[("HOOKLINE_CLAIM_LEASE", "2s"), ("HOOKLINE_RETRY_SCHEDULE", "1h")]).await;
+    let (app, healthy, _) = app_with_endpoint(&server, &rx.url("/healthy"), json!({})).await;
+    let bodyless = add_endpoint(&server, &app, &rx.url("/bodyless"), json!({})).await;
+    let refused = add_endpoint(&server, &app, &rx.url("/refused"), json!({})).await;
+    server.run_sql(REFUSE_ATTEMPTS_SQLITE, REFUSE_ATTEMPTS_POSTGRES);
+
+    let msg = send(&server, &app, json!({"refused": "in part"})).await;
+    wait_status(&server, &app, &msg, &healthy, "success").await;
+    wait_status(&server, &app, &msg, &bodyless, "success").await;
+    let (status, attempts) = server.admin().get(&format!("/api/v1/app/{app}/attempt/endpoint/{bodyless}")).await;
+    assert_eq!(status, 200, "{attempts}");
+    let responses: Vec<&Value> = attempts["data"].as_array().unwrap().iter().map(|a| &a["response"]).collect();
+    assert_eq!(responses, [&json!("(the response could not be stored)")]);
+
+    // Given up, sent again when its lease expired: one message, twice.
+    let again = rx.wait_for("/refused", 2, Duration::from_secs(30)).await;
+    assert_eq!(again[0].id(), msg);
+    assert_eq!(again[1].id(), msg);
+    let abandoned = |text: &str| crate::operations::value(text, "hookline_attempt_outcomes_abandoned_total");
+    assert!(abandoned(&crate::operations::scrape(&server).await) >= 1.0);
+
+    // Once the store takes it, the delivery completes.
+    server.run_sql("DROP TRIGGER refuse_attempt", "DROP TRIGGER refuse_attempt ON attempt");
+    wait_status(&server, &app, &msg, &refused, "success").await;
+    assert_eq!(rx.received_on("/healthy").len(), 1, "a recorded outcome was sent again");
+    assert_eq!(rx.received_on("/bodyless").len(), 1, "a recorded outcome was sent again");
 }

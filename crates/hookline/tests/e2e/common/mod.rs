@@ -389,6 +389,22 @@ impl TestServer {
         String::from_utf8(out.stdout).expect("CLI prints UTF-8").trim().to_string()
     }
 
+    /// Runs SQL on the server's store from outside the server: `sqlite` on
+    /// the embedded store's file (as another connection, which a running
+    /// server's WAL mode allows), `postgres` on its database.
+    pub fn run_sql(&self, sqlite: &str, postgres: &str) {
+        match self.database_url() {
+            None => {
+                let conn = rusqlite::Connection::open(self.data_dir().join("hookline.db")).unwrap();
+                conn.execute_batch(sqlite).unwrap();
+            }
+            Some(url) => backend::off_runtime(|| {
+                let mut client = backend::connect(url, Instant::now() + Duration::from_secs(10)).unwrap();
+                client.batch_execute(postgres).unwrap();
+            }),
+        }
+    }
+
     // ---- process control -------------------------------------------------
 
     /// The process id of the running server, if any.

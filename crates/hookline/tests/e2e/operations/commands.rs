@@ -36,28 +36,7 @@ async fn dry_run_on_an_empty_data_dir_creates_nothing() {
 
 /// Marks the store as migrated by a newer release (schema version 99).
 fn bump_schema(server: &TestServer) {
-    on_store(server, "PRAGMA user_version = 99", "INSERT INTO schema_migration (version) VALUES (99)");
-}
-
-/// Runs SQL on the server's store (stopped, for SQLite).
-fn on_store(server: &TestServer, sqlite: &str, postgres: &str) {
-    match server.database_url() {
-        None => {
-            let conn = rusqlite::Connection::open(server.data_dir().join("hookline.db")).unwrap();
-            conn.execute_batch(sqlite).unwrap();
-        }
-        Some(url) => {
-            let (url, sql) = (url.to_string(), postgres.to_string());
-            std::thread::scope(|s| {
-                s.spawn(move || {
-                    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-                    client.batch_execute(&sql).unwrap();
-                })
-                .join()
-                .unwrap()
-            });
-        }
-    }
+    server.run_sql("PRAGMA user_version = 99", "INSERT INTO schema_migration (version) VALUES (99)");
 }
 
 #[tokio::test]
@@ -75,8 +54,8 @@ async fn dry_run_lists_pending_migrations_without_applying_them() {
     let sqlite_version = format!("PRAGMA user_version = {}", latest - 1);
     let pg_latest = "DELETE FROM schema_migration WHERE version = (SELECT max(version) FROM schema_migration)";
     match server.database_url() {
-        None => on_store(&server, &sqlite_version, ""),
-        Some(_) => on_store(&server, "", pg_latest),
+        None => server.run_sql(&sqlite_version, ""),
+        Some(_) => server.run_sql("", pg_latest),
     }
     let mut known = 0;
     for _ in 0..2 {
@@ -88,8 +67,7 @@ async fn dry_run_lists_pending_migrations_without_applying_them() {
         assert!(["CREATE ", "ALTER ", "DROP "].iter().any(|s| listed.contains(s)), "{out}");
     }
     // The dry runs applied nothing: put the marker back, and it is current.
-    on_store(
-        &server,
+    server.run_sql(
         &format!("PRAGMA user_version = {known}"),
         &format!("INSERT INTO schema_migration (version) VALUES ({known})"),
     );
