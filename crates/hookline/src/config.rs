@@ -13,9 +13,9 @@ use ipnet::IpNet;
 pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
-    pub database_url: Option<String>,
-    pub admin_token: Option<String>,
-    pub main_key: Option<String>,
+    pub database_url: Option<Secret>,
+    pub admin_token: Option<Secret>,
+    pub main_key: Option<Secret>,
     pub allowed_private_cidrs: Vec<IpNet>,
     pub retry_schedule: Vec<Duration>,
     pub attempt_timeout: Duration,
@@ -34,9 +34,41 @@ pub struct Settings {
     /// The portal's CSP `frame-ancestors` (who may embed it).
     pub portal_frame_ancestors: String,
     /// Bearer token `/metrics` requires; unset, it answers loopback only.
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<Secret>,
     /// OTLP/HTTP endpoint traces are exported to; unset, none are.
-    pub otlp_endpoint: Option<String>,
+    pub otlp_endpoint: Option<Secret>,
+}
+
+/// A setting that may hold a credential (a token, the main key, a URL with
+/// a password): never shown by `Debug`, so no log of the settings shows it.
+/// Read it with `as_str` or `&*`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Secret {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Secret {
+        Secret(value.to_string())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
 }
 
 /// Values given as command-line flags; they win over everything else.
@@ -133,9 +165,9 @@ impl Settings {
         Ok(Settings {
             listen,
             data_dir: sources.parsed("data_dir", "./hookline-data", |s| Ok(PathBuf::from(s)))?,
-            database_url: sources.optional("database_url"),
-            admin_token: sources.optional("admin_token"),
-            main_key: sources.optional("main_key"),
+            database_url: sources.optional("database_url").map(Secret),
+            admin_token: sources.optional("admin_token").map(Secret),
+            main_key: sources.optional("main_key").map(Secret),
             allowed_private_cidrs: sources.parsed("allowed_private_cidrs", "", parse_cidrs)?,
             retry_schedule: sources.parsed("retry_schedule", "5s,5m,30m,2h,5h,10h,10h", parse_schedule)?,
             attempt_timeout: sources.parsed("attempt_timeout", "15s", parse_duration)?,
@@ -158,10 +190,10 @@ impl Settings {
             })?,
             public_url: sources.parsed("public_url", &default_public_url(listen), parse_public_url)?,
             portal_frame_ancestors: sources.parsed("portal_frame_ancestors", "*", parse_frame_ancestors)?,
-            metrics_token: sources.optional("metrics_token"),
+            metrics_token: sources.optional("metrics_token").map(Secret),
             otlp_endpoint: sources
                 .optional("otlp_endpoint")
-                .map(|s| parse_otlp_endpoint(s.trim()))
+                .map(|s| parse_otlp_endpoint(s.trim()).map(Secret))
                 .transpose()
                 .map_err(|reason| SettingError { name: "HOOKLINE_OTLP_ENDPOINT".into(), reason })?,
         })
@@ -230,12 +262,25 @@ fn parse_public_url(s: &str) -> Result<String, String> {
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
-/// A URL as logs and messages may show it: its password hidden. `None`
-/// when it does not parse (then nothing of it should be shown).
+/// A URL as logs and messages may show it: its password hidden, and the
+/// values of query parameters that may hold one (libpq takes
+/// `?password=`, collectors often a token). `None` when it does not parse
+/// (then nothing of it should be shown).
 pub(crate) fn without_password(url: &str) -> Option<String> {
     let mut u = url::Url::parse(url).ok()?;
     if u.password().is_some() {
         let _ = u.set_password(Some("***"));
+    }
+    if u.query().is_some() {
+        let shown: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(name, value)| {
+                let lower = name.to_ascii_lowercase();
+                let secret = ["pass", "pwd", "secret", "token", "key", "auth", "sig"].iter().any(|s| lower.contains(s));
+                (name.into_owned(), if secret { "***".to_string() } else { value.into_owned() })
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(shown);
     }
     Some(u.to_string())
 }
@@ -342,6 +387,28 @@ mod tests {
         assert_eq!(shown, "https://collector:***@otel.example:4318/v1/traces");
         assert_eq!(without_password("http://otel:4318/").unwrap(), "http://otel:4318/");
         assert_eq!(without_password("not a url"), None);
+        let shown = without_password("postgres://db/hookline?sslmode=require&password=s3cret&api_key=k3y").unwrap();
+        assert_eq!(shown, "postgres://db/hookline?sslmode=require&password=***&api_key=***");
+    }
+
+    #[test]
+    fn the_settings_debug_output_shows_no_credential() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hookline.toml");
+        std::fs::write(
+            &file,
+            "admin_token = \"tok-admin-1f3a\"\nmain_key = \"key-main-9c2e\"\nmetrics_token = \"tok-metrics-77d0\"\n\
+             otlp_endpoint = \"https://c:pw-otlp-41b8@otel.example/v1/traces\"\n",
+        )
+        .unwrap();
+        let flags =
+            FlagValues { database_url: Some("postgres://u:pw-db-5e6f@db/hookline".into()), ..Default::default() };
+        let settings = Settings::load_with_file(flags, &file).unwrap();
+        assert_eq!(settings.admin_token.as_deref(), Some("tok-admin-1f3a"));
+        let shown = format!("{settings:?}");
+        for secret in ["tok-admin-1f3a", "key-main-9c2e", "tok-metrics-77d0", "pw-otlp-41b8", "pw-db-5e6f"] {
+            assert!(!shown.contains(secret), "{secret} shown in {shown}");
+        }
     }
 
     #[test]

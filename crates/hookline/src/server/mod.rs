@@ -141,7 +141,7 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
     let state = AppState::new(Shared {
         messages,
         store,
-        tokens: TokenAuthority::new(&main_key, settings.admin_token.clone()),
+        tokens: TokenAuthority::new(&main_key, settings.admin_token.as_deref().map(String::from)),
         cipher,
         settings: settings.clone(),
         dispatcher_heartbeat: dispatcher.heartbeat(),
@@ -169,7 +169,7 @@ pub async fn serve(settings: Settings, event_catalog: Option<PathBuf>) -> Result
     let stop_serving = async move {
         let _ = stopping.wait_for(|stopped| *stopped).await;
     };
-    let metrics = crate::ops::scrape::router(settings.metrics_token.clone());
+    let metrics = crate::ops::scrape::router(settings.metrics_token.as_deref().map(String::from));
     http::serve(listener, api::router(state).merge(portal).merge(metrics), stop_serving, Duration::from_secs(10)).await;
     let _ = claim_loop.await;
     dispatcher.stop_claiming().await;
