@@ -114,7 +114,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Conflict(what) => ApiError::conflict(format!("{what} already exists")),
             StoreError::NotFound => ApiError::not_found(),
-            StoreError::Backend(e) => ApiError::internal(e),
+            StoreError::Backend(e) | StoreError::Refused(e) => ApiError::internal(e),
             StoreError::Invalid(why) => ApiError::invalid(&["body"], why),
             StoreError::Unavailable(e) => {
                 tracing::warn!(error = %e, "store unavailable");

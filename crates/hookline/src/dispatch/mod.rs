@@ -36,7 +36,9 @@ use crate::ops::trace::{self, Attribute, MessageTrace, SpanRecord};
 use crate::store::model::Timestamp;
 use crate::store::model::{Attempt, AttemptTrigger, DeliveryStatus};
 use crate::store::queue::{AttemptOutcome, ClaimRequest, ClaimSink, DeliveryJob, LeaseRef, NextStep};
-use crate::store::Store;
+use crate::store::{Store, StoreResult};
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 use in_flight::{InFlight, Slot};
 use policy::fairness::Slots;
 use sender::{FailureKind, Outgoing, SendResult, Sender};
@@ -427,7 +429,7 @@ impl Dispatcher {
     }
 
     /// Hands an outcome to the recording loop and waits until it is in the
-    /// store (or the store refused it for good, see [`recording`]):
+    /// store (however long the store refuses it, see [`recording`]):
     /// dropping it would send the delivery again once its lease expired,
     /// and lose the attempt's log.
     async fn record(&self, outcome: AttemptOutcome) {
@@ -445,8 +447,8 @@ impl Dispatcher {
     }
 
     /// Records outcomes in batches (one store call for every outcome that
-    /// arrived meanwhile), retrying a batch until it lands or the store
-    /// refuses its outcomes one by one (see [`recording`]), until `shutdown`.
+    /// arrived meanwhile), retrying a batch until it lands (outcome by
+    /// outcome if the store refuses it, see [`recording`]), until `shutdown`.
     pub async fn record_outcomes(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut queue = self.outcome_queue.lock().await;
         loop {
@@ -466,14 +468,33 @@ impl Dispatcher {
             }
             let (outcomes, waiting): (Vec<AttemptOutcome>, Vec<_>) =
                 batch.into_iter().map(|p| (p.outcome, p.recorded)).unzip();
-            let (store, disable_after) = (&self.store, self.disable_after);
-            recording::record_batch(&outcomes, FIRST_RECORD_BACKOFF, |outcomes| async move {
-                store.record_outcomes(outcomes, disable_after).await.map(drop)
-            })
-            .await;
-            for recorded in waiting {
-                let _ = recorded.send(());
+            let fates = recording::record_batch(&outcomes, FIRST_RECORD_BACKOFF, self.recorder()).await;
+            for (fate, recorded) in fates.into_iter().zip(waiting) {
+                match fate {
+                    recording::Fate::Refused(outcome) => {
+                        // Kept trying on its own, its attempt still in
+                        // flight, so that the rest of the batch goes on.
+                        metrics::get().outcome_refused();
+                        let record = self.recorder();
+                        self.runtime.spawn(async move {
+                            recording::record_until_taken(*outcome, FIRST_RECORD_BACKOFF, record).await;
+                            let _ = recorded.send(());
+                        });
+                    }
+                    recording::Fate::Recorded | recording::Fate::RecordedWithoutResponse => {
+                        let _ = recorded.send(());
+                    }
+                }
             }
+        }
+    }
+
+    /// One store call recording outcomes, for [`recording`].
+    fn recorder(&self) -> impl FnMut(Vec<AttemptOutcome>) -> BoxFuture<StoreResult<()>> + Send + 'static {
+        let (store, disable_after) = (self.store.clone(), self.disable_after);
+        move |outcomes| {
+            let store = store.clone();
+            Box::pin(async move { store.record_outcomes(outcomes, disable_after).await.map(drop) })
         }
     }
 

@@ -143,7 +143,7 @@ pub struct Metrics {
     commit_duration: Histogram,
     commit_group_size: Histogram,
     retention_deleted: [Counter; 4],
-    outcomes_abandoned: Counter,
+    outcomes_refused: Counter,
 }
 
 impl Metrics {
@@ -246,12 +246,12 @@ impl Metrics {
             deleted_family,
         );
 
-        let outcomes_abandoned = Counter::default();
+        let outcomes_refused = Counter::default();
         registry.register(
-            "attempt_outcomes_abandoned",
+            "attempt_outcomes_refused",
             "Attempt outcomes the store refused even alone and without their response body; their deliveries are \
              sent again when their leases expire",
-            outcomes_abandoned.clone(),
+            outcomes_refused.clone(),
         );
 
         Metrics {
@@ -271,7 +271,7 @@ impl Metrics {
             commit_duration,
             commit_group_size,
             retention_deleted,
-            outcomes_abandoned,
+            outcomes_refused,
         }
     }
 
@@ -346,8 +346,8 @@ impl Metrics {
         self.endpoints_disabled.set(clamp_i64(sample.endpoints_disabled));
     }
 
-    pub fn outcome_abandoned(&self) {
-        self.outcomes_abandoned.inc();
+    pub fn outcome_refused(&self) {
+        self.outcomes_refused.inc();
     }
 
     pub fn in_flight(&self, n: usize) {

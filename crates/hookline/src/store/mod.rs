@@ -38,6 +38,10 @@ pub enum StoreError {
     Unavailable(String),
     /// A value the backend cannot store (PostgreSQL text holds no NUL).
     Invalid(&'static str),
+    /// The backend refused the values written (a constraint, check or
+    /// trigger; a value out of its range): the same write fails again.
+    /// Unlike `Backend`, waiting does not cure it.
+    Refused(String),
 }
 
 impl fmt::Display for StoreError {
@@ -48,6 +52,7 @@ impl fmt::Display for StoreError {
             StoreError::Backend(e) => write!(f, "store: {e}"),
             StoreError::Unavailable(e) => write!(f, "store unavailable: {e}"),
             StoreError::Invalid(why) => write!(f, "invalid value: {why}"),
+            StoreError::Refused(e) => write!(f, "store refused the write: {e}"),
         }
     }
 }

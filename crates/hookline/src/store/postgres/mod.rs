@@ -272,12 +272,23 @@ fn classify(e: postgres::Error) -> (Option<Failure>, StoreError) {
             (None, StoreError::NotFound)
         } else if *code == SqlState::UNIQUE_VIOLATION {
             (None, StoreError::Conflict("a row with this key"))
+        } else if refuses_the_values(code) {
+            (None, StoreError::Refused(text))
         } else {
             (None, StoreError::Backend(text))
         };
     }
     // No SQL state: the connection failed (closed, I/O, timeout).
     (Some(Failure::Lost), StoreError::Unavailable(text))
+}
+
+/// Whether an error refuses the values written, so that the same write
+/// fails again: data exceptions (class 22), integrity constraints (23), and
+/// errors raised by PL/pgSQL (P0), a trigger's or a check's. Everything else
+/// is the server's condition (resources, shutdown, timeouts) or ours.
+fn refuses_the_values(code: &SqlState) -> bool {
+    let class = &code.code()[..2];
+    matches!(class, "22" | "23" | "P0")
 }
 
 /// Endpoints whose deliveries a transaction made due, and when (`None`: now).

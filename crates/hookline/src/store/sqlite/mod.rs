@@ -595,11 +595,19 @@ fn open_connection(path: &Path, role: Role) -> Result<Connection, StoreError> {
 
 /// A failed statement. A foreign-key violation means a row refers to one
 /// that is gone (deleted by a concurrent request): that is "not found", not a
-/// fault of the store.
+/// fault of the store. Other constraints, and values too big or of the
+/// wrong type, are refusals of what was written; the rest (a full disk, I/O,
+/// a busy or corrupt file) are the store's condition.
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
     match &e {
         rusqlite::Error::SqliteFailure(err, _) if err.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
             StoreError::NotFound
+        }
+        rusqlite::Error::SqliteFailure(err, _)
+            if matches!(err.code, ErrorCode::ConstraintViolation | ErrorCode::TooBig | ErrorCode::TypeMismatch) =>
+        {
+            StoreError::Refused(e.to_string())
         }
         _ => StoreError::Backend(e.to_string()),
     }
