@@ -252,31 +252,41 @@ fn default_public_url(listen: SocketAddr) -> String {
 /// An absolute `http(s)` URL without query or fragment; kept without a
 /// trailing slash so paths can be appended.
 fn parse_public_url(s: &str) -> Result<String, String> {
-    let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL like https://hooks.example.com ({e})"))?;
+    // The value is echoed only without its credentials; one that does not
+    // parse, not at all.
+    let url = url::Url::parse(s).map_err(|e| format!("not a URL like https://hooks.example.com ({e})"))?;
+    let shown = without_password(s).unwrap_or_default();
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!("{s:?} must be an http:// or https:// URL with a host"));
+        return Err(format!("{shown:?} must be an http:// or https:// URL with a host"));
     }
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(format!("{s:?} must not carry credentials, a query or a fragment"));
+        return Err(format!("{shown:?} must not carry credentials, a query or a fragment"));
     }
     Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
-/// A URL as logs and messages may show it: its password hidden, and the
-/// values of query parameters that may hold one (libpq takes
+/// A URL as logs and messages may show it: its password hidden (or its
+/// user name, when that is all it carries: often a token), its fragment, and
+/// the values of query parameters that may hold a credential (libpq takes
 /// `?password=`, collectors often a token). `None` when it does not parse
 /// (then nothing of it should be shown).
 pub(crate) fn without_password(url: &str) -> Option<String> {
     let mut u = url::Url::parse(url).ok()?;
     if u.password().is_some() {
         let _ = u.set_password(Some("***"));
+    } else if !u.username().is_empty() {
+        let _ = u.set_username("***");
+    }
+    if u.fragment().is_some() {
+        u.set_fragment(Some("***"));
     }
     if u.query().is_some() {
         let shown: Vec<(String, String)> = u
             .query_pairs()
             .map(|(name, value)| {
                 let lower = name.to_ascii_lowercase();
-                let secret = ["pass", "pwd", "secret", "token", "key", "auth", "sig"].iter().any(|s| lower.contains(s));
+                let secret =
+                    ["pass", "pwd", "secret", "token", "key", "auth", "sig", "cred"].iter().any(|s| lower.contains(s));
                 (name.into_owned(), if secret { "***".to_string() } else { value.into_owned() })
             })
             .collect();
@@ -288,9 +298,10 @@ pub(crate) fn without_password(url: &str) -> Option<String> {
 /// An `http(s)` URL of an OTLP/HTTP collector (`/v1/traces` is appended
 /// unless it is there).
 fn parse_otlp_endpoint(s: &str) -> Result<String, String> {
-    let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL like http://otel-collector:4318 ({e})"))?;
+    let url = url::Url::parse(s).map_err(|e| format!("not a URL like http://otel-collector:4318 ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(format!("{s:?} must be an http:// or https:// URL with a host"));
+        let shown = without_password(s).unwrap_or_default();
+        return Err(format!("{shown:?} must be an http:// or https:// URL with a host"));
     }
     Ok(s.to_string())
 }
@@ -389,6 +400,7 @@ mod tests {
         assert_eq!(without_password("not a url"), None);
         let shown = without_password("postgres://db/hookline?sslmode=require&password=s3cret&api_key=k3y").unwrap();
         assert_eq!(shown, "postgres://db/hookline?sslmode=require&password=***&api_key=***");
+        assert_eq!(without_password("https://tok3n@hooks.example/#frag").unwrap(), "https://***@hooks.example/#***");
     }
 
     #[test]
@@ -432,6 +444,8 @@ mod tests {
         assert!(parse_public_url("hooks.example.com").is_err());
         assert!(parse_public_url("ftp://x").is_err());
         assert!(parse_public_url("https://x/?a=1").is_err());
+        let refused = parse_public_url("https://u:s3cret@hooks.example.com").unwrap_err();
+        assert!(!refused.contains("s3cret"), "{refused}");
     }
 
     #[test]
