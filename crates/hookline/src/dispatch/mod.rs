@@ -14,7 +14,7 @@ mod ssrf;
 mod supervise;
 mod sweeper;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -60,6 +60,12 @@ const POLL_INTERVAL: Duration = Duration::from_secs(1);
 const MIN_CLAIM_INTERVAL: Duration = Duration::from_micros(500);
 /// First wait before recording outcomes again.
 const FIRST_RECORD_BACKOFF: Duration = Duration::from_millis(50);
+/// Most outcomes held at once (tried on their own while the store does not
+/// take them), each holding an in-flight slot: a store refusing every
+/// outcome of an endpoint must not take the node's whole budget.
+const MAX_HELD: usize = 64;
+/// Longest an outcome is held before it is given up.
+const HOLD_FOR: Duration = Duration::from_secs(600);
 /// Most outcomes recorded in one store call.
 const MAX_OUTCOME_BATCH: usize = 256;
 
@@ -81,6 +87,8 @@ pub struct Dispatcher {
     outcomes: mpsc::Sender<PendingOutcome>,
     /// Taken by the recording loop (again after a restart).
     outcome_queue: tokio::sync::Mutex<mpsc::Receiver<PendingOutcome>>,
+    /// Outcomes held by [`hold`](Self::hold) right now.
+    held_outcomes: AtomicUsize,
     /// Beats every time the claim loop goes round (readiness reads it).
     heartbeat: Heartbeat,
     /// Where the store sends what it claims for this node.
@@ -135,6 +143,7 @@ impl Dispatcher {
             in_flight: Arc::new(InFlight::default()),
             outcomes,
             outcome_queue: tokio::sync::Mutex::new(outcome_queue),
+            held_outcomes: AtomicUsize::new(0),
             heartbeat: Heartbeat::default(),
             sink: Arc::new(LocalSink(me.clone())),
             claiming: AtomicBool::new(true),
@@ -334,7 +343,7 @@ impl Dispatcher {
         slot.answered();
         // Failures of ours (payload gone, unusable key) never count against
         // the endpoint.
-        let failed_on_our_side = result.failure.as_ref().is_some_and(|(kind, _)| *kind == FailureKind::Internal);
+        let ignored_by_health = result.failure.as_ref().is_some_and(|(kind, _)| *kind == FailureKind::Internal);
         let report = AttemptReport { status: result.status, retry_after: result.retry_after };
         let next = if job.payload.is_none() {
             NextStep::GiveUp
@@ -379,7 +388,7 @@ impl Dispatcher {
                 created_at: started_at,
             },
             next,
-            failed_on_our_side,
+            ignored_by_health,
         };
         let recording_from = trace::now();
         self.record(outcome).await;
@@ -471,22 +480,38 @@ impl Dispatcher {
             let fates = recording::record_batch(&outcomes, FIRST_RECORD_BACKOFF, self.recorder()).await;
             for (fate, recorded) in fates.into_iter().zip(waiting) {
                 match fate {
-                    recording::Fate::Refused(outcome) => {
-                        // Kept trying on its own, its attempt still in
-                        // flight, so that the rest of the batch goes on.
-                        metrics::get().outcome_refused();
-                        let record = self.recorder();
-                        self.runtime.spawn(async move {
-                            recording::record_until_taken(*outcome, FIRST_RECORD_BACKOFF, record).await;
-                            let _ = recorded.send(());
-                        });
-                    }
+                    recording::Fate::Held(outcome) => self.hold(*outcome, recorded),
                     recording::Fate::Recorded | recording::Fate::RecordedWithoutResponse => {
                         let _ = recorded.send(());
                     }
                 }
             }
         }
+    }
+
+    /// Keeps trying an outcome the store does not take, on its own so that
+    /// the others go on, its attempt (slot and lease) in flight meanwhile:
+    /// its delivery is neither lost nor sent again. Past [`MAX_HELD`] held
+    /// outcomes or [`HOLD_FOR`], it is given up: the slot frees, the lease
+    /// expires, and the delivery is sent again.
+    fn hold(self: &Arc<Self>, outcome: AttemptOutcome, recorded: oneshot::Sender<()>) {
+        let (msg, endpoint) = (outcome.attempt.msg_id.clone(), outcome.attempt.endpoint_id.clone());
+        let held = self.held_outcomes.fetch_add(1, Ordering::SeqCst) + 1;
+        metrics::get().outcomes_held(held);
+        let this = self.clone();
+        self.runtime.spawn(async move {
+            let taken = held <= MAX_HELD && {
+                let until = tokio::time::Instant::now() + HOLD_FOR;
+                recording::record_until_taken(outcome, FIRST_RECORD_BACKOFF, until, this.recorder()).await
+            };
+            if !taken {
+                metrics::get().outcome_given_up();
+                tracing::error!(%msg, %endpoint, held, "giving up an attempt's outcome the store does not take; its delivery will be sent again when its lease expires");
+            }
+            let held = this.held_outcomes.fetch_sub(1, Ordering::SeqCst) - 1;
+            metrics::get().outcomes_held(held);
+            let _ = recorded.send(());
+        });
     }
 
     /// One store call recording outcomes, for [`recording`].

@@ -1,26 +1,35 @@
 //! Getting a batch of attempt outcomes into the store.
 //!
 //! An attempt keeps its slot and its lease until its outcome is recorded,
-//! so an outcome the store refuses for good, retried as part of its batch,
+//! so an outcome the store will not take, retried as part of its batch,
 //! would hold every outcome batched with it, and with them the node's
-//! in-flight budget, for ever. So a store that cannot write right now
-//! (unavailable, a full disk) is waited for with the whole batch, but a
-//! batch whose values the store refuses is recorded one outcome at a time,
-//! in the order the attempts started. An outcome refused alone is tried
-//! again a few times, then without its response body (the one part an
-//! endpoint controls). One refused even so is handed back: the caller keeps
-//! trying it on its own ([`record_until_taken`]) while the others go on, and
-//! its delivery stays in flight, neither lost nor sent again.
+//! in-flight budget, for ever. So:
+//! - while the store is unavailable (nothing can progress) the whole batch
+//!   waits for it;
+//! - a batch whose values the store refuses, or that keeps failing for
+//!   [`WHOLE_BATCH_FOR`], is recorded one outcome at a time, in the order the
+//!   attempts started;
+//! - an outcome refused alone is tried again without its response body (the
+//!   one part an endpoint controls);
+//! - one that still fails is handed back ([`Fate::Held`]): the caller keeps
+//!   trying it on its own ([`record_until_taken`]), its attempt in flight,
+//!   while the rest goes on, and gives it up past a bound (its lease then
+//!   expires and the delivery is sent again: never lost).
 
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crate::store::queue::AttemptOutcome;
 use crate::store::{StoreError, StoreResult};
 
-/// Refusals of an outcome recorded alone before its response body is
-/// dropped. A few, in case the refusal passes; not many, since each holds
-/// the recording of the rest of its batch.
+/// How long a batch failing with anything but a refusal (a full disk, a
+/// bug) is retried whole before its outcomes are tried one by one.
+const WHOLE_BATCH_FOR: Duration = Duration::from_secs(30);
+/// Failed tries of an outcome alone before its response body is dropped
+/// (refusals) or it is handed back (other errors). Few, since each holds
+/// the rest of its batch.
 const TRIES_ALONE: u32 = 4;
 /// Longest wait between two tries.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -33,13 +42,13 @@ pub(super) enum Fate {
     Recorded,
     /// Recorded with [`RESPONSE_NOT_STORED`] as its response.
     RecordedWithoutResponse,
-    /// Refused even without its response body (which it no longer holds):
-    /// not recorded yet.
-    Refused(Box<AttemptOutcome>),
+    /// Not recorded: the store kept failing it alone (the outcome as last
+    /// tried, perhaps without its response body).
+    Held(Box<AttemptOutcome>),
 }
 
 /// Whether the store refused the values written, which waiting does not
-/// cure (anything else is the store's condition: wait for it).
+/// cure.
 fn refuses_the_values(e: &StoreError) -> bool {
     matches!(e, StoreError::Refused(_) | StoreError::Invalid(_) | StoreError::Conflict(_) | StoreError::NotFound)
 }
@@ -63,18 +72,26 @@ where
     Fut: Future<Output = StoreResult<()>>,
 {
     let mut backoff = Backoff::new(first_backoff);
-    let refusal = loop {
+    let mut failing_since = None;
+    let failure = loop {
         match record(outcomes.to_vec()).await {
             Ok(()) => return vec![Fate::Recorded; outcomes.len()],
             Err(e) if refuses_the_values(&e) => break e,
-            Err(e) => {
+            Err(e @ StoreError::Unavailable(_)) => {
                 tracing::error!(error = %first_line(&e), outcomes = outcomes.len(), "recording attempts failed; retrying");
-                backoff.wait().await;
+            }
+            Err(e) => {
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= WHOLE_BATCH_FOR {
+                    break e;
+                }
+                tracing::error!(error = %first_line(&e), outcomes = outcomes.len(), "recording attempts failed; retrying");
             }
         }
+        backoff.wait().await;
     };
     if outcomes.len() > 1 {
-        tracing::error!(error = %first_line(&refusal), outcomes = outcomes.len(), "the store refused a batch of attempt outcomes; recording them one by one");
+        tracing::error!(error = %first_line(&failure), outcomes = outcomes.len(), "the store does not take a batch of attempt outcomes; recording them one by one");
     }
     // In the order the attempts started, as a batch applies them (an
     // endpoint's health follows its latest attempt).
@@ -93,11 +110,14 @@ where
     Fut: Future<Output = StoreResult<()>>,
 {
     let mut backoff = Backoff::new(first_backoff);
-    let mut refusals = 0;
+    let (mut refusals, mut failures) = (0, 0);
     loop {
         match record(vec![outcome.clone()]).await {
             Ok(()) if refusals < TRIES_ALONE => return Fate::Recorded,
             Ok(()) => return Fate::RecordedWithoutResponse,
+            Err(e @ StoreError::Unavailable(_)) => {
+                tracing::error!(error = %first_line(&e), "recording an attempt failed; retrying");
+            }
             Err(e) if refuses_the_values(&e) => {
                 refusals += 1;
                 let attempt = &mut outcome.attempt;
@@ -105,32 +125,49 @@ where
                     tracing::error!(error = %first_line(&e), msg = %attempt.msg_id, endpoint = %attempt.endpoint_id, "the store refuses an attempt's outcome; recording it without the response body");
                     attempt.response = RESPONSE_NOT_STORED.to_string();
                 } else if refusals > TRIES_ALONE {
-                    return Fate::Refused(Box::new(outcome));
+                    return Fate::Held(Box::new(outcome));
                 }
             }
-            Err(e) => tracing::error!(error = %first_line(&e), "recording an attempt failed; retrying"),
+            Err(e) => {
+                failures += 1;
+                if failures >= TRIES_ALONE {
+                    return Fate::Held(Box::new(outcome));
+                }
+                tracing::error!(error = %first_line(&e), "recording an attempt failed; retrying");
+            }
         }
         backoff.wait().await;
     }
 }
 
-/// Tries `outcome` until the store takes it, every [`MAX_BACKOFF`] at most.
-pub(super) async fn record_until_taken<F, Fut>(outcome: AttemptOutcome, first_backoff: Duration, mut record: F)
+/// Tries `outcome` on its own until the store takes it (true) or `until`
+/// passes (false), every [`MAX_BACKOFF`] at most. Recorded this late, the
+/// outcome says nothing of its endpoint's health now.
+pub(super) async fn record_until_taken<F, Fut>(
+    mut outcome: AttemptOutcome,
+    first_backoff: Duration,
+    until: Instant,
+    mut record: F,
+) -> bool
 where
     F: FnMut(Vec<AttemptOutcome>) -> Fut,
     Fut: Future<Output = StoreResult<()>>,
 {
+    outcome.ignored_by_health = true;
     let mut backoff = Backoff::new(first_backoff);
     loop {
+        let attempt = &outcome.attempt;
         match record(vec![outcome.clone()]).await {
             Ok(()) => {
-                tracing::info!(msg = %outcome.attempt.msg_id, endpoint = %outcome.attempt.endpoint_id, "a refused attempt's outcome is recorded at last");
-                return;
+                tracing::info!(msg = %attempt.msg_id, endpoint = %attempt.endpoint_id, "a held attempt outcome is recorded at last");
+                return true;
             }
             Err(e) => {
-                let attempt = &outcome.attempt;
-                tracing::error!(error = %first_line(&e), msg = %attempt.msg_id, endpoint = %attempt.endpoint_id, "the store refuses an attempt's outcome even without its response body; its delivery stays in flight, trying again");
+                tracing::error!(error = %first_line(&e), msg = %attempt.msg_id, endpoint = %attempt.endpoint_id, "the store does not take an attempt's outcome; its delivery stays in flight, trying again");
             }
+        }
+        if Instant::now() >= until {
+            return false;
         }
         backoff.wait().await;
     }
@@ -176,7 +213,7 @@ mod tests {
                 created_at: now(),
             },
             next: NextStep::Succeeded,
-            failed_on_our_side: false,
+            ignored_by_health: false,
         }
     }
 
@@ -229,7 +266,7 @@ mod tests {
             .map(|f| match f {
                 Fate::Recorded => "recorded",
                 Fate::RecordedWithoutResponse => "without response",
-                Fate::Refused(_) => "refused",
+                Fate::Held(_) => "held",
             })
             .collect()
     }
@@ -238,7 +275,7 @@ mod tests {
         (msg.to_string(), response.to_string())
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_batch_the_store_takes_is_one_call() {
         let store = FakeStore::default();
         let batch = [outcome("msg_a", "ok"), outcome("msg_b", "ok")];
@@ -247,21 +284,24 @@ mod tests {
         assert_eq!(store.calls(), [2]);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_store_that_cannot_write_is_waited_for_with_the_whole_batch() {
         let store = FakeStore::default();
         let batch = [outcome("msg_a", "ok"), outcome("msg_b", "ok")];
+        // Unavailable for minutes, then a full disk for a few seconds.
         let down = |_: &[AttemptOutcome], call| match call {
-            1..=4 => Err(StoreError::Unavailable("down".into())),
-            5..=8 => Err(StoreError::Backend("database or disk is full".into())),
+            1..=40 => Err(StoreError::Unavailable("down".into())),
+            41..=44 => Err(StoreError::Backend("database or disk is full".into())),
             _ => Ok(()),
         };
+        let started = Instant::now();
         let fates = store.record(&batch, down).await;
         assert_eq!(labels(&fates), ["recorded", "recorded"]);
-        assert_eq!(store.calls(), [2; 9], "never split while the store cannot write");
+        assert_eq!(store.calls(), [2; 45], "never split while the store cannot write");
+        assert!(started.elapsed() > 4 * WHOLE_BATCH_FOR);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn an_outcome_refused_for_its_response_is_recorded_without_it_and_holds_no_other() {
         let store = FakeStore::default();
         let batch = [outcome("msg_a", "ok"), outcome("msg_b", "poison"), outcome("msg_c", "ok")];
@@ -280,7 +320,7 @@ mod tests {
         assert_eq!(store.calls().len(), 1 + 1 + TRIES_ALONE as usize + 1 + 1);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn an_outcome_refused_whatever_its_response_is_handed_back_and_holds_no_other() {
         let store = FakeStore::default();
         let batch = [outcome("msg_a", "ok"), outcome("msg_b", "ok")];
@@ -292,35 +332,75 @@ mod tests {
             }
         };
         let fates = store.record(&batch, poisoned).await;
-        assert_eq!(labels(&fates), ["refused", "recorded"]);
+        assert_eq!(labels(&fates), ["held", "recorded"]);
         assert_eq!(store.responses(), [pair("msg_b", "ok")]);
-        let Fate::Refused(handed_back) = &fates[0] else { unreachable!() };
+        let Fate::Held(handed_back) = &fates[0] else { unreachable!() };
         assert_eq!(handed_back.attempt.response, RESPONSE_NOT_STORED);
     }
 
-    #[tokio::test]
-    async fn a_refused_outcome_is_tried_until_the_store_takes_it() {
+    /// `record_until_taken` against a store refusing its first `refusals`
+    /// calls; what it returned, and the calls made.
+    async fn hold(refusals: usize, until: Instant) -> (bool, FakeStore) {
         let store = FakeStore::default();
-        let calls = store.calls.clone();
-        let stored = store.stored.clone();
-        record_until_taken(outcome("msg_a", RESPONSE_NOT_STORED), Duration::from_millis(1), |batch| {
-            let call = {
-                let mut calls = calls.lock().unwrap();
-                calls.push(batch.len());
-                calls.len()
-            };
-            let result = if call <= 6 { Err(refused()) } else { Ok(()) };
-            if result.is_ok() {
-                stored.lock().unwrap().extend(batch);
-            }
-            async move { result }
-        })
-        .await;
-        assert_eq!(store.calls(), [1; 7]);
-        assert_eq!(store.responses(), [pair("msg_a", RESPONSE_NOT_STORED)]);
+        let (calls, stored) = (store.calls.clone(), store.stored.clone());
+        let taken =
+            record_until_taken(outcome("msg_a", RESPONSE_NOT_STORED), Duration::from_millis(1), until, |batch| {
+                let call = {
+                    let mut calls = calls.lock().unwrap();
+                    calls.push(batch.len());
+                    calls.len()
+                };
+                let result = if call <= refusals { Err(refused()) } else { Ok(()) };
+                if result.is_ok() {
+                    stored.lock().unwrap().extend(batch);
+                }
+                async move { result }
+            })
+            .await;
+        (taken, store)
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
+    async fn a_held_outcome_is_tried_until_the_store_takes_it_and_says_nothing_of_health() {
+        let (taken, store) = hold(6, Instant::now() + Duration::from_secs(600)).await;
+        assert!(taken);
+        assert_eq!(store.calls(), [1; 7]);
+        assert_eq!(store.responses(), [pair("msg_a", RESPONSE_NOT_STORED)]);
+        assert!(store.stored.lock().unwrap()[0].ignored_by_health, "recorded late, it must not judge the endpoint");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_outcome_is_given_up_past_its_bound() {
+        let until = Instant::now() + Duration::from_secs(60);
+        let (taken, store) = hold(usize::MAX, until).await;
+        assert!(!taken);
+        assert!(Instant::now() >= until);
+        assert!(store.calls().len() > 10, "tried all along: {:?}", store.calls());
+        assert!(store.responses().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_that_keeps_failing_is_recorded_one_by_one_and_held_with_its_response() {
+        let store = FakeStore::default();
+        let batch = [outcome("msg_a", "kept"), outcome("msg_b", "kept")];
+        // A bug: msg_a fails whatever is tried, with an error waiting cannot cure.
+        let broken = |batch: &[AttemptOutcome], _| {
+            if batch.iter().any(|o| o.attempt.msg_id == "msg_a") {
+                Err(StoreError::Backend("no such function: json_broken".into()))
+            } else {
+                Ok(())
+            }
+        };
+        let started = Instant::now();
+        let fates = store.record(&batch, broken).await;
+        assert!(started.elapsed() >= WHOLE_BATCH_FOR, "split before {WHOLE_BATCH_FOR:?}");
+        assert_eq!(labels(&fates), ["held", "recorded"]);
+        let Fate::Held(held) = &fates[0] else { unreachable!() };
+        assert_eq!(held.attempt.response, "kept", "not a refusal of its values: the body stays");
+        assert_eq!(store.responses(), [pair("msg_b", "kept")]);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn outcomes_alone_are_recorded_in_the_order_their_attempts_started() {
         let store = FakeStore::default();
         let (mut later, earlier) = (outcome("msg_later", "ok"), outcome("msg_earlier", "ok"));
@@ -331,7 +411,7 @@ mod tests {
         assert_eq!(store.responses(), [pair("msg_earlier", "ok"), pair("msg_later", "ok")]);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_passing_refusal_keeps_the_response() {
         let store = FakeStore::default();
         let batch = [outcome("msg_a", "kept")];
@@ -341,7 +421,7 @@ mod tests {
         assert_eq!(store.responses(), [pair("msg_a", "kept")]);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn an_unavailable_store_does_not_count_as_a_refusal_alone() {
         let store = FakeStore::default();
         let batch = [outcome("msg_a", "kept"), outcome("msg_b", "kept")];

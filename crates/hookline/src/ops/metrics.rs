@@ -143,7 +143,8 @@ pub struct Metrics {
     commit_duration: Histogram,
     commit_group_size: Histogram,
     retention_deleted: [Counter; 4],
-    outcomes_refused: Counter,
+    outcomes_held: Gauge,
+    outcomes_given_up: Counter,
 }
 
 impl Metrics {
@@ -246,12 +247,17 @@ impl Metrics {
             deleted_family,
         );
 
-        let outcomes_refused = Counter::default();
+        let outcomes_held = gauge(
+            &mut registry,
+            "attempt_outcomes_held",
+            "Attempt outcomes the store does not take, tried on their own while their deliveries stay in flight",
+        );
+        let outcomes_given_up = Counter::default();
         registry.register(
-            "attempt_outcomes_refused",
-            "Attempt outcomes the store refused even alone and without their response body; their deliveries are \
-             sent again when their leases expire",
-            outcomes_refused.clone(),
+            "attempt_outcomes_given_up",
+            "Held attempt outcomes given up (too many held, or held too long): their deliveries are sent again when \
+             their leases expire",
+            outcomes_given_up.clone(),
         );
 
         Metrics {
@@ -271,7 +277,8 @@ impl Metrics {
             commit_duration,
             commit_group_size,
             retention_deleted,
-            outcomes_refused,
+            outcomes_held,
+            outcomes_given_up,
         }
     }
 
@@ -346,8 +353,12 @@ impl Metrics {
         self.endpoints_disabled.set(clamp_i64(sample.endpoints_disabled));
     }
 
-    pub fn outcome_refused(&self) {
-        self.outcomes_refused.inc();
+    pub fn outcomes_held(&self, n: usize) {
+        self.outcomes_held.set(n as i64);
+    }
+
+    pub fn outcome_given_up(&self) {
+        self.outcomes_given_up.inc();
     }
 
     pub fn in_flight(&self, n: usize) {

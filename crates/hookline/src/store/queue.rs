@@ -156,9 +156,11 @@ pub struct AttemptOutcome {
     pub claim_id: String,
     pub attempt: Attempt,
     pub next: NextStep,
-    /// The failure was ours (payload gone, unusable key), not the endpoint's:
-    /// it must not count toward disabling the endpoint.
-    pub failed_on_our_side: bool,
+    /// The outcome says nothing of the endpoint's health now: the failure
+    /// was ours (payload gone, unusable key), or the outcome is recorded long
+    /// after its attempt (held while the store refused it). It must neither
+    /// disable the endpoint nor clear its failing clock.
+    pub ignored_by_health: bool,
 }
 
 /// What recording a batch of outcomes changed beyond the deliveries.

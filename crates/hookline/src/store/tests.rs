@@ -141,7 +141,7 @@ pub(crate) fn outcome(job: &DeliveryJob, status: u16, next: NextStep) -> Attempt
             created_at: Utc::now(),
         },
         next,
-        failed_on_our_side: false,
+        ignored_by_health: false,
     }
 }
 

@@ -227,9 +227,9 @@ const REFUSE_ATTEMPTS_POSTGRES: &str = "
 
 /// An outcome the store refuses holds no other outcome (they are recorded
 /// one by one), is kept without its response body when that is what the
-/// store refuses, and is tried on its own while the store refuses it whole:
-/// its delivery stays in flight, is not sent again, and completes once the
-/// store takes it.
+/// store refuses, and is held while the store refuses it whole: tried on its
+/// own, its delivery in flight and not sent again, while other outcomes go
+/// on; it completes once the store takes it.
 #[tokio::test]
 async fn outcomes_the_store_refuses_hold_no_other_and_their_deliveries_are_still_made() {
     let rx = Receiver::start().await;
@@ -248,20 +248,28 @@ async fn outcomes_the_store_refuses_hold_no_other_and_their_deliveries_are_still
     let responses: Vec<&Value> = attempts["data"].as_array().unwrap().iter().map(|a| &a["response"]).collect();
     assert_eq!(responses, [&json!("(the response could not be stored)")]);
 
-    // Refused whole: tried on its own, its delivery in flight.
-    let refused_total = |text: &str| crate::operations::value(text, "hookline_attempt_outcomes_refused_total");
-    crate::operations::scrape_until(&server, Duration::from_secs(30), "an outcome refused whole", |text| {
-        refused_total(text) >= 1.0
-    })
-    .await;
+    // Refused whole: held, tried on its own, its delivery in flight.
+    let held = |text: &str| crate::operations::value(text, "hookline_attempt_outcomes_held");
+    crate::operations::scrape_until(&server, Duration::from_secs(30), "an outcome held", |text| held(text) == 1.0)
+        .await;
+    // Other outcomes go on meanwhile.
+    let second = send(&server, &app, json!({"while": "held"})).await;
+    wait_status(&server, &app, &second, &healthy, "success").await;
+    wait_status(&server, &app, &second, &bodyless, "success").await;
     tokio::time::sleep(Duration::from_secs(5)).await; // two leases and more
     wait_status(&server, &app, &msg, &refused, "sending").await;
-    assert_eq!(rx.received_on("/refused").len(), 1, "a delivery in flight was sent again");
+    let ids: Vec<String> = rx.received_on("/refused").iter().map(|r| r.id().to_string()).collect();
+    assert_eq!(ids, [msg.clone(), second.clone()], "a delivery in flight was sent again");
 
     // Once the store takes it, the delivery completes.
     server.run_sql("DROP TRIGGER refuse_attempt", "DROP TRIGGER refuse_attempt ON attempt");
     wait_status(&server, &app, &msg, &refused, "success").await;
+    wait_status(&server, &app, &second, &refused, "success").await;
     for path in ["/healthy", "/bodyless", "/refused"] {
-        assert_eq!(rx.received_on(path).len(), 1, "{path}: sent again");
+        let ids: Vec<String> = rx.received_on(path).iter().map(|r| r.id().to_string()).collect();
+        assert_eq!(ids, [msg.clone(), second.clone()], "{path}: sent again");
     }
+    let text = crate::operations::scrape(&server).await;
+    assert_eq!(held(&text), 0.0);
+    assert_eq!(crate::operations::value(&text, "hookline_attempt_outcomes_given_up_total"), 0.0);
 }

@@ -17,10 +17,11 @@ pub enum HealthChange {
     Failing { since: Timestamp, gone: bool },
 }
 
-/// Folds a batch of outcomes into one change per endpoint. Failures of
-/// Hookline's own (payload gone, unusable key) say nothing about the endpoint.
+/// Folds a batch of outcomes into one change per endpoint. Outcomes
+/// `ignored_by_health` (failures of Hookline's own, outcomes recorded late)
+/// say nothing about the endpoint.
 pub fn changes(outcomes: &[AttemptOutcome]) -> BTreeMap<String, HealthChange> {
-    let mut ordered: Vec<&AttemptOutcome> = outcomes.iter().filter(|o| !o.failed_on_our_side).collect();
+    let mut ordered: Vec<&AttemptOutcome> = outcomes.iter().filter(|o| !o.ignored_by_health).collect();
     ordered.sort_by_key(|o| o.attempt.created_at);
     let mut changes = BTreeMap::new();
     for o in ordered {
@@ -70,7 +71,7 @@ mod tests {
                 created_at: t,
             },
             next,
-            failed_on_our_side: false,
+            ignored_by_health: false,
         }
     }
 
@@ -95,7 +96,7 @@ mod tests {
     #[test]
     fn failures_of_our_own_do_not_count() {
         let mut ours = outcome("a", 1, 0, NextStep::GiveUp);
-        ours.failed_on_our_side = true;
+        ours.ignored_by_health = true;
         assert!(changes(&[ours]).is_empty());
     }
 
