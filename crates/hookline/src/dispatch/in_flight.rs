@@ -10,13 +10,13 @@
 //! attempt ends, a panic included: a leaked slot would shrink the node's
 //! capacity for good.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
 use crate::dispatch::policy::fairness::EndpointLoad;
-use crate::store::queue::LeaseRef;
+use crate::store::queue::{lease_key, LeaseRef};
 
 #[derive(Default)]
 struct State {
@@ -26,6 +26,13 @@ struct State {
     /// the key: a delivery resent while its attempt is in flight can be
     /// claimed again by this node, and each attempt keeps its own lease.
     leases: HashMap<LeaseKey, LeaseRef>,
+    /// Leases held, by claim.
+    claims: HashMap<String, usize>,
+    /// Leases whose attempts ended without their outcome recorded (given
+    /// up) while other attempts of their claim are in flight: the claim
+    /// stays live, but these deliveries must fall due again. Forgotten with
+    /// their claim's last lease.
+    released: HashSet<LeaseKey>,
 }
 
 type LeaseKey = (String, String, String);
@@ -47,6 +54,8 @@ pub struct Slot {
     lease: LeaseRef,
     /// Its request is open (it counts in its endpoint's `requests`).
     requesting: bool,
+    /// Its outcome was given up: the lease is released, not kept.
+    released: bool,
 }
 
 impl InFlight {
@@ -62,7 +71,8 @@ impl InFlight {
         load.requests += 1;
         load.leases += 1;
         state.leases.insert(key_of(&lease), lease.clone());
-        Slot { owner: self.clone(), lease, requesting: true }
+        *state.claims.entry(lease.claim_id.clone()).or_default() += 1;
+        Slot { owner: self.clone(), lease, requesting: true, released: false }
     }
 
     pub fn total(&self) -> usize {
@@ -74,19 +84,37 @@ impl InFlight {
         self.lock().leases.values().cloned().collect()
     }
 
-    /// The attempts in flight, their counts by endpoint, and the distinct
-    /// claims their leases belong to, read under one lock: a claim asks for
-    /// them on the store's writer thread, once a batch.
-    pub fn snapshot(&self) -> (usize, HashMap<String, EndpointLoad>, Vec<String>) {
+    /// What a claim must know of the attempts in flight, read under one
+    /// lock: a claim asks for it on the store's writer thread, once a batch.
+    pub fn snapshot(&self) -> Snapshot {
         let state = self.lock();
-        let mut claim_ids: Vec<String> = state.leases.values().map(|l| l.claim_id.clone()).collect();
-        claim_ids.sort_unstable();
-        claim_ids.dedup();
-        (state.leases.len(), state.by_endpoint.clone(), claim_ids)
+        Snapshot {
+            total: state.leases.len(),
+            by_endpoint: state.by_endpoint.clone(),
+            live_claims: state.claims.keys().cloned().collect(),
+            released: state.released.iter().map(|(claim, msg, endpoint)| lease_key(claim, msg, endpoint)).collect(),
+        }
     }
 }
 
+/// The attempts in flight as a claim sees them.
+pub struct Snapshot {
+    pub total: usize,
+    pub by_endpoint: HashMap<String, EndpointLoad>,
+    /// The claims their leases belong to.
+    pub live_claims: Vec<String>,
+    /// Leases of live claims whose attempts are over (see `State::released`),
+    /// as [`LeaseRef::key`]s.
+    pub released: Vec<String>,
+}
+
 impl Slot {
+    /// The attempt's outcome was given up: its delivery must fall due again
+    /// when the lease runs out, even while its claim lives on.
+    pub fn release(&mut self) {
+        self.released = true;
+    }
+
     /// The request is over: the endpoint has room for another one, while
     /// the lease stays held until the outcome is recorded.
     pub fn answered(&mut self) {
@@ -110,7 +138,21 @@ impl Drop for Slot {
                 state.by_endpoint.remove(endpoint_id);
             }
         }
-        state.leases.remove(&key_of(&self.lease));
+        let key = key_of(&self.lease);
+        state.leases.remove(&key);
+        let claim = &self.lease.claim_id;
+        let left = state.claims.get_mut(claim).map(|n| {
+            *n -= 1;
+            *n
+        });
+        if left == Some(0) {
+            state.claims.remove(claim);
+            if !state.released.is_empty() {
+                state.released.retain(|(c, _, _)| c != claim);
+            }
+        } else if self.released {
+            state.released.insert(key);
+        }
         drop(state);
         self.owner.freed.notify_one();
     }
@@ -136,12 +178,14 @@ mod tests {
         });
         assert!(task.await.unwrap_err().is_panic());
         assert_eq!(in_flight.total(), 1);
-        let (_, by_endpoint, claim_ids) = in_flight.snapshot();
-        assert_eq!(by_endpoint["ep_a"], EndpointLoad { requests: 1, leases: 1 });
+        let snapshot = in_flight.snapshot();
+        assert_eq!(snapshot.by_endpoint["ep_a"], EndpointLoad { requests: 1, leases: 1 });
         assert_eq!(in_flight.leases().iter().map(|l| l.msg_id.as_str()).collect::<Vec<_>>(), ["c1"]);
-        assert_eq!(claim_ids, ["claim"]);
+        assert_eq!(snapshot.live_claims, ["claim"]);
+        assert!(snapshot.released.is_empty(), "a panic is not a release");
         drop(kept);
-        assert!(in_flight.snapshot().1.is_empty());
+        assert!(in_flight.snapshot().by_endpoint.is_empty());
+        assert!(in_flight.snapshot().live_claims.is_empty());
     }
 
     /// A delivery resent while its first attempt is in flight, and claimed
@@ -158,7 +202,7 @@ mod tests {
         assert_eq!(in_flight.total(), 1);
         let kept: Vec<String> = in_flight.leases().into_iter().map(|l| l.claim_id).collect();
         assert_eq!(kept, ["claim_2"]);
-        assert_eq!(in_flight.snapshot().2, ["claim_2"]);
+        assert_eq!(in_flight.snapshot().live_claims, ["claim_2"]);
     }
 
     #[test]
@@ -168,11 +212,34 @@ mod tests {
         let _second = in_flight.take(lease("c2", "ep_a"));
         first.answered();
         first.answered();
-        let (total, by_endpoint, _) = in_flight.snapshot();
-        assert_eq!((total, by_endpoint["ep_a"]), (2, EndpointLoad { requests: 1, leases: 2 }));
+        let snapshot = in_flight.snapshot();
+        assert_eq!((snapshot.total, snapshot.by_endpoint["ep_a"]), (2, EndpointLoad { requests: 1, leases: 2 }));
         assert_eq!(in_flight.leases().len(), 2);
         drop(first);
-        let (total, by_endpoint, _) = in_flight.snapshot();
-        assert_eq!((total, by_endpoint["ep_a"]), (1, EndpointLoad { requests: 1, leases: 1 }));
+        let snapshot = in_flight.snapshot();
+        assert_eq!((snapshot.total, snapshot.by_endpoint["ep_a"]), (1, EndpointLoad { requests: 1, leases: 1 }));
+    }
+
+    /// An attempt whose outcome was given up releases its lease: its claim
+    /// stays live for the others, and its delivery is named as released
+    /// until the claim's last lease goes.
+    #[test]
+    fn a_released_lease_is_named_while_its_claim_lives_on() {
+        let in_flight = Arc::new(InFlight::default());
+        let mut given_up = in_flight.take(lease("c1", "ep_a"));
+        let other = in_flight.take(lease("c2", "ep_a"));
+        given_up.release();
+        drop(given_up);
+        let snapshot = in_flight.snapshot();
+        assert_eq!(snapshot.live_claims, ["claim"]);
+        assert_eq!(snapshot.released, ["claim c1 ep_a"]);
+        drop(other);
+        let snapshot = in_flight.snapshot();
+        assert!(snapshot.live_claims.is_empty() && snapshot.released.is_empty());
+        // Released as the claim's last lease: nothing to name.
+        let mut last = in_flight.take(lease("c3", "ep_a"));
+        last.release();
+        drop(last);
+        assert!(in_flight.snapshot().released.is_empty());
     }
 }

@@ -69,10 +69,11 @@ const HOLD_FOR: Duration = Duration::from_secs(600);
 /// Most outcomes recorded in one store call.
 const MAX_OUTCOME_BATCH: usize = 256;
 
-/// An outcome waiting to be recorded, and who waits for it.
+/// An outcome waiting to be recorded, and who waits for it: told `true`
+/// once it is in the store, `false` if it was given up.
 struct PendingOutcome {
     outcome: AttemptOutcome,
-    recorded: oneshot::Sender<()>,
+    recorded: oneshot::Sender<bool>,
 }
 
 pub struct Dispatcher {
@@ -100,6 +101,36 @@ pub struct Dispatcher {
     /// about to claim or claiming.
     next_look: Mutex<Option<Timestamp>>,
     runtime: tokio::runtime::Handle,
+}
+
+/// An outcome held by [`Dispatcher::hold`]. Dropped however its task ends
+/// (a panic included), it counts itself out and lets the attempt end; the
+/// attempt must not hand the outcome over again, which would hold it anew.
+struct Held {
+    dispatcher: Arc<Dispatcher>,
+    recorded: Option<oneshot::Sender<bool>>,
+    /// Outcomes held, this one included, when it was taken.
+    count: usize,
+    /// Set once the store took it; otherwise it was given up.
+    taken: bool,
+}
+
+impl Held {
+    fn take(dispatcher: Arc<Dispatcher>, recorded: oneshot::Sender<bool>) -> Held {
+        let count = dispatcher.held_outcomes.fetch_add(1, Ordering::SeqCst) + 1;
+        metrics::get().outcome_held();
+        Held { dispatcher, recorded: Some(recorded), count, taken: false }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.dispatcher.held_outcomes.fetch_sub(1, Ordering::SeqCst);
+        metrics::get().outcome_released();
+        if let Some(recorded) = self.recorded.take() {
+            let _ = recorded.send(self.taken);
+        }
+    }
 }
 
 /// The dispatcher as the store's [`ClaimSink`]. Weak, since the dispatcher
@@ -223,7 +254,8 @@ impl Dispatcher {
         if !self.claiming.load(Ordering::SeqCst) {
             return None;
         }
-        let (total_in_flight, in_flight, live_claims) = self.in_flight.snapshot();
+        let in_flight::Snapshot { total: total_in_flight, by_endpoint: in_flight, live_claims, released } =
+            self.in_flight.snapshot();
         let budget = MAX_IN_FLIGHT.saturating_sub(total_in_flight);
         (budget > 0).then_some(ClaimRequest {
             lease: self.lease,
@@ -235,6 +267,7 @@ impl Dispatcher {
             },
             in_flight,
             live_claims,
+            released_leases: released,
             default_rate_limit: self.default_rate_limit,
         })
     }
@@ -391,7 +424,11 @@ impl Dispatcher {
             ignored_by_health,
         };
         let recording_from = trace::now();
-        self.record(outcome).await;
+        if !self.record(outcome).await {
+            // Given up: the delivery falls due when the lease runs out,
+            // whatever the claim's other attempts do.
+            slot.release();
+        }
         metrics::get().attempt(measured, result.duration);
         if let (Some(claim_span), Some(start), Some(sent), Some(recording)) =
             (claim_span, traced_from, sent_until, recording_from)
@@ -438,18 +475,18 @@ impl Dispatcher {
     }
 
     /// Hands an outcome to the recording loop and waits until it is in the
-    /// store (however long the store refuses it, see [`recording`]):
-    /// dropping it would send the delivery again once its lease expired,
-    /// and lose the attempt's log.
-    async fn record(&self, outcome: AttemptOutcome) {
+    /// store (true), or given up after the store would not take it for
+    /// long (false, see [`recording`]): dropping it would send the delivery
+    /// again once its lease expired, and lose the attempt's log.
+    async fn record(&self, outcome: AttemptOutcome) -> bool {
         loop {
             let (recorded, done) = oneshot::channel();
             let pending = PendingOutcome { outcome: outcome.clone(), recorded };
             if self.outcomes.send(pending).await.is_err() {
-                return; // the dispatcher is gone with the process
+                return false; // the dispatcher is gone with the process
             }
-            if done.await.is_ok() {
-                return;
+            if let Ok(recorded) = done.await {
+                return recorded;
             }
             // The recording loop died holding it (a panic): hand it over again.
         }
@@ -477,12 +514,12 @@ impl Dispatcher {
             }
             let (outcomes, waiting): (Vec<AttemptOutcome>, Vec<_>) =
                 batch.into_iter().map(|p| (p.outcome, p.recorded)).unzip();
-            let fates = recording::record_batch(&outcomes, FIRST_RECORD_BACKOFF, self.recorder()).await;
+            let fates = recording::record_batch(&outcomes, &mut self.recorder()).await;
             for (fate, recorded) in fates.into_iter().zip(waiting) {
                 match fate {
                     recording::Fate::Held(outcome) => self.hold(*outcome, recorded),
                     recording::Fate::Recorded | recording::Fate::RecordedWithoutResponse => {
-                        let _ = recorded.send(());
+                        let _ = recorded.send(true);
                     }
                 }
             }
@@ -494,33 +531,36 @@ impl Dispatcher {
     /// its delivery is neither lost nor sent again. Past [`MAX_HELD`] held
     /// outcomes or [`HOLD_FOR`], it is given up: the slot frees, the lease
     /// expires, and the delivery is sent again.
-    fn hold(self: &Arc<Self>, outcome: AttemptOutcome, recorded: oneshot::Sender<()>) {
+    fn hold(self: &Arc<Self>, outcome: AttemptOutcome, recorded: oneshot::Sender<bool>) {
         let (msg, endpoint) = (outcome.attempt.msg_id.clone(), outcome.attempt.endpoint_id.clone());
-        let held = self.held_outcomes.fetch_add(1, Ordering::SeqCst) + 1;
-        metrics::get().outcomes_held(held);
-        let this = self.clone();
+        let mut held = Held::take(self.clone(), recorded);
+        let record = self.recorder().record;
         self.runtime.spawn(async move {
-            let taken = held <= MAX_HELD && {
+            held.taken = held.count <= MAX_HELD && {
                 let until = tokio::time::Instant::now() + HOLD_FOR;
-                recording::record_until_taken(outcome, FIRST_RECORD_BACKOFF, until, this.recorder()).await
+                recording::record_until_taken(outcome, FIRST_RECORD_BACKOFF, until, record).await
             };
-            if !taken {
+            if !held.taken {
                 metrics::get().outcome_given_up();
-                tracing::error!(%msg, %endpoint, held, "giving up an attempt's outcome the store does not take; its delivery will be sent again when its lease expires");
+                tracing::error!(%msg, %endpoint, held = held.count, "giving up an attempt's outcome the store does not take; its delivery will be sent again when its lease expires");
             }
-            let held = this.held_outcomes.fetch_sub(1, Ordering::SeqCst) - 1;
-            metrics::get().outcomes_held(held);
-            let _ = recorded.send(());
+            drop(held);
         });
     }
 
-    /// One store call recording outcomes, for [`recording`].
-    fn recorder(&self) -> impl FnMut(Vec<AttemptOutcome>) -> BoxFuture<StoreResult<()>> + Send + 'static {
+    /// How [`recording`] reaches the store.
+    fn recorder(
+        &self,
+    ) -> recording::Recorder<
+        impl FnMut(Vec<AttemptOutcome>) -> BoxFuture<StoreResult<()>> + Send + 'static,
+        impl Fn() -> u64 + Send + 'static,
+    > {
         let (store, disable_after) = (self.store.clone(), self.disable_after);
-        move |outcomes| {
+        let record = move |outcomes| -> BoxFuture<StoreResult<()>> {
             let store = store.clone();
             Box::pin(async move { store.record_outcomes(outcomes, disable_after).await.map(drop) })
-        }
+        };
+        recording::Recorder { record, commits: crate::store::commits, first_backoff: FIRST_RECORD_BACKOFF }
     }
 
     /// The keys of the job's endpoint, opened once per claim: its jobs

@@ -7,8 +7,9 @@
 //! - while the store is unavailable (nothing can progress) the whole batch
 //!   waits for it;
 //! - a batch whose values the store refuses, or that keeps failing for
-//!   [`WHOLE_BATCH_FOR`], is recorded one outcome at a time, in the order the
-//!   attempts started;
+//!   [`WHOLE_BATCH_FOR`] while the store commits other writes (so the
+//!   failure is the batch's own), is recorded one outcome at a time, in the
+//!   order the attempts started; a store that takes nothing is waited for;
 //! - an outcome refused alone is tried again without its response body (the
 //!   one part an endpoint controls);
 //! - one that still fails is handed back ([`Fate::Held`]): the caller keeps
@@ -24,8 +25,9 @@ use tokio::time::Instant;
 use crate::store::queue::AttemptOutcome;
 use crate::store::{StoreError, StoreResult};
 
-/// How long a batch failing with anything but a refusal (a full disk, a
-/// bug) is retried whole before its outcomes are tried one by one.
+/// How long a batch failing with anything but a refusal (a bug, a full
+/// disk) is retried whole before its outcomes are tried one by one, if the
+/// store commits other writes meanwhile.
 const WHOLE_BATCH_FOR: Duration = Duration::from_secs(30);
 /// Failed tries of an outcome alone before its response body is dropped
 /// (refusals) or it is handed back (other errors). Few, since each holds
@@ -59,31 +61,39 @@ fn first_line(e: &StoreError) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
-/// Records `outcomes` with `record` (one store call per try), waiting from
-/// `first_backoff` up to [`MAX_BACKOFF`] between tries. Returns each
-/// outcome's fate, in order.
-pub(super) async fn record_batch<F, Fut>(
-    outcomes: &[AttemptOutcome],
-    first_backoff: Duration,
-    mut record: F,
-) -> Vec<Fate>
+/// How a store call is made and how the store is doing: `record` records
+/// outcomes (one call per try), `commits` counts the store's commits (see
+/// [`crate::store::commits`]).
+pub(super) struct Recorder<F, C> {
+    pub record: F,
+    pub commits: C,
+    pub first_backoff: Duration,
+}
+
+/// Records `outcomes`, waiting from `first_backoff` up to [`MAX_BACKOFF`]
+/// between tries. Returns each outcome's fate, in order.
+pub(super) async fn record_batch<F, Fut, C>(outcomes: &[AttemptOutcome], recorder: &mut Recorder<F, C>) -> Vec<Fate>
 where
     F: FnMut(Vec<AttemptOutcome>) -> Fut,
     Fut: Future<Output = StoreResult<()>>,
+    C: Fn() -> u64,
 {
-    let mut backoff = Backoff::new(first_backoff);
-    let mut failing_since = None;
+    let mut backoff = Backoff::new(recorder.first_backoff);
+    // Since when, and from which commit count, the batch fails with
+    // something else than a refusal or an unavailable store.
+    let mut failing: Option<(Instant, u64)> = None;
     let failure = loop {
-        match record(outcomes.to_vec()).await {
+        match (recorder.record)(outcomes.to_vec()).await {
             Ok(()) => return vec![Fate::Recorded; outcomes.len()],
             Err(e) if refuses_the_values(&e) => break e,
-            Err(e @ StoreError::Unavailable(_)) => {
-                tracing::error!(error = %first_line(&e), outcomes = outcomes.len(), "recording attempts failed; retrying");
-            }
             Err(e) => {
-                let since = *failing_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= WHOLE_BATCH_FOR {
-                    break e;
+                if matches!(e, StoreError::Unavailable(_)) {
+                    failing = None;
+                } else {
+                    let (since, commits) = *failing.get_or_insert_with(|| (Instant::now(), (recorder.commits)()));
+                    if since.elapsed() >= WHOLE_BATCH_FOR && (recorder.commits)() > commits {
+                        break e;
+                    }
                 }
                 tracing::error!(error = %first_line(&e), outcomes = outcomes.len(), "recording attempts failed; retrying");
             }
@@ -99,20 +109,22 @@ where
     order.sort_by_key(|&i| outcomes[i].attempt.created_at);
     let mut fates = vec![Fate::Recorded; outcomes.len()];
     for i in order {
-        fates[i] = record_alone(outcomes[i].clone(), first_backoff, &mut record).await;
+        fates[i] = record_alone(outcomes[i].clone(), recorder).await;
     }
     fates
 }
 
-async fn record_alone<F, Fut>(mut outcome: AttemptOutcome, first_backoff: Duration, record: &mut F) -> Fate
+async fn record_alone<F, Fut, C>(mut outcome: AttemptOutcome, recorder: &mut Recorder<F, C>) -> Fate
 where
     F: FnMut(Vec<AttemptOutcome>) -> Fut,
     Fut: Future<Output = StoreResult<()>>,
+    C: Fn() -> u64,
 {
-    let mut backoff = Backoff::new(first_backoff);
+    let mut backoff = Backoff::new(recorder.first_backoff);
     let (mut refusals, mut failures) = (0, 0);
+    let mut commits = (recorder.commits)();
     loop {
-        match record(vec![outcome.clone()]).await {
+        match (recorder.record)(vec![outcome.clone()]).await {
             Ok(()) if refusals < TRIES_ALONE => return Fate::Recorded,
             Ok(()) => return Fate::RecordedWithoutResponse,
             Err(e @ StoreError::Unavailable(_)) => {
@@ -129,7 +141,14 @@ where
                 }
             }
             Err(e) => {
-                failures += 1;
+                // A failure counts against the outcome only if the store
+                // took other writes since the last one: otherwise it is the
+                // store's condition, waited for.
+                let now = (recorder.commits)();
+                if now > commits {
+                    failures += 1;
+                    commits = now;
+                }
                 if failures >= TRIES_ALONE {
                     return Fate::Held(Box::new(outcome));
                 }
@@ -226,12 +245,16 @@ mod tests {
     }
 
     impl FakeStore {
+        /// Records `outcomes`, the store answering each call as `verdict`
+        /// says; while `others_commit`, the store commits other writes
+        /// between any two calls.
         async fn record(
             &self,
             outcomes: &[AttemptOutcome],
+            others_commit: bool,
             verdict: impl Fn(&[AttemptOutcome], usize) -> StoreResult<()>,
         ) -> Vec<Fate> {
-            record_batch(outcomes, Duration::from_millis(1), |batch| {
+            let record = |batch: Vec<AttemptOutcome>| {
                 let call = {
                     let mut calls = self.calls.lock().unwrap();
                     calls.push(batch.len());
@@ -242,8 +265,13 @@ mod tests {
                     self.stored.lock().unwrap().extend(batch);
                 }
                 async move { result }
-            })
-            .await
+            };
+            let commits = || {
+                let ours = self.stored.lock().unwrap().len() as u64;
+                let others = if others_commit { self.calls.lock().unwrap().len() as u64 } else { 0 };
+                ours + others
+            };
+            record_batch(outcomes, &mut Recorder { record, commits, first_backoff: Duration::from_millis(1) }).await
         }
 
         fn responses(&self) -> Vec<(String, String)> {
@@ -279,7 +307,7 @@ mod tests {
     async fn a_batch_the_store_takes_is_one_call() {
         let store = FakeStore::default();
         let batch = [outcome("msg_a", "ok"), outcome("msg_b", "ok")];
-        let fates = store.record(&batch, |_, _| Ok(())).await;
+        let fates = store.record(&batch, true, |_, _| Ok(())).await;
         assert_eq!(labels(&fates), ["recorded", "recorded"]);
         assert_eq!(store.calls(), [2]);
     }
@@ -288,17 +316,32 @@ mod tests {
     async fn a_store_that_cannot_write_is_waited_for_with_the_whole_batch() {
         let store = FakeStore::default();
         let batch = [outcome("msg_a", "ok"), outcome("msg_b", "ok")];
-        // Unavailable for minutes, then a full disk for a few seconds.
+        // Unavailable for minutes, then a full disk for minutes: the store
+        // commits nothing else meanwhile.
         let down = |_: &[AttemptOutcome], call| match call {
             1..=40 => Err(StoreError::Unavailable("down".into())),
-            41..=44 => Err(StoreError::Backend("database or disk is full".into())),
+            41..=80 => Err(StoreError::Backend("database or disk is full".into())),
             _ => Ok(()),
         };
         let started = Instant::now();
-        let fates = store.record(&batch, down).await;
+        let fates = store.record(&batch, false, down).await;
         assert_eq!(labels(&fates), ["recorded", "recorded"]);
-        assert_eq!(store.calls(), [2; 45], "never split while the store cannot write");
-        assert!(started.elapsed() > 4 * WHOLE_BATCH_FOR);
+        assert_eq!(store.calls(), [2; 81], "never split while the store takes nothing");
+        assert!(started.elapsed() > 8 * WHOLE_BATCH_FOR);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unavailable_spell_restarts_the_clock_of_a_failing_batch() {
+        let store = FakeStore::default();
+        let batch = [outcome("msg_a", "ok"), outcome("msg_b", "ok")];
+        let spell = |_: &[AttemptOutcome], call| match call {
+            1 | 41..=43 => Err(StoreError::Backend("statement timeout".into())),
+            2..=40 => Err(StoreError::Unavailable("down".into())),
+            _ => Ok(()),
+        };
+        let fates = store.record(&batch, true, spell).await;
+        assert_eq!(labels(&fates), ["recorded", "recorded"]);
+        assert_eq!(store.calls(), [2; 44], "split after a failure of seconds");
     }
 
     #[tokio::test(start_paused = true)]
@@ -312,7 +355,7 @@ mod tests {
                 Ok(())
             }
         };
-        let fates = store.record(&batch, poisoned).await;
+        let fates = store.record(&batch, true, poisoned).await;
         assert_eq!(labels(&fates), ["recorded", "without response", "recorded"]);
         assert_eq!(store.responses(), [pair("msg_a", "ok"), pair("msg_b", RESPONSE_NOT_STORED), pair("msg_c", "ok")]);
         // The batch, then msg_a, msg_b refused TRIES_ALONE times, msg_b
@@ -331,7 +374,7 @@ mod tests {
                 Ok(())
             }
         };
-        let fates = store.record(&batch, poisoned).await;
+        let fates = store.record(&batch, true, poisoned).await;
         assert_eq!(labels(&fates), ["held", "recorded"]);
         assert_eq!(store.responses(), [pair("msg_b", "ok")]);
         let Fate::Held(handed_back) = &fates[0] else { unreachable!() };
@@ -392,7 +435,7 @@ mod tests {
             }
         };
         let started = Instant::now();
-        let fates = store.record(&batch, broken).await;
+        let fates = store.record(&batch, true, broken).await;
         assert!(started.elapsed() >= WHOLE_BATCH_FOR, "split before {WHOLE_BATCH_FOR:?}");
         assert_eq!(labels(&fates), ["held", "recorded"]);
         let Fate::Held(held) = &fates[0] else { unreachable!() };
@@ -406,7 +449,7 @@ mod tests {
         let (mut later, earlier) = (outcome("msg_later", "ok"), outcome("msg_earlier", "ok"));
         later.attempt.created_at = earlier.attempt.created_at + chrono::Duration::milliseconds(5);
         let batch = [later, earlier];
-        let fates = store.record(&batch, |batch, _| if batch.len() > 1 { Err(refused()) } else { Ok(()) }).await;
+        let fates = store.record(&batch, true, |batch, _| if batch.len() > 1 { Err(refused()) } else { Ok(()) }).await;
         assert_eq!(labels(&fates), ["recorded", "recorded"]);
         assert_eq!(store.responses(), [pair("msg_earlier", "ok"), pair("msg_later", "ok")]);
     }
@@ -416,7 +459,7 @@ mod tests {
         let store = FakeStore::default();
         let batch = [outcome("msg_a", "kept")];
         let once = |_: &[AttemptOutcome], call| if call <= 2 { Err(refused()) } else { Ok(()) };
-        let fates = store.record(&batch, once).await;
+        let fates = store.record(&batch, true, once).await;
         assert_eq!(labels(&fates), ["recorded"]);
         assert_eq!(store.responses(), [pair("msg_a", "kept")]);
     }
@@ -435,7 +478,7 @@ mod tests {
                 Ok(())
             }
         };
-        let fates = store.record(&batch, flaky).await;
+        let fates = store.record(&batch, true, flaky).await;
         assert_eq!(labels(&fates), ["recorded", "recorded"]);
         assert_eq!(store.responses(), [pair("msg_a", "kept"), pair("msg_b", "kept")]);
     }

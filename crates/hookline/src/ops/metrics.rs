@@ -353,8 +353,12 @@ impl Metrics {
         self.endpoints_disabled.set(clamp_i64(sample.endpoints_disabled));
     }
 
-    pub fn outcomes_held(&self, n: usize) {
-        self.outcomes_held.set(n as i64);
+    pub fn outcome_held(&self) {
+        self.outcomes_held.inc();
+    }
+
+    pub fn outcome_released(&self) {
+        self.outcomes_held.dec();
     }
 
     pub fn outcome_given_up(&self) {

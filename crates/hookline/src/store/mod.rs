@@ -61,6 +61,20 @@ impl std::error::Error for StoreError {}
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Write transactions this process's store committed. The dispatcher reads
+/// it to tell a store that takes nothing (wait for it) from one that takes
+/// other writes but not some outcomes (those are the outcomes' problem).
+static COMMITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many write transactions have committed so far (see [`COMMITS`]).
+pub fn commits() -> u64 {
+    COMMITS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+fn count_commit() {
+    COMMITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Where a store's schema stands against the migrations this binary knows.
 #[derive(Debug, Clone)]
 pub struct SchemaState {

@@ -71,6 +71,19 @@ pub struct LeaseRef {
     pub endpoint_id: String,
 }
 
+impl LeaseRef {
+    /// The lease as the stores match it (see [`lease_key`]).
+    pub fn key(&self) -> String {
+        lease_key(&self.claim_id, &self.msg_id, &self.endpoint_id)
+    }
+}
+
+/// A lease as the stores match it: `claim msg endpoint` (ids hold no
+/// spaces), the same expression they compute over a delivery row.
+pub fn lease_key(claim_id: &str, msg_id: &str, endpoint_id: &str) -> String {
+    format!("{claim_id} {msg_id} {endpoint_id}")
+}
+
 /// What the dispatcher asks of a claim.
 #[derive(Debug, Clone)]
 pub struct ClaimRequest {
@@ -80,8 +93,13 @@ pub struct ClaimRequest {
     /// This node's attempts, by endpoint.
     pub in_flight: HashMap<String, EndpointLoad>,
     /// The claims this node's attempts in flight hold: never taken again by
-    /// this node, even if a renewal came late and the lease ran out.
+    /// this node, even if a renewal came late and the lease ran out...
     pub live_claims: Vec<String>,
+    /// ...except these leases ([`LeaseRef::key`]s) of live claims, whose
+    /// attempts are over though their outcomes were not recorded (given
+    /// up): due again at their lease's end, however long the other attempts
+    /// of their claim run.
+    pub released_leases: Vec<String>,
     pub default_rate_limit: u32,
 }
 
@@ -261,7 +279,7 @@ pub trait ClaimSource {
     fn due_endpoints(&mut self, limit: usize) -> StoreResult<(Timestamp, Vec<QueuedEndpoint>)>;
     /// Leases up to `n` due deliveries of each endpoint (earliest first),
     /// until `lease_until`, under `claim_id`, never one held by a claim in
-    /// `live_claims`.
+    /// `live_claims` unless it is one of `released_leases`.
     fn take(
         &mut self,
         wants: &[(String, usize)],
@@ -269,6 +287,7 @@ pub trait ClaimSource {
         lease_until: Timestamp,
         claim_id: &str,
         live_claims: &[String],
+        released_leases: &[String],
     ) -> StoreResult<Vec<ClaimedRow>>;
     /// Leaves the queue entries as `updates` say (the earliest work of each
     /// endpoint is the earliest `next_attempt_at` of its deliveries), then
@@ -328,7 +347,7 @@ pub fn claim(src: &mut dyn ClaimSource, req: &ClaimRequest) -> StoreResult<Claim
         if wants.is_empty() {
             continue;
         }
-        let taken_now = src.take(&wants, now, now + req.lease, &claim_id, &req.live_claims)?;
+        let taken_now = src.take(&wants, now, now + req.lease, &claim_id, &req.live_claims, &req.released_leases)?;
         for (id, reserved) in &wants {
             let got = taken_now.iter().filter(|r| &r.endpoint_id == id).count();
             let plan = plans.get_mut(id).expect("planned above");

@@ -119,6 +119,7 @@ pub(crate) fn request(lease: chrono::Duration) -> ClaimRequest {
         slots: Slots { budget: 512, per_endpoint_cap: 64, total_in_flight: 0, busy_slot_limit: 384 },
         in_flight: HashMap::new(),
         live_claims: Vec::new(),
+        released_leases: Vec::new(),
         default_rate_limit: 1000,
     }
 }
@@ -202,6 +203,31 @@ async fn due_work_is_claimed_once_and_its_outcome_recorded() {
             .await
             .unwrap();
         assert_eq!(attempts.data.len(), 1, "{}", t.name);
+    }
+}
+
+/// A claim's jobs share its id. A new claim of the node never takes the
+/// lease of a live claim, even run out, except one released (its attempt is
+/// over, its outcome given up): that one falls due at its lease's end,
+/// though another job of the same claim is still in flight.
+#[tokio::test]
+async fn a_live_claim_keeps_its_leases_but_the_ones_it_released() {
+    for t in stores().await {
+        fixture(&t.store, &[("ep_a", None)], 2).await;
+        let claimed = claim(&t.store, request(chrono::Duration::milliseconds(300))).await.unwrap().jobs;
+        assert_eq!(claimed.len(), 2, "{}", t.name);
+        assert_eq!(claimed[0].claim_id, claimed[1].claim_id, "{}", t.name);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let live = ClaimRequest { live_claims: vec![claimed[0].claim_id.clone()], ..request(LONG) };
+        assert!(claim(&t.store, live.clone()).await.unwrap().jobs.is_empty(), "{}", t.name);
+        let released = LeaseRef {
+            claim_id: claimed[1].claim_id.clone(),
+            msg_id: claimed[1].msg_id.clone(),
+            endpoint_id: claimed[1].endpoint_id.clone(),
+        };
+        let req = ClaimRequest { released_leases: vec![released.key()], ..live };
+        let again = claim(&t.store, req).await.unwrap().jobs;
+        assert_eq!(again.iter().map(|j| &j.msg_id).collect::<Vec<_>>(), [&claimed[1].msg_id], "{}", t.name);
     }
 }
 

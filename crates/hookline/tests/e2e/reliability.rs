@@ -269,7 +269,10 @@ async fn outcomes_the_store_refuses_hold_no_other_and_their_deliveries_are_still
         let ids: Vec<String> = rx.received_on(path).iter().map(|r| r.id().to_string()).collect();
         assert_eq!(ids, [msg.clone(), second.clone()], "{path}: sent again");
     }
-    let text = crate::operations::scrape(&server).await;
-    assert_eq!(held(&text), 0.0);
-    assert_eq!(crate::operations::value(&text, "hookline_attempt_outcomes_given_up_total"), 0.0);
+    let text =
+        crate::operations::scrape_until(&server, Duration::from_secs(30), "no outcome held", |text| held(text) == 0.0)
+            .await;
+    let given_up = "hookline_attempt_outcomes_given_up_total";
+    assert!(text.contains(given_up), "{given_up} is not exported");
+    assert_eq!(crate::operations::value(&text, given_up), 0.0);
 }

@@ -65,13 +65,16 @@ impl ClaimSource for PgTx<'_, '_> {
         lease_until: Timestamp,
         claim_id: &str,
         live_claims: &[String],
+        released_leases: &[String],
     ) -> StoreResult<Vec<ClaimedRow>> {
         let endpoints: Vec<&str> = wants.iter().map(|(id, _)| id.as_str()).collect();
         // At most the node's in-flight budget (hundreds): no overflow.
         let counts: Vec<i32> = wants.iter().map(|(_, n)| *n as i32).collect();
         let total: i64 = counts.iter().map(|n| i64::from(*n)).sum();
-        let rows =
-            self.query(&take_statement(), &[&endpoints, &counts, &now, &lease_until, &claim_id, &live_claims, &total])?;
+        let rows = self.query(
+            &take_statement(),
+            &[&endpoints, &counts, &now, &lease_until, &claim_id, &live_claims, &total, &released_leases],
+        )?;
         rows.iter()
             .map(|r| {
                 Ok(ClaimedRow {
@@ -139,7 +142,8 @@ impl ClaimSource for PgTx<'_, '_> {
 
 /// The claim's statement: up to `$2[i]` due deliveries of endpoint `$1[i]`,
 /// locked (`SKIP LOCKED`, so nodes claim side by side), leased to claim `$5`
-/// until `$4`, with their messages.
+/// until `$4`, with their messages; none held by a claim in `$6` unless its
+/// lease is in `$8`.
 fn take_statement() -> String {
     format!(
         "WITH picked AS (
@@ -148,7 +152,8 @@ fn take_statement() -> String {
                CROSS JOIN LATERAL (
                  SELECT msg_id, endpoint_id FROM delivery
                  WHERE endpoint_id = w.endpoint_id AND next_attempt_at <= $3
-                   AND (claim_id IS NULL OR NOT (claim_id = ANY($6::text[])))
+                   AND (claim_id IS NULL OR NOT (claim_id = ANY($6::text[]))
+                        OR claim_id || ' ' || msg_id || ' ' || endpoint_id = ANY($8::text[]))
                  ORDER BY next_attempt_at LIMIT w.n
                  FOR UPDATE SKIP LOCKED
                ) d
@@ -585,6 +590,7 @@ mod tests {
                         &"claim_1",
                         &Vec::<String>::new(),
                         &64i64,
+                        &Vec::<String>::new(),
                     ],
                 )?;
                 Ok(explained(&rows))
@@ -600,11 +606,11 @@ mod tests {
         let mut s = session(&store).await;
         let kept = tokio::task::spawn_blocking(move || {
             s.batch_execute(&format!(
-                "PREPARE probe(text[], int[], timestamptz, timestamptz, text, text[], bigint) AS {}",
+                "PREPARE probe(text[], int[], timestamptz, timestamptz, text, text[], bigint, text[]) AS {}",
                 take_statement()
             ))
             .unwrap();
-            let run = "probe('{ep_a}', '{64}', now(), now() + interval '1 minute', 'claim_1', '{}', 64)";
+            let run = "probe('{ep_a}', '{64}', now(), now() + interval '1 minute', 'claim_1', '{}', 64, '{}')";
             s.batch_execute("BEGIN").unwrap();
             for _ in 0..6 {
                 s.execute(&format!("EXECUTE {run}"), &[]).unwrap();

@@ -648,6 +648,7 @@ impl Inner {
         match result {
             Ok(value) => match tx.commit() {
                 Ok(()) => {
+                    super::count_commit();
                     if conn.durable {
                         crate::ops::metrics::get().store_commit(began.elapsed(), 1);
                     }

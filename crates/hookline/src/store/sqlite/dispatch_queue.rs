@@ -52,6 +52,7 @@ impl ClaimSource for SqliteQueue<'_> {
         lease_until: Timestamp,
         claim_id: &str,
         live_claims: &[String],
+        released_leases: &[String],
     ) -> StoreResult<Vec<ClaimedRow>> {
         let mut due = self
             .conn
@@ -59,11 +60,12 @@ impl ClaimSource for SqliteQueue<'_> {
                 "SELECT d.msg_id, d.attempts, d.manual, m.event_type, m.payload
                  FROM delivery d JOIN message m ON m.id = d.msg_id
                  WHERE d.endpoint_id = ? AND d.next_attempt_at <= ?
-                   AND (d.claim_id IS NULL OR d.claim_id NOT IN (SELECT value FROM json_each(?)))
+                   AND (d.claim_id IS NULL OR d.claim_id NOT IN (SELECT value FROM json_each(?))
+                        OR d.claim_id || ' ' || d.msg_id || ' ' || d.endpoint_id IN (SELECT value FROM json_each(?)))
                  ORDER BY d.next_attempt_at LIMIT ?",
             )
             .map_err(backend)?;
-        let live = to_json(&live_claims);
+        let (live, released) = (to_json(&live_claims), to_json(&released_leases));
         let mut mark = self
             .conn
             .prepare_cached(&format!(
@@ -74,7 +76,7 @@ impl ClaimSource for SqliteQueue<'_> {
         let mut taken = Vec::new();
         for (endpoint_id, n) in wants {
             let rows = due
-                .query_map(params![endpoint_id, ms(&now), live, *n as i64], |r| {
+                .query_map(params![endpoint_id, ms(&now), live, released, *n as i64], |r| {
                     Ok(ClaimedRow {
                         msg_id: r.get(0)?,
                         endpoint_id: endpoint_id.clone(),

@@ -518,7 +518,10 @@ fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>, dispatch: &Local
         };
         if commit.is_err() {
             let _ = exec_cached(&conn, "ROLLBACK");
-        } else if level == Commit::Durable {
+        } else {
+            super::count_commit();
+        }
+        if commit.is_ok() && level == Commit::Durable {
             // The metric times durable commits (fsync included), as on PostgreSQL.
             crate::ops::metrics::get().store_commit(began.elapsed(), finishers.len());
         }
@@ -749,6 +752,7 @@ mod tests {
                 },
                 in_flight: Default::default(),
                 live_claims: Vec::new(),
+                released_leases: Vec::new(),
                 default_rate_limit: 1_000,
             })
         }
