@@ -551,16 +551,13 @@ impl Dispatcher {
     /// How [`recording`] reaches the store.
     fn recorder(
         &self,
-    ) -> recording::Recorder<
-        impl FnMut(Vec<AttemptOutcome>) -> BoxFuture<StoreResult<()>> + Send + 'static,
-        impl Fn() -> u64 + Send + 'static,
-    > {
+    ) -> recording::Recorder<impl FnMut(Vec<AttemptOutcome>) -> BoxFuture<StoreResult<()>> + Send + 'static> {
         let (store, disable_after) = (self.store.clone(), self.disable_after);
         let record = move |outcomes| -> BoxFuture<StoreResult<()>> {
             let store = store.clone();
             Box::pin(async move { store.record_outcomes(outcomes, disable_after).await.map(drop) })
         };
-        recording::Recorder { record, commits: crate::store::commits, first_backoff: FIRST_RECORD_BACKOFF }
+        recording::Recorder { record, first_backoff: FIRST_RECORD_BACKOFF }
     }
 
     /// The keys of the job's endpoint, opened once per claim: its jobs

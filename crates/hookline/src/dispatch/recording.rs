@@ -4,18 +4,18 @@
 //! so an outcome the store will not take, retried as part of its batch,
 //! would hold every outcome batched with it, and with them the node's
 //! in-flight budget, for ever. So:
-//! - while the store is unavailable (nothing can progress) the whole batch
-//!   waits for it;
-//! - a batch whose values the store refuses, or that keeps failing for
-//!   [`WHOLE_BATCH_FOR`] while the store commits other writes (so the
-//!   failure is the batch's own), is recorded one outcome at a time, in the
-//!   order the attempts started; a store that takes nothing is waited for;
+//! - while the store cannot write (unavailable, a full disk, a failover:
+//!   every error but a refusal) the whole batch waits for it, however long;
+//! - a batch the store refuses (the statement or its values: a constraint,
+//!   a trigger, a value it cannot hold; [`StoreError::Refused`] and its
+//!   kin) is recorded one outcome at a time, in the order the attempts
+//!   started;
 //! - an outcome refused alone is tried again without its response body (the
 //!   one part an endpoint controls);
-//! - one that still fails is handed back ([`Fate::Held`]): the caller keeps
+//! - one refused even so is handed back ([`Fate::Held`]): the caller keeps
 //!   trying it on its own ([`record_until_taken`]), its attempt in flight,
 //!   while the rest goes on, and gives it up past a bound (its lease then
-//!   expires and the delivery is sent again: never lost).
+//!   runs out and the delivery is sent again: never lost).
 
 use std::future::Future;
 use std::time::Duration;
@@ -25,13 +25,8 @@ use tokio::time::Instant;
 use crate::store::queue::AttemptOutcome;
 use crate::store::{StoreError, StoreResult};
 
-/// How long a batch failing with anything but a refusal (a bug, a full
-/// disk) is retried whole before its outcomes are tried one by one, if the
-/// store commits other writes meanwhile.
-const WHOLE_BATCH_FOR: Duration = Duration::from_secs(30);
-/// Failed tries of an outcome alone before its response body is dropped
-/// (refusals) or it is handed back (other errors). Few, since each holds
-/// the rest of its batch.
+/// Refusals of an outcome alone before its response body is dropped. Few,
+/// since each holds the rest of its batch.
 const TRIES_ALONE: u32 = 4;
 /// Longest wait between two tries.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -44,13 +39,13 @@ pub(super) enum Fate {
     Recorded,
     /// Recorded with [`RESPONSE_NOT_STORED`] as its response.
     RecordedWithoutResponse,
-    /// Not recorded: the store kept failing it alone (the outcome as last
-    /// tried, perhaps without its response body).
+    /// Not recorded: the store refused it alone, without its response
+    /// body too (the outcome as last tried).
     Held(Box<AttemptOutcome>),
 }
 
-/// Whether the store refused the values written, which waiting does not
-/// cure.
+/// Whether the store refused the statement or the values written, which
+/// waiting does not cure.
 fn refuses_the_values(e: &StoreError) -> bool {
     matches!(e, StoreError::Refused(_) | StoreError::Invalid(_) | StoreError::Conflict(_) | StoreError::NotFound)
 }
@@ -61,47 +56,33 @@ fn first_line(e: &StoreError) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
-/// How a store call is made and how the store is doing: `record` records
-/// outcomes (one call per try), `commits` counts the store's commits (see
-/// [`crate::store::commits`]).
-pub(super) struct Recorder<F, C> {
+/// How [`record_batch`] reaches the store: `record` records outcomes (one
+/// call per try), waiting from `first_backoff` up to [`MAX_BACKOFF`]
+/// between tries.
+pub(super) struct Recorder<F> {
     pub record: F,
-    pub commits: C,
     pub first_backoff: Duration,
 }
 
-/// Records `outcomes`, waiting from `first_backoff` up to [`MAX_BACKOFF`]
-/// between tries. Returns each outcome's fate, in order.
-pub(super) async fn record_batch<F, Fut, C>(outcomes: &[AttemptOutcome], recorder: &mut Recorder<F, C>) -> Vec<Fate>
+/// Records `outcomes`; returns each outcome's fate, in order.
+pub(super) async fn record_batch<F, Fut>(outcomes: &[AttemptOutcome], recorder: &mut Recorder<F>) -> Vec<Fate>
 where
     F: FnMut(Vec<AttemptOutcome>) -> Fut,
     Fut: Future<Output = StoreResult<()>>,
-    C: Fn() -> u64,
 {
     let mut backoff = Backoff::new(recorder.first_backoff);
-    // Since when, and from which commit count, the batch fails with
-    // something else than a refusal or an unavailable store.
-    let mut failing: Option<(Instant, u64)> = None;
-    let failure = loop {
+    let refusal = loop {
         match (recorder.record)(outcomes.to_vec()).await {
             Ok(()) => return vec![Fate::Recorded; outcomes.len()],
             Err(e) if refuses_the_values(&e) => break e,
             Err(e) => {
-                if matches!(e, StoreError::Unavailable(_)) {
-                    failing = None;
-                } else {
-                    let (since, commits) = *failing.get_or_insert_with(|| (Instant::now(), (recorder.commits)()));
-                    if since.elapsed() >= WHOLE_BATCH_FOR && (recorder.commits)() > commits {
-                        break e;
-                    }
-                }
-                tracing::error!(error = %first_line(&e), outcomes = outcomes.len(), "recording attempts failed; retrying");
+                tracing::error!(error = %first_line(&e), outcomes = outcomes.len(), "recording attempts failed; retrying")
             }
         }
         backoff.wait().await;
     };
     if outcomes.len() > 1 {
-        tracing::error!(error = %first_line(&failure), outcomes = outcomes.len(), "the store does not take a batch of attempt outcomes; recording them one by one");
+        tracing::error!(error = %first_line(&refusal), outcomes = outcomes.len(), "the store refused a batch of attempt outcomes; recording them one by one");
     }
     // In the order the attempts started, as a batch applies them (an
     // endpoint's health follows its latest attempt).
@@ -114,22 +95,17 @@ where
     fates
 }
 
-async fn record_alone<F, Fut, C>(mut outcome: AttemptOutcome, recorder: &mut Recorder<F, C>) -> Fate
+async fn record_alone<F, Fut>(mut outcome: AttemptOutcome, recorder: &mut Recorder<F>) -> Fate
 where
     F: FnMut(Vec<AttemptOutcome>) -> Fut,
     Fut: Future<Output = StoreResult<()>>,
-    C: Fn() -> u64,
 {
     let mut backoff = Backoff::new(recorder.first_backoff);
-    let (mut refusals, mut failures) = (0, 0);
-    let mut commits = (recorder.commits)();
+    let mut refusals = 0;
     loop {
         match (recorder.record)(vec![outcome.clone()]).await {
             Ok(()) if refusals < TRIES_ALONE => return Fate::Recorded,
             Ok(()) => return Fate::RecordedWithoutResponse,
-            Err(e @ StoreError::Unavailable(_)) => {
-                tracing::error!(error = %first_line(&e), "recording an attempt failed; retrying");
-            }
             Err(e) if refuses_the_values(&e) => {
                 refusals += 1;
                 let attempt = &mut outcome.attempt;
@@ -140,20 +116,8 @@ where
                     return Fate::Held(Box::new(outcome));
                 }
             }
-            Err(e) => {
-                // A failure counts against the outcome only if the store
-                // took other writes since the last one: otherwise it is the
-                // store's condition, waited for.
-                let now = (recorder.commits)();
-                if now > commits {
-                    failures += 1;
-                    commits = now;
-                }
-                if failures >= TRIES_ALONE {
-                    return Fate::Held(Box::new(outcome));
-                }
-                tracing::error!(error = %first_line(&e), "recording an attempt failed; retrying");
-            }
+            // The store's condition, not the outcome's: waited for.
+            Err(e) => tracing::error!(error = %first_line(&e), "recording an attempt failed; retrying"),
         }
         backoff.wait().await;
     }
@@ -246,12 +210,10 @@ mod tests {
 
     impl FakeStore {
         /// Records `outcomes`, the store answering each call as `verdict`
-        /// says; while `others_commit`, the store commits other writes
-        /// between any two calls.
+        /// says.
         async fn record(
             &self,
             outcomes: &[AttemptOutcome],
-            others_commit: bool,
             verdict: impl Fn(&[AttemptOutcome], usize) -> StoreResult<()>,
         ) -> Vec<Fate> {
             let record = |batch: Vec<AttemptOutcome>| {
@@ -266,12 +228,7 @@ mod tests {
                 }
                 async move { result }
             };
-            let commits = || {
-                let ours = self.stored.lock().unwrap().len() as u64;
-                let others = if others_commit { self.calls.lock().unwrap().len() as u64 } else { 0 };
-                ours + others
-            };
-            record_batch(outcomes, &mut Recorder { record, commits, first_backoff: Duration::from_millis(1) }).await
+            record_batch(outcomes, &mut Recorder { record, first_backoff: Duration::from_millis(1) }).await
         }
 
         fn responses(&self) -> Vec<(String, String)> {
@@ -307,7 +264,7 @@ mod tests {
     async fn a_batch_the_store_takes_is_one_call() {
         let store = FakeStore::default();
         let batch = [outcome("msg_a", "ok"), outcome("msg_b", "ok")];
-        let fates = store.record(&batch, true, |_, _| Ok(())).await;
+        let fates = store.record(&batch, |_, _| Ok(())).await;
         assert_eq!(labels(&fates), ["recorded", "recorded"]);
         assert_eq!(store.calls(), [2]);
     }
@@ -316,32 +273,32 @@ mod tests {
     async fn a_store_that_cannot_write_is_waited_for_with_the_whole_batch() {
         let store = FakeStore::default();
         let batch = [outcome("msg_a", "ok"), outcome("msg_b", "ok")];
-        // Unavailable for minutes, then a full disk for minutes: the store
-        // commits nothing else meanwhile.
+        // Unavailable for minutes, then a full disk for minutes.
         let down = |_: &[AttemptOutcome], call| match call {
             1..=40 => Err(StoreError::Unavailable("down".into())),
             41..=80 => Err(StoreError::Backend("database or disk is full".into())),
             _ => Ok(()),
         };
         let started = Instant::now();
-        let fates = store.record(&batch, false, down).await;
+        let fates = store.record(&batch, down).await;
         assert_eq!(labels(&fates), ["recorded", "recorded"]);
-        assert_eq!(store.calls(), [2; 81], "never split while the store takes nothing");
-        assert!(started.elapsed() > 8 * WHOLE_BATCH_FOR);
+        assert_eq!(store.calls(), [2; 81], "never split while the store cannot write");
+        assert!(started.elapsed() > Duration::from_secs(300));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn an_unavailable_spell_restarts_the_clock_of_a_failing_batch() {
+    async fn a_store_failing_alone_is_waited_for_too() {
         let store = FakeStore::default();
-        let batch = [outcome("msg_a", "ok"), outcome("msg_b", "ok")];
-        let spell = |_: &[AttemptOutcome], call| match call {
-            1 | 41..=43 => Err(StoreError::Backend("statement timeout".into())),
-            2..=40 => Err(StoreError::Unavailable("down".into())),
+        let batch = [outcome("msg_a", "kept"), outcome("msg_b", "kept")];
+        // The batch is refused, then the store cannot write for a while.
+        let flaky = |_: &[AttemptOutcome], call| match call {
+            1 => Err(refused()),
+            2..=20 => Err(StoreError::Backend("database or disk is full".into())),
             _ => Ok(()),
         };
-        let fates = store.record(&batch, true, spell).await;
+        let fates = store.record(&batch, flaky).await;
         assert_eq!(labels(&fates), ["recorded", "recorded"]);
-        assert_eq!(store.calls(), [2; 44], "split after a failure of seconds");
+        assert_eq!(store.responses(), [pair("msg_a", "kept"), pair("msg_b", "kept")]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -355,7 +312,7 @@ mod tests {
                 Ok(())
             }
         };
-        let fates = store.record(&batch, true, poisoned).await;
+        let fates = store.record(&batch, poisoned).await;
         assert_eq!(labels(&fates), ["recorded", "without response", "recorded"]);
         assert_eq!(store.responses(), [pair("msg_a", "ok"), pair("msg_b", RESPONSE_NOT_STORED), pair("msg_c", "ok")]);
         // The batch, then msg_a, msg_b refused TRIES_ALONE times, msg_b
@@ -374,7 +331,7 @@ mod tests {
                 Ok(())
             }
         };
-        let fates = store.record(&batch, true, poisoned).await;
+        let fates = store.record(&batch, poisoned).await;
         assert_eq!(labels(&fates), ["held", "recorded"]);
         assert_eq!(store.responses(), [pair("msg_b", "ok")]);
         let Fate::Held(handed_back) = &fates[0] else { unreachable!() };
@@ -423,33 +380,12 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_batch_that_keeps_failing_is_recorded_one_by_one_and_held_with_its_response() {
-        let store = FakeStore::default();
-        let batch = [outcome("msg_a", "kept"), outcome("msg_b", "kept")];
-        // A bug: msg_a fails whatever is tried, with an error waiting cannot cure.
-        let broken = |batch: &[AttemptOutcome], _| {
-            if batch.iter().any(|o| o.attempt.msg_id == "msg_a") {
-                Err(StoreError::Backend("no such function: json_broken".into()))
-            } else {
-                Ok(())
-            }
-        };
-        let started = Instant::now();
-        let fates = store.record(&batch, true, broken).await;
-        assert!(started.elapsed() >= WHOLE_BATCH_FOR, "split before {WHOLE_BATCH_FOR:?}");
-        assert_eq!(labels(&fates), ["held", "recorded"]);
-        let Fate::Held(held) = &fates[0] else { unreachable!() };
-        assert_eq!(held.attempt.response, "kept", "not a refusal of its values: the body stays");
-        assert_eq!(store.responses(), [pair("msg_b", "kept")]);
-    }
-
-    #[tokio::test(start_paused = true)]
     async fn outcomes_alone_are_recorded_in_the_order_their_attempts_started() {
         let store = FakeStore::default();
         let (mut later, earlier) = (outcome("msg_later", "ok"), outcome("msg_earlier", "ok"));
         later.attempt.created_at = earlier.attempt.created_at + chrono::Duration::milliseconds(5);
         let batch = [later, earlier];
-        let fates = store.record(&batch, true, |batch, _| if batch.len() > 1 { Err(refused()) } else { Ok(()) }).await;
+        let fates = store.record(&batch, |batch, _| if batch.len() > 1 { Err(refused()) } else { Ok(()) }).await;
         assert_eq!(labels(&fates), ["recorded", "recorded"]);
         assert_eq!(store.responses(), [pair("msg_earlier", "ok"), pair("msg_later", "ok")]);
     }
@@ -459,7 +395,7 @@ mod tests {
         let store = FakeStore::default();
         let batch = [outcome("msg_a", "kept")];
         let once = |_: &[AttemptOutcome], call| if call <= 2 { Err(refused()) } else { Ok(()) };
-        let fates = store.record(&batch, true, once).await;
+        let fates = store.record(&batch, once).await;
         assert_eq!(labels(&fates), ["recorded"]);
         assert_eq!(store.responses(), [pair("msg_a", "kept")]);
     }
@@ -478,7 +414,7 @@ mod tests {
                 Ok(())
             }
         };
-        let fates = store.record(&batch, true, flaky).await;
+        let fates = store.record(&batch, flaky).await;
         assert_eq!(labels(&fates), ["recorded", "recorded"]);
         assert_eq!(store.responses(), [pair("msg_a", "kept"), pair("msg_b", "kept")]);
     }

@@ -38,9 +38,11 @@ pub enum StoreError {
     Unavailable(String),
     /// A value the backend cannot store (PostgreSQL text holds no NUL).
     Invalid(&'static str),
-    /// The backend refused the values written (a constraint, check or
-    /// trigger; a value out of its range): the same write fails again.
-    /// Unlike `Backend`, waiting does not cure it.
+    /// The backend refused the statement or the values written (a
+    /// constraint, check or trigger; a value out of range; an error in the
+    /// SQL): the same write fails again. Unlike `Backend` (the store's
+    /// condition: a full disk, I/O, a timeout, a failover), waiting does not
+    /// cure it.
     Refused(String),
 }
 
@@ -60,20 +62,6 @@ impl fmt::Display for StoreError {
 impl std::error::Error for StoreError {}
 
 pub type StoreResult<T> = Result<T, StoreError>;
-
-/// Write transactions this process's store committed. The dispatcher reads
-/// it to tell a store that takes nothing (wait for it) from one that takes
-/// other writes but not some outcomes (those are the outcomes' problem).
-static COMMITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// How many write transactions have committed so far (see [`COMMITS`]).
-pub fn commits() -> u64 {
-    COMMITS.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-fn count_commit() {
-    COMMITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-}
 
 /// Where a store's schema stands against the migrations this binary knows.
 #[derive(Debug, Clone)]

@@ -272,23 +272,25 @@ fn classify(e: postgres::Error) -> (Option<Failure>, StoreError) {
             (None, StoreError::NotFound)
         } else if *code == SqlState::UNIQUE_VIOLATION {
             (None, StoreError::Conflict("a row with this key"))
-        } else if refuses_the_values(code) {
-            (None, StoreError::Refused(text))
-        } else {
+        } else if is_server_condition(code) {
             (None, StoreError::Backend(text))
+        } else {
+            (None, StoreError::Refused(text))
         };
     }
     // No SQL state: the connection failed (closed, I/O, timeout).
     (Some(Failure::Lost), StoreError::Unavailable(text))
 }
 
-/// Whether an error refuses the values written, so that the same write
-/// fails again: data exceptions (class 22), integrity constraints (23), and
-/// errors raised by PL/pgSQL (P0), a trigger's or a check's. Everything else
-/// is the server's condition (resources, shutdown, timeouts) or ours.
-fn refuses_the_values(code: &SqlState) -> bool {
-    let class = &code.code()[..2];
-    matches!(class, "22" | "23" | "P0")
+/// Whether an error is the server's condition, which may pass: its
+/// connection (class 08), a rolled-back transaction (40), resources such as
+/// a full disk (53), an object in use or a lock timeout (55), an operator's
+/// intervention or a statement timeout (57), I/O (58), a read-only server
+/// after a failover (25), an internal error (XX). Every other class refuses
+/// the statement or its values (data, constraints, a trigger's or a
+/// function's error, the SQL itself), so that the same write fails again.
+fn is_server_condition(code: &SqlState) -> bool {
+    matches!(&code.code()[..2], "08" | "25" | "40" | "53" | "55" | "57" | "58" | "XX")
 }
 
 /// Endpoints whose deliveries a transaction made due, and when (`None`: now).
@@ -648,7 +650,6 @@ impl Inner {
         match result {
             Ok(value) => match tx.commit() {
                 Ok(()) => {
-                    super::count_commit();
                     if conn.durable {
                         crate::ops::metrics::get().store_commit(began.elapsed(), 1);
                     }
@@ -685,4 +686,34 @@ fn redact(url: &str) -> String {
 /// Sleeps a little more after each failed try, for background loops.
 pub(crate) fn backoff(tries: u32) -> Duration {
     Duration::from_millis(100 * 2u64.pow(tries.min(5)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_servers_condition_is_told_from_a_refused_statement() {
+        let waits = [
+            SqlState::DISK_FULL,
+            SqlState::READ_ONLY_SQL_TRANSACTION,
+            SqlState::QUERY_CANCELED,
+            SqlState::LOCK_NOT_AVAILABLE,
+            SqlState::CONNECTION_FAILURE,
+            SqlState::IO_ERROR,
+        ];
+        for code in waits {
+            assert!(is_server_condition(&code), "{}", code.code());
+        }
+        let refused = [
+            SqlState::RAISE_EXCEPTION,
+            SqlState::CHECK_VIOLATION,
+            SqlState::NOT_NULL_VIOLATION,
+            SqlState::UNDEFINED_FUNCTION,
+            SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+        ];
+        for code in refused {
+            assert!(!is_server_condition(&code), "{}", code.code());
+        }
+    }
 }

@@ -366,7 +366,7 @@ where
     // A panicking job must not take the writer thread (and every later
     // write) down with it: it fails alone, like a job that returned an error.
     let (result, wake) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn))).unwrap_or_else(|_| {
-        (Err(E::from(StoreError::Backend("a store job panicked; it was rolled back".into()))), false)
+        (Err(E::from(StoreError::Refused("a store job panicked; it was rolled back".into()))), false)
     });
     let ok = result.is_ok();
     let end = if ok { Ok(()) } else { exec_cached(conn, "ROLLBACK TO job") };
@@ -518,10 +518,7 @@ fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>, dispatch: &Local
         };
         if commit.is_err() {
             let _ = exec_cached(&conn, "ROLLBACK");
-        } else {
-            super::count_commit();
-        }
-        if commit.is_ok() && level == Commit::Durable {
+        } else if level == Commit::Durable {
             // The metric times durable commits (fsync included), as on PostgreSQL.
             crate::ops::metrics::get().store_commit(began.elapsed(), finishers.len());
         }
@@ -598,9 +595,10 @@ fn open_connection(path: &Path, role: Role) -> Result<Connection, StoreError> {
 
 /// A failed statement. A foreign-key violation means a row refers to one
 /// that is gone (deleted by a concurrent request): that is "not found", not a
-/// fault of the store. Other constraints, and values too big or of the
-/// wrong type, are refusals of what was written; the rest (a full disk, I/O,
-/// a busy or corrupt file) are the store's condition.
+/// fault of the store. Errors of the statement or its values (constraints,
+/// triggers, values too big or of the wrong type, an error in the SQL) are
+/// refusals: the same write fails again. The rest (a full disk, I/O, a busy,
+/// read-only or corrupt file) are the store's condition.
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode;
     match &e {
@@ -608,7 +606,15 @@ pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
             StoreError::NotFound
         }
         rusqlite::Error::SqliteFailure(err, _)
-            if matches!(err.code, ErrorCode::ConstraintViolation | ErrorCode::TooBig | ErrorCode::TypeMismatch) =>
+            if matches!(
+                err.code,
+                ErrorCode::ConstraintViolation
+                    | ErrorCode::TooBig
+                    | ErrorCode::TypeMismatch
+                    | ErrorCode::Unknown
+                    | ErrorCode::ApiMisuse
+                    | ErrorCode::ParameterOutOfRange
+            ) =>
         {
             StoreError::Refused(e.to_string())
         }
@@ -620,6 +626,23 @@ pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
 mod tests {
     use super::*;
     use crate::store::model::Application;
+
+    #[test]
+    fn errors_of_the_statement_are_refusals_and_the_files_condition_is_not() {
+        let failure = |code| backend(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None));
+        use rusqlite::ffi;
+        for code in
+            [ffi::SQLITE_CONSTRAINT_TRIGGER, ffi::SQLITE_CONSTRAINT_CHECK, ffi::SQLITE_TOOBIG, ffi::SQLITE_ERROR]
+        {
+            assert!(matches!(failure(code), StoreError::Refused(_)), "{code}: {:?}", failure(code));
+        }
+        for code in
+            [ffi::SQLITE_FULL, ffi::SQLITE_IOERR_FSYNC, ffi::SQLITE_BUSY, ffi::SQLITE_READONLY, ffi::SQLITE_CORRUPT]
+        {
+            assert!(matches!(failure(code), StoreError::Backend(_)), "{code}: {:?}", failure(code));
+        }
+        assert!(matches!(failure(ffi::SQLITE_CONSTRAINT_FOREIGNKEY), StoreError::NotFound));
+    }
 
     fn app(id: &str) -> Application {
         let now = chrono::Utc::now();
@@ -651,7 +674,7 @@ mod tests {
         let (ok, failing, panicking) = tokio::join!(ok, failing, panicking);
         assert!(ok.is_ok());
         assert_eq!(failing, Err(StoreError::NotFound));
-        assert!(matches!(panicking, Err(StoreError::Backend(_))));
+        assert!(matches!(panicking, Err(StoreError::Refused(_))));
         // The writer is still alive, and only the successful job's row exists.
         store.write(|tx| tx.insert_application(&app("app_4"))).await.unwrap();
         for (id, exists) in [("app_1", true), ("app_2", false), ("app_3", false), ("app_4", true)] {
