@@ -124,12 +124,13 @@ where
 }
 
 /// Tries `outcome` on its own until the store takes it (true) or `until`
-/// passes (false), every [`MAX_BACKOFF`] at most. Recorded this late, the
-/// outcome says nothing of its endpoint's health now.
+/// passes (false), every [`MAX_BACKOFF`] at most. Time while the store
+/// cannot write does not count: `until` moves on with it. Recorded this
+/// late, the outcome says nothing of its endpoint's health now.
 pub(super) async fn record_until_taken<F, Fut>(
     mut outcome: AttemptOutcome,
     first_backoff: Duration,
-    until: Instant,
+    mut until: Instant,
     mut record: F,
 ) -> bool
 where
@@ -137,6 +138,7 @@ where
     Fut: Future<Output = StoreResult<()>>,
 {
     outcome.ignored_by_health = true;
+    let hold = until.saturating_duration_since(Instant::now());
     let mut backoff = Backoff::new(first_backoff);
     loop {
         let attempt = &outcome.attempt;
@@ -147,6 +149,9 @@ where
             }
             Err(e) => {
                 tracing::error!(error = %first_line(&e), msg = %attempt.msg_id, endpoint = %attempt.endpoint_id, "the store does not take an attempt's outcome; its delivery stays in flight, trying again");
+                if !refuses_the_values(&e) {
+                    until = until.max(Instant::now() + hold);
+                }
             }
         }
         if Instant::now() >= until {
@@ -340,7 +345,11 @@ mod tests {
 
     /// `record_until_taken` against a store refusing its first `refusals`
     /// calls; what it returned, and the calls made.
-    async fn hold(refusals: usize, until: Instant) -> (bool, FakeStore) {
+    async fn hold(failures: usize, until: Instant) -> (bool, FakeStore) {
+        hold_failing_with(failures, until, refused).await
+    }
+
+    async fn hold_failing_with(failures: usize, until: Instant, error: fn() -> StoreError) -> (bool, FakeStore) {
         let store = FakeStore::default();
         let (calls, stored) = (store.calls.clone(), store.stored.clone());
         let taken =
@@ -350,7 +359,7 @@ mod tests {
                     calls.push(batch.len());
                     calls.len()
                 };
-                let result = if call <= refusals { Err(refused()) } else { Ok(()) };
+                let result = if call <= failures { Err(error()) } else { Ok(()) };
                 if result.is_ok() {
                     stored.lock().unwrap().extend(batch);
                 }
@@ -377,6 +386,16 @@ mod tests {
         assert!(Instant::now() >= until);
         assert!(store.calls().len() > 10, "tried all along: {:?}", store.calls());
         assert!(store.responses().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_held_outcome_waits_out_a_store_that_cannot_write() {
+        let started = Instant::now();
+        let full = || StoreError::Backend("database or disk is full".into());
+        let (taken, store) = hold_failing_with(40, started + Duration::from_secs(60), full).await;
+        assert!(taken, "given up while the store could not write");
+        assert!(started.elapsed() > Duration::from_secs(120));
+        assert_eq!(store.responses(), [pair("msg_a", RESPONSE_NOT_STORED)]);
     }
 
     #[tokio::test(start_paused = true)]

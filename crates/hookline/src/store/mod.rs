@@ -38,11 +38,10 @@ pub enum StoreError {
     Unavailable(String),
     /// A value the backend cannot store (PostgreSQL text holds no NUL).
     Invalid(&'static str),
-    /// The backend refused the statement or the values written (a
-    /// constraint, check or trigger; a value out of range; an error in the
-    /// SQL): the same write fails again. Unlike `Backend` (the store's
-    /// condition: a full disk, I/O, a timeout, a failover), waiting does not
-    /// cure it.
+    /// The backend refused the values written (a constraint, check or
+    /// trigger; a value out of range), or a store job panicked on them: the
+    /// same write fails again. Unlike `Backend` (the store's condition: a
+    /// full disk, I/O, a timeout, a failover), waiting does not cure it.
     Refused(String),
 }
 
@@ -54,7 +53,7 @@ impl fmt::Display for StoreError {
             StoreError::Backend(e) => write!(f, "store: {e}"),
             StoreError::Unavailable(e) => write!(f, "store unavailable: {e}"),
             StoreError::Invalid(why) => write!(f, "invalid value: {why}"),
-            StoreError::Refused(e) => write!(f, "store refused the write: {e}"),
+            StoreError::Refused(e) => write!(f, "the store refused the statement: {e}"),
         }
     }
 }

@@ -272,25 +272,37 @@ fn classify(e: postgres::Error) -> (Option<Failure>, StoreError) {
             (None, StoreError::NotFound)
         } else if *code == SqlState::UNIQUE_VIOLATION {
             (None, StoreError::Conflict("a row with this key"))
-        } else if is_server_condition(code) {
-            (None, StoreError::Backend(text))
-        } else {
+        } else if refuses_the_values(code) {
             (None, StoreError::Refused(text))
+        } else {
+            (None, StoreError::Backend(text))
         };
     }
     // No SQL state: the connection failed (closed, I/O, timeout).
     (Some(Failure::Lost), StoreError::Unavailable(text))
 }
 
-/// Whether an error is the server's condition, which may pass: its
-/// connection (class 08), a rolled-back transaction (40), resources such as
-/// a full disk (53), an object in use or a lock timeout (55), an operator's
-/// intervention or a statement timeout (57), I/O (58), a read-only server
-/// after a failover (25), an internal error (XX). Every other class refuses
-/// the statement or its values (data, constraints, a trigger's or a
-/// function's error, the SQL itself), so that the same write fails again.
-fn is_server_condition(code: &SqlState) -> bool {
-    matches!(&code.code()[..2], "08" | "25" | "40" | "53" | "55" | "57" | "58" | "XX")
+/// Whether an error refuses the values written, so that the same write
+/// fails again whatever the server's state: cardinality (class 21), data
+/// exceptions (22), integrity constraints (23), triggered data changes (27),
+/// errors of functions and triggers (2F, 38, 39, P0: a PL/pgSQL `RAISE`),
+/// check options (44), values over a limit (54). Everything else waits:
+/// the server's condition (connection, resources, timeouts, a failover) or
+/// the statement's own (42: a schema another node is migrating), which fail
+/// every write alike and pass, or need an operator, not a resend.
+fn refuses_the_values(code: &SqlState) -> bool {
+    matches!(&code.code()[..2], "21" | "22" | "23" | "27" | "2F" | "38" | "39" | "44" | "54" | "P0")
+}
+
+/// A store task that did not finish: a panic (in a closure, on these
+/// values: refused, as a panicking job of the embedded store is) or the
+/// runtime shutting down.
+fn task_failed(e: tokio::task::JoinError) -> StoreError {
+    if e.is_panic() {
+        StoreError::Refused(format!("a store task panicked: {e}"))
+    } else {
+        StoreError::Backend(format!("store task failed: {e}"))
+    }
 }
 
 /// Endpoints whose deliveries a transaction made due, and when (`None`: now).
@@ -447,8 +459,7 @@ impl PgStore {
         };
         let inner = self.inner.clone();
         let task = tokio::task::spawn_blocking(move || inner.run_transaction(read_only, f));
-        task.await
-            .unwrap_or_else(|e| (Err(E::from(StoreError::Backend(format!("store task failed: {e}")))), Vec::new()))
+        task.await.unwrap_or_else(|e| (Err(E::from(task_failed(e))), Vec::new()))
     }
 
     /// Runs a dispatcher operation (`op`) in one non-durable transaction,
@@ -502,7 +513,7 @@ impl PgStore {
             }
             Err(last)
         });
-        task.await.unwrap_or_else(|e| Err(StoreError::Backend(format!("store task failed: {e}"))))
+        task.await.unwrap_or_else(|e| Err(task_failed(e)))
     }
 
     // ---- the dispatcher's interface ---------------------------------------
@@ -693,7 +704,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_servers_condition_is_told_from_a_refused_statement() {
+    fn refused_values_are_told_from_the_servers_condition() {
+        let refused = [
+            SqlState::RAISE_EXCEPTION,
+            SqlState::CHECK_VIOLATION,
+            SqlState::NOT_NULL_VIOLATION,
+            SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+            SqlState::PROGRAM_LIMIT_EXCEEDED,
+        ];
+        for code in refused {
+            assert!(refuses_the_values(&code), "{}", code.code());
+        }
         let waits = [
             SqlState::DISK_FULL,
             SqlState::READ_ONLY_SQL_TRANSACTION,
@@ -701,19 +722,12 @@ mod tests {
             SqlState::LOCK_NOT_AVAILABLE,
             SqlState::CONNECTION_FAILURE,
             SqlState::IO_ERROR,
+            SqlState::UNDEFINED_COLUMN,
+            SqlState::FEATURE_NOT_SUPPORTED,
+            SqlState::INSUFFICIENT_PRIVILEGE,
         ];
         for code in waits {
-            assert!(is_server_condition(&code), "{}", code.code());
-        }
-        let refused = [
-            SqlState::RAISE_EXCEPTION,
-            SqlState::CHECK_VIOLATION,
-            SqlState::NOT_NULL_VIOLATION,
-            SqlState::UNDEFINED_FUNCTION,
-            SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
-        ];
-        for code in refused {
-            assert!(!is_server_condition(&code), "{}", code.code());
+            assert!(!refuses_the_values(&code), "{}", code.code());
         }
     }
 }

@@ -595,10 +595,11 @@ fn open_connection(path: &Path, role: Role) -> Result<Connection, StoreError> {
 
 /// A failed statement. A foreign-key violation means a row refers to one
 /// that is gone (deleted by a concurrent request): that is "not found", not a
-/// fault of the store. Errors of the statement or its values (constraints,
-/// triggers, values too big or of the wrong type, an error in the SQL) are
-/// refusals: the same write fails again. The rest (a full disk, I/O, a busy,
-/// read-only or corrupt file) are the store's condition.
+/// fault of the store. Refusals of the values written (constraints,
+/// triggers, values too big or of the wrong type) fail again whatever
+/// happens. The rest (a full disk, I/O, a busy, read-only or corrupt file,
+/// an error in the SQL, as when another process changed the schema) are
+/// the store's condition or need an operator.
 pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode;
     match &e {
@@ -606,15 +607,7 @@ pub(crate) fn backend(e: rusqlite::Error) -> StoreError {
             StoreError::NotFound
         }
         rusqlite::Error::SqliteFailure(err, _)
-            if matches!(
-                err.code,
-                ErrorCode::ConstraintViolation
-                    | ErrorCode::TooBig
-                    | ErrorCode::TypeMismatch
-                    | ErrorCode::Unknown
-                    | ErrorCode::ApiMisuse
-                    | ErrorCode::ParameterOutOfRange
-            ) =>
+            if matches!(err.code, ErrorCode::ConstraintViolation | ErrorCode::TooBig | ErrorCode::TypeMismatch) =>
         {
             StoreError::Refused(e.to_string())
         }
@@ -628,16 +621,16 @@ mod tests {
     use crate::store::model::Application;
 
     #[test]
-    fn errors_of_the_statement_are_refusals_and_the_files_condition_is_not() {
+    fn refused_values_are_told_from_the_stores_condition() {
         let failure = |code| backend(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None));
         use rusqlite::ffi;
         for code in
-            [ffi::SQLITE_CONSTRAINT_TRIGGER, ffi::SQLITE_CONSTRAINT_CHECK, ffi::SQLITE_TOOBIG, ffi::SQLITE_ERROR]
+            [ffi::SQLITE_CONSTRAINT_TRIGGER, ffi::SQLITE_CONSTRAINT_CHECK, ffi::SQLITE_TOOBIG, ffi::SQLITE_MISMATCH]
         {
             assert!(matches!(failure(code), StoreError::Refused(_)), "{code}: {:?}", failure(code));
         }
         for code in
-            [ffi::SQLITE_FULL, ffi::SQLITE_IOERR_FSYNC, ffi::SQLITE_BUSY, ffi::SQLITE_READONLY, ffi::SQLITE_CORRUPT]
+            [ffi::SQLITE_FULL, ffi::SQLITE_IOERR_FSYNC, ffi::SQLITE_BUSY, ffi::SQLITE_READONLY, ffi::SQLITE_ERROR]
         {
             assert!(matches!(failure(code), StoreError::Backend(_)), "{code}: {:?}", failure(code));
         }
