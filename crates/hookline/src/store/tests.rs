@@ -162,6 +162,21 @@ pub(crate) async fn claim(store: &Store, req: ClaimRequest) -> StoreResult<Claim
     store.claim(req).await
 }
 
+/// Claims until a claim hands out work (or `within` passes: then the last,
+/// empty, claim). Work falls due by the store's wall clock, which a test's
+/// sleep cannot pin: a loaded machine or a clock step moves one against the
+/// other.
+async fn claim_when_due(store: &Store, req: ClaimRequest, within: Duration) -> Claimed {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let claimed = claim(store, req.clone()).await.unwrap();
+        if !claimed.jobs.is_empty() || std::time::Instant::now() >= deadline {
+            return claimed;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub(crate) const LONG: chrono::Duration = chrono::Duration::seconds(30);
 pub(crate) const DAYS: chrono::Duration = chrono::Duration::days(5);
 
@@ -186,8 +201,7 @@ async fn due_work_is_claimed_once_and_its_outcome_recorded() {
         assert_eq!(status_of(&t.store, &job.msg_id).await, [DeliveryStatus::Pending], "{}", t.name);
         // The retry falls due after its delay, not before.
         assert!(claim(&t.store, request(LONG)).await.unwrap().jobs.is_empty(), "{}", t.name);
-        tokio::time::sleep(Duration::from_millis(1600)).await;
-        let retried = claim(&t.store, request(LONG)).await.unwrap();
+        let retried = claim_when_due(&t.store, request(LONG), Duration::from_secs(10)).await;
         assert_eq!(retried.jobs.iter().map(|j| &j.msg_id).collect::<Vec<_>>(), [&job.msg_id], "{}", t.name);
         assert_eq!(retried.jobs[0].attempts, 1);
         let msg = job.msg_id.clone();
@@ -226,7 +240,7 @@ async fn a_live_claim_keeps_its_leases_but_the_ones_it_released() {
             endpoint_id: claimed[1].endpoint_id.clone(),
         };
         let req = ClaimRequest { released_leases: vec![released.key()], ..live };
-        let again = claim(&t.store, req).await.unwrap().jobs;
+        let again = claim_when_due(&t.store, req, Duration::from_secs(10)).await.jobs;
         assert_eq!(again.iter().map(|j| &j.msg_id).collect::<Vec<_>>(), [&claimed[1].msg_id], "{}", t.name);
     }
 }
@@ -246,8 +260,7 @@ async fn an_expired_lease_falls_due_again_and_a_renewed_one_does_not() {
             endpoint_id: kept.endpoint_id.clone(),
         };
         assert_eq!(t.store.extend_leases(vec![lease], LONG).await.unwrap(), 1, "{}", t.name);
-        tokio::time::sleep(Duration::from_millis(1700)).await;
-        let again = claim(&t.store, request(LONG)).await.unwrap().jobs;
+        let again = claim_when_due(&t.store, request(LONG), Duration::from_secs(10)).await.jobs;
         assert_eq!(again.iter().map(|j| &j.msg_id).collect::<Vec<_>>(), [&claimed[1].msg_id], "{}", t.name);
 
         // The first claim of the expired lease records its attempt but no
@@ -284,8 +297,7 @@ async fn the_rate_limit_holds_however_often_claims_come() {
         // The throttled endpoint is next worth a look near its next slot.
         let wait = next_due.unwrap() - Utc::now();
         assert!(wait > chrono::Duration::milliseconds(100), "{}: {wait}", t.name);
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        let later = claim(&t.store, request(LONG)).await.unwrap();
+        let later = claim_when_due(&t.store, request(LONG), Duration::from_secs(10)).await;
         assert_eq!(later.jobs.len(), 1, "{}: one slot a second, and no more", t.name);
     }
 }
@@ -301,7 +313,15 @@ async fn an_endpoint_whose_work_is_done_is_not_due_again() {
         // claim then finds no work, and nothing is due after it, however
         // near the endpoint's next start slot.
         tokio::time::sleep(Duration::from_millis(1600)).await;
-        let after = claim(&t.store, request(LONG)).await.unwrap();
+        // By the store's clock, which a sleep cannot pin (see `claim_when_due`).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let after = loop {
+            let after = claim(&t.store, request(LONG)).await.unwrap();
+            if after.next_due.is_none() || std::time::Instant::now() >= deadline {
+                break after;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         assert!(after.jobs.is_empty(), "{}", t.name);
         assert_eq!(after.next_due, None, "{}: an idle endpoint stays due", t.name);
     }
