@@ -214,14 +214,13 @@ mod tests {
     }
 
     impl FakeStore {
-        /// Records `outcomes`, the store answering each call as `verdict`
-        /// says.
-        async fn record(
-            &self,
-            outcomes: &[AttemptOutcome],
-            verdict: impl Fn(&[AttemptOutcome], usize) -> StoreResult<()>,
-        ) -> Vec<Fate> {
-            let record = |batch: Vec<AttemptOutcome>| {
+        /// The store call, answering each call (counted from 1) as
+        /// `verdict` says.
+        fn call<'a>(
+            &'a self,
+            verdict: impl Fn(&[AttemptOutcome], usize) -> StoreResult<()> + 'a,
+        ) -> impl FnMut(Vec<AttemptOutcome>) -> std::future::Ready<StoreResult<()>> + 'a {
+            move |batch| {
                 let call = {
                     let mut calls = self.calls.lock().unwrap();
                     calls.push(batch.len());
@@ -231,8 +230,18 @@ mod tests {
                 if result.is_ok() {
                     self.stored.lock().unwrap().extend(batch);
                 }
-                async move { result }
-            };
+                std::future::ready(result)
+            }
+        }
+
+        /// Records `outcomes`, the store answering each call as `verdict`
+        /// says.
+        async fn record(
+            &self,
+            outcomes: &[AttemptOutcome],
+            verdict: impl Fn(&[AttemptOutcome], usize) -> StoreResult<()>,
+        ) -> Vec<Fate> {
+            let record = self.call(verdict);
             record_batch(outcomes, &mut Recorder { record, first_backoff: Duration::from_millis(1) }).await
         }
 
@@ -351,21 +360,9 @@ mod tests {
 
     async fn hold_failing_with(failures: usize, until: Instant, error: fn() -> StoreError) -> (bool, FakeStore) {
         let store = FakeStore::default();
-        let (calls, stored) = (store.calls.clone(), store.stored.clone());
-        let taken =
-            record_until_taken(outcome("msg_a", RESPONSE_NOT_STORED), Duration::from_millis(1), until, |batch| {
-                let call = {
-                    let mut calls = calls.lock().unwrap();
-                    calls.push(batch.len());
-                    calls.len()
-                };
-                let result = if call <= failures { Err(error()) } else { Ok(()) };
-                if result.is_ok() {
-                    stored.lock().unwrap().extend(batch);
-                }
-                async move { result }
-            })
-            .await;
+        let record = store.call(|_, call| if call <= failures { Err(error()) } else { Ok(()) });
+        let held = outcome("msg_a", RESPONSE_NOT_STORED);
+        let taken = record_until_taken(held, Duration::from_millis(1), until, record).await;
         (taken, store)
     }
 
