@@ -4,6 +4,10 @@
 //! parses the body into the shape of Hookline's `MessageIn` with serde_json
 //! (the payload kept as raw text) and answers 202 with the message, as
 //! Hookline does, without authentication, idempotency or a store.
+//!
+//! It also answers `GET /` with a fixed text: the hello-world figure that
+//! issue 12 quotes for its machine (and beside which the Svix server's
+//! 900 messages/s were taken), so a run tells how this host compares.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -12,21 +16,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::body::Bytes;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
+use http_body_util::Full;
+use hyper::Request;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::error::{Context, Error, Result};
 use crate::figure::Measured;
-use crate::load::closed_loop;
+use crate::load::{closed_loop, MakeRequest};
 use crate::offload::blocking;
 use crate::payload::message_requests;
 use crate::plan::{Bench, CONCURRENCY};
 use crate::stats::percentile;
 
-use super::{latency_figure, HTTP, REQUESTS_PER_SECOND};
+use super::{latency_figure, HELLO_REQUESTS_PER_SECOND, HTTP, REQUESTS_PER_SECOND};
 
 /// The fields of Hookline's `MessageIn` (`api/messages.rs`).
 #[derive(Deserialize)]
@@ -73,7 +79,9 @@ pub async fn serve(listen: &str) -> Result<()> {
     let addr = listener.local_addr().context("the ceiling server's address")?;
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on {addr}").and_then(|()| stdout.flush()).context("writing to stdout")?;
-    let router = Router::new().route("/api/v1/app/{app_id}/msg", post(create_message));
+    let router = Router::new()
+        .route("/api/v1/app/{app_id}/msg", post(create_message))
+        .route("/", get(|| async { "Hello, World!" }));
     axum::serve(listener, router).await.context("serving")
 }
 
@@ -152,5 +160,16 @@ pub async fn measure(bench: &Bench) -> Result<Vec<Measured>> {
     for (p, rank) in [("p50", 50.0), ("p99", 99.0)] {
         figures.push(Measured::millis(HTTP, latency_figure(p), percentile(&mut latencies, rank)));
     }
+    let hello = closed_loop(&bench.client, bench.sizes.ceiling_requests, CONCURRENCY, hello_requests(&bases)).await;
+    hello.ensure_all_answered()?;
+    figures.push(Measured::new(HTTP, HELLO_REQUESTS_PER_SECOND, "req/s", hello.rate()));
     Ok(figures)
+}
+
+/// `GET /` on the ceiling servers in turn.
+fn hello_requests(bases: &[String]) -> MakeRequest {
+    let urls: Vec<String> = bases.iter().map(|base| format!("{base}/")).collect();
+    std::sync::Arc::new(move |i| {
+        Request::get(&urls[i % urls.len()]).body(Full::new(Bytes::new())).expect("a request of valid parts")
+    })
 }

@@ -1,7 +1,8 @@
 //! The references every figure is reported against, measured in the same
 //! run with the same load generator:
 //! - `http`: a minimal axum server (same runtime, allocator and JSON
-//!   parsing as Hookline's message handler) answering 202;
+//!   parsing as Hookline's message handler) answering 202, and the same
+//!   server's hello-world `GET /` (to compare hosts with issue 12's);
 //! - `receiver`: the loopback receivers themselves, loaded by 64 clients
 //!   (deliveries a second) and by one (the latency of one unloaded hop, the
 //!   least any accept→receive latency could be);
@@ -24,6 +25,7 @@ pub const STORE: &str = "ceiling: store";
 const PAYLOAD: &str = "reference";
 
 const REQUESTS_PER_SECOND: &str = "requests/s";
+const HELLO_REQUESTS_PER_SECOND: &str = "hello-world GETs/s";
 
 fn latency_figure(percentile: &str) -> String {
     format!("{percentile} latency")
