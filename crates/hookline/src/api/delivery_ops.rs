@@ -16,7 +16,7 @@ use super::error::{ApiError, ApiResult, Validation};
 use super::extract::{JsonBody, QueryParams};
 use super::idempotency::Idem;
 use super::json::{is_channel_name, ts};
-use super::messages::{nesting_depth, MessageOut, MAX_PAYLOAD_DEPTH};
+use super::messages::{nesting_depth, MAX_PAYLOAD_DEPTH};
 use super::AppState;
 use crate::ids::IdKind;
 use crate::store::model::{
@@ -296,7 +296,7 @@ pub async fn send_example(
     let now = crate::store::model::now();
     let retention = Duration::from_std(state.settings.retention).unwrap_or(Duration::days(90));
     let response = state
-        .commit(idem, StatusCode::ACCEPTED, move |tx| {
+        .commit_message(idem, move |tx| {
             let ep = tx.endpoint(&app.id, &ep_key)?.ok_or(StoreError::NotFound)?;
             let et = tx.event_type(&input.event_type)?;
             if et.is_none() {
@@ -327,7 +327,7 @@ pub async fn send_example(
             };
             tx.insert_message(&msg)?;
             tx.schedule_delivery(&app.id, &msg.id, &ep.id, None, false)?;
-            Ok(MessageOut::new(msg, true))
+            Ok(msg)
         })
         .await?;
     Ok(response)

@@ -8,6 +8,12 @@
 //! "created" from "answered". Message creation does the same in batches
 //! (`message_writer`). A route that records nothing itself gets its 2xx
 //! recorded after it returns, under the same claim.
+//!
+//! A created message's record names the message instead of holding its
+//! answer ([`message_reference`]): a replay renders the message as it is
+//! now. A payload expunged or past its retention is therefore not kept for
+//! another day in a copy, nor answered from it, and the record is a few
+//! dozen bytes instead of the payload's size on the store's write path.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,13 +28,39 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::error::{ApiError, ApiResult};
+use super::messages::MessageOut;
 use super::AppState;
 use crate::auth::Caller;
 use crate::keys::Owner;
-use crate::store::model::IdempotentResponse;
+use crate::store::model::{IdempotentResponse, Message};
 use crate::store::Tx;
 
 const HEADER: &str = "idempotency-key";
+
+/// How an opened record that names a message begins. An answer recorded
+/// as such is JSON, which never starts with a NUL byte.
+const MESSAGE_REFERENCE: &[u8] = b"\0message\0";
+
+/// The record of a created message's answer: the message, and whether the
+/// answer showed its payload (`with_content`).
+pub fn message_reference(app_id: &str, msg_id: &str, with_content: bool) -> Vec<u8> {
+    [MESSAGE_REFERENCE, &[u8::from(with_content)], app_id.as_bytes(), b"\0", msg_id.as_bytes()].concat()
+}
+
+/// A message named by an opened record.
+struct MessageReference {
+    app_id: String,
+    msg_id: String,
+    with_content: bool,
+}
+
+impl MessageReference {
+    fn parse(opened: &[u8]) -> Option<MessageReference> {
+        let (&with_content, names) = opened.strip_prefix(MESSAGE_REFERENCE)?.split_first()?;
+        let (app_id, msg_id) = std::str::from_utf8(names).ok()?.split_once('\0')?;
+        Some(MessageReference { app_id: app_id.into(), msg_id: msg_id.into(), with_content: with_content == 1 })
+    }
+}
 
 /// The idempotency context of one request (empty without a key).
 #[derive(Clone, Default)]
@@ -127,7 +159,7 @@ async fn record_after(state: &AppState, idem: &IdemKey, response: Response) -> R
         .await;
     match stored {
         // A concurrent twin got there first: answer what it answered.
-        Ok(Some(previous)) => replay(state, &idem.key, previous, &idem.body_hash).into_response(),
+        Ok(Some(previous)) => replay(state, &idem.key, previous, &idem.body_hash).await.into_response(),
         Ok(None) => Response::from_parts(parts, Body::from(bytes)),
         Err(e) => e.into_response(),
     }
@@ -152,8 +184,10 @@ fn take_key(tx: &mut dyn Tx, key: &[u8]) -> ApiResult<Option<IdempotentResponse>
 }
 
 /// The recorded answer, opened: stored answers are sealed, because some
-/// carry a signing secret or a token.
-pub(super) fn replay(
+/// carry a signing secret or a token. A record naming a message answers
+/// the message as it is now (deleted since: 404, and the key stays taken,
+/// since the message was created once).
+pub(super) async fn replay(
     state: &AppState,
     key: &[u8],
     previous: IdempotentResponse,
@@ -165,9 +199,24 @@ pub(super) fn replay(
             "this idempotency key was already used with a different request body",
         ));
     }
-    let body = state.cipher.open(&previous.body, Owner::IdempotencyRecord(key)).map_err(ApiError::internal)?;
+    let opened = state.cipher.open(&previous.body, Owner::IdempotencyRecord(key)).map_err(ApiError::internal)?;
+    let body = match MessageReference::parse(&opened) {
+        None => opened.to_vec(),
+        Some(named) => {
+            let (app_id, msg_id) = (named.app_id, named.msg_id);
+            let msg = state
+                .store
+                .read(move |tx| Ok::<_, ApiError>(tx.message(&app_id, &msg_id)?))
+                .await?
+                .ok_or_else(|| {
+                    let gone = "the message this idempotency key created has been deleted since (with its application, or by retention)";
+                    ApiError::new(StatusCode::NOT_FOUND, "not_found", gone)
+                })?;
+            serde_json::to_vec(&MessageOut::new(msg, named.with_content)).map_err(ApiError::internal)?
+        }
+    };
     let status = StatusCode::from_u16(previous.status).unwrap_or(StatusCode::OK);
-    let mut response = (status, body.to_vec()).into_response();
+    let mut response = (status, body).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     Ok(response)
@@ -197,6 +246,36 @@ impl AppState {
         T: Serialize + Send + 'static,
         F: FnMut(&mut dyn Tx) -> ApiResult<(StatusCode, T)> + Send + 'static,
     {
+        self.commit_recording(idem, move |tx| {
+            let (status, value) = f(tx)?;
+            let body = serde_json::to_vec(&value).map_err(ApiError::internal)?;
+            Ok((status, body, None))
+        })
+        .await
+    }
+
+    /// `commit` for a write that creates a message and answers it (with
+    /// its payload): its record names the message, as message creation's do.
+    pub async fn commit_message<F>(&self, idem: Idem, mut f: F) -> ApiResult<Response>
+    where
+        F: FnMut(&mut dyn Tx) -> ApiResult<Message> + Send + 'static,
+    {
+        self.commit_recording(idem, move |tx| {
+            let msg = f(tx)?;
+            let named = message_reference(&msg.app_id, &msg.id, true);
+            let body = serde_json::to_vec(&MessageOut::new(msg, true)).map_err(ApiError::internal)?;
+            Ok((StatusCode::ACCEPTED, body, Some(named)))
+        })
+        .await
+    }
+
+    /// Runs a write answering with a status and a body, and records, for
+    /// the request's idempotency key, the status and the body, or what `f`
+    /// gives to record instead (a message's reference).
+    async fn commit_recording<F>(&self, idem: Idem, mut f: F) -> ApiResult<Response>
+    where
+        F: FnMut(&mut dyn Tx) -> ApiResult<(StatusCode, Vec<u8>, Option<Vec<u8>>)> + Send + 'static,
+    {
         let key = idem.0.clone();
         let cipher = self.cipher.clone();
         let outcome = self
@@ -207,13 +286,12 @@ impl AppState {
                         return Ok::<_, ApiError>(Outcome::Replay(previous));
                     }
                 }
-                let (status, value) = f(tx)?;
-                let body = serde_json::to_vec(&value).map_err(ApiError::internal)?;
+                let (status, body, recorded) = f(tx)?;
                 if let Some(k) = &key {
                     let record = IdempotentResponse {
                         body_hash: k.body_hash.clone(),
                         status: status.as_u16(),
-                        body: cipher.seal(&body, Owner::IdempotencyRecord(&k.key)),
+                        body: cipher.seal(recorded.as_deref().unwrap_or(&body), Owner::IdempotencyRecord(&k.key)),
                     };
                     tx.fill_idempotent_responses(&[(k.key.clone(), record)])?;
                 }
@@ -231,7 +309,7 @@ impl AppState {
             }
             Outcome::Replay(previous) => {
                 let k = idem.0.as_ref().expect("a replay needs an idempotency key");
-                replay(self, &k.key, previous, &k.body_hash)
+                replay(self, &k.key, previous, &k.body_hash).await
             }
         }
     }

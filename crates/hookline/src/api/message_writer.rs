@@ -18,6 +18,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::error::{ApiError, ApiResult};
+use super::idempotency::message_reference;
 use super::messages::MessageOut;
 use crate::keys::{Owner, SecretCipher};
 use crate::store::model::{EventType, IdempotentResponse, Message, NewDelivery};
@@ -148,8 +149,8 @@ async fn write_alone(store: &Store, cipher: &SecretCipher, drafts: &[Draft]) -> 
 }
 
 /// The answer a draft gets if its message is created: the 202 body, and,
-/// when the request has an idempotency key, that body sealed as the key's
-/// record.
+/// when the request has an idempotency key, the key's record: the message
+/// named, sealed (see `idempotency::message_reference`).
 #[derive(Clone)]
 pub struct Answer {
     body: Vec<u8>,
@@ -163,10 +164,13 @@ pub fn prepare_answers(drafts: &[Draft], cipher: &SecretCipher) -> StoreResult<V
         .map(|draft| {
             let body = serde_json::to_vec(&MessageOut::new(draft.message.clone(), draft.with_content))
                 .map_err(|e| StoreError::Backend(e.to_string()))?;
-            let record = draft.idem.as_ref().map(|(key, body_hash)| IdempotentResponse {
-                body_hash: body_hash.clone(),
-                status: 202,
-                body: cipher.seal(&body, Owner::IdempotencyRecord(key)),
+            let record = draft.idem.as_ref().map(|(key, body_hash)| {
+                let named = message_reference(&draft.message.app_id, &draft.message.id, draft.with_content);
+                IdempotentResponse {
+                    body_hash: body_hash.clone(),
+                    status: 202,
+                    body: cipher.seal(&named, Owner::IdempotencyRecord(key)),
+                }
             });
             Ok(Answer { body, record })
         })
@@ -357,7 +361,7 @@ mod tests {
             let outcomes = write_drafts(&s.store, &cipher, first).await;
             let got: Vec<&str> = outcomes.iter().map(status).collect();
             assert_eq!(got, ["created", "busy", "conflict", "created"], "{}", s.name);
-            let Ok(Written::Created(answer, _)) = &outcomes[0] else { unreachable!() };
+            assert!(matches!(&outcomes[0], Ok(Written::Created(..))));
 
             // k1 replays msg_a's answer; k2 was given back, so it creates.
             let again = write_drafts(&s.store, &cipher, vec![keyed("msg_e", "k1"), keyed("msg_f", "k2")]).await;
@@ -365,7 +369,8 @@ mod tests {
             assert_eq!(got, ["replay", "created"], "{}", s.name);
             let Ok(Written::Replay(previous)) = &again[0] else { unreachable!() };
             let opened = cipher.open(&previous.body, Owner::IdempotencyRecord(b"k1")).unwrap();
-            assert_eq!((previous.status, &previous.body_hash[..], &opened[..]), (202, &b"digest"[..], &answer[..]));
+            let named = message_reference("app_k", "msg_a", true);
+            assert_eq!((previous.status, &previous.body_hash[..], &opened[..]), (202, &b"digest"[..], &named[..]));
 
             // A draft refused before the keys are taken (its application
             // is gone) owns nothing: the next draft with its key takes it.

@@ -264,7 +264,7 @@ pub async fn create(
             Written::Replay(previous) => {
                 idem.mark_recorded();
                 let (key, body_hash) = idem.key().expect("a replay needs a key");
-                return replay(&state, key, previous, body_hash);
+                return replay(&state, key, previous, body_hash).await;
             }
             Written::KeyBusy => {
                 // The request holding the key has committed by now (or is in
@@ -274,7 +274,7 @@ pub async fn create(
                 let lookup = key.to_vec();
                 if let Some(previous) = state.store.read(move |tx| tx.idempotent_response(&lookup)).await? {
                     idem.mark_recorded();
-                    return replay(&state, key, previous, body_hash);
+                    return replay(&state, key, previous, body_hash).await;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(10 * u64::from(tries))).await;
             }
@@ -319,13 +319,14 @@ async fn write_draft(
         // An id is never a uid to create an application under.
         AppTarget::Missing(uid) if !IdKind::Application.is_creatable_uid(&uid) => Err(ApiError::not_found()),
         AppTarget::Missing(uid) => {
-            let answers = prepare_answers(std::slice::from_ref(draft), &state.cipher)?;
-            let (application, draft) = (application.clone(), draft.clone());
+            let (application, draft, cipher) = (application.clone(), draft.clone(), state.cipher.clone());
             state
                 .store
                 .write(move |tx| {
                     let mut draft = draft.clone();
                     draft.message.app_id = create_inline_app(tx, &uid, application.clone())?;
+                    // The answer's record names the application, known only now.
+                    let answers = prepare_answers(std::slice::from_ref(&draft), &cipher)?;
                     Ok::<_, ApiError>(write_batch(tx, &[draft], &answers)?.remove(0))
                 })
                 .await?

@@ -160,7 +160,7 @@ fn operation(
             "name": "idempotency-key",
             "in": "header",
             "required": false,
-            "description": "The first 2xx answer to a POST with this key (same token and path) is replayed for 24 hours",
+            "description": "The first 2xx answer to a POST with this key (same token and path) is replayed for 24 hours; a created message is answered as it is at the replay (an expunged payload is not answered again)",
             "schema": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[\\x21-\\x7e]+$"},
         }));
     }

@@ -43,7 +43,9 @@ fn report(state: &SchemaState) -> String {
 }
 
 /// The statements of a migration, one short phrase each: `CREATE TABLE
-/// meta; INSERT INTO meta; DELETE FROM idempotency`.
+/// meta; INSERT INTO meta; DELETE FROM idempotency`. A migration without a
+/// statement (one that only marks a change older releases cannot read) is
+/// its comment.
 fn summary(sql: &str) -> String {
     let code: String = sql.lines().map(|line| line.split("--").next().unwrap_or("")).collect::<Vec<_>>().join(" ");
     let phrases: Vec<String> = code
@@ -65,7 +67,11 @@ fn summary(sql: &str) -> String {
             }
             taken.join(" ")
         })
-        .collect();
+        .collect::<Vec<String>>();
+    if phrases.is_empty() {
+        let said: Vec<&str> = sql.lines().filter_map(|line| line.trim().strip_prefix("--")).map(str::trim).collect();
+        return format!("no statement ({})", said.join(" "));
+    }
     phrases.join("; ")
 }
 
@@ -78,6 +84,11 @@ mod tests {
         let sql = "\nCREATE TABLE meta (\n  key TEXT -- the key; really\n);\nINSERT INTO meta (key) SELECT 1;\n\
                    CREATE INDEX meta_key ON meta (key);\nALTER TABLE a RENAME TO b;\n";
         assert_eq!(summary(sql), "CREATE TABLE meta; INSERT INTO meta; CREATE INDEX meta_key; ALTER TABLE a");
+    }
+
+    #[test]
+    fn a_migration_without_a_statement_is_summarised_by_its_comment() {
+        assert_eq!(summary("\n-- records name their message\n"), "no statement (records name their message)");
     }
 
     #[test]

@@ -53,6 +53,66 @@ async fn same_key_and_body_replays_the_first_answer() {
 }
 
 #[tokio::test]
+async fn a_replayed_message_is_the_message_as_it_is_now_not_a_copy_of_its_payload() {
+    let server = TestServer::start().await;
+    let app = str_of(&server.create_app("App", None).await, "id").to_string();
+    let admin = server.admin();
+    let path = format!("/api/v1/app/{app}/msg");
+    let body = json!({"eventType": "card.added", "payload": {"card": "4242 4242 4242 4242", "pad": "x".repeat(2000)}});
+
+    let first = admin.post_idempotent(&path, "card-key", &body).await;
+    assert_eq!(first.status, 202, "{:?}", first.body);
+    assert_replay_of(&admin.post_idempotent(&path, "card-key", &body).await, &first);
+    // The record names the message; it holds no copy of the 2 KB payload.
+    let longest = server
+        .sql_number("SELECT max(length(body)) FROM idempotency", "SELECT max(length(body))::int8 FROM idempotency");
+    assert!(longest < 200, "an idempotency record of {longest} bytes");
+
+    let msg = str_of(&first.body, "id");
+    let (status, _) = admin.delete(&format!("{path}/{msg}/content")).await;
+    assert_eq!(status, 204);
+    let replay = admin.post_idempotent(&path, "card-key", &body).await;
+    assert_eq!(replay.status, 202, "{:?}", replay.body);
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(replay.body["id"], first.body["id"], "the same message");
+    assert_eq!(replay.body["payload"], json!({}), "an expunged payload is not answered again");
+    let (status, now) = admin.get(&format!("{path}/{msg}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(replay.body, now, "the replay is the message as it is now");
+
+    // A message whose application was created inline replays too (its
+    // record names the application made in the same transaction).
+    let inline =
+        json!({"eventType": "card.added", "payload": {"n": 1}, "application": {"name": "Inline", "uid": "inline-app"}});
+    let first = admin.post_idempotent("/api/v1/app/inline-app/msg", "inline-key", &inline).await;
+    assert_eq!(first.status, 202, "{:?}", first.body);
+    assert_replay_of(&admin.post_idempotent("/api/v1/app/inline-app/msg", "inline-key", &inline).await, &first);
+    assert_eq!(message_count(&server, "inline-app").await, 1);
+
+    // send-example creates a message too, with a payload of the caller's.
+    let (status, _) = admin.post("/api/v1/event-type", &json!({"name": "card.added", "description": "d"})).await;
+    assert_eq!(status, 201);
+    let (status, ep) = admin.post(&format!("/api/v1/app/{app}/endpoint"), &json!({"url": HOOK_URL})).await;
+    assert_eq!(status, 201, "{ep}");
+    let example = format!("/api/v1/app/{app}/endpoint/{}/send-example", str_of(&ep, "id"));
+    let secret = json!({"eventType": "card.added", "payload": {"card": "4000 0000 0000 0002"}});
+    let sent = admin.post_idempotent(&example, "example-key", &secret).await;
+    assert_eq!(sent.status, 202, "{:?}", sent.body);
+    assert_replay_of(&admin.post_idempotent(&example, "example-key", &secret).await, &sent);
+    let (status, _) = admin.delete(&format!("{path}/{}/content", str_of(&sent.body, "id"))).await;
+    assert_eq!(status, 204);
+    let replay = admin.post_idempotent(&example, "example-key", &secret).await;
+    assert_eq!((replay.status, &replay.body["id"]), (202, &sent.body["id"]), "{:?}", replay.body);
+    assert_eq!(replay.body["payload"], json!({}), "an expunged example payload is not answered again");
+
+    // Without its content, the replay is without it too.
+    let quiet = admin.post_idempotent(&format!("{path}?with_content=false"), "quiet-key", &body).await;
+    assert_eq!(quiet.status, 202, "{:?}", quiet.body);
+    assert_eq!(quiet.body["payload"], json!({}));
+    assert_replay_of(&admin.post_idempotent(&format!("{path}?with_content=false"), "quiet-key", &body).await, &quiet);
+}
+
+#[tokio::test]
 async fn replays_work_for_every_kind_of_post() {
     let server = TestServer::start().await;
     let admin = server.admin();

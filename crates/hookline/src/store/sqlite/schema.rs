@@ -222,6 +222,13 @@ CREATE INDEX integration_app ON integration (app_id, id);
 DROP INDEX message_created;
 DROP INDEX attempt_created;
 "#,
+    // 7: no statement. A created message's idempotency record now names
+    // the message instead of holding its answer (`api/idempotency.rs`); a
+    // node of an older release would answer such a record's bytes as the
+    // body of a replay, so it must refuse this schema.
+    r#"
+-- idempotency records of created messages name their message
+"#,
 ];
 
 /// The schema's version and the migrations still to apply.

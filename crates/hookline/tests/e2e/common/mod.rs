@@ -405,6 +405,21 @@ impl TestServer {
         }
     }
 
+    /// The one number a query answers, read straight from the server's
+    /// database (a query per backend).
+    pub fn sql_number(&self, sqlite: &str, postgres: &str) -> i64 {
+        match self.database_url() {
+            None => {
+                let conn = rusqlite::Connection::open(self.data_dir().join("hookline.db")).unwrap();
+                conn.query_row(sqlite, [], |row| row.get(0)).unwrap()
+            }
+            Some(url) => backend::off_runtime(|| {
+                let mut client = backend::connect(url, Instant::now() + Duration::from_secs(10)).unwrap();
+                client.query_one(postgres, &[]).unwrap().get(0)
+            }),
+        }
+    }
+
     // ---- process control -------------------------------------------------
 
     /// The process id of the running server, if any.
