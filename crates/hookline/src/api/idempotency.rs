@@ -12,8 +12,8 @@
 //! A created message's record names the message instead of holding its
 //! answer ([`message_reference`]): a replay renders the message as it is
 //! now. A payload expunged or past its retention is therefore not kept for
-//! another day in a copy, nor answered from it, and the record is a few
-//! dozen bytes instead of the payload's size on the store's write path.
+//! another day in a copy, nor answered from it, and the record is about a hundred
+//! bytes instead of the payload's size on the store's write path.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -243,7 +243,7 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let current = state.current;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let version = index + 1;
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {version}; COMMIT;")).map_err(
+        conn.execute_batch(&format!("BEGIN IMMEDIATE;\n{sql}\n;\nPRAGMA user_version = {version};\nCOMMIT;")).map_err(
             |e| {
                 let _ = conn.execute_batch("ROLLBACK");
                 StoreError::Backend(format!("migration {version} failed: {e}"))
