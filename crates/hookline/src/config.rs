@@ -72,11 +72,22 @@ impl std::fmt::Debug for Secret {
 }
 
 /// Values given as command-line flags; they win over everything else.
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct FlagValues {
     pub listen: Option<String>,
     pub data_dir: Option<String>,
     pub database_url: Option<String>,
+}
+
+/// The database URL shown as [`Secret`] is: it may hold a password.
+impl std::fmt::Debug for FlagValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlagValues")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_deref().map(Secret::from))
+            .finish()
+    }
 }
 
 /// Help text listing every setting, shown by `hookline --help`.
@@ -401,6 +412,18 @@ mod tests {
         let shown = without_password("postgres://db/hookline?sslmode=require&password=s3cret&api_key=k3y").unwrap();
         assert_eq!(shown, "postgres://db/hookline?sslmode=require&password=***&api_key=***");
         assert_eq!(without_password("https://tok3n@hooks.example/#frag").unwrap(), "https://***@hooks.example/#***");
+    }
+
+    #[test]
+    fn the_flags_debug_output_shows_no_database_password() {
+        let flags = FlagValues {
+            listen: Some("127.0.0.1:9000".into()),
+            data_dir: None,
+            database_url: Some("postgres://hookline:db-password@db.internal/hookline".into()),
+        };
+        let shown = format!("{flags:?}");
+        assert!(shown.contains("127.0.0.1:9000") && shown.contains("***"), "{shown}");
+        assert!(!shown.contains("db-password"), "{shown}");
     }
 
     #[test]

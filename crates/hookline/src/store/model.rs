@@ -55,7 +55,7 @@ pub struct RetiredSecret {
     pub expires_at: Timestamp,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Endpoint {
     pub id: String,
     pub app_id: String,
@@ -75,6 +75,24 @@ pub struct Endpoint {
     pub failing_since: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// Without its URL, headers, metadata or secrets: a URL may carry a
+/// credential and a header an API key, and a log line must show neither.
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.id)
+            .field("app_id", &self.app_id)
+            .field("uid", &self.uid)
+            .field("version", &self.version)
+            .field("disabled", &self.disabled)
+            .field("rate_limit", &self.rate_limit)
+            .field("filter_types", &self.filter_types)
+            .field("channels", &self.channels)
+            .field("failing_since", &self.failing_since)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Whether a message with this type and these channels goes to an endpoint
@@ -496,5 +514,36 @@ mod tests {
         }
         assert_eq!(ResendFilter::default().encode(), None, "the empty filter stores nothing");
         assert_eq!(ResendFilter::decode(Some(r#"{"status": 9}"#)), None, "an unknown status is not a filter");
+    }
+
+    #[test]
+    fn an_endpoint_shown_for_debugging_keeps_its_credentials_to_itself() {
+        let now = Utc::now();
+        let endpoint = Endpoint {
+            id: "ep_2abc".into(),
+            app_id: "app_2abc".into(),
+            uid: Some("billing".into()),
+            url: "https://hook-user:url-password@receiver.example/in".into(),
+            description: String::new(),
+            version: 1,
+            disabled: false,
+            rate_limit: None,
+            filter_types: None,
+            channels: None,
+            metadata: [("owner".to_string(), "metadata-value".to_string())].into(),
+            headers: [("Authorization".to_string(), "Bearer header-token".to_string())].into(),
+            secret: SealedSecret(b"sealed-bytes".to_vec()),
+            retired_secrets: vec![RetiredSecret { secret: SealedSecret(b"retired-bytes".to_vec()), expires_at: now }],
+            failing_since: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let shown = format!("{endpoint:?}");
+        assert!(shown.contains("ep_2abc") && shown.contains("billing"), "{shown}");
+        for hidden in
+            ["url-password", "receiver.example", "header-token", "metadata-value", "115, 101, 97", "114, 101, 116"]
+        {
+            assert!(!shown.contains(hidden), "{hidden} shown in {shown}");
+        }
     }
 }

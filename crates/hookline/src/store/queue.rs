@@ -26,7 +26,7 @@ use crate::endpoint_key::SigningKeys;
 const ENDPOINTS_PER_CLAIM: usize = 64;
 
 /// A delivery claimed for one attempt, with everything the attempt needs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DeliveryJob {
     /// Proves this claim is still ours when the outcome is recorded.
     pub claim_id: String,
@@ -52,7 +52,6 @@ pub struct DeliveryJob {
 }
 
 /// Where and how an endpoint's deliveries are sent.
-#[derive(Debug)]
 pub struct Destination {
     pub url: String,
     pub headers: StringMap,
@@ -61,6 +60,37 @@ pub struct Destination {
     /// The secrets opened for signing by the first attempt that needs them
     /// (decrypting, and for ed25519 deriving the key, is not free).
     pub signing_keys: std::sync::OnceLock<Result<Arc<SigningKeys>, String>>,
+}
+
+/// Ids and counts only: the payload is the platform's data, and the
+/// destination holds credentials (see [`Destination`]'s `Debug`).
+impl std::fmt::Debug for DeliveryJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryJob")
+            .field("claim_id", &self.claim_id)
+            .field("msg_id", &self.msg_id)
+            .field("endpoint_id", &self.endpoint_id)
+            .field("app_id", &self.app_id)
+            .field("event_type", &self.event_type)
+            .field("payload_bytes", &self.payload.as_ref().map(|p| p.len()))
+            .field("destination", &self.destination)
+            .field("attempts", &self.attempts)
+            .field("manual", &self.manual)
+            .field("one_shot", &self.one_shot)
+            .field("starts_at", &self.starts_at)
+            .finish()
+    }
+}
+
+/// The names of its headers only: a URL may carry a credential, a header
+/// value an API key, and the secrets sign what receivers trust.
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Destination")
+            .field("header_names", &self.headers.keys().collect::<Vec<_>>())
+            .field("retired_secrets", &self.retired_secrets.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A claim held by this node: renewed while its attempt runs.
@@ -424,5 +454,34 @@ mod tests {
         assert!(due(500).needs_a_look(planned));
         assert!(!due(1_000).needs_a_look(planned));
         assert!(!due(30_000).needs_a_look(planned));
+    }
+
+    #[test]
+    fn a_job_shown_for_debugging_shows_neither_payload_nor_credentials() {
+        let destination = Arc::new(Destination {
+            url: "https://hook-user:url-password@receiver.example/in".into(),
+            headers: [("X-Api-Key".to_string(), "header-token".to_string())].into(),
+            secret: SealedSecret(b"sealed-bytes".to_vec()),
+            retired_secrets: Vec::new(),
+            signing_keys: std::sync::OnceLock::new(),
+        });
+        let job = DeliveryJob {
+            claim_id: "claim-1".into(),
+            msg_id: "msg_2abc".into(),
+            endpoint_id: "ep_2abc".into(),
+            app_id: "app_2abc".into(),
+            event_type: "sync.complete".into(),
+            payload: Some(bytes::Bytes::from_static(br#"{"card":"payload-secret"}"#)),
+            destination,
+            attempts: 0,
+            manual: false,
+            one_shot: false,
+            starts_at: std::time::Instant::now(),
+        };
+        let shown = format!("{job:?}");
+        assert!(shown.contains("msg_2abc") && shown.contains("X-Api-Key"), "{shown}");
+        for hidden in ["payload-secret", "url-password", "receiver.example", "header-token", "115, 101, 97"] {
+            assert!(!shown.contains(hidden), "{hidden} shown in {shown}");
+        }
     }
 }
