@@ -97,32 +97,60 @@ async fn write_batches(store: Store, cipher: SecretCipher, receiver: Arc<Mutex<m
             batch
         };
         let (drafts, replies): (Vec<Draft>, Vec<_>) = batch.into_iter().map(|p| (p.draft, p.reply)).unzip();
-        for (reply, outcome) in replies.into_iter().zip(write_drafts(&store, &cipher, drafts).await) {
-            let _ = reply.send(outcome);
-        }
+        write_drafts(&store, &cipher, drafts, replies).await;
     }
 }
 
-/// Writes drafts as one batch; one outcome per draft, in order.
-async fn write_drafts(store: &Store, cipher: &SecretCipher, drafts: Vec<Draft>) -> Vec<ApiResult<Written>> {
+type Reply = oneshot::Sender<ApiResult<Written>>;
+
+/// Sends each request its outcome, in order.
+fn reply_all(replies: Vec<Reply>, outcomes: impl IntoIterator<Item = ApiResult<Written>>) {
+    for (reply, outcome) in replies.into_iter().zip(outcomes) {
+        let _ = reply.send(outcome);
+    }
+}
+
+/// Writes drafts as one batch and answers each request (`replies`, in the
+/// drafts' order); returns once they are answered.
+async fn write_drafts(store: &Store, cipher: &SecretCipher, drafts: Vec<Draft>, replies: Vec<Reply>) {
     // Each answer is known before the batch is written; rendering and
     // sealing them here keeps that work off the embedded store's single
     // writer thread, whose cycle bounds how fast messages are accepted.
     let Ok(answers) = prepare_answers(&drafts, cipher) else {
         // A draft whose answer cannot be rendered fails alone.
-        return write_alone(store, cipher, &drafts).await;
+        return reply_all(replies, write_alone(store, cipher, &drafts).await);
     };
     let (drafts, answers) = (Arc::new(drafts), Arc::new(answers));
-    let written = {
+    let (done, unanswered) = oneshot::channel();
+    {
         let (drafts, answers) = (drafts.clone(), answers.clone());
-        store.write(move |tx| write_batch(tx, &drafts, &answers)).await
-    };
-    match written {
-        Ok(outcomes) => outcomes,
-        Err(e @ StoreError::Unavailable(_)) => drafts.iter().map(|_| Err(ApiError::from(e.clone()))).collect(),
+        // The answers leave from where the COMMIT ends (the embedded
+        // store's writer thread), not through this task: one wake-up less
+        // between the fsync and each client, on two cores where every
+        // wake-up waits for one of them.
+        let answer = move |written: StoreResult<Vec<ApiResult<Written>>>| {
+            let left = match written {
+                Ok(outcomes) => {
+                    reply_all(replies, outcomes);
+                    None
+                }
+                Err(e) => Some((e, replies)),
+            };
+            let _ = done.send(left);
+        };
+        store.write_then(move |tx| write_batch(tx, &drafts, &answers), answer).await;
+    }
+    match unanswered.await {
+        Ok(None) => {}
+        Ok(Some((e @ StoreError::Unavailable(_), replies))) => {
+            reply_all(replies, drafts.iter().map(|_| Err(ApiError::from(e.clone()))))
+        }
         // One draft's failure (its application deleted while the batch
         // waited for it) must not become every request's answer.
-        Err(_) => write_alone(store, cipher, &drafts).await,
+        Ok(Some((_, replies))) => reply_all(replies, write_alone(store, cipher, &drafts).await),
+        // Dropped unrun with the writer: so were the replies, and each
+        // request answers that its writer dropped it.
+        Err(_) => {}
     }
 }
 
@@ -330,6 +358,17 @@ mod tests {
 
     fn keyed(id: &str, key: &str) -> Draft {
         Draft { idem: Some((key.as_bytes().to_vec(), b"digest".to_vec())), ..draft(id, "app_k") }
+    }
+
+    /// The drafts written as one batch, and what each request was answered.
+    async fn write_drafts(store: &Store, cipher: &SecretCipher, drafts: Vec<Draft>) -> Vec<ApiResult<Written>> {
+        let (replies, answers): (Vec<_>, Vec<_>) = drafts.iter().map(|_| oneshot::channel()).unzip();
+        super::write_drafts(store, cipher, drafts, replies).await;
+        let mut outcomes = Vec::new();
+        for answer in answers {
+            outcomes.push(answer.await.expect("every request is answered"));
+        }
+        outcomes
     }
 
     fn status(outcome: &ApiResult<Written>) -> &'static str {

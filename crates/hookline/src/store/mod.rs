@@ -120,6 +120,27 @@ impl Store {
         }
     }
 
+    /// [`write`](Self::write), with the result handed to `then` as soon as
+    /// the transaction has ended (durable if `Ok`), on the thread that ends
+    /// it. Returns once the work is handed over: `then` runs once, later,
+    /// unless the store's writer stops first, which drops it unrun (and
+    /// whatever it owns). On the embedded store that thread is the writer
+    /// thread, right after the COMMIT, so an answer `then` sends skips a
+    /// hop through a task woken only to pass it on: keep `then` short, the
+    /// next batch waits for it.
+    pub async fn write_then<T, E, F, C>(&self, f: F, then: C)
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+        C: FnOnce(Result<T, E>) + Send + 'static,
+    {
+        match self {
+            Store::Sqlite(s) => s.write_then(f, then).await,
+            Store::Postgres(s) => then(s.write(f).await),
+        }
+    }
+
     /// Runs `f` against a consistent snapshot.
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where

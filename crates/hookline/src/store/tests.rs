@@ -426,6 +426,48 @@ async fn a_row_referring_to_a_deleted_one_is_not_found_not_a_conflict() {
 }
 
 #[tokio::test]
+async fn write_then_hands_over_what_was_committed_and_nothing_of_what_failed() {
+    for t in stores().await {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let kept = app("app_kept");
+        t.store
+            .write_then(
+                move |tx| tx.insert_application(&kept).map(|()| 7),
+                move |result: StoreResult<i32>| {
+                    let thread = std::thread::current().name().map(str::to_string);
+                    let _ = done.send((result, thread));
+                },
+            )
+            .await;
+        let (result, thread) = answer.await.unwrap();
+        assert_eq!(result, Ok(7), "{}", t.name);
+        if t.store.is_embedded() {
+            // Where the COMMIT ended, not a task the result was passed to.
+            assert_eq!(thread.as_deref(), Some("hookline-sqlite-writer"), "{}", t.name);
+        }
+        let found = t.store.read(|tx| tx.application("app_kept")).await.unwrap();
+        assert!(found.is_some(), "{}: what `then` was told is committed is there", t.name);
+
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let undone = app("app_undone");
+        t.store
+            .write_then(
+                move |tx| {
+                    tx.insert_application(&undone)?;
+                    Err::<(), _>(StoreError::Refused("the batch failed after its first write".into()))
+                },
+                move |result| {
+                    let _ = done.send(result);
+                },
+            )
+            .await;
+        assert!(matches!(answer.await.unwrap(), Err(StoreError::Refused(_))), "{}", t.name);
+        let found = t.store.read(|tx| tx.application("app_undone")).await.unwrap();
+        assert!(found.is_none(), "{}: a failed write leaves nothing", t.name);
+    }
+}
+
+#[tokio::test]
 async fn a_batch_fans_out_only_the_messages_it_inserted() {
     for t in stores().await {
         fixture(&t.store, &[("ep_a", None), ("ep_b", None)], 0).await;

@@ -236,6 +236,30 @@ impl SqliteStore {
         .await
     }
 
+    /// See [`Store::write_then`]: `then` runs on the writer thread, after
+    /// the COMMIT of the batch `f` ran in.
+    pub async fn write_then<T, E, F, C>(&self, mut f: F, then: C)
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+        C: FnOnce(Result<T, E>) + Send + 'static,
+    {
+        let run = job_run(
+            move |conn| {
+                let mut tx = SqliteTx::new(conn);
+                let result = f(&mut tx);
+                (result, tx.wake)
+            },
+            then,
+        );
+        if let Err(refused) = self.inner.jobs.send(Job { run, commit: Commit::Durable, claims: false }).await {
+            // The writer thread has stopped: the job fails as if no
+            // transaction could be opened, which tells `then`.
+            (refused.0.run)(None).0(Err(StoreError::Backend("the writer thread has stopped".into())));
+        }
+    }
+
     // ---- the dispatcher's interface ---------------------------------------
 
     pub async fn claim(&self, req: ClaimRequest) -> StoreResult<Claimed> {
@@ -306,18 +330,8 @@ impl SqliteStore {
         J: FnOnce(&Connection) -> (Result<T, E>, bool) + Send + 'static,
     {
         let (reply, answer) = oneshot::channel::<Result<T, E>>();
-        let run = Box::new(move |conn: Option<&Connection>| {
-            let (result, woke) = match conn {
-                Some(conn) => run_in_savepoint(conn, job),
-                None => (Err(E::from(StoreError::Backend("the store could not open a transaction".into()))), false),
-            };
-            let finish = Box::new(move |commit: Result<(), StoreError>| {
-                let _ = reply.send(match commit {
-                    Ok(()) => result,
-                    Err(e) => Err(E::from(e)),
-                });
-            }) as Finish;
-            (finish, woke)
+        let run = job_run(job, move |result| {
+            let _ = reply.send(result);
         });
         self.submit(Job { run, commit, claims }, answer).await
     }
@@ -353,6 +367,31 @@ impl SqliteStore {
         });
         task.await.unwrap_or_else(|e| Err(E::from(StoreError::Backend(format!("read task failed: {e}")))))
     }
+}
+
+/// A writer job running `job` in a savepoint of the batch's transaction;
+/// `then` gets its result once the batch's COMMIT ended (its error if the
+/// COMMIT failed), on the writer thread.
+fn job_run<T, E, J, C>(job: J, then: C) -> Run
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+    J: FnOnce(&Connection) -> (Result<T, E>, bool) + Send + 'static,
+    C: FnOnce(Result<T, E>) + Send + 'static,
+{
+    Box::new(move |conn: Option<&Connection>| {
+        let (result, woke) = match conn {
+            Some(conn) => run_in_savepoint(conn, job),
+            None => (Err(E::from(StoreError::Backend("the store could not open a transaction".into()))), false),
+        };
+        let finish = Box::new(move |commit: Result<(), StoreError>| {
+            then(match commit {
+                Ok(()) => result,
+                Err(e) => Err(E::from(e)),
+            })
+        }) as Finish;
+        (finish, woke)
+    })
 }
 
 fn run_in_savepoint<T, E, J>(conn: &Connection, job: J) -> (Result<T, E>, bool)
@@ -526,7 +565,12 @@ fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>, dispatch: &Local
             dispatch.wake.notify_one();
         }
         for finish in finishers.drain(..) {
-            finish(commit.clone());
+            // A finisher that panics (a caller's `write_then` callback) must
+            // not take the writer thread, and every later write, with it.
+            let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| finish(commit.clone())));
+            if finished.is_err() {
+                tracing::error!("a store job's completion panicked; the writer goes on");
+            }
         }
     }
 }
