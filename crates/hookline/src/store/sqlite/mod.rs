@@ -222,37 +222,25 @@ impl SqliteStore {
     }
 
     /// `f` runs once: the single writer never loses a race.
-    pub async fn write<T, E, F>(&self, mut f: F) -> Result<T, E>
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
     {
-        self.on_writer(Commit::Durable, move |conn| {
-            let mut tx = SqliteTx::new(conn);
-            let result = f(&mut tx);
-            (result, tx.wake)
-        })
-        .await
+        self.on_writer(Commit::Durable, in_tx(f)).await
     }
 
     /// See [`Store::write_then`]: `then` runs on the writer thread, after
     /// the COMMIT of the batch `f` ran in.
-    pub async fn write_then<T, E, F, C>(&self, mut f: F, then: C)
+    pub async fn write_then<T, E, F, C>(&self, f: F, then: C)
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
         F: FnMut(&mut dyn Tx) -> Result<T, E> + Send + 'static,
         C: FnOnce(Result<T, E>) + Send + 'static,
     {
-        let run = job_run(
-            move |conn| {
-                let mut tx = SqliteTx::new(conn);
-                let result = f(&mut tx);
-                (result, tx.wake)
-            },
-            then,
-        );
+        let run = job_run(in_tx(f), then);
         if let Err(refused) = self.inner.jobs.send(Job { run, commit: Commit::Durable, claims: false }).await {
             // The writer thread has stopped: the job fails as if no
             // transaction could be opened, which tells `then`.
@@ -366,6 +354,19 @@ impl SqliteStore {
             result
         });
         task.await.unwrap_or_else(|e| Err(E::from(StoreError::Backend(format!("read task failed: {e}")))))
+    }
+}
+
+/// An API write as a writer job: `f` against the connection, and whether
+/// it made deliveries due.
+fn in_tx<T, E, F>(mut f: F) -> impl FnOnce(&Connection) -> (Result<T, E>, bool)
+where
+    F: FnMut(&mut dyn Tx) -> Result<T, E>,
+{
+    move |conn| {
+        let mut tx = SqliteTx::new(conn);
+        let result = f(&mut tx);
+        (result, tx.wake)
     }
 }
 
