@@ -30,6 +30,7 @@ use crate::load::{closed_loop, MakeRequest};
 use crate::offload::blocking;
 use crate::payload::message_requests;
 use crate::plan::{Bench, CONCURRENCY};
+use crate::procfs;
 use crate::stats::percentile;
 
 use super::{latency_figure, HELLO_REQUESTS_PER_SECOND, HTTP, REQUESTS_PER_SECOND};
@@ -153,17 +154,45 @@ pub async fn measure(bench: &Bench) -> Result<Vec<Measured>> {
     }
     let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
     let requests = message_requests(&bases, "ceiling", "app_ceiling", "ceiling");
+    let cpu_before = CpuSplit::now(&servers)?;
     let load = closed_loop(&bench.client, bench.sizes.ceiling_requests, CONCURRENCY, requests).await;
+    let cpu = CpuSplit::now(&servers)?.since(&cpu_before);
     load.ensure_all_answered()?;
     let mut latencies = load.latencies();
     let mut figures = vec![Measured::new(HTTP, REQUESTS_PER_SECOND, "req/s", load.rate())];
     for (p, rank) in [("p50", 50.0), ("p99", 99.0)] {
         figures.push(Measured::millis(HTTP, latency_figure(p), percentile(&mut latencies, rank)));
     }
+    // Where a request's share of the cores goes when nothing else runs:
+    // what is left to a server under test is the rest.
+    let per_request = |seconds: f64| seconds * 1e6 / load.answers.len().max(1) as f64;
+    figures.push(Measured::new(HTTP, "server CPU per request", "µs", per_request(cpu.servers)));
+    figures.push(Measured::new(HTTP, "load generator CPU per request", "µs", per_request(cpu.clients)));
     let hello = closed_loop(&bench.client, bench.sizes.ceiling_requests, CONCURRENCY, hello_requests(&bases)).await;
     hello.ensure_all_answered()?;
     figures.push(Measured::new(HTTP, HELLO_REQUESTS_PER_SECOND, "req/s", hello.rate()));
     Ok(figures)
+}
+
+/// CPU seconds of the ceiling servers and of this process (the load
+/// generator).
+struct CpuSplit {
+    servers: f64,
+    clients: f64,
+}
+
+impl CpuSplit {
+    fn now(servers: &[CeilingServer]) -> Result<CpuSplit> {
+        let mut total = 0.0;
+        for server in servers {
+            total += procfs::cpu_seconds(server.child.id())?;
+        }
+        Ok(CpuSplit { servers: total, clients: procfs::cpu_seconds(std::process::id())? })
+    }
+
+    fn since(&self, before: &CpuSplit) -> CpuSplit {
+        CpuSplit { servers: self.servers - before.servers, clients: self.clients - before.clients }
+    }
 }
 
 /// `GET /` on the ceiling servers in turn.

@@ -82,22 +82,29 @@ fn since(
 }
 
 /// CPU time spent by the Hookline nodes (and, when it runs on this machine,
-/// by PostgreSQL) between [`start`](CpuMeter::start) and [`per`](CpuMeter::per).
+/// by PostgreSQL) between [`start`](CpuMeter::start) and [`per`](CpuMeter::per),
+/// and by this process (its load generator and receivers) on the same cores.
 pub struct CpuMeter {
     hookline: f64,
+    bench: f64,
     /// PostgreSQL's processes and their CPU seconds at the start.
     postgres: HashMap<u32, f64>,
 }
 
 impl CpuMeter {
     pub async fn start(bench: &Bench, deployment: &Deployment) -> Result<CpuMeter> {
-        Ok(CpuMeter { hookline: deployment.cpu_seconds()?, postgres: postgres_cpu(bench, deployment).await? })
+        Ok(CpuMeter {
+            hookline: deployment.cpu_seconds()?,
+            bench: procfs::cpu_seconds(std::process::id())?,
+            postgres: postgres_cpu(bench, deployment).await?,
+        })
     }
 
     /// Microseconds of CPU per unit of work (`count` of `unit`: "delivery",
-    /// "message") since the start: Hookline's, and PostgreSQL's when its
+    /// "message") since the start: Hookline's, PostgreSQL's when its
     /// processes are on this machine (those alive at the end; one that
-    /// started meanwhile counts whole).
+    /// started meanwhile counts whole), and the benchmark's own, which
+    /// shares the cores: what a rate costs the machine, not only Hookline.
     pub async fn per(
         &self,
         bench: &Bench,
@@ -108,7 +115,11 @@ impl CpuMeter {
     ) -> Result<Vec<Measured>> {
         let per = |seconds: f64| seconds * 1e6 / count.max(1) as f64;
         let hookline = deployment.cpu_seconds()? - self.hookline;
-        let mut figures = vec![Measured::new(scenario, format!("{label}hookline CPU per {unit}"), "µs", per(hookline))];
+        let own = procfs::cpu_seconds(std::process::id())? - self.bench;
+        let mut figures = vec![
+            Measured::new(scenario, format!("{label}hookline CPU per {unit}"), "µs", per(hookline)),
+            Measured::new(scenario, format!("{label}benchmark CPU per {unit} (clients, receivers)"), "µs", per(own)),
+        ];
         let postgres = postgres_cpu(bench, deployment).await?;
         if !postgres.is_empty() {
             let used: f64 = postgres.iter().map(|(pid, now)| now - self.postgres.get(pid).unwrap_or(&0.0)).sum();
