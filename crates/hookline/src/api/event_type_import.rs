@@ -2,6 +2,8 @@
 //! `webhooks` of an OpenAPI 3.1 document, as Svix reads them.
 
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -9,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::error::{ApiError, ApiResult, Validation};
 use super::extract::JsonBody;
+use super::idempotency::Idem;
 use super::AppState;
 use crate::catalog::{plan, same_content, CatalogEntry};
 use crate::ids::is_valid_uid;
@@ -71,7 +74,11 @@ struct ImportData {
     to_modify: Option<Vec<Value>>,
 }
 
-pub async fn import(State(state): State<AppState>, JsonBody(input): JsonBody<ImportIn>) -> ApiResult<Json<ImportOut>> {
+pub async fn import(
+    State(state): State<AppState>,
+    idem: Idem,
+    JsonBody(input): JsonBody<ImportIn>,
+) -> ApiResult<Response> {
     let spec = match (input.spec, input.spec_raw) {
         (Some(spec), None) => spec,
         (None, Some(raw)) => serde_json::from_str(&raw).map_err(|e| {
@@ -127,8 +134,11 @@ pub async fn import(State(state): State<AppState>, JsonBody(input): JsonBody<Imp
         let to_modify = dry_run.then(|| changes.iter().map(from_openapi_out).collect());
         Ok(ImportData { modified, to_modify })
     };
-    let data = if dry_run { state.store.read(run).await? } else { state.store.write(run).await? };
-    Ok(Json(ImportOut { data }))
+    if dry_run {
+        let data = state.store.read(run).await?;
+        return Ok(Json(ImportOut { data }).into_response());
+    }
+    state.commit(idem, StatusCode::OK, move |tx| run(tx).map(|data| ImportOut { data })).await
 }
 
 /// Svix's `EventTypeFromOpenApi`.

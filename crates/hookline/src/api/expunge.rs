@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Json;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -61,8 +60,9 @@ pub struct BulkExpungeOut {
 pub async fn bulk(
     State(state): State<AppState>,
     ScopedApp(app): ScopedApp,
+    idem: Idem,
     JsonBody(input): JsonBody<BulkExpungeIn>,
-) -> ApiResult<Json<BulkExpungeOut>> {
+) -> ApiResult<Response> {
     let mut v = Validation::default();
     if input.ids.is_empty() || input.ids.len() > MAX_BULK_IDS {
         v.push(&["body", "ids"], format!("must name 1 to {MAX_BULK_IDS} messages"));
@@ -71,9 +71,8 @@ pub async fn bulk(
         v.push(&["body", "ids"], "each must be a message id or eventId of 1 to 256 characters");
     }
     v.finish()?;
-    let results = state
-        .store
-        .write(move |tx| {
+    state
+        .commit(idem, StatusCode::OK, move |tx| {
             let mut results = BTreeMap::new();
             for key in &input.ids {
                 let outcome = match tx.message(&app.id, key)? {
@@ -85,10 +84,9 @@ pub async fn bulk(
                 };
                 results.insert(key.clone(), outcome);
             }
-            Ok::<_, ApiError>(results)
+            Ok(BulkExpungeOut { results })
         })
-        .await?;
-    Ok(Json(BulkExpungeOut { results }))
+        .await
 }
 
 /// Starts a task that deletes the payload of every message of the

@@ -7,7 +7,8 @@
 //! that transaction, then replays its answer, and a crash can never separate
 //! "created" from "answered". Message creation does the same in batches
 //! (`message_writer`). A route that records nothing itself gets its 2xx
-//! recorded after it returns, under the same claim.
+//! recorded after it returns, under the same claim: only reads may rely on
+//! that, because their effect cannot run twice or before the key's check.
 //!
 //! A created message's record names the message instead of holding its
 //! answer ([`message_reference`]): a replay renders the message as it is
@@ -216,10 +217,19 @@ pub(super) async fn replay(
         }
     };
     let status = StatusCode::from_u16(previous.status).unwrap_or(StatusCode::OK);
-    let mut response = (status, body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut response = answer(status, body);
     response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     Ok(response)
+}
+
+/// A JSON answer, or an empty one (a 204 has no body, so no content type).
+fn answer(status: StatusCode, body: Vec<u8>) -> Response {
+    if body.is_empty() {
+        return status.into_response();
+    }
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 enum Outcome {
@@ -252,6 +262,14 @@ impl AppState {
             Ok((status, body, None))
         })
         .await
+    }
+
+    /// `commit` for a write that answers 204 No Content.
+    pub async fn commit_no_content<F>(&self, idem: Idem, mut f: F) -> ApiResult<Response>
+    where
+        F: FnMut(&mut dyn Tx) -> ApiResult<()> + Send + 'static,
+    {
+        self.commit_recording(idem, move |tx| f(tx).map(|()| (StatusCode::NO_CONTENT, Vec::new(), None))).await
     }
 
     /// `commit` for a write that creates a message and answers it (with
@@ -302,11 +320,7 @@ impl AppState {
             k.recorded.store(true, Ordering::Release);
         }
         match outcome {
-            Outcome::Fresh(status, body) => {
-                let mut response = (status, body).into_response();
-                response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                Ok(response)
-            }
+            Outcome::Fresh(status, body) => Ok(answer(status, body)),
             Outcome::Replay(previous) => {
                 let k = idem.0.as_ref().expect("a replay needs an idempotency key");
                 replay(self, &k.key, previous, &k.body_hash).await

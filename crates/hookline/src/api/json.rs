@@ -4,7 +4,7 @@ use chrono::SecondsFormat;
 use serde::{Deserialize, Serializer};
 
 use super::error::Validation;
-use crate::ids::is_valid_uid;
+use crate::ids::{is_valid_uid, IdKind};
 use crate::store::model::{StringMap, Timestamp};
 
 /// What `ids::is_valid_uid` accepts (with 1 to 256 characters), for schemas.
@@ -110,6 +110,16 @@ pub fn check_uid(v: &mut Validation, field: &str, uid: Option<&str>) {
         if !is_valid_uid(uid) {
             v.push(&["body", field], "must be 1 to 256 characters of A-Z a-z 0-9 - _ .");
         }
+    }
+}
+
+/// `check_uid` for the uid of an object of `kind`, which must not start
+/// with its ids' prefix: a lookup by `ep_…` reads it as an id, so an
+/// endpoint with that uid could be created but never found by it.
+pub fn check_uid_of(v: &mut Validation, kind: IdKind, uid: Option<&str>) {
+    check_uid(v, "uid", uid);
+    if uid.is_some_and(|u| is_valid_uid(u) && !kind.is_creatable_uid(u)) {
+        v.push(&["body", "uid"], format!("must not start with {} (the prefix of ids)", kind.prefix()));
     }
 }
 

@@ -38,6 +38,7 @@ pub struct MessageIn {
     /// Your id of the event; a second message with it answers 409.
     #[serde(default)]
     #[schemars(length(min = 1, max = 256), regex(pattern = NO_CONTROL_PATTERN))]
+    #[schemars(extend("not" = {"type": "string", "pattern": "^msg_[A-Za-z0-9]{27}$"}))]
     event_id: Option<String>,
     /// Kept as the exact text the platform sent: receivers get these bytes.
     #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
@@ -159,6 +160,10 @@ impl MessageIn {
         if let Some(id) = &self.event_id {
             if id.is_empty() || id.chars().count() > 256 || id.chars().any(char::is_control) {
                 v.push(&["body", "eventId"], "must be 1 to 256 characters, none of them a control character");
+            }
+            // A lookup by this key would read it as a message id.
+            if IdKind::Message.matches(id) {
+                v.push(&["body", "eventId"], "must not have the form of a message id (msg_ and 27 letters or digits)");
             }
         }
         if let Some(tags) = &self.tags {

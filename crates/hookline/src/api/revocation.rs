@@ -4,7 +4,7 @@
 //! refused.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::response::Response;
 use chrono::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::access::ScopedApp;
 use super::error::{ApiError, ApiResult, Validation};
 use super::extract::JsonBody;
+use super::idempotency::Idem;
 use super::AppState;
 use crate::auth::{Caller, Scope};
 
@@ -36,8 +37,9 @@ pub struct ExpireAllIn {
 pub async fn expire_all(
     State(state): State<AppState>,
     ScopedApp(app): ScopedApp,
+    idem: Idem,
     JsonBody(input): JsonBody<Option<ExpireAllIn>>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     let input = input.unwrap_or_default();
     let expiry = input.expiry.unwrap_or(0);
     let mut v = Validation::default();
@@ -51,17 +53,16 @@ pub async fn expire_all(
     }
     v.finish()?;
     let effective_at = crate::store::model::now() + Duration::seconds(expiry);
+    // Through the key: a retried call must not push the cut-off past
+    // tokens issued since the first one.
     state
-        .store
-        .write(move |tx| {
-            tx.expire_app_tokens(&app.id, input.session_ids.as_deref(), effective_at)?;
-            Ok::<_, ApiError>(())
+        .commit_no_content(idem, move |tx| {
+            Ok(tx.expire_app_tokens(&app.id, input.session_ids.as_deref(), effective_at)?)
         })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+        .await
 }
 
-pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
+pub async fn logout(State(state): State<AppState>, caller: Caller, idem: Idem) -> ApiResult<Response> {
     if caller.is_static {
         return Err(ApiError::bad_request(
             "The configured admin token (HOOKLINE_ADMIN_TOKEN) cannot be logged out; change the setting instead",
@@ -70,8 +71,7 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<
     let expires_at = caller.expires_at.and_then(|t| chrono::DateTime::from_timestamp(t, 0));
     let digest = caller.token_digest;
     state
-        .store
-        .write(move |tx| {
+        .commit_no_content(idem, move |tx| {
             match (&caller.scope, &caller.integration_key) {
                 // An integration's key reads back the same until its version
                 // moves on: logging it out rotates it, so the key shown next
@@ -82,8 +82,7 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<
                 }
                 _ => tx.revoke_token(&digest, expires_at)?,
             }
-            Ok::<_, ApiError>(())
+            Ok(())
         })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+        .await
 }

@@ -446,6 +446,36 @@ async fn invalid_uid_in_body_is_unprocessable() {
     assert_eq!(status, 201, "{body}");
 }
 
+/// A uid (or eventId) that a lookup would read as an id could be created
+/// but never found by it: refused.
+#[tokio::test]
+async fn uids_shaped_like_ids_are_unprocessable() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let app = str_of(&server.create_app("App", None).await, "id").to_string();
+    let like_id = |prefix: &str| format!("{prefix}{}", "a1".repeat(13) + "b");
+    let (status, body) = admin.post("/api/v1/app", &json!({"name": "x", "uid": like_id("app_")})).await;
+    assert_invalid_field(status, &body, "uid");
+    let endpoints = format!("/api/v1/app/{app}/endpoint");
+    for uid in [like_id("ep_"), "ep_mine".to_string()] {
+        let (status, body) = admin.post(&endpoints, &json!({"url": HOOK_URL, "uid": uid})).await;
+        assert_invalid_field(status, &body, "uid");
+    }
+    let (status, ep) = admin.post(&endpoints, &json!({"url": HOOK_URL, "uid": "mine"})).await;
+    assert_eq!(status, 201, "{ep}");
+    let (status, body) = admin.patch(&format!("{endpoints}/mine"), &json!({"uid": like_id("ep_")})).await;
+    assert_invalid_field(status, &body, "uid");
+
+    let msgs = format!("/api/v1/app/{app}/msg");
+    let (status, body) = admin.post(&msgs, &json!({"eventType": "a", "eventId": like_id("msg_"), "payload": {}})).await;
+    assert_invalid_field(status, &body, "eventId");
+    // Only the exact shape of an id: other eventIds starting msg_ are found.
+    let (status, msg) = admin.post(&msgs, &json!({"eventType": "a", "eventId": "msg_1", "payload": {}})).await;
+    assert_eq!(status, 202, "{msg}");
+    let (status, found) = admin.get(&format!("{msgs}/msg_1")).await;
+    assert_eq!((status, &found["id"]), (200, &msg["id"]), "{found}");
+}
+
 #[tokio::test]
 async fn invalid_message_fields_are_unprocessable() {
     let server = TestServer::start().await;

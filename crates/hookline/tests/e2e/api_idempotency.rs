@@ -300,3 +300,60 @@ async fn keys_are_ignored_on_reads() {
     let r = common::send(server.admin().request(Method::GET, &path).header("idempotency-key", "read")).await;
     assert_eq!(r.body["name"], Value::from("Renamed"), "a GET is never replayed");
 }
+
+/// Writes that answer no object of their own (a bulk expunge, a token
+/// revocation, an event type import) check the key in their transaction
+/// too: a retry does not repeat them, and a reused key with another body
+/// changes nothing.
+#[tokio::test]
+async fn writes_without_an_object_of_their_own_take_effect_once() {
+    let server = TestServer::start().await;
+    let app = str_of(&server.create_app("App", None).await, "id").to_string();
+    let admin = server.admin();
+    let msg_path = format!("/api/v1/app/{app}/msg");
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        let (status, msg) = admin.post(&msg_path, &json!({"eventType": "a", "payload": {"n": n}})).await;
+        assert_eq!(status, 202, "{msg}");
+        ids.push(str_of(&msg, "id").to_string());
+    }
+
+    let expunge = format!("/api/v1/app/{app}/msg/bulk-expunge");
+    let first = admin.post_idempotent(&expunge, "expunge-key", &json!({"ids": [ids[0]]})).await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    assert_eq!(first.body["results"][&ids[0]], "expunged");
+    let other = admin.post_idempotent(&expunge, "expunge-key", &json!({"ids": [ids[1]]})).await;
+    assert_invalid_field(other.status, &other.body, "idempotency-key");
+    let (_, kept) = admin.get(&format!("{msg_path}/{}", ids[1])).await;
+    assert_eq!(kept["payload"], json!({"n": 1}), "a refused request expunged a payload");
+    assert_replay_of(&admin.post_idempotent(&expunge, "expunge-key", &json!({"ids": [ids[0]]})).await, &first);
+
+    // A retried expire-all must not revoke what was issued after the first.
+    let expire = format!("/api/v1/auth/app/{app}/expire-all");
+    let revoked = server.token_for_app(&app, false).await;
+    let first = admin.post_idempotent(&expire, "expire-key", &json!({})).await;
+    assert_eq!(first.status, 204, "{:?}", first.body);
+    let issued_since = server.token_for_app(&app, false).await;
+    let retry = admin.post_idempotent(&expire, "expire-key", &json!({})).await;
+    assert_eq!(retry.status, 204, "{:?}", retry.body);
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    let app_path = format!("/api/v1/app/{app}");
+    assert_eq!(server.api(&revoked).get(&app_path).await.0, 401, "the first expire-all did not revoke");
+    let (status, body) = server.api(&issued_since).get(&app_path).await;
+    assert_eq!(status, 200, "the retry revoked a token issued after the first call: {body}");
+    let other = admin.post_idempotent(&expire, "expire-key", &json!({"sessionIds": ["s"]})).await;
+    assert_invalid_field(other.status, &other.body, "idempotency-key");
+
+    let import = "/api/v1/event-type/import/openapi";
+    let spec = |name: &str| {
+        json!({"spec": {"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+            "webhooks": {name: {"post": {"description": "d"}}}}})
+    };
+    let first = admin.post_idempotent(import, "import-key", &spec("first.type")).await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let other = admin.post_idempotent(import, "import-key", &spec("second.type")).await;
+    assert_invalid_field(other.status, &other.body, "idempotency-key");
+    let (status, _) = admin.get("/api/v1/event-type/second.type").await;
+    assert_eq!(status, 404, "a refused import created an event type");
+    assert_replay_of(&admin.post_idempotent(import, "import-key", &spec("first.type")).await, &first);
+}
