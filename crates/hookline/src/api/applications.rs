@@ -13,10 +13,10 @@ use super::error::{ApiError, ApiResult, Validation};
 use super::extract::{JsonBody, QueryParams};
 use super::idempotency::Idem;
 use super::json::{
-    check_metadata, check_rate_limit, check_uid_of, is_blank, metadata_schema, ts, NOT_BLANK_PATTERN, UID_PATTERN,
+    check_metadata, check_rate_limit, check_uid, is_blank, metadata_schema, ts, NOT_BLANK_PATTERN, UID_PATTERN,
 };
 use super::AppState;
-use crate::ids::IdKind;
+use crate::ids::{is_valid_uid, IdKind};
 use crate::store::model::{Application, StringMap, Timestamp};
 use crate::store::page::{Cursor, ListQuery, Order, Page};
 use crate::store::{StoreError, Tx};
@@ -42,14 +42,21 @@ pub struct ApplicationIn {
     pub metadata: Option<StringMap>,
 }
 
+/// A uid with the id prefix would be looked up as an id (and `app_…` names
+/// are Hookline's own, like its operational webhooks' application).
+fn check_app_uid(v: &mut Validation, uid: Option<&str>) {
+    check_uid(v, "uid", uid);
+    if uid.is_some_and(|u| is_valid_uid(u) && !IdKind::Application.is_creatable_uid(u)) {
+        v.push(&["body", "uid"], "must not start with app_ (the prefix of application ids)");
+    }
+}
+
 impl ApplicationIn {
     pub fn validate(&self, v: &mut Validation) {
         if is_blank(&self.name) {
             v.push(&["body", "name"], "must not be empty");
         }
-        // `app_…` names are Hookline's own too (its operational webhooks'
-        // application).
-        check_uid_of(v, IdKind::Application, self.uid.as_deref());
+        check_app_uid(v, self.uid.as_deref());
         check_rate_limit(v, "rateLimit", self.rate_limit);
         check_metadata(v, self.metadata.as_ref());
     }
@@ -250,7 +257,7 @@ pub async fn patch(
             v.push(&["body", "name"], "must not be empty");
         }
     }
-    check_uid_of(&mut v, IdKind::Application, input.uid.clone().flatten().as_deref());
+    check_app_uid(&mut v, input.uid.clone().flatten().as_deref());
     check_rate_limit(&mut v, "rateLimit", input.rate_limit.flatten());
     check_metadata(&mut v, input.metadata.as_ref());
     v.finish()?;

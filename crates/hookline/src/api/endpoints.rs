@@ -17,7 +17,8 @@ use super::error::{ApiError, ApiResult, Validation};
 use super::extract::{JsonBody, QueryParams};
 use super::idempotency::Idem;
 use super::json::{
-    channels_schema, check_channels, check_metadata, check_rate_limit, check_uid_of, metadata_schema, ts, UID_PATTERN,
+    channels_schema, check_channels, check_metadata, check_not_id_shaped, check_rate_limit, check_uid, metadata_schema,
+    ts, UID_PATTERN,
 };
 use super::AppState;
 use crate::ids::IdKind;
@@ -45,7 +46,7 @@ pub struct EndpointIn {
     pub description: Option<String>,
     #[serde(default)]
     #[schemars(length(min = 1, max = 256), regex(pattern = UID_PATTERN))]
-    #[schemars(extend("not" = {"type": "string", "pattern": "^ep_"}))]
+    #[schemars(extend("not" = {"type": "string", "pattern": "^ep_[A-Za-z0-9]{27}$"}))]
     pub uid: Option<String>,
     #[serde(default, deserialize_with = "super::json::whole::opt")]
     pub version: Option<i32>,
@@ -87,7 +88,7 @@ pub struct EndpointPatch {
     description: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     #[schemars(length(min = 1, max = 256), regex(pattern = UID_PATTERN))]
-    #[schemars(extend("not" = {"type": "string", "pattern": "^ep_"}))]
+    #[schemars(extend("not" = {"type": "string", "pattern": "^ep_[A-Za-z0-9]{27}$"}))]
     uid: Option<Option<String>>,
     #[serde(default, deserialize_with = "super::json::whole::opt")]
     version: Option<i32>,
@@ -282,7 +283,8 @@ pub async fn list(
 pub fn check_endpoint_in(v: &mut Validation, input: &EndpointIn) -> Vec<u8> {
     check_url(v, &input.url);
     check_description(v, input.description.as_deref());
-    check_uid_of(v, IdKind::Endpoint, input.uid.as_deref());
+    check_uid(v, "uid", input.uid.as_deref());
+    check_not_id_shaped(v, "uid", IdKind::Endpoint, input.uid.as_deref());
     check_rate_limit(v, "rateLimit", input.rate_limit);
     check_filter_types(v, input.filter_types.as_deref());
     check_channels(v, input.channels.as_deref());
@@ -491,7 +493,9 @@ pub async fn patch(
         check_url(&mut v, url);
     }
     check_description(&mut v, input.description.as_deref());
-    check_uid_of(&mut v, IdKind::Endpoint, input.uid.clone().flatten().as_deref());
+    let uid = input.uid.clone().flatten();
+    check_uid(&mut v, "uid", uid.as_deref());
+    check_not_id_shaped(&mut v, "uid", IdKind::Endpoint, uid.as_deref());
     check_rate_limit(&mut v, "rateLimit", input.rate_limit.flatten());
     check_filter_types(&mut v, input.filter_types.clone().flatten().as_deref());
     check_channels(&mut v, input.channels.clone().flatten().as_deref());

@@ -113,13 +113,15 @@ pub fn check_uid(v: &mut Validation, field: &str, uid: Option<&str>) {
     }
 }
 
-/// `check_uid` for the uid of an object of `kind`, which must not start
-/// with its ids' prefix: a lookup by `ep_…` reads it as an id, so an
-/// endpoint with that uid could be created but never found by it.
-pub fn check_uid_of(v: &mut Validation, kind: IdKind, uid: Option<&str>) {
-    check_uid(v, "uid", uid);
-    if uid.is_some_and(|u| is_valid_uid(u) && !kind.is_creatable_uid(u)) {
-        v.push(&["body", "uid"], format!("must not start with {} (the prefix of ids)", kind.prefix()));
+/// Refuses a uid (or eventId) with the exact shape of an id of `kind`:
+/// every lookup reads such a key as an id, so the object could be created
+/// but never found by it. Other keys with the prefix (`ep_mine`) are found
+/// by their uid and stay allowed, as endpoints made before this rule hold
+/// them.
+pub fn check_not_id_shaped(v: &mut Validation, field: &str, kind: IdKind, key: Option<&str>) {
+    if key.is_some_and(|k| kind.matches(k)) {
+        let prefix = kind.prefix();
+        v.push(&["body", field], format!("must not have the form of an id ({prefix} and 27 letters or digits)"));
     }
 }
 

@@ -15,7 +15,7 @@ use super::applications::{ApplicationIn, ListOut};
 use super::error::{ApiError, ApiResult, Validation};
 use super::extract::{parse_datetime, JsonBody, QueryParams};
 use super::idempotency::{replay, Idem};
-use super::json::{check_channels, opt_ts, ts};
+use super::json::{check_channels, check_not_id_shaped, opt_ts, ts};
 use super::message_writer::{prepare_answers, write_batch, Draft, Written};
 use super::AppState;
 use crate::auth::Caller;
@@ -161,11 +161,8 @@ impl MessageIn {
             if id.is_empty() || id.chars().count() > 256 || id.chars().any(char::is_control) {
                 v.push(&["body", "eventId"], "must be 1 to 256 characters, none of them a control character");
             }
-            // A lookup by this key would read it as a message id.
-            if IdKind::Message.matches(id) {
-                v.push(&["body", "eventId"], "must not have the form of a message id (msg_ and 27 letters or digits)");
-            }
         }
+        check_not_id_shaped(v, "eventId", IdKind::Message, self.event_id.as_deref());
         if let Some(tags) = &self.tags {
             if tags.len() > MAX_TAGS {
                 v.push(&["body", "tags"], format!("must hold at most {MAX_TAGS} tags"));

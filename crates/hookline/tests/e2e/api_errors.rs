@@ -447,7 +447,7 @@ async fn invalid_uid_in_body_is_unprocessable() {
 }
 
 /// A uid (or eventId) that a lookup would read as an id could be created
-/// but never found by it: refused.
+/// but never found by it: refused. Other keys with the prefix are found.
 #[tokio::test]
 async fn uids_shaped_like_ids_are_unprocessable() {
     let server = TestServer::start().await;
@@ -457,19 +457,23 @@ async fn uids_shaped_like_ids_are_unprocessable() {
     let (status, body) = admin.post("/api/v1/app", &json!({"name": "x", "uid": like_id("app_")})).await;
     assert_invalid_field(status, &body, "uid");
     let endpoints = format!("/api/v1/app/{app}/endpoint");
-    for uid in [like_id("ep_"), "ep_mine".to_string()] {
-        let (status, body) = admin.post(&endpoints, &json!({"url": HOOK_URL, "uid": uid})).await;
-        assert_invalid_field(status, &body, "uid");
-    }
-    let (status, ep) = admin.post(&endpoints, &json!({"url": HOOK_URL, "uid": "mine"})).await;
+    let (status, body) = admin.post(&endpoints, &json!({"url": HOOK_URL, "uid": like_id("ep_")})).await;
+    assert_invalid_field(status, &body, "uid");
+    let (status, ep) = admin.post(&endpoints, &json!({"url": HOOK_URL, "uid": "ep_mine"})).await;
     assert_eq!(status, 201, "{ep}");
-    let (status, body) = admin.patch(&format!("{endpoints}/mine"), &json!({"uid": like_id("ep_")})).await;
+    let mine = format!("{endpoints}/ep_mine");
+    let (status, found) = admin.get(&mine).await;
+    assert_eq!((status, &found["id"]), (200, &ep["id"]), "{found}");
+    let (status, body) = admin.put(&mine, &json!({"url": HOOK_URL, "uid": "ep_mine"})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = admin.put(&mine, &json!({"url": HOOK_URL, "uid": like_id("ep_")})).await;
+    assert_invalid_field(status, &body, "uid");
+    let (status, body) = admin.patch(&mine, &json!({"uid": like_id("ep_")})).await;
     assert_invalid_field(status, &body, "uid");
 
     let msgs = format!("/api/v1/app/{app}/msg");
     let (status, body) = admin.post(&msgs, &json!({"eventType": "a", "eventId": like_id("msg_"), "payload": {}})).await;
     assert_invalid_field(status, &body, "eventId");
-    // Only the exact shape of an id: other eventIds starting msg_ are found.
     let (status, msg) = admin.post(&msgs, &json!({"eventType": "a", "eventId": "msg_1", "payload": {}})).await;
     assert_eq!(status, 202, "{msg}");
     let (status, found) = admin.get(&format!("{msgs}/msg_1")).await;

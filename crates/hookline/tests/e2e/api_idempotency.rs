@@ -337,12 +337,20 @@ async fn writes_without_an_object_of_their_own_take_effect_once() {
     let retry = admin.post_idempotent(&expire, "expire-key", &json!({})).await;
     assert_eq!(retry.status, 204, "{:?}", retry.body);
     assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    for answer in [&first, &retry] {
+        assert_eq!(answer.header("content-type"), None, "a 204 has no body to type");
+    }
     let app_path = format!("/api/v1/app/{app}");
     assert_eq!(server.api(&revoked).get(&app_path).await.0, 401, "the first expire-all did not revoke");
     let (status, body) = server.api(&issued_since).get(&app_path).await;
     assert_eq!(status, 200, "the retry revoked a token issued after the first call: {body}");
+    let access = format!("/api/v1/auth/app-portal-access/{app}");
+    let (status, in_session) = admin.post(&access, &json!({"sessionId": "s"})).await;
+    assert_eq!(status, 200, "{in_session}");
     let other = admin.post_idempotent(&expire, "expire-key", &json!({"sessionIds": ["s"]})).await;
     assert_invalid_field(other.status, &other.body, "idempotency-key");
+    let (status, body) = server.api(str_of(&in_session, "token")).get(&app_path).await;
+    assert_eq!(status, 200, "a refused expire-all revoked the session's token: {body}");
 
     let import = "/api/v1/event-type/import/openapi";
     let spec = |name: &str| {
