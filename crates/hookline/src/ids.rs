@@ -8,7 +8,7 @@
 use rand::RngCore;
 
 const KSUID_EPOCH: i64 = 1_400_000_000;
-const ENCODED_LEN: usize = 27;
+pub const ENCODED_LEN: usize = 27;
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// The kinds of object that carry an id, each with the prefix Svix uses.

@@ -28,6 +28,9 @@ use crate::store::model::{Endpoint, SealedSecret, StringMap, Timestamp};
 use crate::store::page::Order;
 use crate::store::{StoreError, Tx};
 
+/// What `check_endpoint_uid` refuses, for schemas: the shape of an endpoint id.
+const ID_SHAPED_UID: &str = "^ep_[A-Za-z0-9]{27}$";
+
 /// Svix's `EndpointIn`.
 #[derive(Deserialize, JsonSchema, Clone)]
 #[serde(rename_all = "camelCase")]
@@ -46,7 +49,7 @@ pub struct EndpointIn {
     pub description: Option<String>,
     #[serde(default)]
     #[schemars(length(min = 1, max = 256), regex(pattern = UID_PATTERN))]
-    #[schemars(extend("not" = {"type": "string", "pattern": "^ep_[A-Za-z0-9]{27}$"}))]
+    #[schemars(extend("not" = {"type": "string", "pattern": ID_SHAPED_UID}))]
     pub uid: Option<String>,
     #[serde(default, deserialize_with = "super::json::whole::opt")]
     pub version: Option<i32>,
@@ -88,7 +91,7 @@ pub struct EndpointPatch {
     description: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     #[schemars(length(min = 1, max = 256), regex(pattern = UID_PATTERN))]
-    #[schemars(extend("not" = {"type": "string", "pattern": "^ep_[A-Za-z0-9]{27}$"}))]
+    #[schemars(extend("not" = {"type": "string", "pattern": ID_SHAPED_UID}))]
     uid: Option<Option<String>>,
     #[serde(default, deserialize_with = "super::json::whole::opt")]
     version: Option<i32>,
@@ -279,12 +282,17 @@ pub async fn list(
     Ok(Json(ListOut::from_page(page, EndpointOut::from)))
 }
 
+/// A uid lookups can find: valid, and not shaped like an endpoint id.
+fn check_endpoint_uid(v: &mut Validation, uid: Option<&str>) {
+    check_uid(v, "uid", uid);
+    check_not_id_shaped(v, "uid", IdKind::Endpoint, uid);
+}
+
 /// Checks an `EndpointIn`; returns the secret to use (given or generated).
 pub fn check_endpoint_in(v: &mut Validation, input: &EndpointIn) -> Vec<u8> {
     check_url(v, &input.url);
     check_description(v, input.description.as_deref());
-    check_uid(v, "uid", input.uid.as_deref());
-    check_not_id_shaped(v, "uid", IdKind::Endpoint, input.uid.as_deref());
+    check_endpoint_uid(v, input.uid.as_deref());
     check_rate_limit(v, "rateLimit", input.rate_limit);
     check_filter_types(v, input.filter_types.as_deref());
     check_channels(v, input.channels.as_deref());
@@ -493,9 +501,7 @@ pub async fn patch(
         check_url(&mut v, url);
     }
     check_description(&mut v, input.description.as_deref());
-    let uid = input.uid.clone().flatten();
-    check_uid(&mut v, "uid", uid.as_deref());
-    check_not_id_shaped(&mut v, "uid", IdKind::Endpoint, uid.as_deref());
+    check_endpoint_uid(&mut v, input.uid.clone().flatten().as_deref());
     check_rate_limit(&mut v, "rateLimit", input.rate_limit.flatten());
     check_filter_types(&mut v, input.filter_types.clone().flatten().as_deref());
     check_channels(&mut v, input.channels.clone().flatten().as_deref());

@@ -4,7 +4,7 @@ use chrono::SecondsFormat;
 use serde::{Deserialize, Serializer};
 
 use super::error::Validation;
-use crate::ids::{is_valid_uid, IdKind};
+use crate::ids::{is_valid_uid, IdKind, ENCODED_LEN};
 use crate::store::model::{StringMap, Timestamp};
 
 /// What `ids::is_valid_uid` accepts (with 1 to 256 characters), for schemas.
@@ -121,7 +121,10 @@ pub fn check_uid(v: &mut Validation, field: &str, uid: Option<&str>) {
 pub fn check_not_id_shaped(v: &mut Validation, field: &str, kind: IdKind, key: Option<&str>) {
     if key.is_some_and(|k| kind.matches(k)) {
         let prefix = kind.prefix();
-        v.push(&["body", field], format!("must not have the form of an id ({prefix} and 27 letters or digits)"));
+        v.push(
+            &["body", field],
+            format!("must not have the form of an id ({prefix} and {ENCODED_LEN} letters or digits)"),
+        );
     }
 }
 
